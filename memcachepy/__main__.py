@@ -1,0 +1,5 @@
+import sys
+
+from memcachepy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,112 @@
+"""The ``memcachepy`` command: memcached's flags, embedded defaults, 127.0.0.1:11211."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import NoReturn
+
+import trio
+
+from memcachepy import VERSION
+from memcachepy.config import MIB, ConfigError, Settings, parse_size
+
+EX_USAGE = 64  # memcached exits with EX_USAGE on a bad option
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EX_USAGE, f"{self.prog}: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="memcachepy",
+        description="A memcached-compatible cache daemon. Flags follow memcached's names.",
+    )
+    p.add_argument("-p", "--port", type=int, default=11211,
+                   help="TCP port to listen on (default: 11211; 0 picks a free port)")
+    p.add_argument("-l", "--listen", default="127.0.0.1",
+                   help="interface(s) to listen on, comma separated (default: 127.0.0.1)")
+    p.add_argument("-m", "--memory-limit", type=int, default=64, metavar="MB",
+                   help="item memory in megabytes (default: 64)")
+    p.add_argument("-M", "--disable-evictions", action="store_true",
+                   help="return an error when memory is exhausted instead of evicting items")
+    p.add_argument("-c", "--conn-limit", type=int, default=1024,
+                   help="max simultaneous connections (default: 1024)")
+    p.add_argument("-I", "--max-item-size", default="1m",
+                   help="max size of one item, with k/m suffix (default: 1m)")
+    p.add_argument("-f", "--slab-growth-factor", type=float, default=1.25,
+                   help="chunk size growth factor between slab classes (default: 1.25)")
+    p.add_argument("-n", "--slab-min-size", type=int, default=48,
+                   help="min space for key, value and flags in a chunk (default: 48)")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="-v: errors and connection events; -vv: also every command")
+    p.add_argument("-A", "--enable-shutdown", action="store_true",
+                   help="allow the 'shutdown' command")
+    p.add_argument("-F", "--disable-flush-all", action="store_true",
+                   help="refuse the 'flush_all' command")
+    p.add_argument("-C", "--disable-cas", action="store_true", help="disable CAS values")
+    p.add_argument("-o", "--extended", action="append", default=[], metavar="OPT",
+                   help="comma separated options: idle_timeout=SECONDS")
+    p.add_argument("-V", "--version", action="version", version=f"memcachepy {VERSION}")
+    return p
+
+
+def settings_from_args(argv: list[str] | None = None) -> Settings:
+    """Settings from command-line arguments; exits with a one-line message when invalid."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings(
+            port=args.port,
+            listen=args.listen,
+            memory_limit=args.memory_limit * MIB,
+            evict=not args.disable_evictions,
+            max_connections=args.conn_limit,
+            item_size_max=parse_size(args.max_item_size),
+            growth_factor=args.slab_growth_factor,
+            min_chunk=args.slab_min_size,
+            verbosity=args.verbose,
+            enable_shutdown=args.enable_shutdown,
+            flush_enabled=not args.disable_flush_all,
+            use_cas=not args.disable_cas,
+        )
+        for group in args.extended:
+            for option in filter(None, group.split(",")):
+                _apply_extended(settings, option)
+        settings.validate()
+    except ConfigError as exc:
+        parser.error(str(exc))
+    return settings
+
+
+def _apply_extended(settings: Settings, option: str) -> None:
+    name, _, value = option.partition("=")
+    if name == "idle_timeout":
+        try:
+            settings.idle_timeout = int(value)
+        except ValueError:
+            raise ConfigError(f"Invalid idle_timeout value: {value!r}") from None
+    else:
+        raise ConfigError(f"Illegal suboption \"{option}\"")
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = settings_from_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if settings.verbosity > 1 else
+        logging.INFO if settings.verbosity else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    from memcachepy.server import Server
+
+    try:
+        trio.run(Server(settings).serve)
+    except OSError as exc:
+        print(f"memcachepy: failed to listen on {settings.listen}:{settings.port}: {exc}",
+              file=sys.stderr)
+        return 71  # EX_OSERR, as memcached exits when it cannot bind
+    return 0

@@ -1,0 +1,406 @@
+"""Joins text-protocol events to cache operations and builds the reply bytes.
+
+The one place where protocol and store meet. Store results map to memcached's
+reply words here; the server only moves bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable
+from typing import Final
+
+from memcachepy import VERSION
+from memcachepy.config import MIB, Settings
+from memcachepy.protocol import events as ev
+from memcachepy.protocol.text import value_line
+from memcachepy.stats import ServerCounters, format_stats
+from memcachepy.store.cache import Cache, DeltaResult, Framing, StoreMode, StoreResult
+
+TEXT_FRAMING: Final = Framing(value_line, b"\r\n")
+
+_STORE_MODES: Final = {
+    b"set": StoreMode.SET,
+    b"add": StoreMode.ADD,
+    b"replace": StoreMode.REPLACE,
+    b"append": StoreMode.APPEND,
+    b"prepend": StoreMode.PREPEND,
+    b"cas": StoreMode.CAS,
+}
+_STORE_REPLIES: Final = {
+    StoreResult.STORED: b"STORED\r\n",
+    StoreResult.NOT_STORED: b"NOT_STORED\r\n",
+    StoreResult.EXISTS: b"EXISTS\r\n",
+    StoreResult.NOT_FOUND: b"NOT_FOUND\r\n",
+    StoreResult.TOO_LARGE: b"SERVER_ERROR object too large for cache\r\n",
+    StoreResult.NO_MEMORY: b"SERVER_ERROR out of memory storing object\r\n",
+}
+END: Final = b"END\r\n"
+OK: Final = b"OK\r\n"
+NOT_FOUND: Final = b"NOT_FOUND\r\n"
+ERROR: Final = b"ERROR\r\n"
+
+
+class Outcome:
+    """What the connection does after a request besides sending its reply."""
+
+    CONTINUE: Final = 0
+    CLOSE: Final = 1  # close after sending what is queued
+
+
+class Dispatcher:
+    """Handles one event at a time, appending reply bytes to ``out``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        cache: Cache,
+        counters: ServerCounters,
+        request_shutdown: Callable[[bool], None] = lambda graceful: None,
+        connection_lines: Callable[[], list[tuple[str, object]]] = lambda: [],
+    ) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.counters = counters
+        self.request_shutdown = request_shutdown
+        self.connection_lines = connection_lines
+        self.started = time.time()
+        self._handlers: dict[type, Callable[[ev.Event, list[bytes]], int]] = {
+            ev.Retrieve: self._retrieve,  # type: ignore[dict-item]
+            ev.Store: self._store,  # type: ignore[dict-item]
+            ev.StoreTooLarge: self._too_large,  # type: ignore[dict-item]
+            ev.Delete: self._delete,  # type: ignore[dict-item]
+            ev.Arithmetic: self._arithmetic,  # type: ignore[dict-item]
+            ev.Touch: self._touch,  # type: ignore[dict-item]
+            ev.FlushAll: self._flush_all,  # type: ignore[dict-item]
+            ev.Version: self._version,  # type: ignore[dict-item]
+            ev.Verbosity: self._verbosity,  # type: ignore[dict-item]
+            ev.Quit: self._quit,  # type: ignore[dict-item]
+            ev.Shutdown: self._shutdown,  # type: ignore[dict-item]
+            ev.Stats: self._stats,  # type: ignore[dict-item]
+            ev.CacheMemlimit: self._memlimit,  # type: ignore[dict-item]
+            ev.ErrorReply: self._error,  # type: ignore[dict-item]
+            ev.Close: self._close,  # type: ignore[dict-item]
+        }
+
+    def handle(self, event: ev.Event, out: list[bytes]) -> int:
+        """Apply ``event``; append its reply to ``out``; return an :class:`Outcome`."""
+        return self._handlers[type(event)](event, out)
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _retrieve(self, event: ev.Retrieve, out: list[bytes]) -> int:
+        cache = self.cache
+        counters = self.counters
+        touch = event.exptime
+        hits = 0
+        for key in event.keys:
+            cid = cache.get(key, touch)
+            if cid < 0:
+                continue
+            hits += 1
+            wire = cache.wire(cid)
+            if event.with_cas:
+                view = memoryview(wire)
+                plen = cache.framing_prefix_len(cid)
+                out.append(view[: plen - 2])
+                out.append(b" %d\r\n" % cache.cas_of(cid))
+                out.append(view[plen:])
+            else:
+                out.append(wire)
+        misses = len(event.keys) - hits
+        if touch is None:
+            counters.cmd_get += len(event.keys)
+            counters.get_misses += misses
+        else:
+            counters.cmd_touch += len(event.keys)
+            counters.touch_misses += misses
+        out.append(END)
+        return Outcome.CONTINUE
+
+    def _store(self, event: ev.Store, out: list[bytes]) -> int:
+        self.counters.cmd_set += 1
+        result = self.cache.store(
+            _STORE_MODES[event.command], event.key, event.flags, event.exptime, event.data,
+            event.cas_unique,
+        )
+        if result == StoreResult.NOT_FOUND:
+            self.counters.cas_misses += 1
+        elif result == StoreResult.NO_MEMORY:
+            self.counters.store_no_memory += 1
+        if not event.noreply:
+            out.append(_STORE_REPLIES[result])
+        return Outcome.CONTINUE
+
+    def _too_large(self, event: ev.StoreTooLarge, out: list[bytes]) -> int:
+        self.counters.store_too_large += 1
+        if event.command == b"set":
+            # memcached drops the old value so that a failed set never leaves stale data.
+            self.cache.delete(event.key)
+        if not event.noreply:
+            out.append(_STORE_REPLIES[StoreResult.TOO_LARGE])
+        return Outcome.CONTINUE
+
+    def _delete(self, event: ev.Delete, out: list[bytes]) -> int:
+        if self.cache.delete(event.key):
+            reply = b"DELETED\r\n"
+        else:
+            self.counters.delete_misses += 1
+            reply = NOT_FOUND
+        if not event.noreply:
+            out.append(reply)
+        return Outcome.CONTINUE
+
+    def _arithmetic(self, event: ev.Arithmetic, out: list[bytes]) -> int:
+        result, value = self.cache.incr_decr(event.key, event.incr, event.delta)
+        if result == DeltaResult.OK:
+            reply = b"%d\r\n" % value
+        elif result == DeltaResult.NOT_FOUND:
+            if event.incr:
+                self.counters.incr_misses += 1
+            else:
+                self.counters.decr_misses += 1
+            reply = NOT_FOUND
+        elif result == DeltaResult.NON_NUMERIC:
+            reply = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+        else:
+            reply = b"SERVER_ERROR out of memory\r\n"
+        if not event.noreply:
+            out.append(reply)
+        return Outcome.CONTINUE
+
+    def _touch(self, event: ev.Touch, out: list[bytes]) -> int:
+        self.counters.cmd_touch += 1
+        if self.cache.touch(event.key, event.exptime):
+            reply = b"TOUCHED\r\n"
+        else:
+            self.counters.touch_misses += 1
+            reply = NOT_FOUND
+        if not event.noreply:
+            out.append(reply)
+        return Outcome.CONTINUE
+
+    def _flush_all(self, event: ev.FlushAll, out: list[bytes]) -> int:
+        self.counters.cmd_flush += 1
+        if not self.settings.flush_enabled:
+            reply = b"CLIENT_ERROR flush_all not allowed\r\n"
+        elif event.delay is None:
+            reply = b"CLIENT_ERROR invalid exptime argument\r\n"
+        else:
+            self.cache.flush_all(event.delay)
+            reply = OK
+        if not event.noreply:
+            out.append(reply)
+        return Outcome.CONTINUE
+
+    def _version(self, event: ev.Version, out: list[bytes]) -> int:
+        out.append(b"VERSION %s\r\n" % VERSION.encode())
+        return Outcome.CONTINUE
+
+    def _verbosity(self, event: ev.Verbosity, out: list[bytes]) -> int:
+        self.settings.verbosity = min(event.level, 2)
+        if not event.noreply:
+            out.append(OK)
+        return Outcome.CONTINUE
+
+    def _quit(self, event: ev.Quit, out: list[bytes]) -> int:
+        return Outcome.CLOSE
+
+    def _shutdown(self, event: ev.Shutdown, out: list[bytes]) -> int:
+        if not self.settings.enable_shutdown:
+            out.append(b"ERROR: shutdown not enabled\r\n")
+            return Outcome.CONTINUE
+        if event.mode is not None:
+            out.append(b"CLIENT_ERROR invalid shutdown mode\r\n")
+            return Outcome.CONTINUE
+        self.request_shutdown(event.graceful)
+        return Outcome.CLOSE
+
+    def _memlimit(self, event: ev.CacheMemlimit, out: list[bytes]) -> int:
+        if event.megabytes < 8:
+            reply = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
+        elif event.megabytes > 1000000000:
+            reply = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
+        else:
+            self.settings.memory_limit = event.megabytes * MIB
+            self.cache.set_limit(self.settings.memory_limit)
+            reply = OK
+        if not event.noreply:
+            out.append(reply)
+        return Outcome.CONTINUE
+
+    def _error(self, event: ev.ErrorReply, out: list[bytes]) -> int:
+        if not event.noreply:
+            out.append(event.line)
+        return Outcome.CONTINUE
+
+    def _close(self, event: ev.Close, out: list[bytes]) -> int:
+        out.clear()  # memcached's conn_closing sends nothing more
+        return Outcome.CLOSE
+
+    # -- stats ---------------------------------------------------------------------------
+
+    def _stats(self, event: ev.Stats, out: list[bytes]) -> int:
+        args = event.args
+        if not args:
+            out.append(format_stats(self.general_stats()))
+            return Outcome.CONTINUE
+        sub = args[0]
+        if sub == b"reset":
+            self.counters.reset()
+            for counters in self.cache.counters.classes:
+                for name in counters.__slots__:
+                    if name != "mem_requested":
+                        setattr(counters, name, 0)
+            self.cache.counters.total_items = 0
+            self.cache.counters.get_expired = 0
+            self.cache.counters.get_flushed = 0
+            out.append(b"RESET\r\n")
+        elif sub == b"detail":
+            out.append(b"CLIENT_ERROR usage: stats detail on|off|dump\r\n")
+        elif sub == b"settings":
+            out.append(format_stats(self.settings_stats()))
+        elif sub == b"items":
+            out.append(format_stats(self.item_stats()))
+        elif sub == b"slabs":
+            out.append(format_stats(self.slab_stats()))
+        elif sub == b"sizes":
+            out.append(format_stats([("sizes_status", "disabled")]))
+        elif sub == b"conns":
+            out.append(format_stats(self.connection_lines()))
+        else:
+            out.append(ERROR)
+        return Outcome.CONTINUE
+
+    def general_stats(self) -> list[tuple[str, object]]:
+        c = self.counters
+        cache = self.cache
+        cc = cache.counters
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        now = time.time()
+        return [
+            ("pid", os.getpid()),
+            ("uptime", int(now - self.started)),
+            ("time", int(now)),
+            ("version", VERSION),
+            ("pointer_size", 64),
+            ("rusage_user", usage.ru_utime),
+            ("rusage_system", usage.ru_stime),
+            ("max_connections", self.settings.max_connections),
+            ("curr_connections", c.curr_connections),
+            ("total_connections", c.total_connections),
+            ("rejected_connections", c.rejected_connections),
+            ("cmd_get", c.cmd_get),
+            ("cmd_set", c.cmd_set),
+            ("cmd_flush", c.cmd_flush),
+            ("cmd_touch", c.cmd_touch),
+            ("get_hits", cc.total("get_hits")),
+            ("get_misses", c.get_misses),
+            ("get_expired", cc.get_expired),
+            ("get_flushed", cc.get_flushed),
+            ("delete_misses", c.delete_misses),
+            ("delete_hits", cc.total("delete_hits")),
+            ("incr_misses", c.incr_misses),
+            ("incr_hits", cc.total("incr_hits")),
+            ("decr_misses", c.decr_misses),
+            ("decr_hits", cc.total("decr_hits")),
+            ("cas_misses", c.cas_misses),
+            ("cas_hits", cc.total("cas_hits")),
+            ("cas_badval", cc.total("cas_badval")),
+            ("touch_hits", cc.total("touch_hits")),
+            ("touch_misses", c.touch_misses),
+            ("store_too_large", c.store_too_large),
+            ("store_no_memory", c.store_no_memory),
+            ("idle_kicks", c.idle_kicks),
+            ("bytes_read", c.bytes_read),
+            ("bytes_written", c.bytes_written),
+            ("limit_maxbytes", self.settings.memory_limit),
+            ("threads", 1),
+            ("conn_yields", c.conn_yields),
+            ("slabs_moved", cc.slabs_moved),
+            ("bytes", cache.bytes),
+            ("curr_items", cache.curr_items),
+            ("total_items", cc.total_items),
+            ("expired_unfetched", cc.total("expired_unfetched")),
+            ("evicted_unfetched", cc.total("evicted_unfetched")),
+            ("evictions", cc.total("evicted")),
+            ("reclaimed", cc.total("reclaimed")),
+        ]
+
+    def settings_stats(self) -> list[tuple[str, object]]:
+        s = self.settings
+        return [
+            ("maxbytes", s.memory_limit),
+            ("maxconns", s.max_connections),
+            ("tcpport", s.port),
+            ("udpport", 0),
+            ("inter", s.listen),
+            ("verbosity", s.verbosity),
+            ("oldest", self.cache._oldest_live),
+            ("evictions", "on" if s.evict else "off"),
+            ("growth_factor", b"%.2f" % s.growth_factor),
+            ("chunk_size", s.min_chunk),
+            ("num_threads", 1),
+            ("cas_enabled", s.use_cas),
+            ("binding_protocol", "ascii"),
+            ("item_size_max", s.item_size_max),
+            ("slab_chunk_max", self.cache.slabs.chunk_max),
+            ("shutdown_command", s.enable_shutdown),
+            ("flush_enabled", s.flush_enabled),
+            ("idle_timeout", s.idle_timeout),
+        ]
+
+    def item_stats(self) -> list[tuple[str, object]]:
+        cache = self.cache
+        lines: list[tuple[str, object]] = []
+        for cls in cache.slabs.classes[1:]:
+            number = cache.items.counts[cls.id]
+            k = cache.counters.classes[cls.id]
+            if not number and not k.evicted and not k.outofmemory:
+                continue
+            prefix = f"items:{cls.id}:"
+            lines += [
+                (prefix + "number", number),
+                (prefix + "age", cache.oldest_age(cls.id)),
+                (prefix + "mem_requested", k.mem_requested),
+                (prefix + "evicted", k.evicted),
+                (prefix + "evicted_nonzero", k.evicted_nonzero),
+                (prefix + "evicted_time", k.evicted_time),
+                (prefix + "outofmemory", k.outofmemory),
+                (prefix + "reclaimed", k.reclaimed),
+                (prefix + "expired_unfetched", k.expired_unfetched),
+                (prefix + "evicted_unfetched", k.evicted_unfetched),
+            ]
+        return lines
+
+    def slab_stats(self) -> list[tuple[str, object]]:
+        cache = self.cache
+        lines: list[tuple[str, object]] = []
+        active = 0
+        for cls in cache.slabs.classes[1:]:
+            if not cls.pages:
+                continue
+            active += 1
+            k = cache.counters.classes[cls.id]
+            p = f"{cls.id}:"
+            lines += [
+                (p + "chunk_size", cls.chunk_size),
+                (p + "chunks_per_page", cls.per_page),
+                (p + "total_pages", len(cls.pages)),
+                (p + "total_chunks", cls.total_chunks),
+                (p + "used_chunks", cls.total_chunks - len(cls.free)),
+                (p + "free_chunks", len(cls.free)),
+                (p + "free_chunks_end", 0),
+                (p + "get_hits", k.get_hits),
+                (p + "cmd_set", k.cmd_set),
+                (p + "delete_hits", k.delete_hits),
+                (p + "incr_hits", k.incr_hits),
+                (p + "decr_hits", k.decr_hits),
+                (p + "cas_hits", k.cas_hits),
+                (p + "cas_badval", k.cas_badval),
+                (p + "touch_hits", k.touch_hits),
+            ]
+        lines += [("active_slabs", active), ("total_malloced", cache.slabs.malloced)]
+        return lines

@@ -1,0 +1,1 @@
+"""Sans-I/O protocol code: bytes in, events out, replies as bytes. No sockets, no store."""

@@ -1,0 +1,303 @@
+"""memcached's text (ASCII) protocol as a sans-I/O parser.
+
+Feed bytes with :meth:`TextParser.receive_data`, take requests with
+:meth:`TextParser.next_event` until it returns :data:`NEED_DATA`. The rules
+follow memcached 1.6.18's proto_text.c, including its quirks: tokens are
+split on spaces only, a NUL byte ends the line, token-count errors answer a
+bare ``ERROR``, and ``noreply`` is only recognised as the last token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from memcachepy.protocol import events as ev
+from memcachepy.protocol.numbers import parse_i32, parse_u32, parse_u64
+
+KEY_MAX_LENGTH: Final = 250
+# memcached closes a connection whose pending line passes this without a newline,
+# unless it is a get/gets (multi-gets of thousands of keys are legal).
+MAX_LINE_WITHOUT_NEWLINE: Final = 2048
+# memcached tokenizes at most 23 tokens of a line (MAX_TOKENS 24 with the terminator).
+_MAX_TOKENS: Final = 23
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = _NeedData()
+
+ERROR: Final = b"ERROR\r\n"
+BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
+BAD_DATA_CHUNK: Final = b"CLIENT_ERROR bad data chunk\r\n"
+INVALID_EXPTIME: Final = b"CLIENT_ERROR invalid exptime argument\r\n"
+INVALID_DELTA: Final = b"CLIENT_ERROR invalid numeric delta argument\r\n"
+DELETE_USAGE: Final = (
+    b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
+)
+
+ItemFits = Callable[[int, int, int], bool]
+"""(key length, flags, value length) -> whether such an item can ever be stored."""
+
+_STORAGE: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend"))
+
+
+def _always_fits(nkey: int, flags: int, nbytes: int) -> bool:
+    return True
+
+
+class TextParser:
+    """Turns a byte stream from one client into request events."""
+
+    __slots__ = ("_buf", "_pos", "_scanned", "_pending", "_swallow", "_item_fits", "_closed")
+
+    def __init__(self, item_fits: ItemFits = _always_fits) -> None:
+        self._buf = bytearray()
+        self._pos = 0  # start of unconsumed data in _buf
+        self._scanned = 0  # bytes after _pos already known to hold no newline
+        self._pending: tuple[bytes, bytes, int, int, int, int, bool] | None = None
+        self._swallow = 0  # bytes of a rejected data block still to discard
+        self._item_fits = item_fits
+        self._closed = False
+
+    def receive_data(self, data: bytes) -> None:
+        """Append bytes read from the client."""
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet consumed (a half-sent line or data block)."""
+        return len(self._buf) - self._pos
+
+    def next_event(self) -> ev.Event | _NeedData:
+        """The next complete request, or NEED_DATA until more bytes arrive."""
+        if self._closed:
+            return NEED_DATA
+        if self._swallow:
+            available = min(self._swallow, len(self._buf) - self._pos)
+            self._pos += available
+            self._swallow -= available
+            if self._swallow:
+                return NEED_DATA
+        if self._pending is not None:
+            return self._read_data_block()
+        buf = self._buf
+        newline = buf.find(b"\n", self._pos + self._scanned)
+        if newline < 0:
+            return self._no_newline()
+        start = self._pos
+        self._pos = newline + 1
+        self._scanned = 0
+        end = newline
+        if end - start > 1 and buf[end - 1] == 13:  # strip \r, as memcached: only if len > 1
+            end -= 1
+        line = bytes(buf[start:end])
+        nul = line.find(b"\0")
+        if nul >= 0:  # memcached treats the line as a C string
+            line = line[:nul]
+        return self._parse_line(line)
+
+    def _no_newline(self) -> ev.Event | _NeedData:
+        pending = len(self._buf) - self._pos
+        self._scanned = pending
+        if pending > MAX_LINE_WITHOUT_NEWLINE:
+            head = bytes(self._buf[self._pos : self._pos + 200])
+            stripped = head.lstrip(b" ")
+            if len(head) - len(stripped) > 100 or not (
+                stripped.startswith(b"get ") or stripped.startswith(b"gets ")
+            ):
+                self._closed = True
+                return ev.Close("line too long")
+        return NEED_DATA
+
+    def _read_data_block(self) -> ev.Event | _NeedData:
+        assert self._pending is not None
+        command, key, flags, exptime, nbytes, cas_unique, noreply = self._pending
+        start = self._pos
+        if len(self._buf) - start < nbytes + 2:
+            return NEED_DATA
+        self._pending = None
+        self._pos = start + nbytes + 2
+        buf = self._buf
+        if buf[start + nbytes] != 13 or buf[start + nbytes + 1] != 10:
+            return ev.ErrorReply(BAD_DATA_CHUNK, noreply)
+        data = bytes(buf[start : start + nbytes])
+        return ev.Store(command, key, flags, exptime, data, cas_unique, noreply)
+
+    def _parse_line(self, line: bytes) -> ev.Event | _NeedData:
+        tokens = [t for t in line.split(b" ") if t]
+        if not tokens or len(tokens[0]) < 2:
+            return ev.ErrorReply(ERROR)
+        command = tokens[0]
+        if command in (b"get", b"gets", b"gat", b"gats", b"bget"):
+            return self._retrieval(command, tokens)
+        # Non-get commands see at most 23 tokens; more means a wrong token count.
+        ntokens = min(len(tokens), _MAX_TOKENS) + 1  # memcached counts the terminator too
+        handler = _HANDLERS.get(command)
+        if handler is None:
+            last = tokens[min(len(tokens), _MAX_TOKENS) - 1]
+            if last.startswith(b"HTTP/"):
+                self._closed = True
+                return ev.Close("http request")
+            return ev.ErrorReply(ERROR)
+        return handler(self, command, tokens, ntokens)
+
+    # -- commands -------------------------------------------------------------
+
+    def _retrieval(self, command: bytes, tokens: list[bytes]) -> ev.Event | _NeedData:
+        if len(tokens) < 2:
+            return ev.ErrorReply(ERROR)
+        exptime: int | None = None
+        keys = tokens[1:]
+        if command in (b"gat", b"gats"):
+            exptime = parse_i32(tokens[1])
+            if exptime is None:
+                return ev.ErrorReply(INVALID_EXPTIME)
+            keys = tokens[2:]
+        for key in keys:
+            if len(key) > KEY_MAX_LENGTH:
+                return ev.ErrorReply(BAD_FORMAT)
+        return ev.Retrieve(keys, command in (b"gets", b"gats"), exptime)
+
+    def _storage(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        is_cas = command == b"cas"
+        if ntokens not in ((7, 8) if is_cas else (6, 7)):
+            return ev.ErrorReply(ERROR)
+        noreply = tokens[-1] == b"noreply"
+        key = tokens[1]
+        if len(key) > KEY_MAX_LENGTH:
+            return ev.ErrorReply(BAD_FORMAT, noreply)
+        flags = parse_u32(tokens[2])
+        exptime = parse_i32(tokens[3])
+        nbytes = parse_i32(tokens[4])
+        if flags is None or exptime is None or nbytes is None:
+            return ev.ErrorReply(BAD_FORMAT, noreply)
+        cas_unique = 0
+        if is_cas:
+            parsed_cas = parse_u64(tokens[5])
+            if parsed_cas is None:
+                return ev.ErrorReply(BAD_FORMAT, noreply)
+            cas_unique = parsed_cas
+        if nbytes < 0 or nbytes > 0x7FFFFFFF - 2:
+            return ev.ErrorReply(BAD_FORMAT, noreply)
+        if not self._item_fits(len(key), flags, nbytes):
+            self._swallow = nbytes + 2
+            return ev.StoreTooLarge(command, key, noreply)
+        self._pending = (command, key, flags, exptime, nbytes, cas_unique, noreply)
+        return self._read_data_block()
+
+    def _delete(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        if not 3 <= ntokens <= 5:
+            return ev.ErrorReply(ERROR)
+        noreply = False
+        if ntokens > 3:
+            hold_is_zero = tokens[2] == b"0"
+            noreply = tokens[-1] == b"noreply"
+            valid = (ntokens == 4 and (hold_is_zero or noreply)) or (
+                ntokens == 5 and hold_is_zero and noreply
+            )
+            if not valid:
+                return ev.ErrorReply(DELETE_USAGE, noreply)
+        key = tokens[1]
+        if len(key) > KEY_MAX_LENGTH:
+            return ev.ErrorReply(BAD_FORMAT, noreply)
+        return ev.Delete(key, noreply)
+
+    def _arithmetic(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        if ntokens not in (4, 5):
+            return ev.ErrorReply(ERROR)
+        noreply = tokens[-1] == b"noreply"
+        key = tokens[1]
+        if len(key) > KEY_MAX_LENGTH:
+            return ev.ErrorReply(BAD_FORMAT, noreply)
+        delta = parse_u64(tokens[2])
+        if delta is None:
+            return ev.ErrorReply(INVALID_DELTA, noreply)
+        return ev.Arithmetic(command == b"incr", key, delta, noreply)
+
+    def _touch(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        if ntokens not in (4, 5):
+            return ev.ErrorReply(ERROR)
+        noreply = tokens[-1] == b"noreply"
+        key = tokens[1]
+        if len(key) > KEY_MAX_LENGTH:
+            return ev.ErrorReply(BAD_FORMAT, noreply)
+        exptime = parse_i32(tokens[2])
+        if exptime is None:
+            return ev.ErrorReply(INVALID_EXPTIME, noreply)
+        return ev.Touch(key, exptime, noreply)
+
+    def _flush_all(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        if not 2 <= ntokens <= 4:
+            return ev.ErrorReply(ERROR)
+        noreply = tokens[-1] == b"noreply"
+        delay: int | None = 0
+        if ntokens != (3 if noreply else 2):
+            delay = parse_i32(tokens[1])  # None: the dispatcher answers the exptime error
+        return ev.FlushAll(delay, noreply)
+
+    def _version(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        return ev.Version()
+
+    def _quit(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        self._closed = True
+        return ev.Quit()
+
+    def _verbosity(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        if ntokens not in (3, 4):
+            return ev.ErrorReply(ERROR)
+        noreply = tokens[-1] == b"noreply"
+        level = parse_u32(tokens[1])
+        if level is None:
+            return ev.ErrorReply(BAD_FORMAT, noreply)
+        return ev.Verbosity(level, noreply)
+
+    def _shutdown(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        if ntokens == 2:
+            return ev.Shutdown(False, None)
+        if ntokens == 3 and tokens[1] == b"graceful":
+            return ev.Shutdown(True, None)
+        return ev.Shutdown(False, tokens[1])
+
+    def _stats(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        return ev.Stats(tokens[1:])
+
+    def _memlimit(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        if ntokens not in (3, 4):
+            return ev.ErrorReply(ERROR)
+        noreply = tokens[-1] == b"noreply"
+        megabytes = parse_u32(tokens[1])
+        if megabytes is None:
+            return ev.ErrorReply(ERROR, noreply)
+        return ev.CacheMemlimit(megabytes, noreply)
+
+
+_Handler = Callable[[TextParser, bytes, list[bytes], int], "ev.Event | _NeedData"]
+_HANDLERS: dict[bytes, _Handler] = {
+    **{name: TextParser._storage for name in _STORAGE},
+    b"cas": TextParser._storage,
+    b"delete": TextParser._delete,
+    b"incr": TextParser._arithmetic,
+    b"decr": TextParser._arithmetic,
+    b"touch": TextParser._touch,
+    b"flush_all": TextParser._flush_all,
+    b"version": TextParser._version,
+    b"quit": TextParser._quit,
+    b"verbosity": TextParser._verbosity,
+    b"shutdown": TextParser._shutdown,
+    b"stats": TextParser._stats,
+    b"cache_memlimit": TextParser._memlimit,
+}
+
+
+def value_line(key: bytes, flags: int, nbytes: int) -> bytes:
+    """The ``VALUE`` line that precedes a value in get replies (without the CAS)."""
+    return b"VALUE %s %d %d\r\n" % (key, flags, nbytes)

@@ -1,0 +1,261 @@
+"""The trio server: listeners, one task per connection, limits, signals, graceful drain.
+
+The connection loop works on non-blocking stdlib sockets with trio's
+``wait_readable``/``wait_writable`` rather than the stream layer: it reads
+until the socket would block, answers everything that arrived with one send,
+and only then waits. That saves a scheduler round trip per request; a
+checkpoint after every ``REQUESTS_PER_YIELD`` requests keeps a pipelining
+client from starving the others (memcached's reqs_per_event).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import trio
+
+from memcachepy.config import Settings
+from memcachepy.dispatch import TEXT_FRAMING, Dispatcher, Outcome
+from memcachepy.protocol.text import NEED_DATA, TextParser
+from memcachepy.stats import ServerCounters
+from memcachepy.store.cache import Cache
+
+log = logging.getLogger("memcachepy")
+
+READ_SIZE = 65536
+REQUESTS_PER_YIELD = 20
+TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
+# Errors from accept() that mean "try again later", not "stop serving".
+_ACCEPT_RETRY = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED}
+
+
+def open_listeners(host: str, port: int) -> list[socket.socket]:
+    """Non-blocking listening sockets for each comma-separated address in ``host``."""
+    sockets: list[socket.socket] = []
+    try:
+        for name in host.split(","):
+            name = name.strip()
+            infos = socket.getaddrinfo(
+                name or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+            family, kind, proto, _, address = infos[0]
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(1024)
+            sock.setblocking(False)
+            port = port or sock.getsockname()[1]  # later addresses share an ephemeral port
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+class Server:
+    """One memcachepy node: a cache and the listeners that serve it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.counters = ServerCounters()
+        self.cache = Cache(
+            settings.memory_limit,
+            growth_factor=settings.growth_factor,
+            min_chunk=settings.min_chunk,
+            item_size_max=settings.item_size_max,
+            use_cas=settings.use_cas,
+            evict=settings.evict,
+            framing=TEXT_FRAMING,
+        )
+        self.dispatcher = Dispatcher(
+            settings, self.cache, self.counters, self.request_shutdown, self._connection_lines
+        )
+        self._stop = trio.Event()
+        self._graceful = False
+        self._draining = False
+        self._waiting: dict[int, trio.CancelScope] = {}  # connections idle in a read wait
+        self._peers: dict[int, str] = {}
+        self.ports: list[int] = []
+
+    def request_shutdown(self, graceful: bool) -> None:
+        """Stop serving: at once, or after in-flight requests finish (``graceful``)."""
+        self._graceful = self._graceful or graceful
+        self._stop.set()
+
+    async def serve(
+        self,
+        *,
+        listeners: list[socket.socket] | None = None,
+        handle_signals: bool = True,
+        task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until stopped; ``task_status.started`` receives the bound ports."""
+        if listeners is None:
+            listeners = open_listeners(self.settings.listen, self.settings.port)
+        self.ports = [sock.getsockname()[1] for sock in listeners]
+        try:
+            async with trio.open_nursery() as connections:
+                async with trio.open_nursery() as acceptors:
+                    for sock in listeners:
+                        acceptors.start_soon(self._accept_loop, sock, connections)
+                    if handle_signals:
+                        acceptors.start_soon(self._signal_loop)
+                    log.info("listening on %s port %s", self.settings.listen, self.ports)
+                    task_status.started(self.ports)
+                    await self._stop.wait()
+                    acceptors.cancel_scope.cancel()
+                if self._graceful:
+                    await self._drain(connections)
+                connections.cancel_scope.cancel()
+        finally:
+            for sock in listeners:
+                sock.close()
+        log.info("stopped")
+
+    async def _drain(self, connections: trio.Nursery) -> None:
+        self._draining = True
+        for scope in list(self._waiting.values()):
+            scope.cancel()
+        with trio.move_on_after(self.settings.drain_timeout):
+            while connections.child_tasks:
+                await trio.sleep(0.01)
+
+    async def _signal_loop(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
+            async for signum in signals:
+                log.info("signal %s", signal.Signals(signum).name)
+                self.request_shutdown(graceful=signum == signal.SIGUSR1)
+
+    async def _accept_loop(self, listener: socket.socket, connections: trio.Nursery) -> None:
+        counters = self.counters
+        while True:
+            await trio.lowlevel.wait_readable(listener)
+            try:
+                sock, address = listener.accept()
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RETRY:
+                    log.warning("accept failed: %s; retrying", exc)
+                    await trio.sleep(0.1)
+                    continue
+                raise
+            sock.setblocking(False)
+            if counters.curr_connections >= self.settings.max_connections:
+                counters.rejected_connections += 1
+                try:
+                    sock.send(TOO_MANY_CONNECTIONS)
+                except OSError:
+                    pass
+                sock.close()
+                continue
+            counters.curr_connections += 1
+            counters.total_connections += 1
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connections.start_soon(self._connection, sock, address)
+
+    @contextmanager
+    def _read_wait(self, sock: socket.socket) -> Iterator[trio.CancelScope]:
+        """A cancel scope around a read wait: idle timeout, and cancelled by a graceful drain."""
+        scope = trio.CancelScope()
+        if self.settings.idle_timeout:
+            scope.relative_deadline = self.settings.idle_timeout
+        self._waiting[sock.fileno()] = scope
+        try:
+            with scope:
+                yield scope
+        finally:
+            del self._waiting[sock.fileno()]
+
+    async def _connection(self, sock: socket.socket, address: object) -> None:
+        counters = self.counters
+        fd = sock.fileno()
+        self._peers[fd] = _peer_name(address)
+        if self.settings.verbosity:
+            log.info("<%d new connection from %s", fd, self._peers[fd])
+        parser = TextParser(self.cache.item_fits)
+        handle = self.dispatcher.handle
+        since_yield = 0
+        try:
+            while not self._draining:
+                try:
+                    data = sock.recv(READ_SIZE)
+                except BlockingIOError:
+                    since_yield = 0
+                    with self._read_wait(sock) as scope:
+                        await trio.lowlevel.wait_readable(sock)
+                    if scope.cancelled_caught:
+                        if not self._draining:
+                            counters.idle_kicks += 1
+                        break
+                    continue
+                if not data:
+                    break
+                counters.bytes_read += len(data)
+                parser.receive_data(data)
+                out: list[bytes] = []
+                outcome = Outcome.CONTINUE
+                while True:
+                    event = parser.next_event()
+                    if event is NEED_DATA:
+                        break
+                    since_yield += 1
+                    outcome = handle(event, out)  # type: ignore[arg-type]
+                    if outcome != Outcome.CONTINUE:
+                        break
+                if out:
+                    await self._send(sock, out)
+                if outcome == Outcome.CLOSE:
+                    break
+                if since_yield >= REQUESTS_PER_YIELD:
+                    since_yield = 0
+                    counters.conn_yields += 1
+                    await trio.lowlevel.checkpoint()
+        except OSError as exc:
+            log.debug("connection %d: %s", fd, exc)
+        finally:
+            counters.curr_connections -= 1
+            del self._peers[fd]
+            sock.close()
+            if self.settings.verbosity:
+                log.info("<%d connection closed", fd)
+
+    async def _send(self, sock: socket.socket, out: list[bytes]) -> None:
+        data = b"".join(out) if len(out) > 1 else bytes(out[0])
+        self.counters.bytes_written += len(data)
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
+        while view:
+            await trio.lowlevel.wait_writable(sock)
+            try:
+                view = view[sock.send(view) :]
+            except BlockingIOError:
+                pass
+
+    def _connection_lines(self) -> list[tuple[str, object]]:
+        lines: list[tuple[str, object]] = []
+        for fd, peer in sorted(self._peers.items()):
+            lines.append((f"{fd}:addr", peer))
+            lines.append((f"{fd}:state", "conn_parse_cmd"))
+        return lines
+
+
+def _peer_name(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"tcp:[{host}]:{port}" if ":" in str(host) else f"tcp:{host}:{port}"
+    return f"unix:{address}"

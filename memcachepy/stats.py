@@ -1,0 +1,56 @@
+"""Server-wide counters and the one place that formats ``STAT`` lines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+
+
+@dataclass(slots=True)
+class ServerCounters:
+    """Counters kept by the protocol side, named as in memcached's ``stats``."""
+
+    cmd_get: int = 0
+    cmd_set: int = 0
+    cmd_flush: int = 0
+    cmd_touch: int = 0
+    get_misses: int = 0
+    delete_misses: int = 0
+    incr_misses: int = 0
+    decr_misses: int = 0
+    cas_misses: int = 0
+    touch_misses: int = 0
+    store_too_large: int = 0
+    store_no_memory: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    curr_connections: int = 0
+    total_connections: int = 0
+    rejected_connections: int = 0
+    conn_yields: int = 0
+    idle_kicks: int = 0
+
+    # Counters ``stats reset`` leaves alone: they describe the present, not history.
+    GAUGES = frozenset({"curr_connections"})
+
+    def reset(self) -> None:
+        for f in fields(self):
+            if f.name not in self.GAUGES:
+                setattr(self, f.name, 0)
+
+
+def format_stats(pairs: Iterable[tuple[str, object]]) -> bytes:
+    """``STAT name value`` lines followed by ``END``."""
+    lines = [b"STAT %s %s\r\n" % (name.encode(), _text(value)) for name, value in pairs]
+    lines.append(b"END\r\n")
+    return b"".join(lines)
+
+
+def _text(value: object) -> bytes:
+    if isinstance(value, bool):
+        return b"yes" if value else b"no"
+    if isinstance(value, float):
+        return b"%.6f" % value
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()

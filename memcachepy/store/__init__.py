@@ -1,0 +1,1 @@
+"""The cache store: slab memory, items with their LRU, and cache operations. No protocol."""

@@ -1,0 +1,130 @@
+"""Slab memory: 1 MiB pages carved into fixed-size chunks of size classes.
+
+Owns memory only, as memcached's slabs.c does: which page belongs to which
+class, which chunks are free. It knows nothing of items or keys. A chunk is
+named by an integer id: ``page_number << PAGE_SHIFT | offset``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from typing import Final
+
+PAGE_SHIFT: Final = 20
+PAGE_SIZE: Final = 1 << PAGE_SHIFT
+OFFSET_MASK: Final = PAGE_SIZE - 1
+CHUNK_ALIGN: Final = 8
+# memcached's sizeof(item) on 64-bit; the smallest chunk is this plus -n.
+ITEM_HEADER_SIZE: Final = 48
+MAX_CLASSES: Final = 63
+
+
+@dataclass(slots=True)
+class SlabClass:
+    """One size class: its chunk size, its pages and its free chunks."""
+
+    id: int
+    chunk_size: int
+    per_page: int
+    pages: list[int] = field(default_factory=list)
+    free: list[int] = field(default_factory=list)
+
+    @property
+    def total_chunks(self) -> int:
+        return len(self.pages) * self.per_page
+
+
+def class_sizes(growth_factor: float, min_chunk: int, chunk_max: int) -> list[int]:
+    """Chunk sizes exactly as memcached's slabs_init computes them; the last is ``chunk_max``."""
+    sizes: list[int] = []
+    size = ITEM_HEADER_SIZE + min_chunk
+    while len(sizes) < MAX_CLASSES - 1 and size < chunk_max / growth_factor:
+        if size % CHUNK_ALIGN:
+            size += CHUNK_ALIGN - size % CHUNK_ALIGN
+        sizes.append(size)
+        size = int(size * growth_factor)
+    sizes.append(chunk_max)
+    return sizes
+
+
+class SlabAllocator:
+    """Pages of a fixed total budget, handed to size classes on demand.
+
+    Classes are numbered from 1, as in memcached's ``stats slabs``.
+    """
+
+    def __init__(self, limit: int, growth_factor: float = 1.25, min_chunk: int = 48) -> None:
+        self.limit = limit
+        self.chunk_max = PAGE_SIZE // 2
+        sizes = class_sizes(growth_factor, min_chunk, self.chunk_max)
+        self.classes: list[SlabClass] = [SlabClass(0, 0, 0)] + [
+            SlabClass(i + 1, size, PAGE_SIZE // size) for i, size in enumerate(sizes)
+        ]
+        self._sizes = sizes
+        self.pages: list[bytearray] = []
+        self.page_class: list[int] = []
+
+    @property
+    def largest(self) -> int:
+        return len(self.classes) - 1
+
+    @property
+    def malloced(self) -> int:
+        """Bytes of pages handed to classes."""
+        return len(self.pages) * PAGE_SIZE
+
+    def class_for(self, size: int) -> int:
+        """The smallest class whose chunks hold ``size`` bytes; the largest if none does."""
+        index = bisect_left(self._sizes, size)
+        return min(index, len(self._sizes) - 1) + 1
+
+    def alloc(self, class_id: int) -> int:
+        """A free chunk of ``class_id`` (a new page if the budget allows), or -1."""
+        cls = self.classes[class_id]
+        if cls.free:
+            return cls.free.pop()
+        if not self._grow(cls):
+            return -1
+        return cls.free.pop()
+
+    def free(self, chunk: int, class_id: int) -> None:
+        self.classes[class_id].free.append(chunk)
+
+    def can_grow(self) -> bool:
+        return self.malloced + PAGE_SIZE <= self.limit
+
+    def _grow(self, cls: SlabClass) -> bool:
+        if not self.can_grow():
+            return False
+        number = len(self.pages)
+        self.pages.append(bytearray(PAGE_SIZE))
+        self.page_class.append(0)
+        self._assign(number, cls)
+        return True
+
+    def _assign(self, number: int, cls: SlabClass) -> None:
+        self.page_class[number] = cls.id
+        cls.pages.append(number)
+        base = number << PAGE_SHIFT
+        # Reversed so that pop() hands out chunks in address order.
+        cls.free.extend(base + i * cls.chunk_size for i in range(cls.per_page - 1, -1, -1))
+
+    def chunks_of_page(self, number: int) -> range:
+        cls = self.classes[self.page_class[number]]
+        base = number << PAGE_SHIFT
+        return range(base, base + cls.per_page * cls.chunk_size, cls.chunk_size)
+
+    def take_page(self, number: int) -> None:
+        """Detach a page whose chunks are all free from its class (they leave the free list)."""
+        cls = self.classes[self.page_class[number]]
+        cls.pages.remove(number)
+        cls.free = [c for c in cls.free if c >> PAGE_SHIFT != number]
+        self.page_class[number] = 0
+
+    def give_page(self, number: int, class_id: int) -> None:
+        """Carve a detached page into chunks of ``class_id``."""
+        self._assign(number, self.classes[class_id])
+
+    def set_limit(self, limit: int) -> None:
+        self.limit = limit

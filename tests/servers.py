@@ -1,0 +1,121 @@
+"""Start real server processes (memcachepy or Debian's memcached) on loopback for tests.
+
+Every server binds 127.0.0.1 on a free port and is killed when the test ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pytest
+
+HOST = "127.0.0.1"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port that was free a moment ago on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def require_binary(name: str) -> str:
+    """Path of a system program; skip the test without it, but fail in CI where it must exist."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (apt-get install it; .ci/run does)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@dataclass
+class ServerProcess:
+    """A server started as a child process; ``port`` is where it listens."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    host: str = HOST
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def connect(self, timeout: float = 5.0) -> socket.socket:
+        return socket.create_connection(self.address, timeout=timeout)
+
+    def stop(self, timeout: float = 5.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        return int(self.proc.returncode)
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"server exited with {proc.returncode}: {err}")
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError(f"server did not listen on {host}:{port} within {timeout}s")
+
+
+def spawn(argv: list[str], port: int, host: str = HOST, timeout: float = 10.0) -> ServerProcess:
+    """Start ``argv`` and wait until it accepts TCP connections on ``host:port``."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _wait_listening(proc, host, port, timeout)
+    return ServerProcess(proc=proc, port=port, host=host, argv=argv)
+
+
+def memcachepy_argv(port: int, *args: str, host: str = HOST) -> list[str]:
+    return [sys.executable, "-m", "memcachepy", "-l", host, "-p", str(port), *args]
+
+
+def memcached_argv(port: int, *args: str, host: str = HOST) -> list[str]:
+    binary = require_binary("memcached")
+    # -U 0: no UDP, as memcachepy's default; -u root lets the test run as root.
+    return [binary, "-l", host, "-p", str(port), "-U", "0", "-u", "root", *args]
+
+
+@contextmanager
+def memcachepy_server(*args: str, host: str = HOST) -> Iterator[ServerProcess]:
+    """A memcachepy daemon with memcached-style ``args``, stopped afterwards."""
+    port = free_port(host)
+    server = spawn(memcachepy_argv(port, *args, host=host), port, host)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def memcached_server(*args: str, host: str = HOST) -> Iterator[ServerProcess]:
+    """Debian's real memcached with ``args``, stopped afterwards (skips if not installed)."""
+    port = free_port(host)
+    server = spawn(memcached_argv(port, *args, host=host), port, host)
+    try:
+        yield server
+    finally:
+        server.stop()
