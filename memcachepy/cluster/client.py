@@ -41,43 +41,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pymemcache.client.base import (  # type: ignore[import-untyped, unused-ignore]
     PooledClient,
     check_key_helper,
 )
-from pymemcache.exceptions import (  # type: ignore[import-untyped, unused-ignore]
-    MemcacheError,
-    MemcacheUnexpectedCloseError,
-    MemcacheUnknownError,
-)
+from pymemcache.exceptions import MemcacheError  # type: ignore[import-untyped, unused-ignore]
 
-from memcachepy.cluster.discovery import ClusterConfig, ClusterNode, ConfigPoller
+from memcachepy.cluster.discovery import ClusterConfig, ConfigPoller
 from memcachepy.cluster.hashing import KeyHash
-from memcachepy.cluster.ring import DEFAULT_PORT, KetamaRing, ketama_label
+from memcachepy.cluster.health import HealthPolicy, Node, NodeStatus, NodeUnavailable
+from memcachepy.cluster.members import Server, ServerSpec, build_ring, to_server
+from memcachepy.cluster.ring import KetamaRing
 
-__all__ = [
-    "ClusterClient",
-    "ClusterError",
-    "NoAvailableNodesError",
-    "NodeStatus",
-    "Server",
-    "replica_servers",
-    "to_server",
-]
+__all__ = ["ClusterClient", "ClusterError", "NoAvailableNodesError"]
 
 logger = logging.getLogger(__name__)
 
 Key = str | bytes
 T = TypeVar("T")
-
-# Errors that mean "this node is not answering", as opposed to errors about the request.
-_NODE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, MemcacheUnexpectedCloseError, MemcacheUnknownError)
 _MISS = object()
 
 
@@ -89,103 +75,10 @@ class NoAvailableNodesError(ClusterError):
     """Every node of the cluster is down (or the cluster has no nodes)."""
 
 
-class _NodeUnavailable(Exception):
-    """Internal: the node was skipped or the request to it failed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Server:
-    """One cluster member: where it is, its ring weight and its ketama label.
-
-    ``host`` is the name the ring hashes (with the port unless it is 11211); ``ip``, when
-    set, is where to connect instead (ElastiCache's ip field); ``name`` replaces the label,
-    as a twemproxy server name does. Two servers are the same member when host, port and
-    ip match.
-    """
-
-    host: str
-    port: int = DEFAULT_PORT
-    ip: str = ""
-    weight: int = field(default=1, compare=False)
-    name: str | None = field(default=None, compare=False)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """Where to connect."""
-        return (self.ip or self.host, self.port)
-
-    @property
-    def label(self) -> str:
-        """The string hashed for this server's ring points."""
-        return self.name or ketama_label((self.host, self.port))
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    @classmethod
-    def parse(cls, spec: str) -> Server:
-        """Parse ``host``, ``host:port`` or ``host:port:weight`` (IPv6 as ``[addr]:port``)."""
-        if spec.startswith("["):
-            host, bracket, rest = spec[1:].partition("]")
-            if not bracket or (rest and not rest.startswith(":")):
-                raise ValueError(f"bad server spec {spec!r}")
-            parts = [host, *rest[1:].split(":")] if rest else [host]
-        else:
-            parts = spec.split(":")
-        if not parts[0] or len(parts) > 3 or not all(p.isdigit() for p in parts[1:]):
-            raise ValueError(f"bad server spec {spec!r} (want host[:port[:weight]])")
-        port = int(parts[1]) if len(parts) > 1 else DEFAULT_PORT
-        weight = int(parts[2]) if len(parts) > 2 else 1
-        return cls(parts[0], port, weight=weight)
-
-
-ServerSpec = str | tuple[str, int] | tuple[str, int, int] | Server | ClusterNode
-
-
-def to_server(spec: ServerSpec) -> Server:
-    """A :class:`Server` from any accepted spec (string, tuple, ClusterNode, Server)."""
-    if isinstance(spec, Server):
-        return spec
-    if isinstance(spec, ClusterNode):
-        return Server(spec.host, spec.port, ip=spec.ip)
-    if isinstance(spec, str):
-        return Server.parse(spec)
-    if isinstance(spec, tuple) and len(spec) in (2, 3):
-        return Server(spec[0], int(spec[1]), weight=int(spec[2]) if len(spec) == 3 else 1)
-    raise TypeError(f"unsupported server spec {spec!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    """A node's health as the client sees it."""
-
-    server: Server
-    state: str  # "up", "failing" (skipped until retry_in) or "ejected"
-    failures: int
-    retry_in: float
-    missed_writes: int
-    needs_flush: bool
-
-
-class _Node:
-    """A member's connection pool and health bookkeeping."""
-
-    def __init__(self, server: Server, client: Any) -> None:
-        self.server = server
-        self.client = client
-        self.lock = threading.Lock()
-        self.settle_lock = threading.Lock()
-        self.failures = 0
-        self.retry_at = 0.0
-        self.missed: set[Key] = set()
-        self.needs_flush = False
-
-
 @dataclass(frozen=True, slots=True)
 class _View:
     ring: KetamaRing[Server]
-    nodes: Mapping[Server, _Node]
+    nodes: Mapping[Server, Node]
 
 
 class ClusterClient:
@@ -225,13 +118,9 @@ class ClusterClient:
     ) -> None:
         if replicas < 1:
             raise ValueError("replicas must be at least 1")
-        if failure_limit < 1:
-            raise ValueError("failure_limit must be at least 1")
         self.replicas = replicas
-        self.failure_limit = failure_limit
-        self.retry_timeout = retry_timeout
-        self.dead_timeout = dead_timeout
-        self.max_missed_writes = max_missed_writes
+        self._policy = HealthPolicy(failure_limit, retry_timeout, dead_timeout,
+                                    max_missed_writes, clock)
         self._ring_options: dict[str, Any] = {
             "key_hash": key_hash, "hash_tag": hash_tag, "variant": variant}
         self._client_kwargs: dict[str, Any] = {
@@ -244,9 +133,8 @@ class ClusterClient:
         self._allow_unicode_keys = bool(self._client_kwargs.get("allow_unicode_keys", False))
         prefix = self._client_kwargs.get("key_prefix", b"")
         self._key_prefix = prefix.encode() if isinstance(prefix, str) else prefix
-        self._clock = clock
         self._update_lock = threading.Lock()
-        self._view = _View(KetamaRing(**self._ring_options), {})
+        self._view = _View(build_ring([], **self._ring_options), {})
         self._executor = ThreadPoolExecutor(max_workers=max_workers,
                                             thread_name_prefix="memcachepy-cluster")
         self._poller: ConfigPoller | None = None
@@ -259,22 +147,18 @@ class ClusterClient:
         wanted = [to_server(spec) for spec in servers]
         with self._update_lock:
             old = self._view.nodes
-            nodes: dict[Server, _Node] = {}
+            nodes: dict[Server, Node] = {}
             for server in wanted:
                 if server in nodes:
                     raise ValueError(f"server {server} listed twice")
-                kept = old.get(server)
-                if kept is not None and kept.server.weight == server.weight and (
-                        kept.server.label == server.label):
-                    nodes[server] = kept
+                node = old.get(server)
+                if node is None:
+                    node = Node(server, PooledClient(server.address, **self._client_kwargs),
+                                self._policy)
                 else:
-                    client = kept.client if kept is not None else PooledClient(
-                        server.address, **self._client_kwargs)
-                    nodes[server] = _Node(server, client)
-            ring: KetamaRing[Server] = KetamaRing(**self._ring_options)
-            ring.set_nodes({server: server.weight for server in nodes},
-                           labels={server: server.label for server in nodes})
-            self._view = _View(ring, nodes)
+                    node.server = server  # same member; its weight or name may have changed
+                nodes[server] = node
+            self._view = _View(build_ring(nodes, **self._ring_options), nodes)
         for server, node in old.items():
             if server not in nodes:
                 node.client.close()
@@ -325,92 +209,11 @@ class ClusterClient:
 
     def node_status(self) -> list[NodeStatus]:
         """Each member's health."""
-        now = self._clock()
-        statuses = []
-        for node in self._view.nodes.values():
-            with node.lock:
-                if node.failures == 0:
-                    state = "up"
-                elif node.failures >= self.failure_limit:
-                    state = "ejected"
-                else:
-                    state = "failing"
-                statuses.append(NodeStatus(node.server, state, node.failures,
-                                           max(0.0, node.retry_at - now) if node.failures else 0.0,
-                                           len(node.missed), node.needs_flush))
-        return statuses
-
-    def _skipped(self, node: _Node, now: float) -> bool:
-        return node.failures > 0 and now < node.retry_at
-
-    def _record_failure(self, node: _Node, error: BaseException) -> None:
-        now = self._clock()
-        with node.lock:
-            node.failures += 1
-            ejected = node.failures >= self.failure_limit
-            node.retry_at = now + (self.dead_timeout if ejected else self.retry_timeout)
-            failures = node.failures
-        if failures == self.failure_limit:
-            logger.warning("ejecting %s for %.1fs after %d failures: %s", node.server,
-                           self.dead_timeout, failures, error)
-        else:
-            logger.info("%s failed (%d/%d): %s", node.server, failures, self.failure_limit,
-                        error)
-
-    def _record_success(self, node: _Node) -> None:
-        if node.failures:
-            with node.lock:
-                if node.failures:
-                    logger.warning("%s is back after %d failures", node.server, node.failures)
-                node.failures = 0
-
-    def _record_missed(self, node: _Node, keys: Iterable[Key]) -> None:
-        with node.lock:
-            if node.needs_flush:
-                return
-            node.missed.update(keys)
-            if len(node.missed) > self.max_missed_writes:
-                node.missed.clear()
-                node.needs_flush = True
-
-    def _settle(self, node: _Node) -> None:
-        """Invalidate what the node missed before it serves again (see module docstring)."""
-        while node.missed or node.needs_flush:
-            with node.settle_lock:
-                with node.lock:
-                    keys, flush = node.missed, node.needs_flush
-                    node.missed, node.needs_flush = set(), False
-                if not keys and not flush:
-                    return
-                try:
-                    if flush:
-                        node.client.flush_all(noreply=False)
-                    else:
-                        node.client.delete_many(list(keys), noreply=False)
-                except BaseException:
-                    with node.lock:
-                        node.needs_flush = node.needs_flush or flush
-                    self._record_missed(node, keys)
-                    raise
-                logger.info("%s: invalidated %s missed while away", node.server,
-                            "everything" if flush else f"{len(keys)} keys")
-
-    def _attempt(self, node: _Node, operation: Callable[[Any], T]) -> T:
-        """Run ``operation(node.client)``; raise _NodeUnavailable if skipped or failing."""
-        if self._skipped(node, self._clock()):
-            raise _NodeUnavailable
-        try:
-            self._settle(node)
-            result = operation(node.client)
-        except _NODE_ERRORS as error:
-            self._record_failure(node, error)
-            raise _NodeUnavailable from error
-        self._record_success(node)
-        return result
+        return [node.status() for node in self._view.nodes.values()]
 
     def _all_down(self, view: _View) -> bool:
-        now = self._clock()
-        return all(self._skipped(node, now) for node in view.nodes.values())
+        now = self._policy.clock()
+        return all(node.skipped(now) for node in view.nodes.values())
 
     def _unavailable_error(self, view: _View) -> NoAvailableNodesError:
         if not view.nodes:
@@ -428,7 +231,7 @@ class ClusterClient:
     def _check_key(self, key: Key) -> None:
         check_key_helper(key, self._allow_unicode_keys, self._key_prefix)
 
-    def _replicas(self, view: _View, key: Key) -> list[_Node]:
+    def _replicas(self, view: _View, key: Key) -> list[Node]:
         self._check_key(key)
         servers = view.ring.get_nodes(key, self.replicas)
         if not servers:
@@ -447,8 +250,8 @@ class ClusterClient:
         reached = False
         for node in self._replicas(view, key):
             try:
-                value = self._attempt(node, lambda c: c.get(key, _MISS))
-            except _NodeUnavailable:
+                value = node.attempt(lambda c: c.get(key, _MISS))
+            except NodeUnavailable:
                 continue
             reached = True
             if value is not _MISS:
@@ -465,8 +268,8 @@ class ClusterClient:
         view = self._view
         for node in self._replicas(view, key):
             try:
-                result: tuple[Any, Any] = self._attempt(node, lambda c: c.gets(key))
-            except _NodeUnavailable:
+                result: tuple[Any, Any] = node.attempt(lambda c: c.gets(key))
+            except NodeUnavailable:
                 continue
             return result
         self._nothing_reached(view)
@@ -480,9 +283,9 @@ class ClusterClient:
         try:
             for node in replicas:
                 try:
-                    results.append(self._attempt(node, operation))
-                except _NodeUnavailable:
-                    self._record_missed(node, [key])
+                    results.append(node.attempt(operation))
+                except NodeUnavailable:
+                    node.record_missed([key])
         except MemcacheError:
             # A refused write (value too large...) may have removed the value on one
             # replica: drop it everywhere so no replica keeps an older one.
@@ -495,9 +298,9 @@ class ClusterClient:
     def _delete_quietly(self, view: _View, key: Key) -> None:
         for node in self._replicas(view, key):
             try:
-                self._attempt(node, lambda c: c.delete(key, noreply=False))
-            except (_NodeUnavailable, MemcacheError):
-                self._record_missed(node, [key])
+                node.attempt(lambda c: c.delete(key, noreply=False))
+            except (NodeUnavailable, MemcacheError):
+                node.record_missed([key])
 
     def set(self, key: Key, value: Any, expire: int = 0, flags: int | None = None) -> bool:
         """Store on every replica; True if at least one stored it."""
@@ -530,25 +333,28 @@ class ClusterClient:
         replicas = self._replicas(view, key)
         for index, node in enumerate(replicas):
             try:
-                result = self._attempt(node, operation)
-            except _NodeUnavailable:
-                self._record_missed(node, [key])
+                result = node.attempt(operation)
+            except NodeUnavailable:
+                node.record_missed([key])
                 continue
             except MemcacheError:
                 self._delete_quietly(view, key)
                 raise
             if succeeded(result):
-                primary_result = result
                 for other in replicas[index + 1:]:
-                    try:
-                        if self._attempt(other, lambda c: mirror(c, primary_result)):
-                            continue
-                        self._attempt(other, lambda c: c.delete(key, noreply=False))
-                    except (_NodeUnavailable, MemcacheError):
-                        self._record_missed(other, [key])
+                    self._mirror(other, key, mirror, result)
             return result
         self._nothing_reached(view)
         return failed
+
+    def _mirror(self, node: Node, key: Key, mirror: Callable[[Any, T], bool], result: T) -> None:
+        """Bring one more replica to the primary's ``result``, or drop the key there."""
+        try:
+            if node.attempt(lambda c: mirror(c, result)):
+                return
+            node.attempt(lambda c: c.delete(key, noreply=False))
+        except (NodeUnavailable, MemcacheError):
+            node.record_missed([key])
 
     def add(self, key: Key, value: Any, expire: int = 0, flags: int | None = None) -> bool:
         """Store only if absent (decided by the first reachable replica)."""
@@ -625,24 +431,24 @@ class ClusterClient:
 
     def _per_node(
         self,
-        batches: Mapping[_Node, T],
+        batches: Mapping[Node, T],
         operation: Callable[[Any, T], Any],
-    ) -> dict[_Node, Any]:
+    ) -> dict[Node, Any]:
         """Run ``operation(client, batch)`` on every node in parallel.
 
-        The value for a node is its result, or the _NodeUnavailable raised for it.
+        The value for a node is its result, or the NodeUnavailable raised for it.
         """
-        def run(node: _Node, batch: T) -> Any:
+        def run(node: Node, batch: T) -> Any:
             try:
-                return self._attempt(node, lambda c: operation(c, batch))
-            except _NodeUnavailable as unavailable:
+                return node.attempt(lambda c: operation(c, batch))
+            except NodeUnavailable as unavailable:
                 return unavailable
 
         items = list(batches.items())
         if len(items) == 1:
             node, batch = items[0]
             return {node: run(node, batch)}
-        futures: dict[_Node, Future[Any]] = {
+        futures: dict[Node, Future[Any]] = {
             node: self._executor.submit(run, node, batch) for node, batch in items}
         return {node: future.result() for node, future in futures.items()}
 
@@ -653,24 +459,24 @@ class ClusterClient:
         whose node failed, go to their next replica in the next round (at most R rounds).
         """
         view = self._view
-        pending: dict[Key, list[_Node]] = {}
+        pending: dict[Key, list[Node]] = {}
         for key in keys:
             pending[key] = self._replicas(view, key)
         found: dict[Key, Any] = {}
         reached = not pending
         for _ in range(self.replicas):
-            now = self._clock()
-            batches: dict[_Node, list[Key]] = {}
+            now = self._policy.clock()
+            batches: dict[Node, list[Key]] = {}
             for key, candidates in pending.items():
                 while candidates:
                     node = candidates.pop(0)
-                    if not self._skipped(node, now):
+                    if not node.skipped(now):
                         batches.setdefault(node, []).append(key)
                         break
             if not batches:
                 break
             for outcome in self._per_node(batches, lambda c, b: c.get_many(b)).values():
-                if isinstance(outcome, _NodeUnavailable):
+                if isinstance(outcome, NodeUnavailable):
                     continue
                 reached = True
                 for key, value in outcome.items():
@@ -684,12 +490,12 @@ class ClusterClient:
                  flags: int | None = None) -> list[Key]:
         """Store every pair on all its replicas, nodes in parallel; keys stored nowhere."""
         view = self._view
-        now = self._clock()
-        batches: dict[_Node, dict[Key, Any]] = {}
+        now = self._policy.clock()
+        batches: dict[Node, dict[Key, Any]] = {}
         for key, value in values.items():
             for node in self._replicas(view, key):
-                if self._skipped(node, now):
-                    self._record_missed(node, [key])
+                if node.skipped(now):
+                    node.record_missed([key])
                 else:
                     batches.setdefault(node, {})[key] = value
         stored: set[Key] = set()
@@ -697,33 +503,33 @@ class ClusterClient:
             batches, lambda c, b: c.set_many(b, expire=expire, noreply=False, flags=flags))
         for node, outcome in outcomes.items():
             batch = batches[node]
-            if isinstance(outcome, _NodeUnavailable):
-                self._record_missed(node, batch)
+            if isinstance(outcome, NodeUnavailable):
+                node.record_missed(batch)
                 continue
             not_stored = set(outcome)
             stored.update(key for key in batch if key not in not_stored)
-        if values and not any(not isinstance(o, _NodeUnavailable) for o in outcomes.values()):
+        if values and not any(not isinstance(o, NodeUnavailable) for o in outcomes.values()):
             self._nothing_reached(view)
         return [key for key in values if key not in stored]
 
     def delete_many(self, keys: Iterable[Key]) -> bool:
         """Delete every key from all its replicas, nodes in parallel."""
         view = self._view
-        now = self._clock()
-        batches: dict[_Node, list[Key]] = {}
+        now = self._policy.clock()
+        batches: dict[Node, list[Key]] = {}
         seen = False
         for key in keys:
             seen = True
             for node in self._replicas(view, key):
-                if self._skipped(node, now):
-                    self._record_missed(node, [key])
+                if node.skipped(now):
+                    node.record_missed([key])
                 else:
                     batches.setdefault(node, []).append(key)
         outcomes = self._per_node(batches, lambda c, b: c.delete_many(b, noreply=False))
         for node, outcome in outcomes.items():
-            if isinstance(outcome, _NodeUnavailable):
-                self._record_missed(node, batches[node])
-        if seen and not any(not isinstance(o, _NodeUnavailable) for o in outcomes.values()):
+            if isinstance(outcome, NodeUnavailable):
+                node.record_missed(batches[node])
+        if seen and not any(not isinstance(o, NodeUnavailable) for o in outcomes.values()):
             self._nothing_reached(view)
         return True
 
@@ -733,11 +539,9 @@ class ClusterClient:
         outcomes = self._per_node({node: None for node in view.nodes.values()},
                                   lambda c, _: c.flush_all(noreply=False))
         for node, outcome in outcomes.items():
-            if isinstance(outcome, _NodeUnavailable):
-                with node.lock:
-                    node.missed.clear()
-                    node.needs_flush = True
-        return all(not isinstance(o, _NodeUnavailable) for o in outcomes.values())
+            if isinstance(outcome, NodeUnavailable):
+                node.require_flush()
+        return all(not isinstance(o, NodeUnavailable) for o in outcomes.values())
 
     # -- lifetime -----------------------------------------------------------------------
 
@@ -755,14 +559,3 @@ class ClusterClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def replica_servers(
-    servers: Sequence[ServerSpec], key: Key, replicas: int = 1, **ring_options: Any,
-) -> list[Server]:
-    """Where a cluster of ``servers`` keeps ``key`` (without connecting anywhere)."""
-    ring: KetamaRing[Server] = KetamaRing(**ring_options)
-    members = [to_server(spec) for spec in servers]
-    ring.set_nodes({server: server.weight for server in members},
-                   labels={server: server.label for server in members})
-    return ring.get_nodes(key, replicas)

@@ -179,8 +179,12 @@ def _lookup3_final(a: int, b: int, c: int) -> int:
 
 def jenkins(key: bytes) -> int:
     """Bob Jenkins' lookup3 ``hashlittle`` with initval 13."""
+    return _hashlittle(key, 13)
+
+
+def _hashlittle(key: bytes, initval: int) -> int:
     length = len(key)
-    a = b = c = (0xDEADBEEF + length + 13) & _M32
+    a = b = c = (0xDEADBEEF + length + initval) & _M32
     if length == 0:
         return c
     offset = 0

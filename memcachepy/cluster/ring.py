@@ -271,10 +271,14 @@ class KetamaRing(Generic[NodeT]):
 
     def get_node(self, key: str | bytes) -> NodeT | None:
         """The node that owns ``key``, or ``None`` when the ring is empty."""
+        return self.get_node_for_point(self.key_point(key))
+
+    def get_node_for_point(self, point: int) -> NodeT | None:
+        """The owner of the first ring point ``>= point``, wrapping; ``None`` if empty."""
         continuum = self._continuum
         if not continuum.values:
             return None
-        index = bisect_left(continuum.values, self.key_point(key))
+        index = bisect_left(continuum.values, point)
         if index == len(continuum.values):
             index = 0
         return continuum.owners[index]

@@ -121,6 +121,8 @@ class SlabAllocator:
         cls.pages.remove(number)
         cls.free = [c for c in cls.free if c >> PAGE_SHIFT != number]
         self.page_class[number] = 0
+        # Old chunk headers must not be mistaken for items at the new class's offsets.
+        self.pages[number][:] = bytes(PAGE_SIZE)
 
     def give_page(self, number: int, class_id: int) -> None:
         """Carve a detached page into chunks of ``class_id``."""

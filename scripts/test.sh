@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, then runs it. Safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v memcached >/dev/null || need_apt+=(memcached)
+command -v memccapable >/dev/null || need_apt+=(libmemcached-tools)
+if ((${#need_apt[@]})); then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing Debian packages: ${need_apt[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    else
+        echo "warning: ${need_apt[*]} missing and cannot be installed here; those tests will skip" >&2
+    fi
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+exec python3 -m pytest "$@"

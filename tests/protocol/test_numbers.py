@@ -1,0 +1,56 @@
+"""Number parsing follows memcached's safe_strto* helpers, quirks included."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from memcachepy.protocol.numbers import parse_i32, parse_u32, parse_u64
+
+
+def test_u64_plain_and_plus_sign() -> None:
+    assert parse_u64(b"0") == 0
+    assert parse_u64(b"+5") == 5
+    assert parse_u64(b"18446744073709551615") == 2**64 - 1
+
+
+def test_u64_rejects_overflow_garbage_and_python_only_forms() -> None:
+    for token in (b"18446744073709551616", b"", b"abc", b"5x", b"1_0", b"0x10", b"--1", b"+-1"):
+        assert parse_u64(token) is None, token
+
+
+def test_u64_minus_is_refused_only_when_the_result_looks_negative() -> None:
+    assert parse_u64(b"-1") is None
+    assert parse_u64(b"-0") == 0
+    # strtoull negates in unsigned arithmetic: -(2**64-1) wraps to 1, which looks positive.
+    assert parse_u64(b"-18446744073709551615") == 1
+
+
+def test_whitespace_rules_of_strtoul() -> None:
+    assert parse_u64(b"\t7") == 7  # leading whitespace skipped
+    assert parse_u64(b"7\tjunk") == 7  # whitespace ends the number; the rest is ignored
+    assert parse_u64(b"7\x00") is None
+
+
+def test_u32_wraps_large_values() -> None:
+    assert parse_u32(b"4294967296") == 0
+    assert parse_u32(b"4294967301") == 5
+    assert parse_u32(b"-1") is None
+
+
+def test_i32_truncates_a_64_bit_parse() -> None:
+    assert parse_i32(b"-1") == -1
+    assert parse_i32(b"2147483647") == 2147483647
+    assert parse_i32(b"4294967295") == -1
+    assert parse_i32(b"2147483648") == -2147483648
+    assert parse_i32(b"9223372036854775808") is None
+
+
+@given(st.integers(min_value=0, max_value=2**64 - 1))
+def test_u64_round_trips_every_value(value: int) -> None:
+    assert parse_u64(str(value).encode()) == value
+
+
+@given(st.binary(max_size=30))
+def test_parsers_never_raise(token: bytes) -> None:
+    for parse in (parse_u64, parse_u32, parse_i32):
+        result = parse(token)
+        assert result is None or isinstance(result, int)
