@@ -81,7 +81,8 @@ class Server:
         self._stop = trio.Event()
         self._graceful = False
         self._draining = False
-        self._waiting: dict[int, trio.CancelScope] = {}  # connections idle in a read wait
+        # Connections in a read wait, with their parser (a drain spares half-read requests).
+        self._waiting: dict[int, tuple[trio.CancelScope, TextParser]] = {}
         self._peers: dict[int, str] = {}
         self.ports: list[int] = []
 
@@ -122,8 +123,9 @@ class Server:
 
     async def _drain(self, connections: trio.Nursery) -> None:
         self._draining = True
-        for scope in list(self._waiting.values()):
-            scope.cancel()
+        for scope, parser in list(self._waiting.values()):
+            if not parser.buffered:
+                scope.cancel()
         with trio.move_on_after(self.settings.drain_timeout):
             while connections.child_tasks:
                 await trio.sleep(0.01)
@@ -164,12 +166,16 @@ class Server:
             connections.start_soon(self._connection, sock, address)
 
     @contextmanager
-    def _read_wait(self, sock: socket.socket) -> Iterator[trio.CancelScope]:
+    def _read_wait(
+        self, sock: socket.socket, parser: TextParser
+    ) -> Iterator[trio.CancelScope]:
         """A cancel scope around a read wait: idle timeout, and cancelled by a graceful drain."""
         scope = trio.CancelScope()
         if self.settings.idle_timeout:
             scope.relative_deadline = self.settings.idle_timeout
-        self._waiting[sock.fileno()] = scope
+        if self._draining and not parser.buffered:
+            scope.cancel()
+        self._waiting[sock.fileno()] = (scope, parser)
         try:
             with scope:
                 yield scope
@@ -186,12 +192,12 @@ class Server:
         handle = self.dispatcher.handle
         since_yield = 0
         try:
-            while not self._draining:
+            while True:
                 try:
                     data = sock.recv(READ_SIZE)
                 except BlockingIOError:
                     since_yield = 0
-                    with self._read_wait(sock) as scope:
+                    with self._read_wait(sock, parser) as scope:
                         await trio.lowlevel.wait_readable(sock)
                     if scope.cancelled_caught:
                         if not self._draining:

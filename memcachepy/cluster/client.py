@@ -92,6 +92,9 @@ class ClusterClient:
     ``timeout``, ``max_pool_size``: per node connection settings; ``client_kwargs`` go to
     every ``PooledClient`` (``serde``, ``key_prefix``, ``allow_unicode_keys``, ...).
     Requests always wait for replies (``noreply`` would hide a dead node).
+    ``client_factory(address, **options)`` makes each node's client (default
+    ``PooledClient``; it must be thread-safe). ``max_workers`` bounds the threads that
+    send multi-key requests to several nodes at once; ``clock`` is for tests.
 
     Keys are placed by the key as given, without ``key_prefix``, as libmemcached and
     pymemcache's ``HashClient`` do. The client is thread-safe.
@@ -114,6 +117,7 @@ class ClusterClient:
         max_missed_writes: int = 10_000,
         max_workers: int = 8,
         client_kwargs: Mapping[str, Any] | None = None,
+        client_factory: Callable[..., Any] = PooledClient,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if replicas < 1:
@@ -133,6 +137,7 @@ class ClusterClient:
         self._allow_unicode_keys = bool(self._client_kwargs.get("allow_unicode_keys", False))
         prefix = self._client_kwargs.get("key_prefix", b"")
         self._key_prefix = prefix.encode() if isinstance(prefix, str) else prefix
+        self._client_factory = client_factory
         self._update_lock = threading.Lock()
         self._view = _View(build_ring([], **self._ring_options), {})
         self._executor = ThreadPoolExecutor(max_workers=max_workers,
@@ -153,8 +158,8 @@ class ClusterClient:
                     raise ValueError(f"server {server} listed twice")
                 node = old.get(server)
                 if node is None:
-                    node = Node(server, PooledClient(server.address, **self._client_kwargs),
-                                self._policy)
+                    client = self._client_factory(server.address, **self._client_kwargs)
+                    node = Node(server, client, self._policy)
                 else:
                     node.server = server  # same member; its weight or name may have changed
                 nodes[server] = node

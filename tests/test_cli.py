@@ -1,0 +1,52 @@
+"""The command line: memcached's flags, one-line errors, a working default start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from memcachepy.cli import settings_from_args
+from memcachepy.config import MIB
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "memcachepy", *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_defaults_match_memcached_except_listen_address() -> None:
+    s = settings_from_args([])
+    assert (s.port, s.listen, s.memory_limit, s.max_connections) == (11211, "127.0.0.1", 64 * MIB,
+                                                                     1024)
+    assert (s.item_size_max, s.growth_factor, s.min_chunk) == (MIB, 1.25, 48)
+    assert s.evict and s.use_cas and s.flush_enabled and not s.enable_shutdown
+
+
+def test_flags() -> None:
+    s = settings_from_args(["-p", "1234", "-m", "128", "-M", "-c", "10", "-I", "2m", "-f", "1.5",
+                            "-n", "64", "-vv", "-A", "-F", "-C", "-o", "idle_timeout=30"])
+    assert (s.port, s.memory_limit, s.evict, s.max_connections) == (1234, 128 * MIB, False, 10)
+    assert (s.item_size_max, s.growth_factor, s.min_chunk, s.verbosity) == (2 * MIB, 1.5, 64, 2)
+    assert s.enable_shutdown and not s.flush_enabled and not s.use_cas
+    assert s.idle_timeout == 30
+    assert settings_from_args(["-I", "512k"]).item_size_max == 512 * 1024
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["-p", "abc"], ["-m", "x"], ["-I", "10"], ["-I", "64m"], ["-f", "1.0"], ["-c", "0"],
+     ["-o", "no_such_option=1"], ["--bogus"], ["-o", "idle_timeout=x"]],
+)
+def test_bad_values_exit_nonzero_with_one_line(args: list[str]) -> None:
+    result = run(*args)
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_help_explains_each_flag() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for flag in ("-p", "-l", "-m", "-M", "-c", "-I", "-f", "-n", "-v", "-A", "-F", "-C", "-o"):
+        assert f"{flag}" in result.stdout
