@@ -15,6 +15,7 @@ from typing import Final
 from memcachepy import VERSION
 from memcachepy.config import MIB, Settings
 from memcachepy.protocol import events as ev
+from memcachepy.protocol.numbers import parse_u32
 from memcachepy.protocol.text import value_line
 from memcachepy.stats import ServerCounters, format_stats
 from memcachepy.store.cache import Cache, DeltaResult, Framing, StoreMode, StoreResult
@@ -232,13 +233,14 @@ class Dispatcher:
         return Outcome.CONTINUE
 
     def _error(self, event: ev.ErrorReply, out: list[bytes]) -> int:
+        if event.void_pending:
+            out.clear()
         if not event.noreply:
             out.append(event.line)
         return Outcome.CONTINUE
 
     def _close(self, event: ev.Close, out: list[bytes]) -> int:
-        out.clear()  # memcached's conn_closing sends nothing more
-        return Outcome.CLOSE
+        return Outcome.CLOSE  # replies already queued still go out, as in memcached
 
     # -- stats ---------------------------------------------------------------------------
 
@@ -270,9 +272,25 @@ class Dispatcher:
             out.append(format_stats([("sizes_status", "disabled")]))
         elif sub == b"conns":
             out.append(format_stats(self.connection_lines()))
+        elif sub == b"cachedump":
+            out.append(self._cachedump(args[1:]))
         else:
             out.append(ERROR)
         return Outcome.CONTINUE
+
+    def _cachedump(self, args: list[bytes]) -> bytes:
+        if len(args) < 2:
+            return b"CLIENT_ERROR bad command line\r\n"
+        class_id, limit = parse_u32(args[0]), parse_u32(args[1])
+        if class_id is None or limit is None:
+            return b"CLIENT_ERROR bad command line format\r\n"
+        if class_id >= 64:  # memcached's MAX_NUMBER_OF_SLAB_CLASSES
+            return b"CLIENT_ERROR Illegal slab id\r\n"
+        lines = [
+            b"ITEM %s [%d b; %d s]\r\n" % (key, nbytes, exptime)
+            for key, nbytes, exptime in self.cache.dump_class(class_id, limit)
+        ]
+        return b"".join(lines) + END
 
     def general_stats(self) -> list[tuple[str, object]]:
         c = self.counters

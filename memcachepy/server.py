@@ -27,7 +27,9 @@ from memcachepy.store.cache import Cache
 
 log = logging.getLogger("memcachepy")
 
-READ_SIZE = 65536
+# memcached reads 16 KiB at a time; its "line over 2048 bytes without a newline" rule
+# depends on it, so a longer line arriving in one packet is judged the same way.
+READ_SIZE = 16384
 REQUESTS_PER_YIELD = 20
 TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
 # Errors from accept() that mean "try again later", not "stop serving".
@@ -191,6 +193,7 @@ class Server:
         parser = TextParser(self.cache.item_fits)
         handle = self.dispatcher.handle
         since_yield = 0
+        out: list[bytes] = []
         try:
             while True:
                 try:
@@ -208,7 +211,6 @@ class Server:
                     break
                 counters.bytes_read += len(data)
                 parser.receive_data(data)
-                out: list[bytes] = []
                 outcome = Outcome.CONTINUE
                 while True:
                     event = parser.next_event()
@@ -218,8 +220,10 @@ class Server:
                     outcome = handle(event, out)  # type: ignore[arg-type]
                     if outcome != Outcome.CONTINUE:
                         break
-                if out:
+                # Like memcached, hold replies while a data block is still arriving.
+                if out and (outcome == Outcome.CLOSE or not parser.mid_request):
                     await self._send(sock, out)
+                    out = []
                 if outcome == Outcome.CLOSE:
                     break
                 if since_yield >= REQUESTS_PER_YIELD:

@@ -10,10 +10,9 @@ Pure functions format and parse the two textual forms of a membership list:
       <host>|<ip>|<port> <host>|<ip>|<port>...\\n
       \\r\\nEND\\r\\n
 
-  (shown on four lines; the reply has no other line breaks)
-
-  where ``<n>`` counts the bytes of the two lines including their ``\\n``, nodes are
-  sorted by host name and an empty ip keeps both ``|``;
+  (the reply has no line breaks but the escaped ones), where ``<n>`` counts the bytes of
+  the version and node lines including their ``\\n``, nodes are sorted by host name and
+  an empty ip keeps both ``|``;
 * the membership file read by ``--cluster-config FILE`` (:func:`parse_membership`):
   one node per line, ``#`` starts a comment, blank lines are ignored, and a node is
   written as one of::

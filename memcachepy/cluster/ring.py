@@ -21,7 +21,12 @@ while every weight is 1: 100 points per node, one per label, each the *key hash*
 ``"<label>-<i>"``. ``KetamaRing(variant="ketama")`` reproduces that one too.
 
 :class:`KetamaRing` is also a pymemcache ``HashClient`` hasher: ``HashClient(servers,
-hasher=KetamaRing)`` makes pymemcache place keys as libmemcached does.
+hasher=KetamaRing)`` makes pymemcache place keys as libmemcached does. HashClient builds the
+hasher with no arguments and adds its nodes as ``"host:port"`` strings, so weights and
+other options go through a partial::
+
+    HashClient(servers, hasher=functools.partial(
+        KetamaRing, key_hash="fnv1a_64", weights={"10.0.0.1:11211": 2}))
 """
 
 from __future__ import annotations

@@ -97,10 +97,15 @@ class CacheMemlimit(NamedTuple):
 
 
 class ErrorReply(NamedTuple):
-    """The request was malformed: answer ``line`` (already ending in CRLF) unless ``noreply``."""
+    """The request was malformed: answer ``line`` (already ending in CRLF) unless ``noreply``.
+
+    ``void_pending``: replies queued but not yet sent are dropped first, as memcached
+    does for a multi-get with a bad key (it culls every unsent response).
+    """
 
     line: bytes
     noreply: bool = False
+    void_pending: bool = False
 
 
 class Close(NamedTuple):

@@ -73,6 +73,11 @@ class TextParser:
         self._buf += data
 
     @property
+    def mid_request(self) -> bool:
+        """Inside a data block (being read or discarded): memcached sends nothing meanwhile."""
+        return self._pending is not None or self._swallow > 0
+
+    @property
     def buffered(self) -> int:
         """Bytes received and not yet consumed (a half-sent line or data block)."""
         return len(self._buf) - self._pos
@@ -164,7 +169,7 @@ class TextParser:
             keys = tokens[2:]
         for key in keys:
             if len(key) > KEY_MAX_LENGTH:
-                return ev.ErrorReply(BAD_FORMAT)
+                return ev.ErrorReply(BAD_FORMAT, void_pending=True)
         return ev.Retrieve(keys, command in (b"gets", b"gats"), exptime)
 
     def _storage(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:

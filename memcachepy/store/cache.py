@@ -559,5 +559,16 @@ class Cache:
         page = self.slabs.pages[tail >> PAGE_SHIFT]
         return self.now() - int(I32.unpack_from(page, (tail & OFFSET_MASK) + OFF_ATIME)[0])
 
-    def keys(self) -> list[bytes]:
-        return list(self._index)
+    def dump_class(self, class_id: int, limit: int) -> list[tuple[bytes, int, int]]:
+        """(key, data length, absolute exptime or 0) from the LRU head, at most ``limit`` (0: all)."""
+        if not 0 < class_id < len(self.slabs.classes):
+            return []
+        rows: list[tuple[bytes, int, int]] = []
+        cid = self.items.heads[class_id]
+        while cid >= 0 and (limit == 0 or len(rows) < limit):
+            page = self.slabs.pages[cid >> PAGE_SHIFT]
+            off = cid & OFFSET_MASK
+            _, nxt, _, exptime, _, _, nbytes, _, _, _, _ = HEADER.unpack_from(page, off)
+            rows.append((self.key_of(cid), nbytes, exptime + self.started if exptime else 0))
+            cid = nxt
+        return rows
