@@ -81,8 +81,12 @@ class Node:
         self._settle_lock = threading.Lock()
         self.failures = 0
         self.retry_at = 0.0
-        self._missed: set[Key] = set()
-        self._needs_flush = False
+        # Missed writes stay recorded until their invalidation is done, so a concurrent
+        # request waits for it; the sequence numbers tell which entries a finished
+        # invalidation covered (a key missed again meanwhile stays).
+        self._seq = 0
+        self._missed: dict[Key, int] = {}
+        self._flush_seq = 0  # 0: no flush needed
 
     def __repr__(self) -> str:
         return f"Node({self.server})"
@@ -105,7 +109,7 @@ class Node:
                 state = "failing"
             retry_in = max(0.0, self.retry_at - now) if self.failures else 0.0
             return NodeStatus(self.server, state, self.failures, retry_in, len(self._missed),
-                              self._needs_flush)
+                              bool(self._flush_seq))
 
     def record_failure(self, error: BaseException) -> None:
         """Count a failed request; eject the node at the failure limit."""
@@ -134,41 +138,45 @@ class Node:
     def record_missed(self, keys: Iterable[Key]) -> None:
         """Remember writes this node did not get (it invalidates them before serving)."""
         with self._lock:
-            if self._needs_flush:
+            self._seq += 1
+            if self._flush_seq:
+                self._flush_seq = self._seq
                 return
-            self._missed.update(keys)
+            self._missed.update(dict.fromkeys(keys, self._seq))
             if len(self._missed) > self.policy.max_missed_writes:
                 self._missed.clear()
-                self._needs_flush = True
+                self._flush_seq = self._seq
 
     def require_flush(self) -> None:
         """Make the node flush everything before it serves again."""
         with self._lock:
+            self._seq += 1
             self._missed.clear()
-            self._needs_flush = True
+            self._flush_seq = self._seq
 
     def settle(self) -> None:
         """Invalidate the writes this node missed; raises (and keeps them) on failure."""
-        while self._missed or self._needs_flush:
+        while self._missed or self._flush_seq:
             with self._settle_lock:
                 with self._lock:
-                    keys, flush = self._missed, self._needs_flush
-                    self._missed, self._needs_flush = set(), False
-                if not keys and not flush:
+                    missed, flush, done_seq = dict(self._missed), bool(self._flush_seq), self._seq
+                if not missed and not flush:
                     return
-                try:
+                if flush:
+                    self.client.flush_all(noreply=False)
+                else:
+                    self.client.delete_many(list(missed), noreply=False)
+                with self._lock:
+                    if flush and self._flush_seq <= done_seq:
+                        self._flush_seq = 0
+                    for key, seq in missed.items():
+                        if self._missed.get(key) == seq:
+                            del self._missed[key]
                     if flush:
-                        self.client.flush_all(noreply=False)
-                    else:
-                        self.client.delete_many(list(keys), noreply=False)
-                except BaseException:
-                    if flush:
-                        self.require_flush()
-                    else:
-                        self.record_missed(keys)
-                    raise
+                        for key in [k for k, seq in self._missed.items() if seq <= done_seq]:
+                            del self._missed[key]
                 logger.info("%s: invalidated %s it missed", self.server,
-                            "everything" if flush else f"{len(keys)} writes")
+                            "everything" if flush else f"{len(missed)} writes")
 
     def attempt(self, operation: Callable[[Any], T]) -> T:
         """``operation(client)`` after settling; NodeUnavailable if skipped or failing."""

@@ -182,12 +182,14 @@ class Cache:
 
     # -- sizes ---------------------------------------------------------------------------
 
+    def item_total(self, nkey: int, flags: int, nbytes: int) -> int:
+        """memcached's ITEM_ntotal for an item of this shape: what ``bytes`` counts."""
+        total = HEADER_SIZE + nkey + 1 + (4 if flags else 0) + nbytes + 2
+        return total + 8 if self.use_cas else total
+
     def item_fits(self, nkey: int, flags: int, nbytes: int) -> bool:
         """Whether memcached (same -I, same -C) would accept an item of this shape."""
-        total = HEADER_SIZE + nkey + 1 + (4 if flags else 0) + nbytes + 2
-        if self.use_cas:
-            total += 8
-        return total <= self.item_size_max
+        return self.item_total(nkey, flags, nbytes) <= self.item_size_max
 
     def __len__(self) -> int:
         return len(self._index)
@@ -436,7 +438,7 @@ class Cache:
         self.items.write(head, chunks[1:], (key, prefix, data, suffix), header)
         self.items.link(head, class_id)
         self._index[key] = head
-        size = self.items.chunk_total(stream_len, ncont)
+        size = self.item_total(len(key), flags, len(data))
         self.bytes += size
         self.counters.total_items += 1
         self.counters.classes[class_id].mem_requested += size
@@ -455,7 +457,8 @@ class Cache:
         for chunk in (cid, *conts):
             slabs.pages[chunk >> PAGE_SHIFT][(chunk & OFFSET_MASK) + OFF_IFLAGS] = 0
             slabs.free(chunk, class_id)
-        size = self.items.chunk_total(nkey + plen + nbytes + len(self.framing.suffix), ncont)
+        flags = I32.unpack_from(page, off + OFF_FLAGS)[0]
+        size = self.item_total(nkey, flags, nbytes)
         self.bytes -= size
         self.counters.classes[class_id].mem_requested -= size
 
