@@ -21,6 +21,8 @@ from memcachepy.stats import ServerCounters, format_stats
 from memcachepy.store.cache import Cache, DeltaResult, Framing, StoreMode, StoreResult
 
 TEXT_FRAMING: Final = Framing(value_line, b"\r\n")
+Reply = bytes | bytearray | memoryview
+"""A piece of reply; slices of slab memory are passed along without another copy."""
 
 _STORE_MODES: Final = {
     b"set": StoreMode.SET,
@@ -68,7 +70,7 @@ class Dispatcher:
         self.request_shutdown = request_shutdown
         self.connection_lines = connection_lines
         self.started = time.time()
-        self._handlers: dict[type, Callable[[ev.Event, list[bytes]], int]] = {
+        self._handlers: dict[type, Callable[[ev.Event, list[Reply]], int]] = {
             ev.Retrieve: self._retrieve,  # type: ignore[dict-item]
             ev.Store: self._store,  # type: ignore[dict-item]
             ev.StoreTooLarge: self._too_large,  # type: ignore[dict-item]
@@ -86,13 +88,13 @@ class Dispatcher:
             ev.Close: self._close,  # type: ignore[dict-item]
         }
 
-    def handle(self, event: ev.Event, out: list[bytes]) -> int:
+    def handle(self, event: ev.Event, out: list[Reply]) -> int:
         """Apply ``event``; append its reply to ``out``; return an :class:`Outcome`."""
         return self._handlers[type(event)](event, out)
 
     # -- requests ---------------------------------------------------------------------
 
-    def _retrieve(self, event: ev.Retrieve, out: list[bytes]) -> int:
+    def _retrieve(self, event: ev.Retrieve, out: list[Reply]) -> int:
         cache = self.cache
         counters = self.counters
         touch = event.exptime
@@ -121,7 +123,7 @@ class Dispatcher:
         out.append(END)
         return Outcome.CONTINUE
 
-    def _store(self, event: ev.Store, out: list[bytes]) -> int:
+    def _store(self, event: ev.Store, out: list[Reply]) -> int:
         self.counters.cmd_set += 1
         result = self.cache.store(
             _STORE_MODES[event.command], event.key, event.flags, event.exptime, event.data,
@@ -135,7 +137,7 @@ class Dispatcher:
             out.append(_STORE_REPLIES[result])
         return Outcome.CONTINUE
 
-    def _too_large(self, event: ev.StoreTooLarge, out: list[bytes]) -> int:
+    def _too_large(self, event: ev.StoreTooLarge, out: list[Reply]) -> int:
         self.counters.store_too_large += 1
         if event.command == b"set":
             # memcached drops the old value so that a failed set never leaves stale data.
@@ -144,7 +146,7 @@ class Dispatcher:
             out.append(_STORE_REPLIES[StoreResult.TOO_LARGE])
         return Outcome.CONTINUE
 
-    def _delete(self, event: ev.Delete, out: list[bytes]) -> int:
+    def _delete(self, event: ev.Delete, out: list[Reply]) -> int:
         if self.cache.delete(event.key):
             reply = b"DELETED\r\n"
         else:
@@ -154,7 +156,7 @@ class Dispatcher:
             out.append(reply)
         return Outcome.CONTINUE
 
-    def _arithmetic(self, event: ev.Arithmetic, out: list[bytes]) -> int:
+    def _arithmetic(self, event: ev.Arithmetic, out: list[Reply]) -> int:
         result, value = self.cache.incr_decr(event.key, event.incr, event.delta)
         if result == DeltaResult.OK:
             reply = b"%d\r\n" % value
@@ -172,7 +174,7 @@ class Dispatcher:
             out.append(reply)
         return Outcome.CONTINUE
 
-    def _touch(self, event: ev.Touch, out: list[bytes]) -> int:
+    def _touch(self, event: ev.Touch, out: list[Reply]) -> int:
         self.counters.cmd_touch += 1
         if self.cache.touch(event.key, event.exptime):
             reply = b"TOUCHED\r\n"
@@ -183,7 +185,7 @@ class Dispatcher:
             out.append(reply)
         return Outcome.CONTINUE
 
-    def _flush_all(self, event: ev.FlushAll, out: list[bytes]) -> int:
+    def _flush_all(self, event: ev.FlushAll, out: list[Reply]) -> int:
         self.counters.cmd_flush += 1
         if not self.settings.flush_enabled:
             reply = b"CLIENT_ERROR flush_all not allowed\r\n"
@@ -196,20 +198,20 @@ class Dispatcher:
             out.append(reply)
         return Outcome.CONTINUE
 
-    def _version(self, event: ev.Version, out: list[bytes]) -> int:
+    def _version(self, event: ev.Version, out: list[Reply]) -> int:
         out.append(b"VERSION %s\r\n" % VERSION.encode())
         return Outcome.CONTINUE
 
-    def _verbosity(self, event: ev.Verbosity, out: list[bytes]) -> int:
+    def _verbosity(self, event: ev.Verbosity, out: list[Reply]) -> int:
         self.settings.verbosity = min(event.level, 2)
         if not event.noreply:
             out.append(OK)
         return Outcome.CONTINUE
 
-    def _quit(self, event: ev.Quit, out: list[bytes]) -> int:
+    def _quit(self, event: ev.Quit, out: list[Reply]) -> int:
         return Outcome.CLOSE
 
-    def _shutdown(self, event: ev.Shutdown, out: list[bytes]) -> int:
+    def _shutdown(self, event: ev.Shutdown, out: list[Reply]) -> int:
         if not self.settings.enable_shutdown:
             out.append(b"ERROR: shutdown not enabled\r\n")
             return Outcome.CONTINUE
@@ -219,7 +221,7 @@ class Dispatcher:
         self.request_shutdown(event.graceful)
         return Outcome.CLOSE
 
-    def _memlimit(self, event: ev.CacheMemlimit, out: list[bytes]) -> int:
+    def _memlimit(self, event: ev.CacheMemlimit, out: list[Reply]) -> int:
         if event.megabytes < 8:
             reply = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
         elif event.megabytes > 1000000000:
@@ -232,19 +234,19 @@ class Dispatcher:
             out.append(reply)
         return Outcome.CONTINUE
 
-    def _error(self, event: ev.ErrorReply, out: list[bytes]) -> int:
+    def _error(self, event: ev.ErrorReply, out: list[Reply]) -> int:
         if event.void_pending:
             out.clear()
         if not event.noreply:
             out.append(event.line)
         return Outcome.CONTINUE
 
-    def _close(self, event: ev.Close, out: list[bytes]) -> int:
+    def _close(self, event: ev.Close, out: list[Reply]) -> int:
         return Outcome.CLOSE  # replies already queued still go out, as in memcached
 
     # -- stats ---------------------------------------------------------------------------
 
-    def _stats(self, event: ev.Stats, out: list[bytes]) -> int:
+    def _stats(self, event: ev.Stats, out: list[Reply]) -> int:
         args = event.args
         if not args:
             out.append(format_stats(self.general_stats()))

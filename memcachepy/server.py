@@ -19,7 +19,7 @@ import socket
 import trio
 
 from memcachepy.config import Settings
-from memcachepy.dispatch import TEXT_FRAMING, Dispatcher, Outcome
+from memcachepy.dispatch import TEXT_FRAMING, Dispatcher, Outcome, Reply
 from memcachepy.protocol.text import NEED_DATA, TextParser
 from memcachepy.stats import ServerCounters
 from memcachepy.store.cache import Cache
@@ -199,7 +199,7 @@ class Server:
         idle = self.settings.idle_timeout
         waiting = self._waiting
         since_yield = 0
-        out: list[bytes] = []
+        out: list[Reply] = []
         while True:
             try:
                 data = sock.recv(READ_SIZE)
@@ -241,7 +241,7 @@ class Server:
                 counters.conn_yields += 1
                 await trio.lowlevel.checkpoint()
 
-    async def _send(self, sock: socket.socket, out: list[bytes]) -> None:
+    async def _send(self, sock: socket.socket, out: list[Reply]) -> None:
         data = b"".join(out) if len(out) > 1 else bytes(out[0])
         self.counters.bytes_written += len(data)
         try:

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v memcached >/dev/null || need_apt+=(memcached)
 command -v memccapable >/dev/null || need_apt+=(libmemcached-tools)
+command -v nutcracker >/dev/null || [ -x /usr/sbin/nutcracker ] || need_apt+=(nutcracker)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing Debian packages: ${need_apt[*]}"

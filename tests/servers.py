@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -55,6 +56,17 @@ class ServerProcess:
     def connect(self, timeout: float = 5.0) -> socket.socket:
         return socket.create_connection(self.address, timeout=timeout)
 
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 5.0) -> None:
+        """Send ``sig`` (SIGKILL by default) and, for a fatal one, wait until it is gone."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+                self.proc.wait(timeout)
+
+    def respawn(self, timeout: float = 10.0) -> ServerProcess:
+        """Start the same command again on the same host and port (after a kill)."""
+        return spawn(self.argv, self.port, self.host, timeout)
+
     def stop(self, timeout: float = 5.0) -> int:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -89,6 +101,25 @@ def spawn(argv: list[str], port: int, host: str = HOST, timeout: float = 10.0) -
     return ServerProcess(proc=proc, port=port, host=host, argv=argv)
 
 
+def spawn_logged(argv: list[str], port: int, log_path: str, host: str = HOST,
+                 timeout: float = 10.0) -> ServerProcess:
+    """Like :func:`spawn`, but the server's stderr goes to the file ``log_path``.
+
+    A server that logs a lot (``-vv``, ``verbosity``) into a pipe nobody reads blocks once
+    the pipe is full; a file never fills. A start failure quotes the end of the log.
+    """
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=log)
+    try:
+        _wait_listening(proc, host, port, timeout)
+    except RuntimeError as error:
+        with open(log_path, "rb") as log:
+            tail = log.read()[-2000:].decode(errors="replace")
+        raise RuntimeError(f"{error} {' '.join(argv)}\n{tail}") from None
+    return ServerProcess(proc=proc, port=port, host=host, argv=argv)
+
+
 def memcachepy_argv(port: int, *args: str, host: str = HOST) -> list[str]:
     return [sys.executable, "-m", "memcachepy", "-l", host, "-p", str(port), *args]
 
@@ -100,9 +131,13 @@ def memcached_argv(port: int, *args: str, host: str = HOST) -> list[str]:
 
 
 @contextmanager
-def memcachepy_server(*args: str, host: str = HOST) -> Iterator[ServerProcess]:
-    """A memcachepy daemon with memcached-style ``args``, stopped afterwards."""
-    port = free_port(host)
+def memcachepy_server(*args: str, host: str = HOST,
+                      port: int | None = None) -> Iterator[ServerProcess]:
+    """A memcachepy daemon with memcached-style ``args``, stopped afterwards.
+
+    ``port`` defaults to a free one.
+    """
+    port = free_port(host) if port is None else port
     server = spawn(memcachepy_argv(port, *args, host=host), port, host)
     try:
         yield server
@@ -111,9 +146,13 @@ def memcachepy_server(*args: str, host: str = HOST) -> Iterator[ServerProcess]:
 
 
 @contextmanager
-def memcached_server(*args: str, host: str = HOST) -> Iterator[ServerProcess]:
-    """Debian's real memcached with ``args``, stopped afterwards (skips if not installed)."""
-    port = free_port(host)
+def memcached_server(*args: str, host: str = HOST,
+                     port: int | None = None) -> Iterator[ServerProcess]:
+    """Debian's real memcached with ``args``, stopped afterwards (skips if not installed).
+
+    ``port`` defaults to a free one.
+    """
+    port = free_port(host) if port is None else port
     server = spawn(memcached_argv(port, *args, host=host), port, host)
     try:
         yield server

@@ -216,7 +216,9 @@ class TextParser:
             return ev.ErrorReply(BAD_FORMAT, noreply)
         return ev.Delete(key, noreply)
 
-    def _arithmetic(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+    def _arithmetic(
+        self, command: bytes, tokens: list[bytes], ntokens: int
+    ) -> ev.Event | _NeedData:
         if ntokens not in (4, 5):
             return ev.ErrorReply(ERROR)
         noreply = tokens[-1] == b"noreply"

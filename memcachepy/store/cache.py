@@ -301,7 +301,8 @@ class Cache:
             if mode != StoreMode.SET and mode != StoreMode.ADD:
                 return StoreResult.NOT_STORED
             rel_exptime = self.realtime(exptime, now)
-        cid = self._write(key, flags, rel_exptime, data, now, replace_on_failure=mode == StoreMode.SET)
+        is_set = mode == StoreMode.SET
+        cid = self._write(key, flags, rel_exptime, data, now, replace_on_failure=is_set)
         if cid < 0:
             return (
                 StoreResult.NOT_STORED
@@ -563,7 +564,7 @@ class Cache:
         return self.now() - int(I32.unpack_from(page, (tail & OFFSET_MASK) + OFF_ATIME)[0])
 
     def dump_class(self, class_id: int, limit: int) -> list[tuple[bytes, int, int]]:
-        """(key, data length, absolute exptime or 0) from the LRU head, at most ``limit`` (0: all)."""
+        """(key, data length, absolute exptime or 0) from the LRU head; ``limit`` 0 = all."""
         if not 0 < class_id < len(self.slabs.classes):
             return []
         rows: list[tuple[bytes, int, int]] = []

@@ -71,11 +71,9 @@ class ItemMemory:
             ncont += 1
         return slabs.largest, ncont
 
-    def chunk_total(self, stream_len: int, ncont: int) -> int:
-        """Bytes of item memory the item occupies, for the ``bytes`` statistic."""
-        return HEADER_SIZE * (1 + ncont) + ncont * CONT_ID.size + stream_len
-
-    def write(self, head: int, conts: list[int], parts: tuple[bytes, ...], header: tuple) -> None:
+    def write(
+        self, head: int, conts: list[int], parts: tuple[bytes, ...], header: tuple[int, ...]
+    ) -> None:
         """Write the header and the concatenation of ``parts`` into ``head`` and ``conts``."""
         pages = self.slabs.pages
         page = pages[head >> PAGE_SHIFT]

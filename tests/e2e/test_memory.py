@@ -35,7 +35,8 @@ def test_fill_three_times_memory_with_mixed_sizes() -> None:
             batch = []
             for _ in range(50):
                 n = rng.choice([10, 100, 1000, 5000, 20000, 100000, 500000])
-                batch.append(b"set fill%d %d 0 %d noreply\r\n%s\r\n" % (i, i, n, b"%d" % (i % 10) * n))
+                data = b"%d" % (i % 10) * n
+                batch.append(b"set fill%d %d 0 %d noreply\r\n%s\r\n" % (i, i, n, data))
                 written += n
                 i += 1
             sock.sendall(b"".join(batch))

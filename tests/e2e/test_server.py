@@ -24,10 +24,10 @@ def test_pipelined_batch_gets_replies_in_order(server: ServerProcess) -> None:
         batch = b"".join(b"set pipe%d 0 0 %d noreply\r\n%d\r\n" % (i, len(b"%d" % i), i)
                          for i in range(500))
         batch += b"".join(b"get pipe%d\r\n" % i for i in range(500)) + b"version\r\n"
-        reply = exchange(sock, batch, until=b"\r\nVERSION 0.1.0\r\n")
+        reply = exchange(sock, batch, until=b"\r\nVERSION 1.6.18-memcachepy-0.1.0\r\n")
         expected = b"".join(b"VALUE pipe%d 0 %d\r\n%d\r\nEND\r\n" % (i, len(b"%d" % i), i)
                             for i in range(500))
-        assert reply == expected + b"VERSION 0.1.0\r\n"
+        assert reply == expected + b"VERSION 1.6.18-memcachepy-0.1.0\r\n"
 
 
 def test_twenty_thousand_key_get_line(server: ServerProcess) -> None:
@@ -42,7 +42,7 @@ def test_long_line_without_newline_closes_only_that_connection(server: ServerPro
     with server.connect() as bad, server.connect() as good:
         bad.sendall(b"set " + b"x" * 3000)
         assert closed_by_peer(bad)
-        assert exchange(good, b"version\r\n") == b"VERSION 0.1.0\r\n"
+        assert exchange(good, b"version\r\n") == b"VERSION 1.6.18-memcachepy-0.1.0\r\n"
 
 
 def test_http_request_is_closed_without_reply(server: ServerProcess) -> None:

@@ -6,7 +6,9 @@ import socket
 import time
 
 
-def exchange(sock: socket.socket, data: bytes, until: bytes = b"\r\n", timeout: float = 5.0) -> bytes:
+def exchange(
+    sock: socket.socket, data: bytes, until: bytes = b"\r\n", timeout: float = 5.0
+) -> bytes:
     """Send ``data`` and read until the reply ends with ``until`` (or the connection closes)."""
     sock.sendall(data)
     return read_until(sock, until, timeout)

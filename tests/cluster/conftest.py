@@ -1,0 +1,26 @@
+"""Fixtures for the cluster tests (node helpers are in nodes.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import pytest
+
+from tests.servers import ServerProcess
+
+from .nodes import start_node
+
+
+@pytest.fixture
+def node_stack() -> Iterator[ExitStack]:
+    """An ExitStack to start nodes on; they all stop when the test ends."""
+    with ExitStack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def three_nodes() -> Iterator[list[ServerProcess]]:
+    """Three nodes on 127.0.0.1, shared by a module's tests (flush them before use)."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(start_node()) for _ in range(3)]
