@@ -76,8 +76,16 @@ def test_bare_newline_terminates_lines_too() -> None:
     ],
 )
 def test_error_lines(request_bytes: bytes, reply: bytes) -> None:
-    events = parse_all(request_bytes)
-    assert events[0] == ev.ErrorReply(reply, False)
+    event = parse_all(request_bytes)[0]
+    assert isinstance(event, ev.ErrorReply)
+    assert (event.line, event.noreply) == (reply, False)
+
+
+def test_bad_key_in_multiget_voids_unsent_replies() -> None:
+    assert parse_all(b"get a " + b"k" * 251 + b"\r\n") == [
+        ev.ErrorReply(BAD_FORMAT, False, void_pending=True)
+    ]
+    assert parse_all(b"set " + b"k" * 251 + b" 0 0 1\r\n")[0] == ev.ErrorReply(BAD_FORMAT, False)
 
 
 def test_key_of_250_bytes_is_fine() -> None:
