@@ -20,7 +20,7 @@ from memcachepy.protocol.text import value_line
 from memcachepy.stats import ServerCounters, format_stats
 from memcachepy.store.cache import Cache, DeltaResult, Framing, StoreMode, StoreResult
 
-TEXT_FRAMING: Final = Framing(value_line, b"\r\n")
+TEXT_FRAMING: Final = Framing(value_line, b"\r\n", cas_at=2, cas_format=b" %d")
 Reply = bytes | bytearray | memoryview
 """A piece of reply; slices of slab memory are passed along without another copy."""
 
@@ -95,31 +95,15 @@ class Dispatcher:
     # -- requests ---------------------------------------------------------------------
 
     def _retrieve(self, event: ev.Retrieve, out: list[Reply]) -> int:
-        cache = self.cache
         counters = self.counters
-        touch = event.exptime
-        hits = 0
-        for key in event.keys:
-            cid = cache.get(key, touch)
-            if cid < 0:
-                continue
-            hits += 1
-            wire = cache.wire(cid)
-            if event.with_cas:
-                view = memoryview(wire)
-                plen = cache.framing_prefix_len(cid)
-                out.append(view[: plen - 2])
-                out.append(b" %d\r\n" % cache.cas_of(cid))
-                out.append(view[plen:])
-            else:
-                out.append(wire)
-        misses = len(event.keys) - hits
-        if touch is None:
-            counters.cmd_get += len(event.keys)
-            counters.get_misses += misses
+        keys = event.keys
+        hits = self.cache.collect(keys, out, event.with_cas, event.exptime)  # type: ignore[arg-type]
+        if event.exptime is None:
+            counters.cmd_get += len(keys)
+            counters.get_misses += len(keys) - hits
         else:
-            counters.cmd_touch += len(event.keys)
-            counters.touch_misses += misses
+            counters.cmd_touch += len(keys)
+            counters.touch_misses += len(keys) - hits
         out.append(END)
         return Outcome.CONTINUE
 

@@ -44,6 +44,9 @@ U64: Final = struct.Struct("<Q")
 I32: Final = struct.Struct("<i")
 U16: Final = struct.Struct("<H")
 TIMES: Final = struct.Struct("<Qii")  # cas, exptime, atime: what a lookup checks
+# Everything a read needs, from OFF_CAS: cas, exptime, atime, flags, nbytes, nkey,
+# item flags, prefix length, continuation count.
+HOT: Final = struct.Struct("<QiiIiBBHI")
 CONT_ID: Final = struct.Struct("<q")
 
 

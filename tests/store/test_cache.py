@@ -196,3 +196,24 @@ def test_a_starving_class_gets_a_page_moved_to_it(clock: FakeClock) -> None:
     assert value(cache, b"big") == b"x" * 5000
     assert cache.counters.slabs_moved == 1
     assert cache.slabs.malloced <= 2 * MB
+
+
+def test_collect_frames_hits_and_skips_misses(clock: FakeClock) -> None:
+    from memcachepy.dispatch import TEXT_FRAMING
+
+    cache = Cache(8 * MB, clock=clock, framing=TEXT_FRAMING)
+    big = b"b" * 700_000  # chunked
+    cache.store(StoreMode.SET, b"a", 5, 0, b"one")
+    cache.store(StoreMode.SET, b"big", 0, 0, big)
+    cache.store(StoreMode.SET, b"gone", 0, 1, b"x")
+    clock.advance(2)
+    out: list[bytes | bytearray] = []
+    assert cache.collect([b"a", b"nope", b"gone", b"big"], out) == 2
+    assert b"".join(out) == b"VALUE a 5 3\r\none\r\nVALUE big 0 700000\r\n" + big + b"\r\n"
+    out.clear()
+    cas = cache.cas_of(cache.get(b"a"))
+    assert cache.collect([b"a"], out, with_cas=True, touch_exptime=1) == 1
+    assert b"".join(out) == b"VALUE a 5 3 %d\r\none\r\n" % cas
+    clock.advance(1)
+    assert cache.collect([b"a"], out) == 0  # the touch gave it one second
+    assert cache.counters.get_expired == 2
