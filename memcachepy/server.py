@@ -15,16 +15,53 @@ import logging
 import math
 import signal
 import socket
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import trio
 
 from memcachepy.config import Settings
 from memcachepy.dispatch import TEXT_FRAMING, Dispatcher, Outcome, Reply
-from memcachepy.protocol.text import NEED_DATA, TextParser
+from memcachepy.protocol.events import NEED_DATA
+from memcachepy.protocol.text import TextParser
 from memcachepy.stats import ServerCounters
 from memcachepy.store.cache import Cache
 
 log = logging.getLogger("memcachepy")
+
+
+class ProtocolParser(Protocol):
+    """What the connection loop needs of a sans-I/O parser (text, binary, ...)."""
+
+    def receive_data(self, data: bytes) -> None: ...
+
+    def next_event(self) -> object: ...
+
+    @property
+    def mid_request(self) -> bool: ...
+
+    @property
+    def buffered(self) -> int: ...
+
+
+Handler = Callable[[Any, list[Reply]], int]
+"""Applies one event, appending reply bytes; returns an Outcome."""
+
+
+class _NoParser:
+    """Stands in until a connection's first byte picks its protocol."""
+
+    mid_request = False
+    buffered = 0
+
+    def receive_data(self, data: bytes) -> None:
+        raise AssertionError("no protocol chosen yet")
+
+    def next_event(self) -> object:
+        return NEED_DATA
+
+
+_NO_PARSER: ProtocolParser = _NoParser()
 
 # memcached reads 16 KiB at a time; its "line over 2048 bytes without a newline" rule
 # depends on it, so a longer line arriving in one packet is judged the same way.
@@ -83,7 +120,7 @@ class Server:
         self._graceful = False
         self._draining = False
         # Connections in a read wait, with their parser (a drain spares half-read requests).
-        self._waiting: dict[int, tuple[trio.CancelScope, TextParser]] = {}
+        self._waiting: dict[int, tuple[trio.CancelScope, ProtocolParser]] = {}
         self._peers: dict[int, str] = {}
         self.ports: list[int] = []
 
@@ -172,14 +209,13 @@ class Server:
         self._peers[fd] = _peer_name(address)
         if self.settings.verbosity:
             log.info("<%d new connection from %s", fd, self._peers[fd])
-        parser = TextParser(self.cache.item_fits)
         # One cancel scope for the connection's life, not one per read wait (that showed up
         # in profiles): a graceful drain or the idle timeout cancels it only while the
         # connection is waiting to read, so a reply being sent is never cut short.
         scope = trio.CancelScope()
         try:
             with scope:
-                await self._serve_connection(sock, fd, parser, scope)
+                await self._serve_connection(sock, fd, scope)
             if scope.cancelled_caught and not self._draining:
                 counters.idle_kicks += 1
         except OSError as exc:
@@ -191,11 +227,16 @@ class Server:
             if self.settings.verbosity:
                 log.info("<%d connection closed", fd)
 
+    def _session(self, first_byte: int) -> tuple[ProtocolParser, Handler]:
+        """The parser and handler for a connection, chosen by the first byte it sends."""
+        return TextParser(self.cache.item_fits), self.dispatcher.handle
+
     async def _serve_connection(
-        self, sock: socket.socket, fd: int, parser: TextParser, scope: trio.CancelScope
+        self, sock: socket.socket, fd: int, scope: trio.CancelScope
     ) -> None:
         counters = self.counters
-        handle = self.dispatcher.handle
+        parser: ProtocolParser = _NO_PARSER
+        handle: Handler = self.dispatcher.handle
         idle = self.settings.idle_timeout
         waiting = self._waiting
         since_yield = 0
@@ -220,6 +261,8 @@ class Server:
             if not data:
                 return
             counters.bytes_read += len(data)
+            if parser is _NO_PARSER:
+                parser, handle = self._session(data[0])
             parser.receive_data(data)
             outcome = Outcome.CONTINUE
             while True:
@@ -227,7 +270,7 @@ class Server:
                 if event is NEED_DATA:
                     break
                 since_yield += 1
-                outcome = handle(event, out)  # type: ignore[arg-type]
+                outcome = handle(event, out)
                 if outcome != Outcome.CONTINUE:
                     break
             # Like memcached, hold replies while a data block is still arriving.

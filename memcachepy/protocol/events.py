@@ -7,7 +7,18 @@ request on the hot path.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = _NeedData()
+"""What every parser's ``next_event`` returns until more bytes arrive."""
 
 
 class Retrieve(NamedTuple):

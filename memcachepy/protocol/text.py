@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Final
 
 from memcachepy.protocol import events as ev
+from memcachepy.protocol.events import NEED_DATA, _NeedData
 from memcachepy.protocol.numbers import parse_i32, parse_u32, parse_u64
 
 KEY_MAX_LENGTH: Final = 250
@@ -23,14 +24,6 @@ MAX_LINE_WITHOUT_NEWLINE: Final = 2048
 _MAX_TOKENS: Final = 23
 
 
-class _NeedData:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA: Final = _NeedData()
 
 ERROR: Final = b"ERROR\r\n"
 BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"

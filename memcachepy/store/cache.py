@@ -629,6 +629,22 @@ class Cache:
 
     # -- introspection for stats --------------------------------------------------------------
 
+    @property
+    def oldest_live(self) -> int:
+        """The flush horizon on the relative clock (0: no flush_all yet)."""
+        return self._oldest_live
+
+    def reset_counters(self) -> None:
+        """``stats reset``: zero the history counters; what describes the present stays."""
+        for counters in self.counters.classes:
+            mem_requested = counters.mem_requested
+            for name in counters.__slots__:
+                setattr(counters, name, 0)
+            counters.mem_requested = mem_requested
+        self.counters.total_items = 0
+        self.counters.get_expired = 0
+        self.counters.get_flushed = 0
+
     def class_item_counts(self) -> list[int]:
         return list(self.items.counts)
 
