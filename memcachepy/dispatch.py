@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from memcachepy import VERSION, stats_report
 from memcachepy.config import MIB, Settings
@@ -17,6 +17,9 @@ from memcachepy.protocol.numbers import parse_u32
 from memcachepy.protocol.text import value_line
 from memcachepy.stats import ServerCounters, format_stats
 from memcachepy.store.cache import Cache, DeltaResult, Framing, StoreMode, StoreResult
+
+if TYPE_CHECKING:  # imported only by a node with --cluster-config (see server.py)
+    from memcachepy.cluster.endpoint import ConfigEndpoint
 
 TEXT_FRAMING: Final = Framing(value_line, b"\r\n", cas_at=2, cas_format=b" %d")
 Reply = bytes | bytearray | memoryview
@@ -61,7 +64,10 @@ class Dispatcher:
         counters: ServerCounters,
         request_shutdown: Callable[[bool], None] = lambda graceful: None,
         connection_lines: Callable[[], list[tuple[str, object]]] = lambda: [],
+        cluster: ConfigEndpoint | None = None,
     ) -> None:
+        """``cluster``: the membership answered to ``config get|set cluster``, if any."""
+        self.cluster = cluster
         self.settings = settings
         self.cache = cache
         self.counters = counters
@@ -82,6 +88,8 @@ class Dispatcher:
             ev.Shutdown: self._shutdown,  # type: ignore[dict-item]
             ev.Stats: self._stats,  # type: ignore[dict-item]
             ev.CacheMemlimit: self._memlimit,  # type: ignore[dict-item]
+            ev.ConfigGet: self._config_get,  # type: ignore[dict-item]
+            ev.ConfigSet: self._config_set,  # type: ignore[dict-item]
             ev.ErrorReply: self._error,  # type: ignore[dict-item]
             ev.Close: self._close,  # type: ignore[dict-item]
         }
@@ -102,7 +110,8 @@ class Dispatcher:
         else:
             counters.cmd_touch += len(keys)
             counters.touch_misses += len(keys) - hits
-        out.append(END)
+        if event.last:
+            out.append(END)
         return Outcome.CONTINUE
 
     def _store(self, event: ev.Store, out: list[Reply]) -> int:
@@ -216,6 +225,28 @@ class Dispatcher:
             out.append(reply)
         return Outcome.CONTINUE
 
+    def _config_get(self, event: ev.ConfigGet, out: list[Reply]) -> int:
+        if self.cluster is None or event.key != b"cluster":
+            out.append(ERROR)
+        else:
+            out.append(self.cluster.reply())
+        return Outcome.CONTINUE
+
+    def _config_set(self, event: ev.ConfigSet, out: list[Reply]) -> int:
+        if self.cluster is None or event.key != b"cluster":
+            out.append(ERROR)
+            return Outcome.CONTINUE
+        from memcachepy.cluster.endpoint import ConfigSetRefused  # loaded with the endpoint
+
+        try:
+            self.cluster.set_cluster(event.data, event.credential)
+        except ConfigSetRefused as refused:
+            word = b"SERVER_ERROR" if refused.server_side else b"CLIENT_ERROR"
+            out.append(b"%s %s\r\n" % (word, str(refused).encode("ascii", "replace")))
+        else:
+            out.append(OK)
+        return Outcome.CONTINUE
+
     def _error(self, event: ev.ErrorReply, out: list[Reply]) -> int:
         if event.void_pending:
             out.clear()
@@ -224,6 +255,8 @@ class Dispatcher:
         return Outcome.CONTINUE
 
     def _close(self, event: ev.Close, out: list[Reply]) -> int:
+        if event.reason in ("line too long", "input limit"):
+            self.counters.input_overflows += 1
         return Outcome.CLOSE  # replies already queued still go out, as in memcached
 
     # -- stats ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import math
 import signal
 import socket
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -26,6 +26,9 @@ from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.text import TextParser
 from memcachepy.stats import ServerCounters
 from memcachepy.store.cache import Cache
+
+if TYPE_CHECKING:
+    from memcachepy.cluster.endpoint import ConfigEndpoint
 
 log = logging.getLogger("memcachepy")
 
@@ -67,6 +70,10 @@ _NO_PARSER: ProtocolParser = _NoParser()
 # depends on it, so a longer line arriving in one packet is judged the same way.
 READ_SIZE = 16384
 REQUESTS_PER_YIELD = 20
+# Replies queued for one connection are sent once they pass this many bytes (checked
+# every few pieces), so a multi-get of huge values never sits whole in memory.
+OUTPUT_HIGH_WATER = 256 * 1024
+OUTPUT_CHECK_PIECES = 8
 TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
 # Errors from accept() that mean "try again later", not "stop serving".
 _ACCEPT_RETRY = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED}
@@ -113,8 +120,10 @@ class Server:
             evict=settings.evict,
             framing=TEXT_FRAMING,
         )
+        self.cluster = _cluster_endpoint(settings)
         self.dispatcher = Dispatcher(
-            settings, self.cache, self.counters, self.request_shutdown, self._connection_lines
+            settings, self.cache, self.counters, self.request_shutdown, self._connection_lines,
+            cluster=self.cluster,
         )
         self._stop = trio.Event()
         self._graceful = False
@@ -147,6 +156,7 @@ class Server:
                         acceptors.start_soon(self._accept_loop, sock, connections)
                     if handle_signals:
                         acceptors.start_soon(self._signal_loop)
+                        acceptors.start_soon(self._hangup_loop)
                     log.info("listening on %s port %s", self.settings.listen, self.ports)
                     task_status.started(self.ports)
                     await self._stop.wait()
@@ -173,6 +183,27 @@ class Server:
             async for signum in signals:
                 log.info("signal %s", signal.Signals(signum).name)
                 self.request_shutdown(graceful=signum == signal.SIGUSR1)
+
+    async def _hangup_loop(self) -> None:
+        """SIGHUP re-reads the --cluster-config file. memcached survives SIGHUP too."""
+        with trio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                self.reload_cluster_config()
+
+    def reload_cluster_config(self) -> None:
+        """Re-read the membership file; a bad one is logged and the nodes served are kept."""
+        if self.cluster is None:
+            log.info("SIGHUP: no --cluster-config to reload")
+            return
+        try:
+            changed = self.cluster.reload()
+        except ValueError as error:
+            log.error("cluster config not reloaded, still serving version %d: %s",
+                      self.cluster.config.version, error)
+            return
+        config = self.cluster.config
+        log.info("cluster config %s: version %d, %d nodes", "reloaded" if changed else
+                 "unchanged", config.version, len(config.nodes))
 
     async def _accept_loop(self, listener: socket.socket, connections: trio.Nursery) -> None:
         counters = self.counters
@@ -229,7 +260,8 @@ class Server:
 
     def _session(self, first_byte: int) -> tuple[ProtocolParser, Handler]:
         """The parser and handler for a connection, chosen by the first byte it sends."""
-        return TextParser(self.cache.item_fits), self.dispatcher.handle
+        parser = TextParser(self.cache.item_fits, config_commands=self.cluster is not None)
+        return parser, self.dispatcher.handle
 
     async def _serve_connection(
         self, sock: socket.socket, fd: int, scope: trio.CancelScope
@@ -265,6 +297,7 @@ class Server:
                 parser, handle = self._session(data[0])
             parser.receive_data(data)
             outcome = Outcome.CONTINUE
+            next_check = OUTPUT_CHECK_PIECES
             while True:
                 event = parser.next_event()
                 if event is NEED_DATA:
@@ -273,6 +306,14 @@ class Server:
                 outcome = handle(event, out)
                 if outcome != Outcome.CONTINUE:
                     break
+                if len(out) >= next_check and not parser.mid_request:
+                    # Backpressure: past a bound, send before answering more, so a client
+                    # that asks for much and reads slowly makes us wait, not buffer.
+                    if sum(map(len, out)) >= OUTPUT_HIGH_WATER:
+                        counters.output_flushes += 1
+                        await self._send(sock, out)
+                        out = []
+                    next_check = len(out) + OUTPUT_CHECK_PIECES
             # Like memcached, hold replies while a data block is still arriving.
             if out and (outcome == Outcome.CLOSE or not parser.mid_request):
                 await self._send(sock, out)
@@ -307,6 +348,16 @@ class Server:
             lines.append((f"{fd}:addr", peer))
             lines.append((f"{fd}:state", "conn_parse_cmd"))
         return lines
+
+
+def _cluster_endpoint(settings: Settings) -> ConfigEndpoint | None:
+    """What a node started with --cluster-config answers to ``config get|set cluster``."""
+    if not settings.cluster_config:
+        return None
+    # Imported here so that a node without the flag never loads the cluster package.
+    from memcachepy.cluster.endpoint import load_endpoint
+
+    return load_endpoint(settings.cluster_config, settings.cluster_admin_token_file)
 
 
 def _peer_name(address: object) -> str:

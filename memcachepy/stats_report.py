@@ -66,6 +66,8 @@ def general_stats(
         ("accepting_conns", 1),
         ("threads", 1),
         ("conn_yields", c.conn_yields),
+        ("output_flushes", c.output_flushes),
+        ("input_overflows", c.input_overflows),
         ("slabs_moved", cc.slabs_moved),
         ("bytes", cache.bytes),
         ("curr_items", cache.curr_items),

@@ -22,11 +22,17 @@ NEED_DATA: Final = _NeedData()
 
 
 class Retrieve(NamedTuple):
-    """get / gets / gat / gats. ``exptime`` is None unless the command also touches."""
+    """get / gets / gat / gats. ``exptime`` is None unless the command also touches.
+
+    A multi-get of many keys arrives as several events of a few keys each; only the
+    ``last`` one ends the reply with END. The server can then send (and wait for a slow
+    reader) between them instead of building a reply of unbounded size.
+    """
 
     keys: list[bytes]
     with_cas: bool
     exptime: int | None
+    last: bool = True
 
 
 class Store(NamedTuple):
@@ -107,6 +113,21 @@ class CacheMemlimit(NamedTuple):
     noreply: bool
 
 
+class ConfigGet(NamedTuple):
+    """``config get <key>`` (ElastiCache Auto Discovery asks ``config get cluster``)."""
+
+    key: bytes
+
+
+class ConfigSet(NamedTuple):
+    """``config set <key> <flags> <bytes> [<credential>]`` with its complete data block."""
+
+    key: bytes
+    flags: int
+    data: bytes
+    credential: bytes | None
+
+
 class ErrorReply(NamedTuple):
     """The request was malformed: answer ``line`` (already ending in CRLF) unless ``noreply``.
 
@@ -127,5 +148,6 @@ class Close(NamedTuple):
 
 Event = (
     Retrieve | Store | StoreTooLarge | Delete | Arithmetic | Touch | FlushAll | Version
-    | Verbosity | Quit | Shutdown | Stats | CacheMemlimit | ErrorReply | Close
+    | Verbosity | Quit | Shutdown | Stats | CacheMemlimit | ConfigGet | ConfigSet | ErrorReply
+    | Close
 )

@@ -9,6 +9,7 @@ bare ``ERROR``, and ``noreply`` is only recognised as the last token.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Final
 
@@ -20,6 +21,11 @@ KEY_MAX_LENGTH: Final = 250
 # memcached closes a connection whose pending line passes this without a newline,
 # unless it is a get/gets (multi-gets of thousands of keys are legal).
 MAX_LINE_WITHOUT_NEWLINE: Final = 2048
+# A get/gets line may be long (thousands of keys), but not unboundedly: past this the
+# connection is closed (memcached has no bound; this caps a connection's input buffer).
+MAX_GET_LINE: Final = 1 << 20
+# Keys per Retrieve event when a multi-get is split (see events.Retrieve).
+RETRIEVE_CHUNK: Final = 8
 # memcached tokenizes at most 23 tokens of a line (MAX_TOKENS 24 with the terminator).
 _MAX_TOKENS: Final = 23
 
@@ -38,6 +44,11 @@ ItemFits = Callable[[int, int, int], bool]
 """(key length, flags, value length) -> whether such an item can ever be stored."""
 
 _STORAGE: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend"))
+# The pending data block of a `config set` (compared by identity in _read_data_block).
+_CONFIG_SET: Final = b"config set"
+#: The largest ``config set`` data block read; a larger one is discarded unread.
+MAX_CONFIG_BLOCK: Final = 1024 * 1024
+CONFIG_TOO_LARGE: Final = b"SERVER_ERROR config too large\r\n"
 
 
 def _always_fits(nkey: int, flags: int, nbytes: int) -> bool:
@@ -47,9 +58,14 @@ def _always_fits(nkey: int, flags: int, nbytes: int) -> bool:
 class TextParser:
     """Turns a byte stream from one client into request events."""
 
-    __slots__ = ("_buf", "_pos", "_scanned", "_pending", "_swallow", "_item_fits", "_closed")
+    __slots__ = ("_buf", "_pos", "_scanned", "_pending", "_swallow", "_item_fits", "_closed",
+                 "_queued", "_config_commands", "_config_credential")
 
-    def __init__(self, item_fits: ItemFits = _always_fits) -> None:
+    def __init__(
+        self, item_fits: ItemFits = _always_fits, *, config_commands: bool = False
+    ) -> None:
+        """``config_commands``: parse ElastiCache's ``config get|set`` (a node started with
+        ``--cluster-config``); otherwise ``config`` is an unknown command, as in memcached."""
         self._buf = bytearray()
         self._pos = 0  # start of unconsumed data in _buf
         self._scanned = 0  # bytes after _pos already known to hold no newline
@@ -57,6 +73,9 @@ class TextParser:
         self._swallow = 0  # bytes of a rejected data block still to discard
         self._item_fits = item_fits
         self._closed = False
+        self._queued: deque[ev.Event] = deque()  # the rest of a multi-get split in chunks
+        self._config_commands = config_commands
+        self._config_credential: bytes | None = None
 
     def receive_data(self, data: bytes) -> None:
         """Append bytes read from the client."""
@@ -77,6 +96,8 @@ class TextParser:
 
     def next_event(self) -> ev.Event | _NeedData:
         """The next complete request, or NEED_DATA until more bytes arrive."""
+        if self._queued:
+            return self._queued.popleft()
         if self._closed:
             return NEED_DATA
         if self._swallow:
@@ -114,6 +135,9 @@ class TextParser:
             ):
                 self._closed = True
                 return ev.Close("line too long")
+            if pending > MAX_GET_LINE:
+                self._closed = True
+                return ev.Close("input limit")
         return NEED_DATA
 
     def _read_data_block(self) -> ev.Event | _NeedData:
@@ -128,6 +152,8 @@ class TextParser:
         if buf[start + nbytes] != 13 or buf[start + nbytes + 1] != 10:
             return ev.ErrorReply(BAD_DATA_CHUNK, noreply)
         data = bytes(buf[start : start + nbytes])
+        if command is _CONFIG_SET:
+            return ev.ConfigSet(key, flags, data, self._config_credential)
         return ev.Store(command, key, flags, exptime, data, cas_unique, noreply)
 
     def _parse_line(self, line: bytes) -> ev.Event | _NeedData:
@@ -163,7 +189,13 @@ class TextParser:
         for key in keys:
             if len(key) > KEY_MAX_LENGTH:
                 return ev.ErrorReply(BAD_FORMAT, void_pending=True)
-        return ev.Retrieve(keys, command in (b"gets", b"gats"), exptime)
+        with_cas = command in (b"gets", b"gats")
+        if len(keys) <= RETRIEVE_CHUNK:
+            return ev.Retrieve(keys, with_cas, exptime)
+        chunks = [keys[i : i + RETRIEVE_CHUNK] for i in range(0, len(keys), RETRIEVE_CHUNK)]
+        self._queued.extend(ev.Retrieve(c, with_cas, exptime, False) for c in chunks[:-1])
+        self._queued.append(ev.Retrieve(chunks[-1], with_cas, exptime))
+        return self._queued.popleft()
 
     def _storage(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
         is_cas = command == b"cas"
@@ -279,6 +311,30 @@ class TextParser:
             return ev.ErrorReply(ERROR, noreply)
         return ev.CacheMemlimit(megabytes, noreply)
 
+    def _config(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        """``config get <key>``, ``config set <key> <flags> <bytes> [<credential>]``."""
+        if not self._config_commands:
+            # memcached 1.6.18 has no `config`: an unknown command, data lines and all.
+            if tokens[min(len(tokens), _MAX_TOKENS) - 1].startswith(b"HTTP/"):
+                self._closed = True
+                return ev.Close("http request")
+            return ev.ErrorReply(ERROR)
+        if ntokens == 4 and tokens[1] == b"get":
+            return ev.ConfigGet(tokens[2])
+        if ntokens not in (6, 7) or tokens[1] != b"set":
+            return ev.ErrorReply(ERROR)
+        key = tokens[2]
+        flags = parse_u32(tokens[3])
+        nbytes = parse_i32(tokens[4])
+        if len(key) > KEY_MAX_LENGTH or flags is None or nbytes is None or nbytes < 0:
+            return ev.ErrorReply(BAD_FORMAT)
+        if nbytes > MAX_CONFIG_BLOCK:
+            self._swallow = nbytes + 2
+            return ev.ErrorReply(CONFIG_TOO_LARGE)
+        self._config_credential = tokens[5] if ntokens == 7 else None
+        self._pending = (_CONFIG_SET, key, flags, 0, nbytes, 0, False)
+        return self._read_data_block()
+
 
 _Handler = Callable[[TextParser, bytes, list[bytes], int], "ev.Event | _NeedData"]
 _HANDLERS: dict[bytes, _Handler] = {
@@ -295,6 +351,7 @@ _HANDLERS: dict[bytes, _Handler] = {
     b"shutdown": TextParser._shutdown,
     b"stats": TextParser._stats,
     b"cache_memlimit": TextParser._memlimit,
+    b"config": TextParser._config,
 }
 
 

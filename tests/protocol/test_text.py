@@ -124,7 +124,16 @@ def test_long_line_without_newline_closes_unless_get() -> None:
     parser.receive_data(b"get " + b"k " * 2000)
     assert drain(parser) == []
     parser.receive_data(b"\r\n")
-    assert len(drain(parser)[0].keys) == 2000  # type: ignore[attr-defined]
+    events = drain(parser)
+    assert sum(len(e.keys) for e in events) == 2000  # type: ignore[attr-defined]
+    # Split into small events so replies can be sent between them; END only on the last.
+    assert [e.last for e in events] == [False] * (len(events) - 1) + [True]  # type: ignore[attr-defined]
+
+
+def test_get_line_input_is_bounded() -> None:
+    parser = TextParser()
+    parser.receive_data(b"get " + b"k " * 600_000)
+    assert drain(parser) == [ev.Close("input limit")]
 
 
 def test_http_request_line_closes() -> None:
