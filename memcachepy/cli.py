@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="memcachepy",
         description="A memcached-compatible cache daemon. Flags follow memcached's names.",
+        epilog="'memcachepy cluster up --nodes N' starts a local cluster instead "
+               "(see 'memcachepy cluster --help').",
     )
     p.add_argument("-p", "--port", type=int, default=11211,
                    help="TCP port to listen on (default: 11211; 0 picks a free port)")
@@ -48,8 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-F", "--disable-flush-all", action="store_true",
                    help="refuse the 'flush_all' command")
     p.add_argument("-C", "--disable-cas", action="store_true", help="disable CAS values")
+    p.add_argument("-Y", "--auth-file", metavar="FILE",
+                   help="require ASCII authentication against FILE (user:password lines)")
     p.add_argument("-o", "--extended", action="append", default=[], metavar="OPT",
                    help="comma separated options: idle_timeout=SECONDS")
+    p.add_argument("--cluster-config", metavar="FILE",
+                   help="answer ElastiCache's 'config get cluster' with the nodes in FILE "
+                        "(re-read on SIGHUP)")
+    p.add_argument("--cluster-admin-token-file", metavar="FILE",
+                   help="accept 'config set cluster' carrying the token in FILE "
+                        "(and save the new nodes to the --cluster-config FILE)")
     p.add_argument("-V", "--version", action="version", version=f"memcachepy {VERSION}")
     return p
 
@@ -72,11 +82,15 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
             enable_shutdown=args.enable_shutdown,
             flush_enabled=not args.disable_flush_all,
             use_cas=not args.disable_cas,
+            auth_file=args.auth_file,
+            cluster_config=args.cluster_config,
+            cluster_admin_token_file=args.cluster_admin_token_file,
         )
         for group in args.extended:
             for option in filter(None, group.split(",")):
                 _apply_extended(settings, option)
         settings.validate()
+        _check_cluster_files(settings)
     except ConfigError as exc:
         parser.error(str(exc))
     return settings
@@ -93,18 +107,41 @@ def _apply_extended(settings: Settings, option: str) -> None:
         raise ConfigError(f"Illegal suboption \"{option}\"")
 
 
+def _check_cluster_files(settings: Settings) -> None:
+    """Refuse to start with a membership or token file that cannot be used."""
+    if not settings.cluster_config:
+        return
+    from memcachepy.cluster.endpoint import load_endpoint
+
+    try:
+        load_endpoint(settings.cluster_config, settings.cluster_admin_token_file)
+    except ValueError as exc:
+        raise ConfigError(f"cluster config: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
-    settings = settings_from_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["cluster"]:  # `memcachepy cluster up ...`: a local cluster, not a daemon
+        from memcachepy.devcluster import main as cluster_main
+
+        return cluster_main(args[1:])
+    settings = settings_from_args(args)
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.DEBUG if settings.verbosity > 1 else
         logging.INFO if settings.verbosity else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    from memcachepy.authfile import AuthfileError
     from memcachepy.server import Server
 
     try:
-        trio.run(Server(settings).serve)
+        server = Server(settings)
+    except AuthfileError as exc:
+        print(f"memcachepy: {exc}", file=sys.stderr)
+        return 1
+    try:
+        trio.run(server.serve)
     except OSError as exc:
         print(f"memcachepy: failed to listen on {settings.listen}:{settings.port}: {exc}",
               file=sys.stderr)

@@ -28,7 +28,10 @@ class Settings:
     flush_enabled: bool = True
     use_cas: bool = True
     idle_timeout: int = 0  # seconds; 0 = never
+    auth_file: str | None = None  # -Y: memcached's ASCII authentication
     drain_timeout: float = 10.0  # seconds a graceful stop waits for in-flight requests
+    cluster_config: str | None = None  # membership file answered to `config get cluster`
+    cluster_admin_token_file: str | None = None  # enables `config set cluster`
 
     def validate(self) -> None:
         """Refuse combinations memcached refuses, with its reasons."""
@@ -50,6 +53,8 @@ class Settings:
             raise ConfigError("memory limit must be at least 1 megabyte")
         if self.idle_timeout < 0:
             raise ConfigError("idle_timeout must be 0 or more seconds")
+        if self.cluster_admin_token_file and not self.cluster_config:
+            raise ConfigError("--cluster-admin-token-file needs --cluster-config")
 
 
 _SIZE = re.compile(r"^([0-9]+)([kKmMgG]?)$")

@@ -92,6 +92,7 @@ class Dispatcher:
             ev.ConfigSet: self._config_set,  # type: ignore[dict-item]
             ev.ErrorReply: self._error,  # type: ignore[dict-item]
             ev.Close: self._close,  # type: ignore[dict-item]
+            ev.AuthResult: self._auth_result,  # type: ignore[dict-item]
         }
 
     def handle(self, event: ev.Event, out: list[Reply]) -> int:
@@ -252,6 +253,15 @@ class Dispatcher:
             out.clear()
         if not event.noreply:
             out.append(event.line)
+        return Outcome.CONTINUE
+
+    def _auth_result(self, event: ev.AuthResult, out: list[Reply]) -> int:
+        self.counters.auth_cmds += 1
+        if event.ok:
+            out.append(b"STORED\r\n")
+        else:
+            self.counters.auth_errors += 1
+            out.append(b"CLIENT_ERROR authentication failure\r\n")
         return Outcome.CONTINUE
 
     def _close(self, event: ev.Close, out: list[Reply]) -> int:

@@ -11,6 +11,7 @@ client from starving the others (memcached's reqs_per_event).
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import math
 import signal
@@ -20,8 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
+from memcachepy.authfile import Authfile
 from memcachepy.config import Settings
 from memcachepy.dispatch import TEXT_FRAMING, Dispatcher, Outcome, Reply
+from memcachepy.protocol.ascii_auth import AsciiAuthParser
 from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.text import TextParser
 from memcachepy.stats import ServerCounters
@@ -125,6 +128,8 @@ class Server:
             settings, self.cache, self.counters, self.request_shutdown, self._connection_lines,
             cluster=self.cluster,
         )
+        # -Y: loaded at start-up so a bad file stops the daemon before it listens.
+        self.authfile = Authfile.load(settings.auth_file) if settings.auth_file else None
         self._stop = trio.Event()
         self._graceful = False
         self._draining = False
@@ -149,6 +154,7 @@ class Server:
         if listeners is None:
             listeners = open_listeners(self.settings.listen, self.settings.port)
         self.ports = [sock.getsockname()[1] for sock in listeners]
+        self._warn_if_exposed(listeners)
         try:
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as acceptors:
@@ -168,6 +174,21 @@ class Server:
             for sock in listeners:
                 sock.close()
         log.info("stopped")
+
+    def _warn_if_exposed(self, listeners: list[socket.socket]) -> None:
+        """Safe defaults: say so loudly when a non-loopback listener has no protection."""
+        if self.authfile is not None:
+            return
+        for sock in listeners:
+            if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            host = sock.getsockname()[0]
+            if not ipaddress.ip_address(host).is_loopback:
+                log.warning(
+                    "listening on %s without TLS or authentication: anyone who can reach "
+                    "this address can read and change the cache (use -Y, or listen on "
+                    "127.0.0.1)", host,
+                )
 
     async def _drain(self, connections: trio.Nursery) -> None:
         self._draining = True
@@ -261,6 +282,8 @@ class Server:
     def _session(self, first_byte: int) -> tuple[ProtocolParser, Handler]:
         """The parser and handler for a connection, chosen by the first byte it sends."""
         parser = TextParser(self.cache.item_fits, config_commands=self.cluster is not None)
+        if self.authfile is not None:
+            return AsciiAuthParser(parser, self.authfile.check), self.dispatcher.handle
         return parser, self.dispatcher.handle
 
     async def _serve_connection(

@@ -29,6 +29,8 @@ class ServerCounters:
     rejected_connections: int = 0
     conn_yields: int = 0
     idle_kicks: int = 0
+    auth_cmds: int = 0
+    auth_errors: int = 0
     output_flushes: int = 0  # sends forced mid-batch by the output bound (backpressure)
     input_overflows: int = 0  # connections closed for an over-long line
 

@@ -57,8 +57,8 @@ def general_stats(
         ("touch_misses", c.touch_misses),
         ("store_too_large", c.store_too_large),
         ("store_no_memory", c.store_no_memory),
-        ("auth_cmds", 0),
-        ("auth_errors", 0),
+        ("auth_cmds", c.auth_cmds),
+        ("auth_errors", c.auth_errors),
         ("idle_kicks", c.idle_kicks),
         ("bytes_read", c.bytes_read),
         ("bytes_written", c.bytes_written),
@@ -82,6 +82,7 @@ def settings_stats(settings: Settings, cache: Cache) -> list[tuple[str, object]]
     """The lines of ``stats settings``."""
     s = settings
     return [
+        ("auth_enabled_ascii", s.auth_file or "no"),
         ("maxbytes", s.memory_limit),
         ("maxconns", s.max_connections),
         ("tcpport", s.port),

@@ -140,6 +140,12 @@ class ErrorReply(NamedTuple):
     void_pending: bool = False
 
 
+class AuthResult(NamedTuple):
+    """An ASCII-auth credential check: ``STORED`` if ``ok``, else an authentication failure."""
+
+    ok: bool
+
+
 class Close(NamedTuple):
     """The connection must be closed with nothing more sent (memcached's conn_closing)."""
 
@@ -149,5 +155,5 @@ class Close(NamedTuple):
 Event = (
     Retrieve | Store | StoreTooLarge | Delete | Arithmetic | Touch | FlushAll | Version
     | Verbosity | Quit | Shutdown | Stats | CacheMemlimit | ConfigGet | ConfigSet | ErrorReply
-    | Close
+    | AuthResult | Close
 )
