@@ -11,6 +11,7 @@ import trio
 
 from memcachepy import VERSION
 from memcachepy.config import MIB, ConfigError, Settings, parse_size
+from memcachepy.tls import TlsError, build_server_context
 
 EX_USAGE = 64  # memcached exits with EX_USAGE on a bad option
 
@@ -50,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-F", "--disable-flush-all", action="store_true",
                    help="refuse the 'flush_all' command")
     p.add_argument("-C", "--disable-cas", action="store_true", help="disable CAS values")
+    p.add_argument("-Z", "--enable-ssl", action="store_true",
+                   help="TLS on every listener (except -l notls:ADDR); certificates with "
+                        "-o ssl_chain_cert=,ssl_key=[,ssl_ca_cert=,ssl_verify_mode=0..3,"
+                        "ssl_min_version=tlsv1.2,ssl_ciphers=]")
     p.add_argument("-Y", "--auth-file", metavar="FILE",
                    help="require ASCII authentication against FILE (user:password lines)")
     p.add_argument("-o", "--extended", action="append", default=[], metavar="OPT",
@@ -83,6 +88,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
             flush_enabled=not args.disable_flush_all,
             use_cas=not args.disable_cas,
             auth_file=args.auth_file,
+            tls_enabled=args.enable_ssl,
             cluster_config=args.cluster_config,
             cluster_admin_token_file=args.cluster_admin_token_file,
         )
@@ -90,8 +96,10 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
             for option in filter(None, group.split(",")):
                 _apply_extended(settings, option)
         settings.validate()
+        if settings.tls_enabled:
+            build_server_context(settings.tls)  # refuse bad certificates before listening
         _check_cluster_files(settings)
-    except ConfigError as exc:
+    except (ConfigError, TlsError) as exc:
         parser.error(str(exc))
     return settings
 
@@ -103,6 +111,13 @@ def _apply_extended(settings: Settings, option: str) -> None:
             settings.idle_timeout = int(value)
         except ValueError:
             raise ConfigError(f"Invalid idle_timeout value: {value!r}") from None
+    elif name.startswith("ssl_"):
+        try:
+            known = settings.tls.set_option(name, value)
+        except TlsError as exc:
+            raise ConfigError(str(exc)) from None
+        if not known:
+            raise ConfigError(f"Illegal suboption \"{option}\"")
     else:
         raise ConfigError(f"Illegal suboption \"{option}\"")
 

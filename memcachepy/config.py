@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from memcachepy.tls import TlsSettings
 
 DEFAULT_PORT = 11211
 MIB = 1024 * 1024
@@ -29,6 +31,8 @@ class Settings:
     use_cas: bool = True
     idle_timeout: int = 0  # seconds; 0 = never
     auth_file: str | None = None  # -Y: memcached's ASCII authentication
+    tls_enabled: bool = False  # -Z
+    tls: TlsSettings = field(default_factory=TlsSettings)
     drain_timeout: float = 10.0  # seconds a graceful stop waits for in-flight requests
     cluster_config: str | None = None  # membership file answered to `config get cluster`
     cluster_admin_token_file: str | None = None  # enables `config set cluster`

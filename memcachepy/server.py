@@ -16,6 +16,8 @@ import logging
 import math
 import signal
 import socket
+import ssl
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,6 +31,7 @@ from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.text import TextParser
 from memcachepy.stats import ServerCounters
 from memcachepy.store.cache import Cache
+from memcachepy.tls import TlsError, build_server_context
 
 if TYPE_CHECKING:
     from memcachepy.cluster.endpoint import ConfigEndpoint
@@ -78,18 +81,43 @@ REQUESTS_PER_YIELD = 20
 OUTPUT_HIGH_WATER = 256 * 1024
 OUTPUT_CHECK_PIECES = 8
 TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
+TLS_HANDSHAKE_TIMEOUT = 10.0
 # Errors from accept() that mean "try again later", not "stop serving".
 _ACCEPT_RETRY = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED}
+
+
+def parse_listen(spec: str, port: int) -> list[tuple[str, int, bool]]:
+    """memcached's ``-l``: comma-separated ``[notls:]host[:port]`` -> (host, port, plain).
+
+    ``plain`` marks a listener that stays without TLS when ``-Z`` is on. A bare IPv6
+    address needs brackets to carry a port (``[::1]:11211``).
+    """
+    entries: list[tuple[str, int, bool]] = []
+    for raw in spec.split(","):
+        item = raw.strip()
+        plain = item.startswith("notls:")
+        if plain:
+            item = item[len("notls:"):]
+        host, entry_port = item, port
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            if rest.startswith(":"):
+                entry_port = int(rest[1:])
+        elif item.count(":") == 1:
+            host, _, port_text = item.partition(":")
+            entry_port = int(port_text)
+        entries.append((host, entry_port, plain))
+    return entries
 
 
 def open_listeners(host: str, port: int) -> list[socket.socket]:
     """Non-blocking listening sockets for each comma-separated address in ``host``."""
     sockets: list[socket.socket] = []
     try:
-        for name in host.split(","):
-            name = name.strip()
+        for name, entry_port, _ in parse_listen(host, port):
             infos = socket.getaddrinfo(
-                name or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+                name or None, entry_port or port, type=socket.SOCK_STREAM,
+                flags=socket.AI_PASSIVE,
             )
             family, kind, proto, _, address = infos[0]
             sock = socket.socket(family, kind, proto)
@@ -128,6 +156,9 @@ class Server:
             settings, self.cache, self.counters, self.request_shutdown, self._connection_lines,
             cluster=self.cluster,
         )
+        # -Z: one context for new connections, replaced on SIGHUP (certificate renewal).
+        self.tls_context = build_server_context(settings.tls) if settings.tls_enabled else None
+        self.counters.ssl_cert_loaded_at = time.time()
         # -Y: loaded at start-up so a bad file stops the daemon before it listens.
         self.authfile = Authfile.load(settings.auth_file) if settings.auth_file else None
         self._stop = trio.Event()
@@ -151,8 +182,14 @@ class Server:
         task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve until stopped; ``task_status.started`` receives the bound ports."""
+        self._plain_listeners: set[int] = set()
         if listeners is None:
             listeners = open_listeners(self.settings.listen, self.settings.port)
+            # open_listeners keeps the order of -l; "notls:" entries stay plain under -Z.
+            specs = parse_listen(self.settings.listen, self.settings.port)
+            self._plain_listeners = {
+                sock.fileno() for sock, (_, _, plain) in zip(listeners, specs, strict=True) if plain
+            }
         self.ports = [sock.getsockname()[1] for sock in listeners]
         self._warn_if_exposed(listeners)
         try:
@@ -210,6 +247,19 @@ class Server:
         with trio.open_signal_receiver(signal.SIGHUP) as signals:
             async for _ in signals:
                 self.reload_cluster_config()
+                self.reload_tls()
+
+    def reload_tls(self) -> None:
+        """Load the certificates again for new connections; established ones keep theirs."""
+        if self.tls_context is None:
+            return
+        try:
+            self.tls_context = build_server_context(self.settings.tls)
+        except TlsError as error:
+            log.error("TLS certificates not reloaded, keeping the old ones: %s", error)
+            return
+        self.counters.ssl_cert_loaded_at = time.time()
+        log.info("TLS certificates reloaded")
 
     def reload_cluster_config(self) -> None:
         """Re-read the membership file; a bad one is logged and the nodes served are kept."""
@@ -253,10 +303,40 @@ class Server:
             counters.total_connections += 1
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connections.start_soon(self._connection, sock, address)
+            tls = None if listener.fileno() in self._plain_listeners else self.tls_context
+            connections.start_soon(self._connection, sock, address, tls)
 
-    async def _connection(self, sock: socket.socket, address: object) -> None:
+    async def _tls_handshake(
+        self, sock: socket.socket, context: ssl.SSLContext
+    ) -> ssl.SSLSocket | None:
+        """Wrap ``sock`` in TLS; None (counted) if the handshake fails or times out."""
+        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with trio.move_on_after(TLS_HANDSHAKE_TIMEOUT):
+            while True:
+                try:
+                    tls.do_handshake()
+                    return tls
+                except ssl.SSLWantReadError:
+                    await trio.lowlevel.wait_readable(tls)
+                except ssl.SSLWantWriteError:
+                    await trio.lowlevel.wait_writable(tls)
+                except (ssl.SSLError, OSError) as exc:
+                    log.info("TLS handshake failed: %s", exc)
+                    break
+        self.counters.ssl_handshake_errors += 1
+        tls.close()
+        return None
+
+    async def _connection(
+        self, sock: socket.socket, address: object, tls: ssl.SSLContext | None = None
+    ) -> None:
         counters = self.counters
+        if tls is not None:
+            wrapped = await self._tls_handshake(sock, tls)
+            if wrapped is None:
+                counters.curr_connections -= 1
+                return
+            sock = wrapped
         fd = sock.fileno()
         self._peers[fd] = _peer_name(address)
         if self.settings.verbosity:
@@ -299,7 +379,10 @@ class Server:
         while True:
             try:
                 data = sock.recv(READ_SIZE)
-            except BlockingIOError:
+            except ssl.SSLWantWriteError:  # TLS needs to write first (key update)
+                await trio.lowlevel.wait_writable(sock)
+                continue
+            except (BlockingIOError, ssl.SSLWantReadError):
                 since_yield = 0
                 if self._draining and not parser.buffered:
                     return
@@ -353,7 +436,7 @@ class Server:
         self.counters.bytes_written += len(data)
         try:
             sent = sock.send(data)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             sent = 0
         if sent == len(data):
             return
@@ -362,8 +445,10 @@ class Server:
             await trio.lowlevel.wait_writable(sock)
             try:
                 view = view[sock.send(view) :]
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantWriteError):
                 pass
+            except ssl.SSLWantReadError:
+                await trio.lowlevel.wait_readable(sock)
 
     def _connection_lines(self) -> list[tuple[str, object]]:
         lines: list[tuple[str, object]] = []
@@ -388,3 +473,4 @@ def _peer_name(address: object) -> str:
         host, port = address[0], address[1]
         return f"tcp:[{host}]:{port}" if ":" in str(host) else f"tcp:{host}:{port}"
     return f"unix:{address}"
+

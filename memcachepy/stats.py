@@ -29,13 +29,15 @@ class ServerCounters:
     rejected_connections: int = 0
     conn_yields: int = 0
     idle_kicks: int = 0
+    ssl_handshake_errors: int = 0
+    ssl_cert_loaded_at: float = 0.0  # when the TLS certificates were last (re)loaded
     auth_cmds: int = 0
     auth_errors: int = 0
     output_flushes: int = 0  # sends forced mid-batch by the output bound (backpressure)
     input_overflows: int = 0  # connections closed for an over-long line
 
     # Counters ``stats reset`` leaves alone: they describe the present, not history.
-    GAUGES = frozenset({"curr_connections"})
+    GAUGES = frozenset({"curr_connections", "ssl_cert_loaded_at"})
 
     def reset(self) -> None:
         for f in fields(self):

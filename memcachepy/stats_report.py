@@ -24,7 +24,7 @@ def general_stats(
     cc = cache.counters
     usage = resource.getrusage(resource.RUSAGE_SELF)
     now = time.time()
-    return [
+    lines: list[tuple[str, object]] = [
         ("pid", os.getpid()),
         ("uptime", int(now - started)),
         ("time", int(now)),
@@ -77,6 +77,12 @@ def general_stats(
         ("evictions", cc.total("evicted")),
         ("reclaimed", cc.total("reclaimed")),
     ]
+    if settings.tls_enabled:
+        lines += [
+            ("ssl_handshake_errors", c.ssl_handshake_errors),
+            ("time_since_server_cert_refresh", int(now - c.ssl_cert_loaded_at)),
+        ]
+    return lines
 
 def settings_stats(settings: Settings, cache: Cache) -> list[tuple[str, object]]:
     """The lines of ``stats settings``."""
