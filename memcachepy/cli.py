@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-p", "--port", type=int, default=11211,
                    help="TCP port to listen on (default: 11211; 0 picks a free port)")
+    p.add_argument("-U", "--udp-port", type=int, default=0,
+                   help="UDP port to listen on (default: 0, off)")
     p.add_argument("-l", "--listen", default="127.0.0.1",
                    help="interface(s) to listen on, comma separated (default: 127.0.0.1)")
     p.add_argument("-m", "--memory-limit", type=int, default=64, metavar="MB",
@@ -51,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-F", "--disable-flush-all", action="store_true",
                    help="refuse the 'flush_all' command")
     p.add_argument("-C", "--disable-cas", action="store_true", help="disable CAS values")
+    p.add_argument("-B", "--protocol", metavar="NAME",
+                   help="protocol: ascii, binary, or auto (default: auto-negotiate; "
+                        "ascii with -Y)")
     p.add_argument("-Z", "--enable-ssl", action="store_true",
                    help="TLS on every listener (except -l notls:ADDR); certificates with "
                         "-o ssl_chain_cert=,ssl_key=[,ssl_ca_cert=,ssl_verify_mode=0..3,"
@@ -88,6 +93,8 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
             flush_enabled=not args.disable_flush_all,
             use_cas=not args.disable_cas,
             auth_file=args.auth_file,
+            protocol=_binding_protocol(args.protocol, args.auth_file),
+            udp_port=args.udp_port,
             tls_enabled=args.enable_ssl,
             cluster_config=args.cluster_config,
             cluster_admin_token_file=args.cluster_admin_token_file,
@@ -102,6 +109,16 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
     except (ConfigError, TlsError) as exc:
         parser.error(str(exc))
     return settings
+
+
+def _binding_protocol(requested: str | None, auth_file: str | None) -> str:
+    """-B as memcached settles it: ASCII authentication (-Y) allows only the text protocol."""
+    if requested is None:
+        return "ascii" if auth_file else "auto"
+    if auth_file and requested in ("binary", "auto"):
+        raise ConfigError("ERROR: You cannot allow the BINARY protocol while using ascii "
+                          "authentication tokens.")
+    return requested
 
 
 def _apply_extended(settings: Settings, option: str) -> None:
@@ -147,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.INFO if settings.verbosity else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    _raise_fd_limit(settings.max_connections)
     from memcachepy.authfile import AuthfileError
     from memcachepy.server import Server
 
@@ -162,3 +180,18 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 71  # EX_OSERR, as memcached exits when it cannot bind
     return 0
+
+
+def _raise_fd_limit(max_connections: int) -> None:
+    """Allow -c connections plus spare descriptors, as memcached raises RLIMIT_NOFILE."""
+    import resource
+
+    wanted = max_connections + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            logging.getLogger("memcachepy").warning(
+                "cannot raise the open files limit to %d for -c %d", wanted, max_connections)

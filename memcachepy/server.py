@@ -352,6 +352,11 @@ class Server:
                 counters.idle_kicks += 1
         except OSError as exc:
             log.debug("connection %d: %s", fd, exc)
+        except Exception:
+            # A bug met by one request must cost that client its connection, never the
+            # server: log it loudly, count it, close, and keep serving everyone else.
+            counters.internal_errors += 1
+            log.exception("connection %d: internal error; closing it", fd)
         finally:
             counters.curr_connections -= 1
             del self._peers[fd]
@@ -419,6 +424,10 @@ class Server:
                         counters.output_flushes += 1
                         await self._send(sock, out)
                         out = []
+                        # A client that reads fast enough never makes _send wait: let the
+                        # others run between big replies all the same.
+                        since_yield = 0
+                        await trio.lowlevel.checkpoint()
                     next_check = len(out) + OUTPUT_CHECK_PIECES
             # Like memcached, hold replies while a data block is still arriving.
             if out and (outcome == Outcome.CLOSE or not parser.mid_request):
@@ -432,7 +441,27 @@ class Server:
                 await trio.lowlevel.checkpoint()
 
     async def _send(self, sock: socket.socket, out: list[Reply]) -> None:
-        data = b"".join(out) if len(out) > 1 else bytes(out[0])
+        """Send queued replies: joined into one send, unless they are big (no doubling)."""
+        if len(out) == 1:
+            await self._send_bytes(sock, out[0])
+            return
+        total = sum(map(len, out))
+        if total <= OUTPUT_HIGH_WATER:
+            await self._send_bytes(sock, b"".join(out))
+            return
+        small: list[Reply] = []
+        for piece in out:
+            if len(piece) < 4096:
+                small.append(piece)
+                continue
+            if small:
+                await self._send_bytes(sock, b"".join(small))
+                small = []
+            await self._send_bytes(sock, piece)
+        if small:
+            await self._send_bytes(sock, b"".join(small))
+
+    async def _send_bytes(self, sock: socket.socket, data: Reply) -> None:
         self.counters.bytes_written += len(data)
         try:
             sent = sock.send(data)

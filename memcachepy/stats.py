@@ -29,6 +29,7 @@ class ServerCounters:
     rejected_connections: int = 0
     conn_yields: int = 0
     idle_kicks: int = 0
+    internal_errors: int = 0  # connections closed because handling a request raised
     ssl_handshake_errors: int = 0
     ssl_cert_loaded_at: float = 0.0  # when the TLS certificates were last (re)loaded
     auth_cmds: int = 0
@@ -60,3 +61,8 @@ def _text(value: object) -> bytes:
     if isinstance(value, bytes):
         return value
     return str(value).encode()
+
+
+def stat_text(value: object) -> bytes:
+    """One stat value as every protocol writes it (``yes``/``no``, floats to 6 places)."""
+    return _text(value)

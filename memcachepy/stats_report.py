@@ -68,6 +68,7 @@ def general_stats(
         ("conn_yields", c.conn_yields),
         ("output_flushes", c.output_flushes),
         ("input_overflows", c.input_overflows),
+        ("internal_errors", c.internal_errors),
         ("slabs_moved", cc.slabs_moved),
         ("bytes", cache.bytes),
         ("curr_items", cache.curr_items),

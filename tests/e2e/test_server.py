@@ -152,3 +152,33 @@ def test_half_sent_request_finishes_during_drain() -> None:
         assert exchange(sock, b"67890\r\n") == b"STORED\r\n"
         assert closed_by_peer(sock)
         assert srv.proc.wait(10) == 0
+
+
+def test_an_internal_error_closes_one_connection_not_the_server() -> None:
+    import trio
+
+    from memcachepy.config import Settings
+    from memcachepy.protocol import events as ev
+    from memcachepy.server import Server, open_listeners
+
+    def broken(event: object, out: list[object]) -> int:
+        raise RuntimeError("a bug in a handler")
+
+    async def scenario() -> None:
+        server = Server(Settings(port=0))
+        server.dispatcher._handlers[ev.Version] = broken  # stands in for a handler bug
+        listeners = open_listeners("127.0.0.1", 0)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                ports = await nursery.start(lambda task_status: server.serve(
+                    listeners=listeners, handle_signals=False, task_status=task_status))
+                bad = await trio.open_tcp_stream("127.0.0.1", ports[0])
+                await bad.send_all(b"version\r\n")
+                assert await bad.receive_some() == b""  # that connection is closed
+                good = await trio.open_tcp_stream("127.0.0.1", ports[0])
+                await good.send_all(b"set a 0 0 1\r\nx\r\n")
+                assert await good.receive_some() == b"STORED\r\n"
+                assert server.counters.internal_errors == 1
+                server.request_shutdown(graceful=False)
+
+    trio.run(scenario)
