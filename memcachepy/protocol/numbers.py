@@ -31,6 +31,8 @@ def _strto(token: bytes) -> tuple[bool, int] | None:
 
 def parse_u64(token: bytes) -> int | None:
     """memcached's safe_strtoull: an unsigned 64-bit number or None."""
+    if token.isdigit() and len(token) < 20:  # the common case, exact for strtoull too
+        return int(token)
     parsed = _strto(token)
     if parsed is None:
         return None
@@ -46,12 +48,16 @@ def parse_u64(token: bytes) -> int | None:
 
 def parse_u32(token: bytes) -> int | None:
     """memcached's safe_strtoul: parsed as 64 bits, then truncated to 32 (so large flags wrap)."""
+    if token.isdigit() and len(token) < 10:  # the common case: below 2**32 already
+        return int(token)
     value = parse_u64(token)
     return None if value is None else value & 0xFFFFFFFF
 
 
 def parse_i32(token: bytes) -> int | None:
     """memcached's safe_strtol: a signed 64-bit parse truncated to a signed 32-bit value."""
+    if token.isdigit() and len(token) < 10:  # the common case: fits an int32 already
+        return int(token)
     parsed = _strto(token)
     if parsed is None:
         return None

@@ -54,3 +54,16 @@ def test_parsers_never_raise(token: bytes) -> None:
     for parse in (parse_u64, parse_u32, parse_i32):
         result = parse(token)
         assert result is None or isinstance(result, int)
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=25))
+def test_digit_strings_agree_with_the_c_rules(digits: str) -> None:
+    value = int(digits)
+    token = digits.encode()
+    assert parse_u64(token) == (value if value < 2**64 else None)
+    assert parse_u32(token) == (value & 0xFFFFFFFF if value < 2**64 else None)
+    expected_i32 = None
+    if value < 2**63:
+        low = value & 0xFFFFFFFF
+        expected_i32 = low - 2**32 if low & 0x80000000 else low
+    assert parse_i32(token) == expected_i32
