@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,31 @@ def test_help_explains_each_flag() -> None:
     assert result.returncode == 0
     for flag in ("-p", "-l", "-m", "-M", "-c", "-I", "-f", "-n", "-v", "-A", "-F", "-C", "-o"):
         assert f"{flag}" in result.stdout
+
+
+def test_cluster_flags(tmp_path: Path) -> None:
+    conf, token = tmp_path / "cluster.conf", tmp_path / "token"
+    conf.write_text("127.0.0.1:11211\n")
+    token.write_text("secret\n")
+    s = settings_from_args(["--cluster-config", str(conf), "--cluster-admin-token-file",
+                            str(token)])
+    assert (s.cluster_config, s.cluster_admin_token_file) == (str(conf), str(token))
+    assert settings_from_args([]).cluster_config is None
+
+
+@pytest.mark.parametrize("args", [
+    ["--cluster-admin-token-file", "/nonexistent"],  # needs --cluster-config
+    ["--cluster-config", "/nonexistent/cluster.conf"],
+    ["cluster"], ["cluster", "down"], ["cluster", "up", "--nodes", "0"],
+    ["cluster", "up", "--", "-p", "5"], ["cluster", "up", "--", "--cluster-config=x"],
+])
+def test_bad_cluster_arguments_exit_64_with_one_line(args: list[str]) -> None:
+    result = run(*args)
+    assert result.returncode == 64
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_cluster_is_a_first_word_only() -> None:
+    result = run("cluster", "up", "--help")
+    assert result.returncode == 0 and "--base-port" in result.stdout
+    assert "cluster up" in run("--help").stdout

@@ -50,6 +50,7 @@ __all__ = [
     "format_cluster_config",
     "format_membership",
     "load_membership_file",
+    "parse_cluster_body",
     "parse_cluster_config",
     "parse_membership",
 ]
@@ -61,6 +62,8 @@ CONFIG_GET_CLUSTER = b"config get cluster"
 _REPLY_END = b"\n\r\nEND\r\n"
 _HEADER = re.compile(rb"CONFIG cluster (\d+) (\d+)\r\n")
 _FORBIDDEN = re.compile(r"[\s|]")
+_PORT = re.compile(r"[0-9]{1,5}")
+_VERSION = re.compile(r"[0-9]{1,19}")  # an int64, as ElastiCache's; int() of more is slow
 
 
 class DiscoveryError(ValueError):
@@ -124,7 +127,7 @@ def _parse_node(text: str) -> ClusterNode:
     if len(parts) != 3:
         raise DiscoveryError(f"node {text!r} is not host|ip|port")
     host, ip, port = parts
-    if not port.isdigit():
+    if not _PORT.fullmatch(port):
         raise DiscoveryError(f"bad port in node {text!r}")
     return ClusterNode(host, ip, int(port))
 
@@ -140,11 +143,17 @@ def parse_cluster_config(reply: bytes) -> ClusterConfig:
     body = reply[header.end():header.end() + length]
     if len(body) != length or reply[header.end() + length:] != b"\r\nEND\r\n":
         raise DiscoveryError("config reply length does not match its body")
+    return parse_cluster_body(body)
+
+
+def parse_cluster_body(body: bytes) -> ClusterConfig:
+    """Parse the two lines ``<version>\\n<nodes>\\n`` of a config reply (or of the data
+    block of ``config set cluster``)."""
     lines = body.split(b"\n")
     if len(lines) != 3 or lines[2] != b"":
         raise DiscoveryError("config body is not exactly two lines")
     version_text, node_text = (line.decode("ascii", "replace") for line in lines[:2])
-    if not version_text.isdigit():
+    if not _VERSION.fullmatch(version_text):
         raise DiscoveryError(f"bad config version {version_text!r}")
     nodes = [_parse_node(item) for item in node_text.split(" ") if item]
     return ClusterConfig(int(version_text), _sorted_nodes(nodes))
@@ -172,7 +181,7 @@ def _parse_membership_line(line: str) -> ClusterNode:
         host, port_text = line, "11211"
     else:
         raise DiscoveryError(f"write IPv6 addresses as [addr]:port, got {line!r}")
-    if not port_text.isdigit():
+    if not _PORT.fullmatch(port_text):
         raise DiscoveryError(f"bad port in {line!r}")
     return ClusterNode(host, host if _is_ip(host) else "", int(port_text))
 
