@@ -1,0 +1,308 @@
+"""Joins meta-protocol events (mg ms md ma mn me) to cache operations and builds the replies.
+
+Installed into the text :class:`~memcachepy.dispatch.Dispatcher` by :func:`install`, since
+meta commands arrive on text connections. Replies follow memcached 1.6.18's proto_text.c
+byte for byte: return flags come back in request order, ``q`` hides only the nominal
+reply of each command (mg: EN; ms, md: HD; ma: HD/VA of a change), errors always show.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING, Final
+
+from memcachepy.protocol import events as ev
+from memcachepy.store.cache import Cache, MetaItem, MetaResult, StoreMode, StoreResult
+
+if TYPE_CHECKING:
+    from memcachepy.dispatch import Dispatcher, Reply
+
+CONTINUE: Final = 0  # dispatch.Outcome.CONTINUE: meta commands never close the connection
+CRLF: Final = b"\r\n"
+
+_MODES: Final = {
+    b"S": StoreMode.SET,
+    b"E": StoreMode.ADD,
+    b"A": StoreMode.APPEND,
+    b"P": StoreMode.PREPEND,
+    b"R": StoreMode.REPLACE,
+}
+_STORE_CODES: Final = {
+    StoreResult.STORED: b"HD",
+    StoreResult.NOT_STORED: b"NS",
+    StoreResult.EXISTS: b"EX",
+    StoreResult.NOT_FOUND: b"NF",
+}
+TOO_LARGE: Final = b"SERVER_ERROR object too large for cache\r\n"
+NO_MEMORY: Final = b"SERVER_ERROR out of memory storing object\r\n"
+NON_NUMERIC: Final = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+DELTA_NO_MEMORY: Final = b"SERVER_ERROR out of memory\r\n"
+VIVIFY_NO_MEMORY: Final = b"SERVER_ERROR Out of memory allocating new item\r\n"
+
+_T, _N, _R = ord("T"), ord("N"), ord("R")
+_O, _K = ord("O"), ord("k")
+
+
+def key_token(key: bytes, binary: bool) -> bytes:
+    """The `` k<key>`` return flag: a binary key goes back base64-encoded, then `` b``."""
+    if binary:
+        return b" k" + base64.b64encode(key) + b" b"
+    return b" k" + key
+
+
+class MetaDispatch:
+    """The meta command handlers of one dispatcher (they share its cache and counters)."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.cache = dispatcher.cache
+        self.counters = dispatcher.counters
+
+    # -- mg ---------------------------------------------------------------------------------
+
+    def get(self, event: ev.MetaGet, out: list[Reply]) -> int:
+        cache = self.cache
+        counters = self.counters
+        item = cache.meta_find(event.key)
+        created = False
+        if item is None and event.vivify is not None:
+            # A placeholder that never expires until the N flag, in its turn, sets the TTL.
+            item = cache.meta_create(event.key)
+            created = item is not None
+        if item is None:
+            counters.cmd_get += 1
+            counters.get_misses += 1
+            if event.late_error is not None:
+                out.append(event.late_error)
+            elif not event.quiet:
+                out.append(b"EN" + _echo(event, event.key, event.binary) + CRLF)
+            return CONTINUE
+        cid = item.cid
+        parts = [b"VA %d" % item.nbytes if event.value else b"HD"]
+        exptime = item.exptime
+        won = ttl_set = False
+        for flag in event.order:
+            if flag == _T:
+                exptime = cache.meta_touch(cid, event.ttl)  # type: ignore[arg-type]
+                ttl_set = True
+            elif flag == _N:
+                if created:
+                    exptime = cache.meta_touch(cid, event.vivify)  # type: ignore[arg-type]
+                    won = True
+            elif flag == _R:
+                if not created and cache.meta_recache_due(cid, event.recache):  # type: ignore[arg-type]
+                    won = True
+            else:
+                parts.append(_item_flag(flag, item, exptime, event, cache))
+        if event.late_error is not None:
+            out.append(event.late_error)
+            return CONTINUE
+        won, stale, sent = cache.meta_claim(cid, won)
+        if sent:
+            parts.append(b" Z")
+        if stale:
+            parts.append(b" X")
+        if won:
+            parts.append(b" W")
+        parts.append(CRLF)
+        out.append(b"".join(parts))
+        if event.value:
+            out.append(cache.meta_value(cid))
+            out.append(CRLF)
+        cache.meta_hit(cid, bump=not event.no_bump, touched=ttl_set)
+        if ttl_set:
+            counters.cmd_touch += 1
+        else:
+            counters.cmd_get += 1
+        return CONTINUE
+
+    # -- ms ---------------------------------------------------------------------------------
+
+    def set(self, event: ev.MetaSet, out: list[Reply]) -> int:
+        counters = self.counters
+        counters.cmd_set += 1
+        result, cas = self.cache.meta_store(
+            _MODES[event.mode], event.key, event.flags, event.exptime, event.data, event.cas,
+            invalidate=event.invalidate, binary_key=event.binary,
+        )
+        if result == StoreResult.NOT_FOUND:
+            counters.cas_misses += 1
+        elif result == StoreResult.NO_MEMORY:
+            # memcached fails the allocation before reading the value, and drops the old
+            # value whatever the mode, so no stale copy outlives a failed write.
+            counters.store_no_memory += 1
+            self.cache.delete(event.key)
+            out.append(NO_MEMORY)
+            return CONTINUE
+        elif result == StoreResult.TOO_LARGE:
+            counters.store_too_large += 1
+            self.cache.delete(event.key)
+            out.append(TOO_LARGE)
+            return CONTINUE
+        if result == StoreResult.STORED and event.quiet:
+            return CONTINUE
+        parts = [_STORE_CODES[result]]
+        for flag in event.order:
+            if flag == _O:
+                parts.append(b" " + event.opaque)
+            elif flag == _K:
+                parts.append(key_token(event.key, event.binary))
+            else:  # c: the CAS of what was stored, 0 if nothing was
+                parts.append(b" c%d" % cas)
+        parts.append(CRLF)
+        out.append(b"".join(parts))
+        return CONTINUE
+
+    def set_too_large(self, event: ev.MetaSetTooLarge, out: list[Reply]) -> int:
+        self.counters.store_too_large += 1
+        self.cache.delete(event.key)  # whatever the mode, as memcached does
+        out.append(TOO_LARGE)
+        return CONTINUE
+
+    # -- md ---------------------------------------------------------------------------------
+
+    def delete(self, event: ev.MetaDelete, out: list[Reply]) -> int:
+        result = self.cache.meta_delete(event.key, event.cas, event.invalidate, event.ttl)
+        if result == MetaResult.DONE:
+            if event.quiet:
+                return CONTINUE
+            code = b"HD"
+        else:
+            self.counters.delete_misses += 1
+            code = b"NF" if result == MetaResult.NOT_FOUND else b"EX"
+        out.append(code + _echo(event, event.key, event.binary) + CRLF)
+        return CONTINUE
+
+    # -- ma ---------------------------------------------------------------------------------
+
+    def arithmetic(self, event: ev.MetaArithmetic, out: list[Reply]) -> int:
+        cache = self.cache
+        result, value, item, moved = cache.meta_incr_decr(
+            event.key, event.incr, event.delta, event.cas
+        )
+        created = False
+        if result == MetaResult.NOT_FOUND and event.vivify is not None:
+            value = event.initial
+            item = cache.meta_create(event.key, b"%d" % value)
+            if item is None:
+                out.append(VIVIFY_NO_MEMORY)
+                return CONTINUE
+            created = True
+        elif result == MetaResult.NON_NUMERIC:
+            out.append(NON_NUMERIC)
+            return CONTINUE
+        elif result == MetaResult.NO_MEMORY:
+            out.append(DELTA_NO_MEMORY)
+            return CONTINUE
+        if item is None:
+            if result == MetaResult.NOT_FOUND:
+                if event.incr:
+                    self.counters.incr_misses += 1
+                else:
+                    self.counters.decr_misses += 1
+                code = b"NF"
+            else:
+                code = b"EX"
+            if event.late_error is not None:
+                out.append(event.late_error)
+            else:
+                out.append(code + _echo(event, event.key, event.binary) + CRLF)
+            return CONTINUE
+        digits = b"%d" % value
+        parts = [b"VA %d" % len(digits) if event.value else b"HD"]
+        # After a number outgrew its item, memcached's reply describes the old item, so T
+        # changes only the TTL reported, not the stored one (cid -1 below).
+        cid = -1 if moved else item.cid
+        exptime = item.exptime
+        for flag in event.order:
+            if flag == _T:
+                exptime = cache.meta_touch(cid, event.ttl)  # type: ignore[arg-type]
+            elif flag == _N:
+                if created:
+                    exptime = cache.meta_touch(cid, event.vivify)  # type: ignore[arg-type]
+            elif flag == _K:
+                parts.append(key_token(event.key, event.binary))
+            else:
+                parts.append(_item_flag(flag, item, exptime, event, cache))
+        if event.late_error is not None:
+            out.append(event.late_error)
+            return CONTINUE
+        if event.quiet and not created:  # a vivified item is answered even with q
+            return CONTINUE
+        if event.value:
+            parts.append(CRLF + digits)
+        parts.append(CRLF)
+        out.append(b"".join(parts))
+        return CONTINUE
+
+    # -- mn, me -----------------------------------------------------------------------------
+
+    def noop(self, event: ev.MetaNoop, out: list[Reply]) -> int:
+        out.append(b"MN\r\n")
+        return CONTINUE
+
+    def debug(self, event: ev.MetaDebug, out: list[Reply]) -> int:
+        self.counters.cmd_meta += 1
+        info = self.cache.meta_debug(event.key)
+        if info is None:
+            out.append(b"EN\r\n")
+            return CONTINUE
+        key = base64.b64encode(info.key) if info.binary_key else info.key
+        # exp is memcached's current_time - exptime as a signed int: minus the TTL left.
+        exp = -1 if info.exptime == 0 else _signed32(-self.cache.meta_ttl(info.exptime))
+        out.append(b"ME %s exp=%d la=%d cas=%d fetch=%s cls=%d size=%d\r\n" % (
+            key, exp, info.idle, info.cas, b"yes" if info.fetched else b"no", info.class_id,
+            info.size,
+        ))
+        return CONTINUE
+
+
+def _item_flag(
+    flag: int, item: MetaItem, exptime: int, event: ev.MetaGet | ev.MetaArithmetic, cache: Cache
+) -> bytes:
+    """One return flag describing the item of ``event`` (``exptime``: its exptime by now)."""
+    if flag == 115:  # s
+        return b" s%d" % item.nbytes
+    if flag == 116:  # t
+        return b" t%d" % cache.meta_ttl(exptime)
+    if flag == 99:  # c
+        return b" c%d" % item.cas
+    if flag == 102:  # f
+        return b" f%d" % item.flags
+    if flag == 108:  # l
+        return b" l%d" % item.idle
+    if flag == 104:  # h
+        return b" h1" if item.fetched else b" h0"
+    if flag == _O:
+        return b" " + event.opaque
+    return key_token(event.key, item.binary_key)  # k (mg: as the item has it)
+
+
+def _echo(event: ev.MetaGet | ev.MetaDelete | ev.MetaArithmetic, key: bytes,
+          binary: bool) -> bytes:
+    """The O and k return flags of a reply that has no item to describe."""
+    parts = []
+    for flag in event.order:
+        if flag == _O:
+            parts.append(b" " + event.opaque)
+        elif flag == _K:
+            parts.append(key_token(key, binary))
+    return b"".join(parts)
+
+
+def _signed32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def install(dispatcher: Dispatcher) -> None:
+    """Register the meta command handlers with a text dispatcher."""
+    meta = MetaDispatch(dispatcher)
+    dispatcher._handlers.update({
+        ev.MetaGet: meta.get,  # type: ignore[dict-item]
+        ev.MetaSet: meta.set,  # type: ignore[dict-item]
+        ev.MetaSetTooLarge: meta.set_too_large,  # type: ignore[dict-item]
+        ev.MetaDelete: meta.delete,  # type: ignore[dict-item]
+        ev.MetaArithmetic: meta.arithmetic,  # type: ignore[dict-item]
+        ev.MetaNoop: meta.noop,  # type: ignore[dict-item]
+        ev.MetaDebug: meta.debug,  # type: ignore[dict-item]
+    })
