@@ -1,4 +1,4 @@
-"""libmemcached's conformance checker, memccapable, must pass every ASCII test.
+"""libmemcached's conformance checker, memccapable, must pass every test: ASCII and binary.
 
 It is also run against real memcached, which shows what a full pass looks like and keeps the
 output parser honest. memccapable reads the ``VERSION`` reply: below 1.6 it expects errors for
@@ -24,9 +24,17 @@ ASCII_TESTS = (
     "delete", "delete noreply", "incr", "incr noreply", "decr", "decr noreply", "append",
     "append noreply", "prepend", "prepend noreply", "stat",
 )
+# Its binary tests, run after the ASCII ones when no mode flag (-a/-b) is given.
+BINARY_TESTS = (
+    "noop", "quit", "quitq", "set", "setq", "flush", "flushq", "add", "addq", "replace",
+    "replaceq", "delete", "deleteq", "get", "getq", "getk", "getkq", "incr", "incrq", "decr",
+    "decrq", "version", "append", "appendq", "prepend", "prependq", "stat",
+)
+ALL_TESTS = (*(f"ascii {name}" for name in ASCII_TESTS),
+             *(f"binary {name}" for name in BINARY_TESTS))
 # "ascii <name>" padded with spaces, then "[pass]" (or "[skip]"); a failing test prints no
 # verdict on stdout (its "[FAIL]" goes to stderr), so the next name follows directly.
-RESULT = re.compile(r"ascii ([a-z]+(?: noreply)?)\s*(\[(?:pass|skip|FAIL)\])?")
+RESULT = re.compile(r"((?:ascii|binary) [a-z]+(?: noreply)?)\s*(\[(?:pass|skip|FAIL)\])?")
 
 SERVERS: dict[str, Callable[[], AbstractContextManager[ServerProcess]]] = {
     "memcached": memcached_server,
@@ -48,19 +56,22 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
 def test_parser_reads_a_failure() -> None:
     stdout = ("ascii version                           [pass]\n"
               "ascii flush                             ascii flush noreply"
-              "                     ascii add                               [pass]\n")
-    assert verdicts(stdout) == {"version": "[pass]", "flush": "", "flush noreply": "",
-                                "add": "[pass]"}
+              "                     ascii add                               [pass]\n"
+              "binary getkq                            [pass]\n")
+    assert verdicts(stdout) == {"ascii version": "[pass]", "ascii flush": "",
+                                "ascii flush noreply": "", "ascii add": "[pass]",
+                                "binary getkq": "[pass]"}
 
 
-def test_every_ascii_test_passes(server: ServerProcess) -> None:
+def test_every_ascii_and_binary_test_passes(server: ServerProcess) -> None:
     binary = require_binary("memccapable")
-    argv = [binary, "-a", "-t", "5", "-h", server.host, "-p", str(server.port)]
+    # No mode flag: the ASCII tests, then the binary ones.
+    argv = [binary, "-t", "5", "-h", server.host, "-p", str(server.port)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120,
                           stdin=subprocess.DEVNULL, check=False)
     report = f"$ {' '.join(argv)}\n{done.stdout}\n{done.stderr}"
     found = verdicts(done.stdout)
-    assert list(found) == list(ASCII_TESTS), report
+    assert list(found) == list(ALL_TESTS), report
     failing = [name for name, verdict in found.items() if verdict != "[pass]"]
     assert not failing, f"failing: {failing}\n{report}"
     assert "All tests passed" in done.stdout, report
