@@ -8,34 +8,56 @@ sends it (for the text protocol ``VALUE <key> <flags> <bytes>\\r\\n`` ...
 
 from __future__ import annotations
 
+import logging
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import NamedTuple
 
+from memcachepy.store.crawler import Crawler, CrawlResult, MetadumpRow
 from memcachepy.store.items import (
+    ACTIVE,
     CONTINUATION,
     FETCHED,
     HEADER,
     HEADER_SIZE,
     HOT,
+    HOT_LRU,
     I32,
     I64,
+    KEY_BINARY,
     LINKED,
     OFF_ATIME,
     OFF_CAS,
     OFF_EXPTIME,
     OFF_FLAGS,
     OFF_IFLAGS,
+    OFF_LRU,
     OFF_NKEY,
     OFF_PREFIX,
     OFF_PREV,
+    SEG_COLD,
+    SEG_HOT,
+    SEG_MASK,
+    SEG_SHIFT,
+    SEG_TEMP,
+    SEG_WARM,
+    STALE,
     TIMES,
     U16,
     U64,
+    WIN_SENT,
     ItemMemory,
 )
-from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, SlabAllocator
+from memcachepy.store.lru import LruMaintainer
+from memcachepy.store.persist import Layout, MemoryFile, SavedState, restore_items
+from memcachepy.store.rebalance import ReassignResult, Rebalancer
+from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, Page, SlabAllocator
+from memcachepy.store.tuning import StoreTuning
+
+log = logging.getLogger("memcachepy.store")
 
 # Relative exptimes up to 30 days; larger values are absolute Unix times.
 REALTIME_MAXDELTA = 60 * 60 * 24 * 30
@@ -43,6 +65,10 @@ REALTIME_MAXDELTA = 60 * 60 * 24 * 30
 ITEM_UPDATE_INTERVAL = 60
 # How many items from an LRU tail are searched for an expired one before evicting.
 TAIL_SEARCH = 5
+# Tail pulls an allocation may make per chunk it needs before it answers out of memory.
+ALLOC_TRIES = 64
+# The version of the item layout, part of what a memory file must match.
+ITEM_LAYOUT_VERSION = 1
 _U64_MOD = 1 << 64
 
 
@@ -103,7 +129,7 @@ class ClassCounters:
     outofmemory: int = 0
     reclaimed: int = 0
     expired_unfetched: int = 0
-    get_hits: int = 0
+    get_hits_other: int = 0  # get hits not counted per LRU segment (see get_hits)
     cmd_set: int = 0
     delete_hits: int = 0
     incr_hits: int = 0
@@ -112,6 +138,28 @@ class ClassCounters:
     cas_badval: int = 0
     touch_hits: int = 0
     mem_requested: int = 0
+    evicted_active: int = 0
+    crawler_reclaimed: int = 0
+    crawler_items_checked: int = 0
+    moves_to_cold: int = 0
+    moves_to_warm: int = 0
+    moves_within_lru: int = 0
+    direct_reclaims: int = 0
+    # The cache's get hits per LRU id, where the get paths count this class's hits: one
+    # list increment per hit gives both ``get_hits`` and ``stats items``' hits_to_*.
+    lru_hits: list[int] = field(default_factory=list, repr=False)
+    class_id: int = 0
+
+    @property
+    def get_hits(self) -> int:
+        hits, c = self.lru_hits, self.class_id
+        if not hits:
+            return self.get_hits_other
+        return self.get_hits_other + hits[c] + hits[c | 64] + hits[c | 128] + hits[c | 192]
+
+    @get_hits.setter
+    def get_hits(self, value: int) -> None:
+        self.get_hits_other += value - self.get_hits
 
 
 @dataclass(slots=True)
@@ -122,6 +170,13 @@ class CacheCounters:
     get_expired: int = 0
     get_flushed: int = 0
     slabs_moved: int = 0
+    slab_reassign_rescues: int = 0
+    slab_reassign_chunk_rescues: int = 0
+    slab_reassign_evictions_nomem: int = 0
+    slab_reassign_inline_reclaim: int = 0
+    slab_reassign_busy_items: int = 0
+    slab_reassign_busy_deletes: int = 0
+    lru_maintainer_juggles: int = 0
     classes: list[ClassCounters] = field(default_factory=list)
 
     def total(self, name: str) -> int:
@@ -141,7 +196,14 @@ def parse_stored_number(data: bytes | bytearray) -> int | None:
 
 
 class Cache:
-    """A memcached-style cache: slab memory, per-class LRU, lazy expiry, 64-bit CAS."""
+    """A memcached-style cache: slab memory, segmented LRU per class, expiry, 64-bit CAS.
+
+    Background work is exposed as bounded steps for the server to run between requests:
+    :meth:`maintain_lru`, :meth:`crawl_step`, :meth:`rebalance_step` and
+    :meth:`automove_tick`. With ``memory_file`` the slab pages live in that file and
+    :meth:`save` (on a graceful stop) lets the next start with the same settings restore
+    every item.
+    """
 
     def __init__(
         self,
@@ -154,22 +216,65 @@ class Cache:
         evict: bool = True,
         clock: Callable[[], float] = time.time,
         framing: Framing = NO_FRAMING,
+        tuning: StoreTuning | None = None,
+        memory_file: str | None = None,
     ) -> None:
-        self.slabs = SlabAllocator(limit, growth_factor, min_chunk)
-        self.items = ItemMemory(self.slabs)
         self.item_size_max = item_size_max
         self.use_cas = use_cas
         self.evict = evict
         self.framing = framing
+        self.tuning = tuning if tuning is not None else StoreTuning()
         self._clock = clock
+        #: Told (key, item, class id) of each eviction before it happens; set while a client
+        #: runs ``watch evictions`` (memcachepy.watch), None otherwise.
+        self.on_evict: Callable[[bytes, MetaItem, int], None] | None = None
+        self._memory: MemoryFile | None = None
+        if memory_file is not None:
+            layout = Layout(limit, growth_factor, min_chunk, item_size_max, use_cas,
+                            self._layout_tag())
+            self._memory = MemoryFile(memory_file, layout)
+        self.lru = LruMaintainer(self)
+        self.crawler = Crawler(self)
+        self.rebalancer = Rebalancer(self)
+        self._empty(limit, growth_factor, min_chunk)
+        if self._memory is not None:
+            if self._memory.restored is not None:
+                try:
+                    restore_items(self, self._memory.restored)
+                except ValueError as exc:
+                    log.warning("[restart] memory file content is inconsistent (%s): "
+                                "starting with a clean cache", exc)
+                    self._memory.wipe()
+                    self._empty(limit, growth_factor, min_chunk)
+            self._memory.mark_in_use()
+
+    def _empty(self, limit: int, growth_factor: float, min_chunk: int) -> None:
+        """An empty cache: no pages, no items, the clock starting now."""
+        page_source = self._memory.page if self._memory is not None else None
+        self.slabs = SlabAllocator(limit, growth_factor, min_chunk, page_source)
+        self.items = ItemMemory(self.slabs)
         # memcached's process_started: relative times count from here and are never 0.
-        self.started = int(clock()) - ITEM_UPDATE_INTERVAL - 2
+        self.started = int(self._clock()) - ITEM_UPDATE_INTERVAL - 2
         self._index: dict[bytes, int] = {}
         self._cas = 0
         self._oldest_live = 0
         self._oldest_cas = 0
         self.bytes = 0
-        self.counters = CacheCounters(classes=[ClassCounters() for _ in self.slabs.classes])
+        # Get hits per LRU id (class | segment << SEG_SHIFT): stats items' hits_to_*.
+        self.lru_hits = [0] * len(self.items.heads)
+        self.counters = CacheCounters(classes=[
+            ClassCounters(lru_hits=self.lru_hits, class_id=cls.id) for cls in self.slabs.classes
+        ])
+        # stats sizes: items per 32-byte size bucket, with -o track_sizes.
+        self.sizes: list[int] | None = (
+            [0] * (self.item_size_max // 32 + 2) if self.tuning.track_sizes else None
+        )
+
+    def _layout_tag(self) -> int:
+        """What else shapes stored items: the layout version and the reply framing."""
+        f = self.framing
+        sample = f.prefix(b"key", 1, 2) + f.suffix + f.cas_format + bytes([f.cas_at])
+        return zlib.crc32(sample, ITEM_LAYOUT_VERSION)
 
     # -- time -------------------------------------------------------------------------
 
@@ -232,6 +337,8 @@ class Cache:
         cas_at = self.framing.cas_at
         cas_format = self.framing.cas_format
         exptime_rel = None if touch_exptime is None else self.realtime(touch_exptime, now)
+        segmented = self.tuning.lru_segmented
+        lru_hits = self.lru_hits
         hits = 0
         for key in keys:
             cid = index_get(key)
@@ -239,24 +346,33 @@ class Cache:
                 continue
             page = pages[cid >> PAGE_SHIFT]
             off = cid & OFFSET_MASK
-            cas, exptime, atime, _, nbytes, nkey, iflags, plen, ncont = HOT.unpack_from(
+            cas, exptime, atime, _, nbytes, nkey, iflags, plen, ncont, lru = HOT_LRU.unpack_from(
                 page, off + OFF_CAS
             )
             if (flushing and self._flushed(cas, atime)) or (exptime and exptime <= now):
                 self._live(key, now)  # removes and counts it
                 continue
             hits += 1
-            if not iflags & FETCHED:
-                page[off + OFF_IFLAGS] = iflags | FETCHED
-            if atime < stale_atime:
-                self.items.bump(cid, page_class[cid >> PAGE_SHIFT])
-                I32.pack_into(page, off + OFF_ATIME, now)
-            counters = classes[page_class[cid >> PAGE_SHIFT]]
+            class_id = page_class[cid >> PAGE_SHIFT]
+            if segmented:
+                # memcached's do_item_bump: the first hit sets FETCHED, the next ACTIVE;
+                # an ACTIVE item costs nothing more, the maintainer moves it later.
+                if not lru & 4:  # ACTIVE
+                    if not iflags & FETCHED:
+                        page[off + OFF_IFLAGS] = iflags | FETCHED
+                    else:
+                        self._activate(cid, page, off, class_id, lru, now)
+            else:
+                if not iflags & FETCHED:
+                    page[off + OFF_IFLAGS] = iflags | FETCHED
+                if atime < stale_atime:
+                    self.items.bump(cid, class_id)
+                    I32.pack_into(page, off + OFF_ATIME, now)
             if exptime_rel is None:
-                counters.get_hits += 1
+                lru_hits[class_id | (lru & 3) << 6] += 1  # get_hits, per segment
             else:
                 I32.pack_into(page, off + OFF_EXPTIME, exptime_rel)
-                counters.touch_hits += 1
+                classes[class_id].touch_hits += 1
             start = off + HEADER_SIZE + nkey
             end = start + plen + nbytes + suffix_len
             if ncont:
@@ -283,12 +399,12 @@ class Cache:
             return -1
         page = self.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        page[off + OFF_IFLAGS] |= FETCHED
-        self._update(cid, page, off, now)
-        counters = self.counters.classes[self.slabs.page_class[cid >> PAGE_SHIFT]]
+        class_id = self.slabs.page_class[cid >> PAGE_SHIFT]
         if touch_exptime is None:
-            counters.get_hits += 1
-        else:
+            self.lru_hits[class_id | (page[off + OFF_LRU] & SEG_MASK) << SEG_SHIFT] += 1
+        self._bump(cid, page, off, now)
+        counters = self.counters.classes[class_id]
+        if touch_exptime is not None:
             I32.pack_into(page, off + OFF_EXPTIME, self.realtime(touch_exptime, now))
             counters.touch_hits += 1
         return cid
@@ -436,10 +552,19 @@ class Cache:
                 self._oldest_cas = self._next_cas()
         else:
             self._oldest_live = new_oldest
+        self.crawler.due = min(self.crawler.due, self._oldest_live + 1)
 
-    def set_limit(self, limit: int) -> None:
-        """Change the memory limit; the cache grows into a larger one (pages are not shrunk)."""
+    def set_limit(self, limit: int) -> bool:
+        """Change the memory limit (``cache_memlimit``); False if it cannot change (``-e``).
+
+        The cache grows into a larger limit at once. Under a smaller one the rebalancer
+        empties pages in the background (:meth:`rebalance_step`), evicting what does not
+        fit, and gives their memory back.
+        """
+        if self.slabs.fixed_memory:
+            return False
         self.slabs.set_limit(limit)
+        return True
 
     # -- internals ----------------------------------------------------------------------
 
@@ -485,11 +610,49 @@ class Cache:
             return True
         return bool(exptime and exptime <= now)
 
-    def _update(self, cid: int, page: bytearray, off: int, now: int) -> None:
-        """memcached's do_item_update: refresh LRU position at most once a minute."""
-        if I32.unpack_from(page, off + OFF_ATIME)[0] < now - ITEM_UPDATE_INTERVAL:
+    def _update(self, cid: int, page: Page, off: int, now: int) -> None:
+        """memcached's do_item_update (a write or touch kept the item).
+
+        Segmented: the access time is refreshed, and an ACTIVE item in COLD goes to WARM.
+        Flat: the item moves to the LRU head, at most once a minute.
+        """
+        if self.tuning.lru_segmented:
+            I32.pack_into(page, off + OFF_ATIME, now)
+            lru = page[off + OFF_LRU]
+            if lru & SEG_MASK == SEG_COLD and lru & ACTIVE:
+                page[off + OFF_LRU] = lru & ~ACTIVE
+                class_id = self.slabs.page_class[cid >> PAGE_SHIFT]
+                self.items.move(cid, class_id, SEG_WARM)
+                self.counters.classes[class_id].moves_to_warm += 1
+        elif I32.unpack_from(page, off + OFF_ATIME)[0] < now - ITEM_UPDATE_INTERVAL:
             self.items.bump(cid, self.slabs.page_class[cid >> PAGE_SHIFT])
             I32.pack_into(page, off + OFF_ATIME, now)
+
+    def _bump(self, cid: int, page: Page, off: int, now: int) -> None:
+        """memcached's do_item_bump: what a read hit does to an item's LRU state."""
+        class_id = self.slabs.page_class[cid >> PAGE_SHIFT]
+        lru = page[off + OFF_LRU]
+        iflags = page[off + OFF_IFLAGS]
+        if not self.tuning.lru_segmented:
+            page[off + OFF_IFLAGS] = iflags | FETCHED
+            self._update(cid, page, off, now)
+        elif not lru & ACTIVE:
+            if not iflags & FETCHED:
+                page[off + OFF_IFLAGS] = iflags | FETCHED
+            else:
+                self._activate(cid, page, off, class_id, lru, now)
+
+    def _activate(self, cid: int, page: Page, off: int, class_id: int, lru: int, now: int) -> None:
+        """A second hit: ACTIVE, and the access time.
+
+        memcached also queues an ACTIVE COLD item for a move to WARM right away. Here it
+        stays in COLD, marked, until it reaches the COLD tail under memory pressure, where
+        it is moved to WARM instead of being evicted (:mod:`.lru`): the same protection,
+        without a list move on the read path nor the churn of items going back and forth
+        while there is room for everything.
+        """
+        page[off + OFF_LRU] = lru | ACTIVE
+        I32.pack_into(page, off + OFF_ATIME, now)
 
     def _write(
         self, key: bytes, flags: int, rel_exptime: int, data: bytes, now: int,
@@ -513,13 +676,22 @@ class Cache:
         cas = self._next_cas()
         header = (-1, -1, cas, rel_exptime, now, flags, len(data), len(key), LINKED,
                   len(prefix), ncont)
-        self.items.write(head, chunks[1:], (key, prefix, data, suffix), header)
-        self.items.link(head, class_id)
+        tuning = self.tuning
+        seg = SEG_HOT if tuning.lru_segmented else SEG_COLD
+        if rel_exptime:
+            if tuning.temp_lru and rel_exptime - now <= tuning.temporary_ttl:
+                seg = SEG_TEMP
+            if rel_exptime < self.crawler.due:
+                self.crawler.due = rel_exptime
+        self.items.write(head, chunks[1:], (key, prefix, data, suffix), header, seg)
+        self.items.link_new(head, class_id | seg << SEG_SHIFT)
         self._index[key] = head
         size = self.item_total(len(key), flags, len(data))
         self.bytes += size
         self.counters.total_items += 1
         self.counters.classes[class_id].mem_requested += size
+        if self.sizes is not None:
+            self.sizes[(size + 31) // 32] += 1
         return head
 
     def _remove(self, cid: int) -> None:
@@ -539,49 +711,43 @@ class Cache:
         size = self.item_total(nkey, flags, nbytes)
         self.bytes -= size
         self.counters.classes[class_id].mem_requested -= size
+        if self.sizes is not None:
+            self.sizes[(size + 31) // 32] -= 1
 
     def _alloc(self, class_id: int, count: int, now: int) -> list[int] | None:
         """``count`` chunks of ``class_id``, reclaiming or evicting as memcached does."""
         slabs = self.slabs
         got: list[int] = []
+        pulls = 0
         while len(got) < count:
             cid = slabs.alloc(class_id)
             if cid >= 0:
                 got.append(cid)
                 continue
-            if self._pull_tail(class_id, now):
+            pulls += 1
+            if pulls <= ALLOC_TRIES * count and self._pull_tail(class_id, now):
                 continue
             if self.evict and self.items.counts[class_id] == 0 and self._move_page_to(class_id):
                 continue
             for chunk in got:
                 slabs.free(chunk, class_id)
-            return None
-        return got
+            got = []
+            break
+        if pulls:
+            self.counters.classes[class_id].direct_reclaims += pulls
+        return got or None
 
     def _pull_tail(self, class_id: int, now: int) -> bool:
-        """Free one item of the class: an expired one near the tail, else evict the tail."""
-        items = self.items
-        cid = items.tails[class_id]
-        counters = self.counters.classes[class_id]
-        for _ in range(TAIL_SEARCH):
-            if cid < 0:
-                break
-            if self._is_dead(cid, now):
-                counters.reclaimed += 1
-                if not self._fetched(cid):
-                    counters.expired_unfetched += 1
-                self._remove(cid)
-                return True
-            cid = items.toward_head(cid)
-        tail = items.tails[class_id]
-        if tail < 0 or not self.evict:
-            return False
-        self._evict(tail, now)
-        return True
+        """One step of making room in a full class: reclaim an expired item at a tail,
+        push HOT/WARM items down to COLD, or evict the COLD tail (see :mod:`.lru`)."""
+        return self.lru.free_one(class_id, now)
 
     def _evict(self, cid: int, now: int) -> None:
         page = self.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
+        if self.on_evict is not None:  # a client runs `watch evictions`
+            self.on_evict(self.key_of(cid), self._meta_item(cid),
+                          self.slabs.page_class[cid >> PAGE_SHIFT])
         counters = self.counters.classes[self.slabs.page_class[cid >> PAGE_SHIFT]]
         counters.evicted += 1
         counters.evicted_time = now - I32.unpack_from(page, off + OFF_ATIME)[0]
@@ -603,6 +769,7 @@ class Cache:
         the hard memory cap instead.
         """
         slabs = self.slabs
+        self.rebalancer.finish_now()  # a page half emptied must not be taken from under it
         donors = [c for c in slabs.classes if c.id != class_id and c.pages]
         if not donors:
             return False
@@ -627,6 +794,230 @@ class Cache:
         self.counters.slabs_moved += 1
         return True
 
+    # -- reads for the binary protocol ---------------------------------------------------------
+
+    def peek(self, key: bytes) -> tuple[int, int, bool] | None:
+        """(cas, data length, chunked) of the live item for ``key``, or None.
+
+        memcached's item_get with DONT_UPDATE, which the binary protocol uses to check a
+        CAS before deleting, appending or counting: an expired or flushed item is removed
+        and counted as usual, but a live one keeps its LRU position and hit counters.
+        """
+        cid = self._live(key, self.now())
+        if cid < 0:
+            return None
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        _, _, cas, _, _, _, nbytes, _, _, _, ncont = HEADER.unpack_from(page, cid & OFFSET_MASK)
+        return int(cas), int(nbytes), bool(ncont)
+
+    # -- meta support ---------------------------------------------------------------------
+    # What memcached's meta commands need beyond the classic operations: items marked
+    # stale (md I, ms I), the recache win token (mg N/R: WIN_SENT), keys that arrived
+    # base64-encoded (KEY_BINARY), and reads that report an item's last access and
+    # hit-before state as they were before the request (the bump comes last). The classic
+    # operations ignore these item flags: a new item starts without them.
+
+    def meta_find(self, key: bytes) -> MetaItem | None:
+        """The live item for ``key`` without bumping or counting it (memcached's locked get)."""
+        cid = self._live(key, self.now())
+        return None if cid < 0 else self._meta_item(cid)
+
+    def meta_create(self, key: bytes, data: bytes = b"") -> MetaItem | None:
+        """Link a new item (flags 0, no expiry) for a key that missed: mg N, ma N.
+
+        None if memory is short. Unlike :meth:`store` it counts no set.
+        """
+        cid = self._write(key, 0, 0, data, self.now(), replace_on_failure=False)
+        return None if cid < 0 else self._meta_item(cid)
+
+    def meta_touch(self, cid: int, exptime: int) -> int:
+        """Give a linked item a client exptime (``cid`` -1: none); the relative exptime."""
+        rel_exptime = self.realtime(exptime, self.now())
+        if cid >= 0:
+            page = self.slabs.pages[cid >> PAGE_SHIFT]
+            I32.pack_into(page, (cid & OFFSET_MASK) + OFF_EXPTIME, rel_exptime)
+        return rel_exptime
+
+    def meta_ttl(self, rel_exptime: int) -> int:
+        """Seconds left before a relative exptime as memcached reports them (-1: never).
+
+        An exptime already past wraps as an unsigned 32-bit number, as memcached's does.
+        """
+        if rel_exptime == 0:
+            return -1
+        return (rel_exptime - self.now()) & 0xFFFFFFFF
+
+    def meta_recache_due(self, cid: int, exptime: int) -> bool:
+        """mg R: no win token sent yet and the item expires before the client exptime."""
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        off = cid & OFFSET_MASK
+        if page[off + OFF_IFLAGS] & WIN_SENT:
+            return False
+        rel_exptime = int(I32.unpack_from(page, off + OFF_EXPTIME)[0])
+        return rel_exptime != 0 and rel_exptime < self.realtime(exptime, self.now())
+
+    def meta_claim(self, cid: int, win: bool) -> tuple[bool, bool, bool]:
+        """Settle the recache token after a read: (won, stale, token already sent).
+
+        A stale item whose token nobody holds yet is won by this reader; a win marks the
+        token sent, so the next reader learns that someone else is recaching.
+        """
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        off = cid & OFFSET_MASK
+        iflags = page[off + OFF_IFLAGS]
+        sent = bool(iflags & WIN_SENT)
+        stale = bool(iflags & STALE)
+        won = win or (stale and not sent)
+        if won:
+            page[off + OFF_IFLAGS] = iflags | WIN_SENT
+        return won, stale, sent
+
+    def meta_hit(self, cid: int, bump: bool, touched: bool) -> None:
+        """Count a meta read hit (as a touch if its TTL was set); with ``bump`` do what a
+        get's hit does to the item (fetched, LRU state), after the reply read the old state."""
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        off = cid & OFFSET_MASK
+        counters = self.counters.classes[self.slabs.page_class[cid >> PAGE_SHIFT]]
+        if touched:
+            counters.touch_hits += 1
+        else:
+            counters.get_hits += 1
+        if bump:
+            self._bump(cid, page, off, self.now())
+
+    def meta_value(self, cid: int) -> bytes | bytearray:
+        """An item's data, unframed (a copy: later writes to the chunk do not show)."""
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        _, _, _, _, _, _, nbytes, nkey, _, plen, _ = HEADER.unpack_from(page, cid & OFFSET_MASK)
+        return self.items.read(cid, nkey + plen, nbytes)
+
+    def meta_store(
+        self,
+        mode: StoreMode,
+        key: bytes,
+        flags: int,
+        exptime: int,
+        data: bytes,
+        cas_unique: int | None = None,
+        *,
+        invalidate: bool = False,
+        binary_key: bool = False,
+    ) -> tuple[StoreResult, int]:
+        """ms: :meth:`store` with the meta rules; (result, the new item's CAS or 0).
+
+        A CAS (even 0) turns set and replace into cas; a non-zero one must also match for
+        append and prepend (EXISTS otherwise), and is ignored by add. With ``invalidate``
+        a cas older than the item's still stores, but the new value is marked stale and
+        keeps the old exptime and win token (memcached's CAS_STALE).
+        """
+        if cas_unique is not None and mode in (StoreMode.SET, StoreMode.REPLACE):
+            mode = StoreMode.CAS
+        now = self.now()
+        old = self._live(key, now)
+        if old >= 0 and cas_unique and self.use_cas:
+            old_cas = self.cas_of(old)
+            if mode in (StoreMode.APPEND, StoreMode.PREPEND) and cas_unique != old_cas:
+                return StoreResult.EXISTS, 0
+            if mode == StoreMode.CAS and invalidate and cas_unique < old_cas:
+                return self._meta_store_stale(old, key, flags, data, now)
+        result = self.store(mode, key, flags, exptime, data, cas_unique or 0)
+        if result != StoreResult.STORED:
+            return result, 0
+        cid = self._index[key]
+        if binary_key and mode not in (StoreMode.APPEND, StoreMode.PREPEND):
+            self.slabs.pages[cid >> PAGE_SHIFT][(cid & OFFSET_MASK) + OFF_IFLAGS] |= KEY_BINARY
+        return result, self.cas_of(cid)
+
+    def meta_delete(
+        self, key: bytes, cas_unique: int | None = None, invalidate: bool = False,
+        exptime: int | None = None,
+    ) -> MetaResult:
+        """md: delete, or with ``invalidate`` mark stale (new CAS, token free again, and
+        ``exptime`` if given). A given CAS must match (EXISTS otherwise)."""
+        cid = self._live(key, self.now())
+        if cid < 0:
+            return MetaResult.NOT_FOUND
+        if cas_unique is not None and cas_unique != self.cas_of(cid):
+            return MetaResult.EXISTS
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        off = cid & OFFSET_MASK
+        if not invalidate:
+            self.counters.classes[self.slabs.page_class[cid >> PAGE_SHIFT]].delete_hits += 1
+            self._remove(cid)
+            return MetaResult.DONE
+        if exptime is not None:
+            self.meta_touch(cid, exptime)
+        page[off + OFF_IFLAGS] = (page[off + OFF_IFLAGS] | STALE) & ~WIN_SENT
+        U64.pack_into(page, off + OFF_CAS, self._next_cas())
+        return MetaResult.DONE
+
+    def meta_incr_decr(
+        self, key: bytes, incr: bool, delta: int, cas_unique: int = 0
+    ) -> tuple[MetaResult, int, MetaItem | None, bool]:
+        """ma: :meth:`incr_decr` gated by a CAS (0: none).
+
+        Returns (result, new value, the item now holding it, whether that is a new item:
+        a longer number does not fit in place).
+        """
+        cid = self._live(key, self.now())
+        if cid < 0:
+            return MetaResult.NOT_FOUND, 0, None, False
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        _, _, cas, _, _, _, nbytes, _, _, _, ncont = HEADER.unpack_from(page, cid & OFFSET_MASK)
+        # memcached checks an empty or chunked value before the CAS, the number after it.
+        if cas_unique and nbytes and not ncont and cas != cas_unique:
+            return MetaResult.EXISTS, 0, None, False
+        result, value = self.incr_decr(key, incr, delta)
+        if result != DeltaResult.OK:
+            return _META_DELTA[result], 0, None, False
+        now_cid = self._index[key]
+        return MetaResult.DONE, value, self._meta_item(now_cid), now_cid != cid
+
+    def meta_debug(self, key: bytes) -> ItemDebug | None:
+        """me: what memcached shows of an item (no bump, no hit counted)."""
+        now = self.now()
+        cid = self._live(key, now)
+        if cid < 0:
+            return None
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        _, _, cas, exptime, atime, flags, nbytes, nkey, iflags, _, _ = HEADER.unpack_from(
+            page, cid & OFFSET_MASK
+        )
+        size = self.item_total(nkey, flags, nbytes)
+        # The class memcached files an item of this size under (chunked ones: the largest).
+        # Ours may be another: a stored item here also holds its reply framing.
+        return ItemDebug(
+            key=self.key_of(cid), binary_key=bool(iflags & KEY_BINARY),
+            exptime=exptime, idle=(now - atime) & 0xFFFFFFFF, cas=cas,
+            fetched=bool(iflags & FETCHED), class_id=self.slabs.class_for(size), size=size,
+        )
+
+    def _meta_item(self, cid: int) -> MetaItem:
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        cas, exptime, atime, flags, nbytes, _, iflags, _, _ = HOT.unpack_from(
+            page, (cid & OFFSET_MASK) + OFF_CAS
+        )
+        return MetaItem(cid, cas, flags, nbytes, exptime, (self.now() - atime) & 0xFFFFFFFF,
+                        bool(iflags & FETCHED), bool(iflags & KEY_BINARY))
+
+    def _meta_store_stale(
+        self, old: int, key: bytes, flags: int, data: bytes, now: int
+    ) -> tuple[StoreResult, int]:
+        """ms I with an older CAS: store, keeping the exptime and win token, marked stale."""
+        if not self.item_fits(len(key), flags, len(data)):
+            return StoreResult.TOO_LARGE, 0
+        page = self.slabs.pages[old >> PAGE_SHIFT]
+        off = old & OFFSET_MASK
+        rel_exptime = I32.unpack_from(page, off + OFF_EXPTIME)[0]
+        sent = page[off + OFF_IFLAGS] & WIN_SENT
+        self.counters.classes[self.slabs.page_class[old >> PAGE_SHIFT]].cas_hits += 1
+        cid = self._write(key, flags, rel_exptime, data, now, replace_on_failure=False)
+        if cid < 0:
+            return StoreResult.NO_MEMORY, 0
+        self.slabs.pages[cid >> PAGE_SHIFT][(cid & OFFSET_MASK) + OFF_IFLAGS] |= STALE | sent
+        self.counters.classes[self.slabs.page_class[cid >> PAGE_SHIFT]].cmd_set += 1
+        return StoreResult.STORED, self.cas_of(cid)
+
     # -- introspection for stats --------------------------------------------------------------
 
     @property
@@ -637,31 +1028,74 @@ class Cache:
     def reset_counters(self) -> None:
         """``stats reset``: zero the history counters; what describes the present stays."""
         for counters in self.counters.classes:
-            mem_requested = counters.mem_requested
             for name in counters.__slots__:
-                setattr(counters, name, 0)
-            counters.mem_requested = mem_requested
-        self.counters.total_items = 0
-        self.counters.get_expired = 0
-        self.counters.get_flushed = 0
+                if name not in ("mem_requested", "lru_hits", "class_id"):
+                    setattr(counters, name, 0)
+        c = self.counters
+        c.total_items = c.get_expired = c.get_flushed = c.slabs_moved = 0
+        c.slab_reassign_rescues = c.slab_reassign_chunk_rescues = 0
+        c.slab_reassign_evictions_nomem = c.slab_reassign_inline_reclaim = 0
+        c.slab_reassign_busy_items = c.slab_reassign_busy_deletes = 0
+        c.lru_maintainer_juggles = 0
+        self.crawler.starts = 0
+        self.lru_hits[:] = [0] * len(self.lru_hits)  # in place: the class counters share it
 
     def class_item_counts(self) -> list[int]:
         return list(self.items.counts)
 
+    def segment_counts(self, class_id: int) -> tuple[int, int, int, int]:
+        """Items of a class in its HOT, WARM, COLD and TEMP lists."""
+        counts = self.items.seg_counts
+        hot, warm, cold, temp = (class_id | seg << SEG_SHIFT for seg in range(4))
+        return counts[hot], counts[warm], counts[cold], counts[temp]
+
+    def segment_ages(self, class_id: int) -> tuple[int, int, int]:
+        """Seconds since the tail items of HOT, WARM and COLD were last used."""
+        now = self.now()
+        return (
+            self.lru.tail_age(class_id | SEG_HOT << SEG_SHIFT, now),
+            self.lru.tail_age(class_id | SEG_WARM << SEG_SHIFT, now),
+            self.lru.tail_age(class_id | SEG_COLD << SEG_SHIFT, now),
+        )
+
+    def segment_hits(self, class_id: int) -> tuple[int, int, int, int]:
+        """Read hits on items of a class while in HOT, WARM, COLD and TEMP."""
+        hits = self.lru_hits
+        return tuple(hits[class_id | seg << SEG_SHIFT] for seg in range(4))  # type: ignore[return-value]
+
     def oldest_age(self, class_id: int) -> int:
-        """Seconds since the LRU tail of a class was last used (``stats items`` age)."""
-        tail = self.items.tails[class_id]
-        if tail < 0:
-            return 0
-        page = self.slabs.pages[tail >> PAGE_SHIFT]
-        return self.now() - int(I32.unpack_from(page, (tail & OFFSET_MASK) + OFF_ATIME)[0])
+        """Seconds since the COLD tail of a class was last used (``stats items`` age)."""
+        return self.lru.tail_age(class_id | SEG_COLD << SEG_SHIFT, self.now())
+
+    def size_of(self, cid: int) -> int:
+        """memcached's ITEM_ntotal of an item (what ``bytes`` counts for it)."""
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        _, _, _, _, _, flags, nbytes, nkey, _, _, _ = HEADER.unpack_from(page, cid & OFFSET_MASK)
+        return self.item_total(nkey, flags, nbytes)
+
+    def size_histogram(self) -> list[tuple[int, int]] | None:
+        """``stats sizes``: (bucket bytes, items) for non-empty 32-byte buckets; None if off."""
+        if self.sizes is None:
+            return None
+        return [(n * 32, count) for n, count in enumerate(self.sizes) if count]
+
+    def track_sizes(self, enable: bool) -> None:
+        """``stats sizes_enable|disable``: start counting (items stored from now) or stop."""
+        self.tuning.track_sizes = enable
+        if not enable:
+            self.sizes = None
+        elif self.sizes is None:
+            self.sizes = [0] * (self.item_size_max // 32 + 2)
 
     def dump_class(self, class_id: int, limit: int) -> list[tuple[bytes, int, int]]:
-        """(key, data length, absolute exptime or 0) from the LRU head; ``limit`` 0 = all."""
+        """(key, data length, absolute exptime or 0) from the COLD head; ``limit`` 0 = all.
+
+        memcached's item_cachedump walks the COLD list only; so does this.
+        """
         if not 0 < class_id < len(self.slabs.classes):
             return []
         rows: list[tuple[bytes, int, int]] = []
-        cid = self.items.heads[class_id]
+        cid = self.items.heads[class_id | SEG_COLD << SEG_SHIFT]
         while cid >= 0 and (limit == 0 or len(rows) < limit):
             page = self.slabs.pages[cid >> PAGE_SHIFT]
             off = cid & OFFSET_MASK
@@ -669,3 +1103,109 @@ class Cache:
             rows.append((self.key_of(cid), nbytes, exptime + self.started if exptime else 0))
             cid = nxt
         return rows
+
+    # -- background work, in bounded steps ---------------------------------------------------
+
+    def maintain_lru(self, budget: int = 1000) -> int:
+        """One LRU maintainer turn (memcached's lru_maintainer_thread loop); returns moves."""
+        return self.lru.maintain(budget)
+
+    def crawl_step(self, budget: int = 500) -> int:
+        """Check up to ``budget`` chunks for expired items; 0 when no crawl is due."""
+        return self.crawler.step(budget)
+
+    def rebalance_step(self, budget: int = 500) -> int:
+        """Empty up to ``budget`` chunks of the slab page being moved; 0 when none is."""
+        return self.rebalancer.step(budget)
+
+    def automove_tick(self) -> bool:
+        """The automover's once-a-second look (``slab_automove 1``); True: look again soon."""
+        return self.rebalancer.automove_tick()
+
+    @property
+    def background_busy(self) -> bool:
+        """A page move or a crawl is under way (their steps should run again soon)."""
+        return self.rebalancer.running or self.crawler.running or (
+            self.slabs.malloced > self.slabs.limit
+        )
+
+    # -- admin commands ---------------------------------------------------------------------
+
+    def reassign(self, src: int, dst: int) -> ReassignResult:
+        """``slabs reassign``: start moving a page of ``src`` (-1: any) to ``dst`` (0: pool)."""
+        return self.rebalancer.reassign(src, dst)
+
+    def crawl(self, classes: list[int]) -> CrawlResult:
+        """``lru_crawler crawl``: look for expired items in these classes now."""
+        return self.crawler.request(classes)
+
+    def metadump(self, classes: list[int]) -> list[MetadumpRow]:
+        """``lru_crawler metadump``: the live items of these classes."""
+        return self.crawler.metadump(classes)
+
+    # -- warm restart -------------------------------------------------------------------------
+
+    @property
+    def memory_file(self) -> str | None:
+        return None if self._memory is None else self._memory.path
+
+    def save(self) -> None:
+        """Graceful stop with a memory file: write what the next start needs to restore."""
+        if self._memory is None:
+            return
+        classes = list(self.slabs.page_class)
+        classes += [0] * (self._memory.npages - len(classes))
+        self._memory.save(
+            SavedState(self.started, self._cas, self._oldest_live, self._oldest_cas, classes)
+        )
+
+    def close(self) -> None:
+        """Release the memory file (the cache must not be used afterwards)."""
+        if self._memory is not None:
+            self._memory.close()
+
+
+# -- meta support: result types -------------------------------------------------------------
+
+
+class MetaItem(NamedTuple):
+    """What a meta command reads of an item before acting on it."""
+
+    cid: int
+    cas: int
+    flags: int
+    nbytes: int
+    exptime: int  # relative clock, 0 = never
+    idle: int  # seconds since last access (memcached's current_time - it->time)
+    fetched: bool  # hit before (read by a get that bumped it)
+    binary_key: bool
+
+
+class ItemDebug(NamedTuple):
+    """An item as the ``me`` command describes it."""
+
+    key: bytes
+    binary_key: bool
+    exptime: int  # relative clock, 0 = never
+    idle: int
+    cas: int
+    fetched: bool
+    class_id: int
+    size: int  # memcached's ITEM_ntotal, as the ``bytes`` statistic counts it
+
+
+class MetaResult(IntEnum):
+    """Outcomes of md and ma (ms uses :class:`StoreResult`)."""
+
+    DONE = 0
+    NOT_FOUND = 1
+    EXISTS = 2  # the CAS given did not match
+    NON_NUMERIC = 3
+    NO_MEMORY = 4
+
+
+_META_DELTA = {
+    DeltaResult.NOT_FOUND: MetaResult.NOT_FOUND,
+    DeltaResult.NON_NUMERIC: MetaResult.NON_NUMERIC,
+    DeltaResult.NO_MEMORY: MetaResult.NO_MEMORY,
+}

@@ -9,7 +9,14 @@ which starts with a header whose ``prev`` names the first chunk.
 Header fields (little-endian): prev, next (LRU links, chunk ids, -1 = none),
 cas, exptime and atime (seconds on the cache's relative clock, exptime 0 =
 never), client flags, data length, key length, item flags, framing prefix
-length, continuation count.
+length, continuation count, then the LRU byte (segment and ACTIVE bit) and a
+spare byte. :data:`HEADER` skips those two as padding, so its field count stays
+the same; they are read and written by offset.
+
+Each slab class has four LRU lists, as memcached's segmented LRU: HOT, WARM,
+COLD and TEMP. A list is named by its LRU id, ``class_id | segment << 6``
+(memcached's ``slabs_clsid | HOT_LRU`` ...), and an item's header records which
+list it is on.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import Final
 
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, SlabAllocator
 
-HEADER: Final = struct.Struct("<qqQiiIiBBHI")
+HEADER: Final = struct.Struct("<qqQiiIiBBHHxx")
 HEADER_SIZE: Final = HEADER.size
 assert HEADER_SIZE == 48
 
@@ -34,20 +41,42 @@ OFF_NKEY: Final = 40
 OFF_IFLAGS: Final = 41
 OFF_PREFIX: Final = 42
 OFF_NCONT: Final = 44
+OFF_LRU: Final = 46
 
 LINKED: Final = 1
 FETCHED: Final = 2
 CONTINUATION: Final = 4
+# Item flags for the meta protocol (memcached's ITEM_STALE, ITEM_TOKEN_SENT, ITEM_KEY_BINARY).
+# A new item starts without them; changes that keep the item (touch, in-place incr) keep them.
+STALE: Final = 8  # md I (or ms I with an older CAS) marked the value stale
+WIN_SENT: Final = 16  # some client already got the W (recache win) flag for this item
+KEY_BINARY: Final = 32  # stored by a meta command with a base64 key: return keys encoded
+
+# The LRU byte: the segment in the low two bits, memcached's ITEM_ACTIVE above them.
+SEG_HOT: Final = 0
+SEG_WARM: Final = 1
+SEG_COLD: Final = 2
+SEG_TEMP: Final = 3
+SEG_MASK: Final = 3
+ACTIVE: Final = 4
+SEG_SHIFT: Final = 6  # LRU id = class id | segment << SEG_SHIFT (classes are below 64)
+LRU_IDS: Final = 4 << SEG_SHIFT
+SEGMENT_NAMES: Final = ("hot", "warm", "cold", "temp")
 
 I64: Final = struct.Struct("<q")
+LINKS: Final = struct.Struct("<qq")  # prev, next
 U64: Final = struct.Struct("<Q")
 I32: Final = struct.Struct("<i")
 U16: Final = struct.Struct("<H")
 TIMES: Final = struct.Struct("<Qii")  # cas, exptime, atime: what a lookup checks
 # Everything a read needs, from OFF_CAS: cas, exptime, atime, flags, nbytes, nkey,
 # item flags, prefix length, continuation count.
-HOT: Final = struct.Struct("<QiiIiBBHI")
+HOT: Final = struct.Struct("<QiiIiBBHH")
+# The same and the LRU byte: what a read in segmented mode needs.
+HOT_LRU: Final = struct.Struct("<QiiIiBBHHB")
 CONT_ID: Final = struct.Struct("<q")
+# HEADER with the LRU byte: what a new item's header is written with.
+HEADER_LRU: Final = struct.Struct("<qqQiiIiBBHHBx")
 
 
 class ItemMemory:
@@ -56,9 +85,11 @@ class ItemMemory:
     def __init__(self, slabs: SlabAllocator) -> None:
         self.slabs = slabs
         n = len(slabs.classes)
-        self.heads = [-1] * n
-        self.tails = [-1] * n
-        self.counts = [0] * n
+        # Indexed by LRU id (class id | segment << SEG_SHIFT).
+        self.heads = [-1] * LRU_IDS
+        self.tails = [-1] * LRU_IDS
+        self.seg_counts = [0] * LRU_IDS
+        self.counts = [0] * n  # items of each class, all segments
 
     # -- layout -----------------------------------------------------------------
 
@@ -75,13 +106,17 @@ class ItemMemory:
         return slabs.largest, ncont
 
     def write(
-        self, head: int, conts: list[int], parts: tuple[bytes, ...], header: tuple[int, ...]
+        self, head: int, conts: list[int], parts: tuple[bytes, ...], header: tuple[int, ...],
+        seg: int = 0,
     ) -> None:
-        """Write the header and the concatenation of ``parts`` into ``head`` and ``conts``."""
+        """Write the header and the concatenation of ``parts`` into ``head`` and ``conts``.
+
+        ``seg`` goes in the LRU byte (the item is not linked yet: see :meth:`link_new`).
+        """
         pages = self.slabs.pages
         page = pages[head >> PAGE_SHIFT]
         off = head & OFFSET_MASK
-        HEADER.pack_into(page, off, *header)
+        HEADER_LRU.pack_into(page, off, *header, seg)
         pos = off + HEADER_SIZE
         if not conts:
             for part in parts:
@@ -108,7 +143,7 @@ class ItemMemory:
     def continuations(self, head: int) -> list[int]:
         page = self.slabs.pages[head >> PAGE_SHIFT]
         off = head & OFFSET_MASK
-        ncont = I32.unpack_from(page, off + OFF_NCONT)[0]
+        ncont = U16.unpack_from(page, off + OFF_NCONT)[0]
         base = off + HEADER_SIZE
         return [CONT_ID.unpack_from(page, base + i * CONT_ID.size)[0] for i in range(ncont)]
 
@@ -116,7 +151,7 @@ class ItemMemory:
         """``length`` bytes of the item's stream from ``start``."""
         page = self.slabs.pages[head >> PAGE_SHIFT]
         off = head & OFFSET_MASK
-        if not I32.unpack_from(page, off + OFF_NCONT)[0]:
+        if not U16.unpack_from(page, off + OFF_NCONT)[0]:
             base = off + HEADER_SIZE + start
             return page[base : base + length]
         conts = self.continuations(head)
@@ -132,41 +167,122 @@ class ItemMemory:
 
     # -- LRU ------------------------------------------------------------------------
 
-    def link(self, cid: int, class_id: int) -> None:
-        """Put ``cid`` at the head (most recently used end) of its class's LRU."""
+    def segment(self, cid: int) -> int:
+        return self.slabs.pages[cid >> PAGE_SHIFT][(cid & OFFSET_MASK) + OFF_LRU] & SEG_MASK
+
+    def link(self, cid: int, class_id: int, seg: int = -1) -> None:
+        """Put ``cid`` at the head (most recently used end) of one of its class's LRUs.
+
+        ``seg`` is the segment; -1 keeps the one its header names. The ACTIVE bit is kept.
+        """
         pages = self.slabs.pages
         page = pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        head = self.heads[class_id]
+        lru_byte = page[off + OFF_LRU]
+        if seg < 0:
+            seg = lru_byte & SEG_MASK
+        else:
+            page[off + OFF_LRU] = (lru_byte & ~SEG_MASK) | seg
+        lru = class_id | seg << SEG_SHIFT
+        head = self.heads[lru]
         I64.pack_into(page, off + OFF_PREV, -1)
         I64.pack_into(page, off + OFF_NEXT, head)
         if head >= 0:
             I64.pack_into(pages[head >> PAGE_SHIFT], (head & OFFSET_MASK) + OFF_PREV, cid)
         else:
-            self.tails[class_id] = cid
-        self.heads[class_id] = cid
+            self.tails[lru] = cid
+        self.heads[lru] = cid
         self.counts[class_id] += 1
+        self.seg_counts[lru] += 1
+
+    def link_new(self, cid: int, lru: int) -> None:
+        """:meth:`link` for a just written item whose LRU byte already names list ``lru``."""
+        pages = self.slabs.pages
+        page = pages[cid >> PAGE_SHIFT]
+        off = cid & OFFSET_MASK
+        head = self.heads[lru]
+        I64.pack_into(page, off + OFF_NEXT, head)  # prev is already -1
+        if head >= 0:
+            I64.pack_into(pages[head >> PAGE_SHIFT], (head & OFFSET_MASK) + OFF_PREV, cid)
+        else:
+            self.tails[lru] = cid
+        self.heads[lru] = cid
+        self.counts[lru & 63] += 1
+        self.seg_counts[lru] += 1
 
     def unlink(self, cid: int, class_id: int) -> None:
         pages = self.slabs.pages
         page = pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        prev = I64.unpack_from(page, off + OFF_PREV)[0]
-        nxt = I64.unpack_from(page, off + OFF_NEXT)[0]
+        lru = class_id | (page[off + OFF_LRU] & 3) << 6  # SEG_MASK, SEG_SHIFT
+        prev, nxt = LINKS.unpack_from(page, off)
         if prev >= 0:
             I64.pack_into(pages[prev >> PAGE_SHIFT], (prev & OFFSET_MASK) + OFF_NEXT, nxt)
         else:
-            self.heads[class_id] = nxt
+            self.heads[lru] = nxt
         if nxt >= 0:
             I64.pack_into(pages[nxt >> PAGE_SHIFT], (nxt & OFFSET_MASK) + OFF_PREV, prev)
         else:
-            self.tails[class_id] = prev
+            self.tails[lru] = prev
         self.counts[class_id] -= 1
+        self.seg_counts[lru] -= 1
 
     def bump(self, cid: int, class_id: int) -> None:
-        if self.heads[class_id] != cid:
+        """Move ``cid`` to the head of the LRU it is on."""
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        lru = class_id | (page[(cid & OFFSET_MASK) + OFF_LRU] & SEG_MASK) << SEG_SHIFT
+        if self.heads[lru] != cid:
             self.unlink(cid, class_id)
             self.link(cid, class_id)
+
+    def move(self, cid: int, class_id: int, seg: int) -> None:
+        """Move ``cid`` to the head of another segment of its class."""
+        self.unlink(cid, class_id)
+        self.link(cid, class_id, seg)
+
+    def replace(self, old: int, new: int, class_id: int) -> None:
+        """Put chunk ``new`` (a copy of ``old``'s header) in ``old``'s place in its LRU list."""
+        pages = self.slabs.pages
+        page = pages[new >> PAGE_SHIFT]
+        off = new & OFFSET_MASK
+        lru = class_id | (page[off + OFF_LRU] & SEG_MASK) << SEG_SHIFT
+        prev = I64.unpack_from(page, off + OFF_PREV)[0]
+        nxt = I64.unpack_from(page, off + OFF_NEXT)[0]
+        if prev >= 0:
+            I64.pack_into(pages[prev >> PAGE_SHIFT], (prev & OFFSET_MASK) + OFF_NEXT, new)
+        else:
+            self.heads[lru] = new
+        if nxt >= 0:
+            I64.pack_into(pages[nxt >> PAGE_SHIFT], (nxt & OFFSET_MASK) + OFF_PREV, new)
+        else:
+            self.tails[lru] = new
+
+    def splice_tail(self, src: int, dst: int, first: int, count: int) -> None:
+        """Move the ``count`` items from ``first`` to the tail of list ``src``, in their order,
+        to the head of list ``dst`` (their LRU bytes must already name ``dst``).
+
+        One relink for the whole run: what moving them one at a time would give.
+        """
+        pages = self.slabs.pages
+        fpage = pages[first >> PAGE_SHIFT]
+        foff = first & OFFSET_MASK
+        last = self.tails[src]
+        new_tail = I64.unpack_from(fpage, foff + OFF_PREV)[0]
+        if new_tail >= 0:
+            I64.pack_into(pages[new_tail >> PAGE_SHIFT], (new_tail & OFFSET_MASK) + OFF_NEXT, -1)
+        else:
+            self.heads[src] = -1
+        self.tails[src] = new_tail
+        head = self.heads[dst]
+        I64.pack_into(fpage, foff + OFF_PREV, -1)
+        I64.pack_into(pages[last >> PAGE_SHIFT], (last & OFFSET_MASK) + OFF_NEXT, head)
+        if head >= 0:
+            I64.pack_into(pages[head >> PAGE_SHIFT], (head & OFFSET_MASK) + OFF_PREV, last)
+        else:
+            self.tails[dst] = last
+        self.heads[dst] = first
+        self.seg_counts[src] -= count
+        self.seg_counts[dst] += count
 
     def toward_head(self, cid: int) -> int:
         """The item linked just after ``cid`` (one step from the tail toward the head)."""

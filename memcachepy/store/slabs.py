@@ -7,9 +7,11 @@ named by an integer id: ``page_number << PAGE_SHIFT | offset``.
 
 from __future__ import annotations
 
+import mmap
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeAlias
 
 PAGE_SHIFT: Final = 20
 PAGE_SIZE: Final = 1 << PAGE_SHIFT
@@ -18,6 +20,12 @@ CHUNK_ALIGN: Final = 8
 # memcached's sizeof(item) on 64-bit; the smallest chunk is this plus -n.
 ITEM_HEADER_SIZE: Final = 48
 MAX_CLASSES: Final = 63
+
+Page: TypeAlias = bytearray | mmap.mmap
+"""One page of slab memory: a bytearray, or a mapping of the memory file (``-e``).
+
+Both copy on slicing, so a slice handed to a reply never changes under it.
+"""
 
 
 @dataclass(slots=True)
@@ -54,7 +62,13 @@ class SlabAllocator:
     Classes are numbered from 1, as in memcached's ``stats slabs``.
     """
 
-    def __init__(self, limit: int, growth_factor: float = 1.25, min_chunk: int = 48) -> None:
+    def __init__(
+        self,
+        limit: int,
+        growth_factor: float = 1.25,
+        min_chunk: int = 48,
+        page_source: Callable[[int], Page] | None = None,
+    ) -> None:
         self.limit = limit
         self.chunk_max = PAGE_SIZE // 2
         sizes = class_sizes(growth_factor, min_chunk, self.chunk_max)
@@ -62,8 +76,16 @@ class SlabAllocator:
             SlabClass(i + 1, size, PAGE_SIZE // size) for i, size in enumerate(sizes)
         ]
         self._sizes = sizes
-        self.pages: list[bytearray] = []
+        self.pages: list[Page] = []
         self.page_class: list[int] = []
+        # Pages with memory but no class (memcached's global page pool, class 0), zeroed.
+        self.pool: list[int] = []
+        # Page numbers whose memory was given back after the limit shrank (reused first).
+        self.released: list[int] = []
+        # The page the rebalancer is emptying: chunks freed there go to no free list.
+        self.moving = -1
+        # Where new page memory comes from: a bytearray, or the memory file's mapping.
+        self._page_source = page_source
 
     @property
     def largest(self) -> int:
@@ -71,8 +93,13 @@ class SlabAllocator:
 
     @property
     def malloced(self) -> int:
-        """Bytes of pages handed to classes."""
-        return len(self.pages) * PAGE_SIZE
+        """Bytes of page memory held: pages of classes and of the pool."""
+        return (len(self.pages) - len(self.released)) * PAGE_SIZE
+
+    @property
+    def fixed_memory(self) -> bool:
+        """Whether page memory is a fixed mapping (``-e``), so the limit cannot change."""
+        return self._page_source is not None
 
     def class_for(self, size: int) -> int:
         """The smallest class whose chunks hold ``size`` bytes; the largest if none does."""
@@ -88,27 +115,54 @@ class SlabAllocator:
             return -1
         return cls.free.pop()
 
+    def alloc_existing(self, class_id: int) -> int:
+        """A free chunk of ``class_id`` without taking a new page, or -1."""
+        free = self.classes[class_id].free
+        return free.pop() if free else -1
+
     def free(self, chunk: int, class_id: int) -> None:
         self.classes[class_id].free.append(chunk)
 
+    def _free_unless_moving(self, chunk: int, class_id: int) -> None:
+        """:meth:`free` while a page is being emptied: its chunks stay out of the free list.
+
+        Installed over :meth:`free` only for the duration of a move, so that the common
+        case pays nothing for the check.
+        """
+        if chunk >> PAGE_SHIFT != self.moving:
+            self.classes[class_id].free.append(chunk)
+
     def can_grow(self) -> bool:
-        return self.malloced + PAGE_SIZE <= self.limit
+        return bool(self.pool) or self.malloced + PAGE_SIZE <= self.limit
 
     def _grow(self, cls: SlabClass) -> bool:
-        if not self.can_grow():
+        if self.pool:
+            self._assign(self.pool.pop(), cls)
+            return True
+        if self.malloced + PAGE_SIZE > self.limit:
             return False
-        number = len(self.pages)
-        self.pages.append(bytearray(PAGE_SIZE))
-        self.page_class.append(0)
+        if self.released:
+            number = self.released.pop()
+            self.pages[number] = self._new_page(number)
+        else:
+            number = len(self.pages)
+            self.pages.append(self._new_page(number))
+            self.page_class.append(0)
         self._assign(number, cls)
         return True
+
+    def _new_page(self, number: int) -> Page:
+        if self._page_source is not None:
+            return self._page_source(number)
+        return bytearray(PAGE_SIZE)
 
     def _assign(self, number: int, cls: SlabClass) -> None:
         self.page_class[number] = cls.id
         cls.pages.append(number)
         base = number << PAGE_SHIFT
-        # Reversed so that pop() hands out chunks in address order.
-        cls.free.extend(base + i * cls.chunk_size for i in range(cls.per_page - 1, -1, -1))
+        # As memcached's split_slab_page_into_freelist: pop() hands out the highest address
+        # first (which items a page move can rescue depends on it).
+        cls.free.extend(base + i * cls.chunk_size for i in range(cls.per_page))
 
     def chunks_of_page(self, number: int) -> range:
         cls = self.classes[self.page_class[number]]
@@ -123,10 +177,32 @@ class SlabAllocator:
         self.page_class[number] = 0
         # Old chunk headers must not be mistaken for items at the new class's offsets.
         self.pages[number][:] = bytes(PAGE_SIZE)
+        if self.moving == number:
+            self.moving = -1
+            del self.free  # back to the plain method
 
     def give_page(self, number: int, class_id: int) -> None:
-        """Carve a detached page into chunks of ``class_id``."""
-        self._assign(number, self.classes[class_id])
+        """Carve a detached page into chunks of ``class_id``; class 0 is the page pool."""
+        if class_id == 0:
+            self.pool.append(number)
+        else:
+            self._assign(number, self.classes[class_id])
+
+    def begin_move(self, number: int) -> None:
+        """Start emptying a page: its free chunks leave the free list, and none come back."""
+        cls = self.classes[self.page_class[number]]
+        cls.free = [c for c in cls.free if c >> PAGE_SHIFT != number]
+        self.moving = number
+        self.free = self._free_unless_moving  # type: ignore[method-assign]
+
+    def release_pool_page(self) -> bool:
+        """Give back the memory of one pool page (after the limit shrank)."""
+        if not self.pool or self.fixed_memory:
+            return False
+        number = self.pool.pop()
+        self.pages[number] = bytearray()
+        self.released.append(number)
+        return True
 
     def set_limit(self, limit: int) -> None:
         self.limit = limit

@@ -1,12 +1,18 @@
 """A hypothesis state machine drives the cache and checks every result against a plain model.
 
-The cache is large enough never to evict here (checked), so the model must match exactly.
-A second machine runs a tiny cache: there, a key may only vanish through a counted eviction.
+The cache is large enough never to evict here (checked), so the model must match exactly,
+also across the LRU maintainer, the crawler and warm restarts (save, then reopen the memory
+file). A second machine runs a tiny cache that also moves slab pages between classes and
+restarts: there, a key may only vanish through a counted eviction, and a value read back is
+always the one stored.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -38,9 +44,15 @@ class CacheModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock()
-        self.cache = Cache(64 << 20, clock=self.clock)
+        self.dir = tempfile.mkdtemp(prefix="memcachepy-model-")
+        self.path = str(Path(self.dir) / "memory")
+        self.cache = Cache(64 << 20, clock=self.clock, memory_file=self.path)
         self.model: dict[bytes, Entry] = {}
         self.last_cas = 0
+
+    def teardown(self) -> None:
+        self.cache.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- model helpers ---------------------------------------------------------------
 
@@ -172,6 +184,25 @@ class CacheModel(RuleBasedStateMachine):
     def advance_time(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
+    @rule()
+    def maintain_lru(self) -> None:
+        self.cache.maintain_lru()
+
+    @rule(budget=st.sampled_from([1, 3, 50]))
+    def crawl(self, budget: int) -> None:
+        self.cache.crawl_step(budget)
+
+    @rule(down=st.sampled_from([0, 1, 5]))
+    def restart(self, down: float) -> None:
+        """A graceful stop, ``down`` seconds off, and a start that restores the cache."""
+        self.cache.save()
+        self.cache.close()
+        self.clock.advance(down)
+        self.cache = Cache(64 << 20, clock=self.clock, memory_file=self.path)
+        for key in list(self.model):
+            self._live(key)
+        assert len(self.cache) == len(self.model)
+
     @rule(key=KEYS)
     def get(self, key: bytes) -> None:
         entry = self._live(key)
@@ -192,8 +223,20 @@ class TinyCacheModel(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cache = Cache(2 << 20, clock=FakeClock())
+        self.dir = tempfile.mkdtemp(prefix="memcachepy-tiny-")
+        self.path = str(Path(self.dir) / "memory")
+        self.clock = FakeClock()
+        self.cache = Cache(2 << 20, clock=self.clock, memory_file=self.path)
         self.model: dict[bytes, bytes] = {}
+        self.lost = 0  # evictions before the last restart (counters restart from zero)
+
+    def teardown(self) -> None:
+        self.cache.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def evictions(self) -> int:
+        c = self.cache.counters
+        return self.lost + c.total("evicted") + c.slab_reassign_evictions_nomem
 
     @rule(key=st.integers(0, 400), size=st.sampled_from([10, 500, 3000, 40000, 300000]))
     def set(self, key: int, size: int) -> None:
@@ -209,8 +252,29 @@ class TinyCacheModel(RuleBasedStateMachine):
         if cid >= 0:
             assert self.cache.value(cid) == self.model[name]
         elif name in self.model:
-            assert self.cache.counters.total("evicted") > 0
+            assert self.evictions() > 0
             del self.model[name]
+
+    @rule(src=st.integers(-1, 40), dst=st.integers(0, 40), budget=st.sampled_from([7, 1000]))
+    def move_a_page(self, src: int, dst: int, budget: int) -> None:
+        self.cache.reassign(src, dst)
+        self.cache.rebalance_step(budget)
+
+    @rule()
+    def background(self) -> None:
+        self.cache.maintain_lru()
+        self.cache.crawl_step(100)
+        self.cache.automove_tick()
+        self.clock.advance(1)
+
+    @rule()
+    def restart(self) -> None:
+        before = len(self.cache)
+        self.lost = self.evictions()
+        self.cache.save()
+        self.cache.close()
+        self.cache = Cache(2 << 20, clock=self.clock, memory_file=self.path)
+        assert len(self.cache) == before
 
     @invariant()
     def within_the_limit(self) -> None:

@@ -1,0 +1,236 @@
+"""The store's admin commands: ``slabs``, ``lru_crawler``, ``lru`` (and ``refresh_certs``).
+
+Replies are memcached 1.6.18's (proto_text.c's process_slabs_command,
+process_lru_crawler_command and process_lru_command), byte for byte.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+from memcachepy.protocol import events as ev
+from memcachepy.protocol.numbers import parse_i32, parse_u32
+from memcachepy.store.crawler import CrawlResult, MetadumpRow
+from memcachepy.store.rebalance import ReassignResult
+
+if TYPE_CHECKING:
+    from memcachepy.dispatch import Dispatcher, Reply
+
+OK: Final = b"OK\r\n"
+ERROR: Final = b"ERROR\r\n"
+BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
+CRAWLER_DISABLED: Final = b"CLIENT_ERROR lru crawler disabled\r\n"
+MAX_CLASS_ID: Final = 63  # memcached's MAX_NUMBER_OF_SLAB_CLASSES - 1
+
+_REASSIGN_REPLIES: Final = {
+    ReassignResult.OK: OK,
+    ReassignResult.RUNNING: b"BUSY currently processing reassign request\r\n",
+    ReassignResult.BADCLASS: b"BADCLASS invalid src or dst class id\r\n",
+    ReassignResult.NOSPARE: b"NOSPARE source class has no spare pages\r\n",
+    ReassignResult.SAME: b"SAME src and dst class are identical\r\n",
+}
+_CRAWL_REPLIES: Final = {
+    CrawlResult.OK: OK,
+    CrawlResult.RUNNING: b"BUSY currently processing crawler request\r\n",
+    CrawlResult.BADCLASS: b"BADCLASS invalid class id\r\n",
+    CrawlResult.NOTSTARTED: b"NOTSTARTED no items to crawl\r\n",
+}
+# memcached's uriencode keeps these bytes of a key and writes %XX for every other.
+_URI_SAFE: Final = frozenset((string.ascii_letters + string.digits + "-._~").encode())
+
+
+def parse_double(token: bytes) -> float | None:
+    """A number as C's strtod reads a whole token (memcached's safe_strtod)."""
+    if not token or b"_" in token or token != token.strip():
+        return None  # Python's float() takes these; strtod stops short of the token's end
+    try:
+        return float(token)
+    except ValueError:
+        return None
+
+
+def uriencode(key: bytes) -> bytes:
+    return b"".join(bytes((b,)) if b in _URI_SAFE else b"%%%02X" % b for b in key)
+
+
+def metadump_line(row: MetadumpRow) -> bytes:
+    return b"key=%s exp=%d la=%d cas=%d fetch=%s cls=%d size=%d\n" % (
+        uriencode(row.key), row.exptime, row.last_access, row.cas,
+        b"yes" if row.fetched else b"no", row.class_id, row.size,
+    )
+
+
+class AdminDispatch:
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.d = dispatcher
+        # Reloads the TLS certificates (the server sets it when -Z is on).
+        self.reload_tls: Callable[[], None] | None = None
+
+    def handle(self, event: ev.Admin, out: list[Reply]) -> int:
+        handler = {
+            b"slabs": self.slabs,
+            b"lru_crawler": self.lru_crawler,
+            b"lru": self.lru,
+            b"refresh_certs": self.refresh_certs,
+        }[event.command]
+        reply = handler(event.args, event.ntokens, out)
+        if reply is not None:
+            out.append(reply)
+        return 0  # Outcome.CONTINUE
+
+    # -- slabs --------------------------------------------------------------------------
+
+    def slabs(self, args: list[bytes], ntokens: int, out: list[Reply]) -> bytes | None:
+        tuning = self.d.settings.store
+        if ntokens == 5 and args[0] == b"reassign":
+            if not tuning.slab_reassign:
+                return b"CLIENT_ERROR slab reassignment disabled\r\n"
+            src, dst = parse_i32(args[1]), parse_i32(args[2])
+            if src is None or dst is None:
+                return BAD_FORMAT
+            return _REASSIGN_REPLIES[self.d.cache.reassign(src, dst)]
+        if ntokens >= 4 and args[0] == b"automove":
+            noreply = args[-1] == b"noreply"
+            reply = self._automove(args)
+            return None if noreply else reply
+        return ERROR
+
+    def _automove(self, args: list[bytes]) -> bytes:
+        tuning = self.d.settings.store
+        if args[1] == b"ratio":
+            ratio = parse_double(args[2]) if len(args) >= 3 else None
+            if ratio is None:
+                return ERROR
+            tuning.slab_automove_ratio = ratio
+            return OK
+        level = parse_u32(args[1])
+        if level is None:
+            return BAD_FORMAT
+        if level > 2:
+            return ERROR
+        tuning.slab_automove = level
+        return OK
+
+    # -- lru_crawler ----------------------------------------------------------------------
+
+    def lru_crawler(self, args: list[bytes], ntokens: int, out: list[Reply]) -> bytes | None:
+        tuning = self.d.settings.store
+        cache = self.d.cache
+        sub = args[0] if args else b""
+        if ntokens == 4 and sub == b"crawl":
+            if not tuning.lru_crawler:
+                return CRAWLER_DISABLED
+            if args[1] == b"hash":  # memcached walks its hash table only for metadump
+                if cache.crawler.running:
+                    return _CRAWL_REPLIES[CrawlResult.RUNNING]
+                return b"ERROR an unknown error happened\r\n"
+            classes = self._classes(args[1])
+            if classes is None:
+                return _CRAWL_REPLIES[CrawlResult.BADCLASS]
+            return _CRAWL_REPLIES[cache.crawl(classes)]
+        if ntokens == 4 and sub == b"metadump":
+            if not tuning.lru_crawler:
+                return CRAWLER_DISABLED
+            if out:
+                return b"ERROR cannot pipeline other commands before metadump\r\n"
+            classes = self._classes(b"all" if args[1] == b"hash" else args[1])
+            if classes is None:
+                return _CRAWL_REPLIES[CrawlResult.BADCLASS]
+            return b"".join(map(metadump_line, cache.metadump(classes))) + b"END\r\n"
+        if ntokens == 4 and sub == b"tocrawl":
+            tocrawl = parse_u32(args[1])
+            if tocrawl is None:
+                return BAD_FORMAT
+            tuning.lru_crawler_tocrawl = tocrawl
+            return OK
+        if ntokens == 4 and sub == b"sleep":
+            sleep = parse_u32(args[1])
+            if sleep is None:
+                return BAD_FORMAT
+            if sleep > 1_000_000:
+                return b"CLIENT_ERROR sleep must be one second or less\r\n"
+            tuning.lru_crawler_sleep = sleep
+            return OK
+        if ntokens == 3 and sub == b"enable":
+            if tuning.lru_crawler:
+                return b"ERROR failed to start lru crawler thread\r\n"
+            tuning.lru_crawler = True
+            return OK
+        if ntokens == 3 and sub == b"disable":
+            tuning.lru_crawler = False
+            return OK
+        return ERROR
+
+    def _classes(self, spec: bytes) -> list[int] | None:
+        """``all`` or a comma-separated list of class ids (1..63); None: a bad id."""
+        if spec == b"all":
+            return list(range(1, MAX_CLASS_ID + 1))
+        classes: list[int] = []
+        for part in spec.split(b","):
+            if not part:
+                continue  # strtok_r skips empty fields
+            class_id = parse_u32(part)
+            if class_id is None or not 1 <= class_id <= MAX_CLASS_ID:
+                return None
+            classes.append(class_id)
+        return classes
+
+    # -- lru ------------------------------------------------------------------------------
+
+    def lru(self, args: list[bytes], ntokens: int, out: list[Reply]) -> bytes | None:
+        noreply = args[-1] == b"noreply"
+        reply = self._lru(args, ntokens)
+        return None if noreply else reply
+
+    def _lru(self, args: list[bytes], ntokens: int) -> bytes:
+        tuning = self.d.settings.store
+        sub = args[0]
+        if sub == b"tune" and ntokens >= 7:
+            hot, warm = parse_u32(args[1]), parse_u32(args[2])
+            hot_factor, warm_factor = parse_double(args[3]), parse_double(args[4])
+            if hot is None or warm is None or hot_factor is None or warm_factor is None:
+                return ERROR
+            if hot + warm > 80:
+                return b"ERROR hot and warm pcts must not exceed 80\r\n"
+            if warm_factor <= 0 or hot_factor <= 0:
+                return b"ERROR hot/warm age factors must be greater than 0\r\n"
+            tuning.hot_lru_pct, tuning.warm_lru_pct = hot, warm
+            tuning.hot_max_factor, tuning.warm_max_factor = hot_factor, warm_factor
+            return OK
+        if sub == b"mode" and ntokens >= 4 and tuning.lru_maintainer:
+            if args[1] == b"flat":
+                tuning.lru_segmented = False
+            elif args[1] == b"segmented":
+                tuning.lru_segmented = True
+            else:
+                return ERROR
+            return OK
+        if sub == b"temp_ttl" and ntokens >= 4 and tuning.lru_maintainer:
+            ttl = parse_i32(args[1])
+            if ttl is None:
+                return ERROR
+            if ttl < 0:
+                tuning.temp_lru = False
+            else:
+                tuning.temp_lru = True
+                tuning.temporary_ttl = ttl
+            return OK
+        return ERROR
+
+    # -- refresh_certs ------------------------------------------------------------------
+
+    def refresh_certs(self, args: list[bytes], ntokens: int, out: list[Reply]) -> bytes | None:
+        # memcached writes its error line even with noreply (write_and_free, not out_string).
+        if not self.d.settings.tls_enabled or self.reload_tls is None:
+            return b"Error TLS not enabled\r\n"
+        self.reload_tls()
+        return None if args and args[-1] == b"noreply" else OK
+
+
+def install(dispatcher: Dispatcher) -> AdminDispatch:
+    """Register the admin command handler with a text dispatcher."""
+    admin = AdminDispatch(dispatcher)
+    dispatcher._handlers[ev.Admin] = admin.handle  # type: ignore[assignment]
+    return admin

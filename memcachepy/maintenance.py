@@ -1,0 +1,78 @@
+"""The store's background tasks: LRU maintainer, LRU crawler and slab mover.
+
+memcached runs these as threads; here they are trio tasks beside the connections. Each
+turn calls one bounded step of the store (:meth:`Cache.maintain_lru`,
+:meth:`Cache.crawl_step`, :meth:`Cache.rebalance_step`) and then sleeps, so a client
+request waits at most one step (about a millisecond) for them. Idle tasks back off, as
+memcached's maintainer does, so an idle daemon stays idle.
+"""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+from memcachepy.store.cache import Cache
+from memcachepy.store.tuning import StoreTuning
+
+# The maintainer's sleep between turns: 1 ms while a turn's budget is not enough, 10 ms
+# while it finds some work, doubling up to the maximum while it finds none.
+MAINTAINER_MIN_SLEEP = 0.001
+MAINTAINER_SOME_WORK_SLEEP = 0.01
+MAINTAINER_MAX_SLEEP = 0.25
+MAINTAINER_BUDGET = 100  # items moved per turn (a fraction of a millisecond)
+CRAWLER_BUDGET = 500  # chunks looked at per step
+CRAWLER_IDLE_SLEEP = 0.1
+MOVER_BUDGET = 50  # chunks of a page emptied per step (rescues copy items)
+MOVER_IDLE_SLEEP = 0.05
+# Each task sleeps at least this many times as long as its last step ran: the maintainer
+# takes at most a tenth of the CPU from the clients, the crawler and the mover half.
+MAINTAINER_REST = 9.0
+CRAWLER_REST = 1.0
+MOVER_REST = 1.0
+
+
+async def lru_maintainer(cache: Cache, tuning: StoreTuning) -> None:
+    """Juggle the segmented LRUs and, once a second, let the automover pick a page move."""
+    sleep = MAINTAINER_MIN_SLEEP
+    while True:
+        start = time.perf_counter()
+        moves = cache.maintain_lru(MAINTAINER_BUDGET) if tuning.lru_maintainer else 0
+        again = cache.automove_tick()
+        spent = time.perf_counter() - start
+        if moves >= MAINTAINER_BUDGET or again:
+            sleep = MAINTAINER_MIN_SLEEP  # more is waiting
+        elif moves:
+            sleep = MAINTAINER_SOME_WORK_SLEEP  # let a batch build up: fewer, fuller turns
+        else:
+            sleep = min(max(sleep, MAINTAINER_SOME_WORK_SLEEP) * 2, MAINTAINER_MAX_SLEEP)
+        await trio.sleep(max(sleep, spent * MAINTAINER_REST))
+
+
+async def lru_crawler(cache: Cache, tuning: StoreTuning) -> None:
+    """Free expired items in bounded steps, ``lru_crawler_sleep`` microseconds apart."""
+    while True:
+        start = time.perf_counter()
+        if cache.crawl_step(CRAWLER_BUDGET):
+            spent = time.perf_counter() - start
+            await trio.sleep(max(tuning.lru_crawler_sleep / 1_000_000, spent * CRAWLER_REST))
+        else:
+            await trio.sleep(CRAWLER_IDLE_SLEEP)
+
+
+async def slab_mover(cache: Cache) -> None:
+    """Empty the page being moved (``slabs reassign``, automove, a lowered memlimit)."""
+    while True:
+        start = time.perf_counter()
+        if cache.rebalance_step(MOVER_BUDGET):
+            await trio.sleep((time.perf_counter() - start) * MOVER_REST)
+        else:
+            await trio.sleep(MOVER_IDLE_SLEEP)
+
+
+def start(nursery: trio.Nursery, cache: Cache, tuning: StoreTuning) -> None:
+    """Start the three tasks in ``nursery`` (they run until it is cancelled)."""
+    nursery.start_soon(lru_maintainer, cache, tuning)
+    nursery.start_soon(lru_crawler, cache, tuning)
+    nursery.start_soon(slab_mover, cache)

@@ -1,0 +1,268 @@
+"""The segmented LRU's tail pulls and the background maintainer, as memcached's items.c.
+
+Every slab class has HOT, WARM, COLD and TEMP lists. New items enter HOT (TEMP when their
+TTL is short and ``temp_lru`` is on). A read only sets bits in the item header: FETCHED on
+the first hit, ACTIVE on the next. The maintainer then moves items between lists:
+
+- HOT tail: ACTIVE -> WARM; else, when HOT holds more than ``hot_lru_pct`` of the class or
+  the item is older than ``hot_max_factor`` x the COLD tail's age -> COLD.
+- WARM tail: over ``warm_lru_pct`` or older than ``warm_max_factor`` x the COLD age ->
+  COLD (memcached first moves ACTIVE ones back to the WARM head).
+- COLD tail, when the class is short of memory: ACTIVE -> WARM, a second chance.
+
+Evictions take the COLD tail, skipping (and moving to WARM) items read again, so items
+read at least twice live on and a one-pass scan of new keys flows HOT -> COLD -> out
+without touching them. Expired items met at any
+tail are reclaimed on the way. ``lru_segmented`` off is memcached's flat mode: every item
+lives in COLD and a read moves it to the head at most once a minute.
+
+memcached weighs the segments by bytes; within one slab class items have nearly the same
+size, so the counts of items are used here instead.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Final
+
+from memcachepy.store.items import (
+    ACTIVE,
+    FETCHED,
+    I32,
+    OFF_ATIME,
+    OFF_IFLAGS,
+    OFF_LRU,
+    SEG_COLD,
+    SEG_HOT,
+    SEG_SHIFT,
+    SEG_TEMP,
+    SEG_WARM,
+)
+from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
+
+if TYPE_CHECKING:
+    from memcachepy.store.cache import Cache
+
+# prev, next, cas, exptime, atime: what a drain reads of each item.
+_LINKS_TIMES: Final = struct.Struct("<qqQii")
+
+# Items looked at from a tail per pull (memcached's lru_pull_tail "tries").
+TAIL_SEARCH: Final = 5
+# Juggles of one class per maintainer turn (memcached's lru_maintainer_juggle loop bound).
+JUGGLES_PER_CLASS: Final = 500
+
+
+class LruMaintainer:
+    """Moves items between the segments of each class; evicts and reclaims at the tails."""
+
+    def __init__(self, cache: Cache) -> None:
+        self.cache = cache
+        self._start = 0
+
+    def pull_tail(
+        self, class_id: int, seg: int, total: int, max_age: int, now: int, evict: bool
+    ) -> int:
+        """memcached's lru_pull_tail: reclaim, move or evict at the tail of one list.
+
+        ``total`` is the class's item count the HOT/WARM limits are taken from (0 pushes
+        every inactive item on), ``max_age`` their age limit. Returns how many items were
+        removed or moved.
+        """
+        cache = self.cache
+        items = cache.items
+        pages = cache.slabs.pages
+        tuning = cache.tuning
+        lru = class_id | seg << SEG_SHIFT
+        counters = cache.counters.classes[class_id]
+        cid = items.tails[lru]
+        removed = 0
+        for _ in range(TAIL_SEARCH):
+            if cid < 0:
+                break
+            nxt = items.toward_head(cid)
+            page = pages[cid >> PAGE_SHIFT]
+            off = cid & OFFSET_MASK
+            if cache._is_dead(cid, now):
+                counters.reclaimed += 1
+                if not page[off + OFF_IFLAGS] & FETCHED:
+                    counters.expired_unfetched += 1
+                cache._remove(cid)
+                removed += 1
+                cid = nxt
+                continue  # only expired items let the search go on up the list
+            lru_byte = page[off + OFF_LRU]
+            if seg == SEG_HOT or seg == SEG_WARM:
+                pct = tuning.hot_lru_pct if seg == SEG_HOT else tuning.warm_lru_pct
+                age = now - I32.unpack_from(page, off + OFF_ATIME)[0]
+                over = items.seg_counts[lru] > total * pct // 100 or age > max_age
+                if seg == SEG_HOT and lru_byte & ACTIVE:
+                    page[off + OFF_LRU] = lru_byte & ~ACTIVE
+                    counters.moves_to_warm += 1
+                    items.move(cid, class_id, SEG_WARM)
+                    removed += 1
+                elif over:
+                    # memcached keeps cycling ACTIVE WARM items back to the WARM head. With
+                    # every item of a busy class read again within moments, that costs
+                    # many moves per item shed; here WARM sheds its oldest member to COLD,
+                    # where one more read before it reaches the tail keeps it.
+                    page[off + OFF_LRU] = lru_byte & ~ACTIVE
+                    counters.moves_to_cold += 1
+                    items.move(cid, class_id, SEG_COLD)
+                    removed += 1
+                break
+            if seg == SEG_COLD:
+                if lru_byte & ACTIVE and tuning.lru_segmented:
+                    # Read again while in COLD: a second chance in WARM rather than out.
+                    counters.moves_to_warm += 1
+                    page[off + OFF_LRU] = lru_byte & ~ACTIVE
+                    items.move(cid, class_id, SEG_WARM)
+                    removed += 1
+                    if evict:
+                        cid = nxt
+                        continue
+                elif evict:
+                    if not cache.evict:
+                        break
+                    if lru_byte & ACTIVE:
+                        counters.evicted_active += 1
+                    cache._evict(cid, now)
+                    removed += 1
+                    if tuning.slab_automove == 2:
+                        cache.rebalancer.reassign(-1, class_id)
+                break
+            # TEMP: only reclaims, unless memory must be found at any price.
+            if evict and cache.evict:
+                cache._evict(cid, now)
+                removed += 1
+            break
+        return removed
+
+    def free_one(self, class_id: int, now: int) -> bool:
+        """One step of making room in a full class (memcached's do_item_alloc_pull)."""
+        if self.pull_tail(class_id, SEG_COLD, 0, 0, now, evict=True):
+            return True
+        if not self.cache.tuning.lru_segmented and not self._stray_items(class_id):
+            return False
+        # COLD is empty: push HOT (then WARM) items down so the next pull finds one.
+        # memcached stops at HOT; going on keeps a class whose items all sit in WARM
+        # from answering out of memory.
+        return bool(
+            self.pull_tail(class_id, SEG_HOT, 0, 0, now, evict=False)
+            or self.pull_tail(class_id, SEG_WARM, 0, 0, now, evict=False)
+            or self.pull_tail(class_id, SEG_TEMP, 0, 0, now, evict=True)
+        )
+
+    def _stray_items(self, class_id: int) -> bool:
+        """Items left in HOT/WARM/TEMP after a switch to flat mode."""
+        counts = self.cache.items.seg_counts
+        return any(counts[class_id | seg << SEG_SHIFT] for seg in (SEG_HOT, SEG_WARM, SEG_TEMP))
+
+    def juggle(self, class_id: int, now: int, budget: int) -> int:
+        """memcached's lru_maintainer_juggle for one class; returns the moves made."""
+        cache = self.cache
+        items = cache.items
+        tuning = cache.tuning
+        moves = 0
+        if tuning.temp_lru or items.seg_counts[class_id | SEG_TEMP << SEG_SHIFT]:
+            for _ in range(budget):
+                if not self.pull_tail(class_id, SEG_TEMP, 0, 0, now, evict=False):
+                    break
+                moves += 1
+        total = 0
+        hot_age = warm_age = 0
+        if tuning.lru_segmented:
+            cold_age = self.tail_age(class_id | SEG_COLD << SEG_SHIFT, now)
+            hot_age = int(cold_age * tuning.hot_max_factor)
+            warm_age = int(cold_age * tuning.warm_max_factor)
+            total = items.counts[class_id]
+        if tuning.lru_segmented:
+            moves += self.drain(class_id, SEG_HOT, total, hot_age, now, budget - moves)
+            moves += self.drain(class_id, SEG_WARM, total, warm_age, now, budget - moves)
+        # ACTIVE items at the COLD tail go back to WARM only when the class is short of
+        # memory: with room for everything they may as well stay where they are.
+        cls = cache.slabs.classes[class_id]
+        pressed = tuning.lru_segmented and not cls.free and not cache.slabs.can_grow()
+        for _ in range(JUGGLES_PER_CLASS):
+            if moves >= budget:
+                break
+            did = self.pull_tail(class_id, SEG_HOT, total, hot_age, now, evict=False)
+            if not did:
+                did = self.pull_tail(class_id, SEG_WARM, total, warm_age, now, evict=False)
+            if pressed:
+                did += self.pull_tail(class_id, SEG_COLD, total, 0, now, evict=False)
+            if not did:
+                break
+            moves += did
+        return moves
+
+    def maintain(self, budget: int) -> int:
+        """One maintainer turn over every class with items; returns the moves made."""
+        cache = self.cache
+        now = cache.now()
+        counts = cache.items.counts
+        n = len(counts) - 1
+        moves = 0
+        # Each turn starts one class further, so a busy class cannot starve the others.
+        self._start = self._start % n + 1
+        for i in range(n):
+            class_id = (self._start + i - 1) % n + 1
+            if counts[class_id] and moves < budget:
+                moves += self.juggle(class_id, now, budget - moves)
+        cache.counters.lru_maintainer_juggles += 1
+        return moves
+
+    def drain(self, class_id: int, seg: int, total: int, max_age: int, now: int,
+              budget: int) -> int:
+        """Move the run of items at a HOT or WARM tail that are due for COLD in one splice.
+
+        The common case of :meth:`pull_tail`, at a fraction of the cost per item: it stops
+        at the first item that is within the limits, ACTIVE in HOT, or expired (those are
+        left to :meth:`pull_tail`). Returns how many items moved.
+        """
+        cache = self.cache
+        items = cache.items
+        pages = cache.slabs.pages
+        tuning = cache.tuning
+        lru = class_id | seg << SEG_SHIFT
+        pct = tuning.hot_lru_pct if seg == SEG_HOT else tuning.warm_lru_pct
+        excess = items.seg_counts[lru] - total * pct // 100
+        oldest = cache._oldest_live
+        flushing = bool(oldest) and oldest <= now
+        cid = items.tails[lru]
+        first = -1
+        run = 0
+        while cid >= 0 and run < budget:
+            page = pages[cid >> PAGE_SHIFT]
+            off = cid & OFFSET_MASK
+            lru_byte = page[off + OFF_LRU]
+            if seg == SEG_HOT and lru_byte & ACTIVE:
+                break
+            prev, _, cas, exptime, atime = _LINKS_TIMES.unpack_from(page, off)
+            if run >= excess and now - atime <= max_age:
+                break
+            if (exptime and exptime <= now) or (flushing and cache._flushed(cas, atime)):
+                break
+            page[off + OFF_LRU] = SEG_COLD  # ACTIVE cleared
+            first = cid
+            run += 1
+            cid = prev
+        if run:
+            items.splice_tail(lru, class_id | SEG_COLD << SEG_SHIFT, first, run)
+            cache.counters.classes[class_id].moves_to_cold += run
+        return run
+
+    def tail_age(self, lru: int, now: int) -> int:
+        """Seconds since the tail item of one list was last used; 0 if the list is empty."""
+        tail = self.cache.items.tails[lru]
+        if tail < 0:
+            return 0
+        page = self.cache.slabs.pages[tail >> PAGE_SHIFT]
+        return now - int(I32.unpack_from(page, (tail & OFFSET_MASK) + OFF_ATIME)[0])
+
+    def new_item_segment(self, rel_exptime: int, now: int) -> int:
+        """Where a new item is linked (memcached's do_item_alloc)."""
+        tuning = self.cache.tuning
+        if tuning.temp_lru and rel_exptime and rel_exptime - now <= tuning.temporary_ttl:
+            return SEG_TEMP
+        return SEG_HOT if tuning.lru_segmented else SEG_COLD
+

@@ -1,0 +1,101 @@
+"""The LRU crawler: expired items freed without reads, in bounded steps; metadump rows."""
+
+from __future__ import annotations
+
+from memcachepy.store.cache import Cache, StoreMode
+from memcachepy.store.crawler import CrawlResult
+from memcachepy.store.tuning import StoreTuning
+from tests.store.clock import FakeClock
+
+MB = 1 << 20
+
+
+def crawl_until_idle(cache: Cache, budget: int = 100) -> int:
+    steps = 0
+    for _ in range(100_000):
+        if not cache.crawl_step(budget):
+            return steps
+        steps += 1
+    raise AssertionError("the crawler never went idle")
+
+
+def test_expired_items_are_freed_without_reads() -> None:
+    clock = FakeClock()
+    cache = Cache(64 * MB, clock=clock)
+    crawl_until_idle(cache)  # the start-up crawl of an empty cache
+    for i in range(5000):
+        cache.store(StoreMode.SET, b"t%05d" % i, 0, 2, b"v" * 50)
+    for i in range(100):
+        cache.store(StoreMode.SET, b"k%05d" % i, 0, 0, b"v" * 50)
+    used = cache.bytes
+    assert crawl_until_idle(cache) == 0  # nothing is due before the first expiry
+    clock.advance(3)
+    steps = crawl_until_idle(cache, budget=100)
+    assert steps > 10  # bounded work per step
+    assert len(cache) == 100
+    assert cache.bytes < used / 40
+    assert cache.counters.total("crawler_reclaimed") == 5000
+    assert cache.counters.total("expired_unfetched") == 5000
+    assert cache.counters.total("crawler_items_checked") == 5100
+    assert cache.counters.get_expired == 0  # nobody read them
+    assert cache.crawler.starts == 2
+
+
+def test_automatic_crawls_are_spaced_and_follow_the_soonest_expiry() -> None:
+    clock = FakeClock()
+    cache = Cache(8 * MB, clock=clock)
+    crawl_until_idle(cache)
+    cache.store(StoreMode.SET, b"a", 0, 10, b"v")
+    clock.advance(5)
+    assert crawl_until_idle(cache) == 0
+    clock.advance(6)
+    assert crawl_until_idle(cache) > 0
+    assert len(cache) == 0
+
+
+def test_flush_all_is_crawled_too() -> None:
+    clock = FakeClock()
+    cache = Cache(8 * MB, clock=clock)
+    for i in range(50):
+        cache.store(StoreMode.SET, b"k%d" % i, 0, 0, b"v")
+    crawl_until_idle(cache)
+    clock.advance(2)
+    cache.flush_all()
+    clock.advance(2)
+    crawl_until_idle(cache)
+    assert len(cache) == 0
+    assert cache.counters.total("crawler_reclaimed") == 50
+
+
+def test_requested_crawl_and_tocrawl() -> None:
+    clock = FakeClock()
+    tuning = StoreTuning(lru_crawler_tocrawl=10)
+    cache = Cache(8 * MB, clock=clock, tuning=tuning)
+    crawl_until_idle(cache)
+    for i in range(50):
+        cache.store(StoreMode.SET, b"k%d" % i, 0, 1, b"v")
+    clock.advance(2)
+    tuning.lru_crawler = False  # no automatic crawls: only the one asked for
+    assert cache.crawl([1]) == CrawlResult.OK
+    assert cache.crawl([1]) == CrawlResult.RUNNING
+    crawl_until_idle(cache)
+    assert len(cache) == 40  # lru_crawler_tocrawl items per class
+    assert cache.counters.classes[1].crawler_items_checked == 10
+
+
+def test_metadump_rows() -> None:
+    clock = FakeClock()
+    cache = Cache(8 * MB, clock=clock)
+    cache.store(StoreMode.SET, b"a", 5, 0, b"one")
+    cache.store(StoreMode.SET, b"b", 0, 100, b"two")
+    cache.store(StoreMode.SET, b"gone", 0, 1, b"x")
+    cache.get(b"a")
+    clock.advance(2)
+    rows = cache.metadump(list(range(1, 64)))
+    assert [r.key for r in rows] == [b"a", b"b"]
+    a, b = rows
+    assert a.exptime == -1 and a.fetched and a.class_id == 1
+    assert a.size == cache.item_total(1, 5, 3)
+    assert b.exptime == int(clock.now) - 2 + 100 and not b.fetched
+    assert a.last_access == int(clock.now) - 2
+    assert a.cas == 1 and b.cas == 2
