@@ -1,0 +1,85 @@
+"""Observers of requests that cost nothing while nobody observes.
+
+The dispatcher finds each event's handler in a table keyed by event type.
+:class:`RequestHooks` wraps entries of that table in place, and only the entries some
+observer wants right now: command logging at ``-vv``, ``watch fetchers|mutations`` and the
+sampled latency histogram of ``--metrics-port``. With no observer active the table holds the
+dispatcher's own handlers, so the request path is exactly what it is without this module.
+
+A layer is ``layer(event, out, call) -> outcome``: it may look at the event, call ``call``
+(the next layer in, or the handler) and look at what was appended to ``out``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from contextvars import ContextVar
+from typing import Any
+
+log = logging.getLogger("memcachepy")
+
+#: memcached's ``-vvv`` level (below DEBUG): internal detail, full replies.
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+#: The file descriptor of the connection whose request is being handled (-1 outside one).
+#: The server sets it once per connection task; trio gives each task its own context.
+CURRENT_CONNECTION: ContextVar[int] = ContextVar("memcachepy_connection", default=-1)
+
+Handler = Callable[[Any, list[Any]], int]
+Layer = Callable[[Any, list[Any], Handler], int]
+Wants = Callable[[type], bool]
+
+
+def _wrap(layer: Layer, inner: Handler) -> Handler:
+    def handler(event: Any, out: list[Any]) -> int:
+        return layer(event, out, inner)
+
+    handler.__wrapped__ = inner  # type: ignore[attr-defined]
+    return handler
+
+
+class RequestHooks:
+    """Keeps a handler table wrapped by exactly the layers that want each event type.
+
+    Layers are registered once with a ``wants(event_type)`` predicate; call :meth:`refresh`
+    whenever an answer may have changed (a watcher came or went, the verbosity changed).
+    Layers registered first sit innermost, next to the handler.
+    """
+
+    def __init__(self, table: MutableMapping[type, Handler]) -> None:
+        self._table = table
+        self._base = dict(table)
+        self._layers: dict[str, tuple[Layer, Wants]] = {}
+        self._chains: dict[type, tuple[str, ...]] = {}  # layer names now wrapping each type
+
+    def add(self, name: str, layer: Layer, wants: Wants) -> None:
+        """Register (or replace) a layer; it takes effect at the next :meth:`refresh`."""
+        self._layers[name] = (layer, wants)
+
+    def base(self, event_type: type) -> Handler:
+        """The unwrapped handler for ``event_type``."""
+        return self._base[event_type]
+
+    def set_base(self, event_type: type, handler: Handler) -> None:
+        """Replace a handler (wrapped like the others from the next :meth:`refresh`)."""
+        self._base[event_type] = handler
+        self._table[event_type] = handler
+        self._chains.pop(event_type, None)
+
+    def refresh(self) -> None:
+        """Rebuild the table entries whose set of wanting layers changed."""
+        for event_type, handler in self._base.items():
+            chain = tuple(name for name, (_, wants) in self._layers.items() if wants(event_type))
+            if self._chains.get(event_type, ()) == chain and (
+                    chain or self._table.get(event_type) is handler):
+                continue
+            for name in chain:
+                handler = _wrap(self._layers[name][0], handler)
+            self._table[event_type] = handler
+            self._chains[event_type] = chain
+
+    def wrapped(self, event_type: type) -> bool:
+        """Whether some layer wraps ``event_type`` now."""
+        return bool(self._chains.get(event_type))

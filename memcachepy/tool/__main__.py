@@ -1,0 +1,5 @@
+import sys
+
+from memcachepy.tool.cli import main
+
+sys.exit(main())
