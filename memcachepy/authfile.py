@@ -21,7 +21,8 @@ class Authfile:
         self.entries = entries
 
     @classmethod
-    def load(cls, path: str | Path) -> Authfile:
+    def load(cls, path: str | Path, max_entries: int | None = MAX_ENTRIES) -> Authfile:
+        """Read ``path``; ``max_entries`` None reads every line (the SASL password file)."""
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
@@ -33,7 +34,7 @@ class Authfile:
             if not colon:
                 raise AuthfileError(f"authfile {path} line {number} is malformed (user:pass)")
             entries.append((user, password.rstrip(b"\r")))
-            if len(entries) == MAX_ENTRIES:
+            if len(entries) == max_entries:
                 break
         return cls(entries)
 

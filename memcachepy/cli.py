@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import NoReturn
 
@@ -11,6 +12,7 @@ import trio
 
 from memcachepy import VERSION
 from memcachepy.config import MIB, ConfigError, Settings, parse_size
+from memcachepy.logs import log_level
 from memcachepy.tls import TlsError, build_server_context
 
 EX_USAGE = 64  # memcached exits with EX_USAGE on a bad option
@@ -47,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--slab-min-size", type=int, default=48,
                    help="min space for key, value and flags in a chunk (default: 48)")
     p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="-v: errors and connection events; -vv: also every command")
+                   help="-v: connection events and protocol errors; -vv: also every command "
+                        "and reply; -vvv: also internal detail (to stderr)")
     p.add_argument("-A", "--enable-shutdown", action="store_true",
                    help="allow the 'shutdown' command")
     p.add_argument("-F", "--disable-flush-all", action="store_true",
@@ -60,8 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TLS on every listener (except -l notls:ADDR); certificates with "
                         "-o ssl_chain_cert=,ssl_key=[,ssl_ca_cert=,ssl_verify_mode=0..3,"
                         "ssl_min_version=tlsv1.2,ssl_ciphers=]")
+    p.add_argument("-S", "--enable-sasl", action="store_true",
+                   help="SASL PLAIN authentication, binary protocol only; passwords "
+                        "(user:password lines) from -o sasl_pwdb=FILE or $MEMCACHED_SASL_PWDB")
     p.add_argument("-Y", "--auth-file", metavar="FILE",
                    help="require ASCII authentication against FILE (user:password lines)")
+    p.add_argument("-e", "--memory-file", metavar="PATH",
+                   help="keep item memory in this file; a graceful stop (SIGUSR1, "
+                        "'shutdown graceful') saves it and the next start restores the items")
     p.add_argument("-o", "--extended", action="append", default=[], metavar="OPT",
                    help="comma separated options: idle_timeout=SECONDS")
     p.add_argument("--cluster-config", metavar="FILE",
@@ -70,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster-admin-token-file", metavar="FILE",
                    help="accept 'config set cluster' carrying the token in FILE "
                         "(and save the new nodes to the --cluster-config FILE)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics at http://LISTEN:PORT/metrics (default: off)")
+    p.add_argument("--metrics-listen", default="127.0.0.1", metavar="ADDR",
+                   help="address of the metrics endpoint (default: 127.0.0.1)")
     p.add_argument("-V", "--version", action="version", version=f"memcachepy {VERSION}")
     return p
 
@@ -93,11 +106,16 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
             flush_enabled=not args.disable_flush_all,
             use_cas=not args.disable_cas,
             auth_file=args.auth_file,
-            protocol=_binding_protocol(args.protocol, args.auth_file),
+            protocol=_binding_protocol(args.protocol, args.auth_file, args.enable_sasl),
+            sasl=args.enable_sasl,
+            sasl_pwdb=os.environ.get("MEMCACHED_SASL_PWDB"),
             udp_port=args.udp_port,
             tls_enabled=args.enable_ssl,
             cluster_config=args.cluster_config,
             cluster_admin_token_file=args.cluster_admin_token_file,
+            memory_file=args.memory_file,
+            metrics_port=args.metrics_port,
+            metrics_listen=args.metrics_listen,
         )
         for group in args.extended:
             for option in filter(None, group.split(",")):
@@ -111,14 +129,24 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
     return settings
 
 
-def _binding_protocol(requested: str | None, auth_file: str | None) -> str:
-    """-B as memcached settles it: ASCII authentication (-Y) allows only the text protocol."""
+def _binding_protocol(requested: str | None, auth_file: str | None, sasl: bool) -> str:
+    """-B as memcached settles it: -Y allows only the text protocol, -S only the binary."""
     if requested is None:
-        return "ascii" if auth_file else "auto"
+        return "ascii" if auth_file else "binary" if sasl else "auto"
     if auth_file and requested in ("binary", "auto"):
         raise ConfigError("ERROR: You cannot allow the BINARY protocol while using ascii "
                           "authentication tokens.")
     return requested
+
+
+# memcached's -o suboptions that tune the store (memcachepy.store.tuning).
+_STORE_OPTIONS = frozenset({
+    "slab_reassign", "no_slab_reassign", "slab_automove", "no_slab_automove",
+    "slab_automove_ratio", "slab_automove_window", "lru_crawler", "no_lru_crawler",
+    "lru_crawler_sleep", "lru_crawler_tocrawl", "lru_maintainer", "no_lru_maintainer",
+    "hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor", "temporary_ttl",
+    "track_sizes", "modern",
+})
 
 
 def _apply_extended(settings: Settings, option: str) -> None:
@@ -128,6 +156,13 @@ def _apply_extended(settings: Settings, option: str) -> None:
             settings.idle_timeout = int(value)
         except ValueError:
             raise ConfigError(f"Invalid idle_timeout value: {value!r}") from None
+    elif name in _STORE_OPTIONS:
+        try:
+            settings.store.set_option(name, value if "=" in option else None)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    elif name == "sasl_pwdb":
+        settings.sasl_pwdb = value
     elif name.startswith("ssl_"):
         try:
             known = settings.tls.set_option(name, value)
@@ -160,17 +195,17 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_args(args)
     logging.basicConfig(
         stream=sys.stderr,
-        level=logging.DEBUG if settings.verbosity > 1 else
-        logging.INFO if settings.verbosity else logging.WARNING,
+        level=log_level(settings.verbosity),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     _raise_fd_limit(settings.max_connections)
     from memcachepy.authfile import AuthfileError
     from memcachepy.server import Server
+    from memcachepy.store.persist import MemoryFileError
 
     try:
         server = Server(settings)
-    except AuthfileError as exc:
+    except (AuthfileError, MemoryFileError) as exc:
         print(f"memcachepy: {exc}", file=sys.stderr)
         return 1
     try:

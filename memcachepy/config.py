@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from memcachepy.store.tuning import StoreTuning
 from memcachepy.tls import TlsSettings
 
 DEFAULT_PORT = 11211
+# -B values, and what `stats settings` calls each (memcached's binding_protocol).
+PROTOCOLS = {"auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}
 MIB = 1024 * 1024
 
 
@@ -30,12 +33,20 @@ class Settings:
     flush_enabled: bool = True
     use_cas: bool = True
     idle_timeout: int = 0  # seconds; 0 = never
+    memory_file: str | None = None  # -e: slab memory in this file, for warm restarts
+    store: StoreTuning = field(default_factory=StoreTuning)  # LRU, crawler, slab moves (-o)
+    protocol: str = "auto"  # -B: ascii, binary, or auto (by each connection's first byte)
+    udp_port: int = 0  # -U: 0 = no UDP listener (memcached's default since 1.5.6)
+    sasl: bool = False  # -S: binary protocol only, SASL PLAIN against sasl_pwdb
+    sasl_pwdb: str | None = None  # -o sasl_pwdb=FILE, else $MEMCACHED_SASL_PWDB
     auth_file: str | None = None  # -Y: memcached's ASCII authentication
     tls_enabled: bool = False  # -Z
     tls: TlsSettings = field(default_factory=TlsSettings)
     drain_timeout: float = 10.0  # seconds a graceful stop waits for in-flight requests
     cluster_config: str | None = None  # membership file answered to `config get cluster`
     cluster_admin_token_file: str | None = None  # enables `config set cluster`
+    metrics_port: int | None = None  # --metrics-port: Prometheus /metrics (None = off)
+    metrics_listen: str = "127.0.0.1"  # --metrics-listen: loopback unless told otherwise
 
     def validate(self) -> None:
         """Refuse combinations memcached refuses, with its reasons."""
@@ -57,6 +68,29 @@ class Settings:
             raise ConfigError("memory limit must be at least 1 megabyte")
         if self.idle_timeout < 0:
             raise ConfigError("idle_timeout must be 0 or more seconds")
+        try:
+            self.store.validate()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"Invalid value for binding protocol: {self.protocol}"
+                              " -- should be one of auto, binary, or ascii")
+        if not 0 <= self.udp_port <= 65535:
+            raise ConfigError(f"UDP port {self.udp_port} out of range")
+        if self.sasl and self.protocol != "binary":
+            raise ConfigError("ERROR: You cannot allow the ASCII protocol while using SASL.")
+        if self.sasl and self.udp_port:
+            raise ConfigError("ERROR: Cannot enable UDP while using binary SASL authentication.")
+        if self.sasl and not self.sasl_pwdb:
+            raise ConfigError("ERROR: -S needs a password file: -o sasl_pwdb=FILE or "
+                              "MEMCACHED_SASL_PWDB")
+        if self.sasl and self.auth_file:
+            raise ConfigError("ERROR: -S (SASL) and -Y (ASCII authentication) exclude each other")
+        if self.udp_port and self.auth_file:
+            # memcached lets UDP requests skip -Y's authentication; refuse the pair instead.
+            raise ConfigError("ERROR: Cannot enable UDP while using ascii authentication.")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics port {self.metrics_port} out of range")
         if self.cluster_admin_token_file and not self.cluster_config:
             raise ConfigError("--cluster-admin-token-file needs --cluster-config")
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from memcachepy import VERSION, stats_report
+from memcachepy import VERSION, dispatch_admin, dispatch_meta, stats_report
 from memcachepy.config import MIB, Settings
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.numbers import parse_u32
@@ -52,6 +52,14 @@ class Outcome:
 
     CONTINUE: Final = 0
     CLOSE: Final = 1  # close after sending what is queued
+    MORE: Final = 2  # send what is queued, then handle Dispatcher.take_remainder()
+
+
+# A multi-get is answered in slices of at least this many keys, and paused (to send)
+# once its reply passes REPLY_BUDGET bytes: a get of many large values never sits whole
+# in memory, and a slow reader makes the connection wait rather than the server buffer.
+RETRIEVE_SLICE: Final = 8
+REPLY_BUDGET: Final = 256 * 1024
 
 
 class Dispatcher:
@@ -74,6 +82,7 @@ class Dispatcher:
         self.request_shutdown = request_shutdown
         self.connection_lines = connection_lines
         self.started = time.time()
+        self.remainder: ev.Retrieve | None = None  # see Outcome.MORE
         self._handlers: dict[type, Callable[[ev.Event, list[Reply]], int]] = {
             ev.Retrieve: self._retrieve,  # type: ignore[dict-item]
             ev.Store: self._store,  # type: ignore[dict-item]
@@ -93,7 +102,10 @@ class Dispatcher:
             ev.ErrorReply: self._error,  # type: ignore[dict-item]
             ev.Close: self._close,  # type: ignore[dict-item]
             ev.AuthResult: self._auth_result,  # type: ignore[dict-item]
+            ev.Watch: self._watch,  # type: ignore[dict-item]
         }
+        dispatch_meta.install(self)  # mg ms md ma mn me arrive on text connections too
+        self.admin = dispatch_admin.install(self)  # slabs, lru_crawler, lru, refresh_certs
 
     def handle(self, event: ev.Event, out: list[Reply]) -> int:
         """Apply ``event``; append its reply to ``out``; return an :class:`Outcome`."""
@@ -102,18 +114,57 @@ class Dispatcher:
     # -- requests ---------------------------------------------------------------------
 
     def _retrieve(self, event: ev.Retrieve, out: list[Reply]) -> int:
-        counters = self.counters
         keys = event.keys
-        hits = self.cache.collect(keys, out, event.with_cas, event.exptime)  # type: ignore[arg-type]
+        if len(keys) <= RETRIEVE_SLICE:
+            hits = self.cache.collect(keys, out, event.with_cas, event.exptime)  # type: ignore[arg-type]
+        else:
+            hits, keys = self._retrieve_slices(event, out)
+            if len(keys) < len(event.keys):
+                self._count_retrieval(event, keys, hits)
+                return Outcome.MORE
+        self._count_retrieval(event, keys, hits)
+        if event.last:
+            out.append(END)
+        return Outcome.CONTINUE
+
+    def _retrieve_slices(self, event: ev.Retrieve, out: list[Reply]) -> tuple[int, list[bytes]]:
+        """A long multi-get in growing slices, stopping once the reply passes the budget.
+
+        Slices start small (values may be large) and double while the reply stays small,
+        so gets of many small values cost few calls. What is left of the keys becomes
+        :attr:`remainder`, answered after the connection has sent what is queued.
+        """
+        keys = event.keys
+        start = len(out)
+        size = RETRIEVE_SLICE
+        done = hits = 0
+        while done < len(keys):
+            piece = keys[done : done + size]
+            hits += self.cache.collect(piece, out, event.with_cas, event.exptime)  # type: ignore[arg-type]
+            done += len(piece)
+            if done < len(keys):
+                replied = sum(map(len, out[start:]))
+                if replied >= REPLY_BUDGET:
+                    self.remainder = event._replace(keys=keys[done:])
+                    return hits, keys[:done]
+                if replied < REPLY_BUDGET // 4:
+                    size *= 2
+        return hits, keys
+
+    def take_remainder(self) -> ev.Retrieve:
+        """The rest of the multi-get that answered :attr:`Outcome.MORE`."""
+        remainder, self.remainder = self.remainder, None
+        assert remainder is not None
+        return remainder
+
+    def _count_retrieval(self, event: ev.Retrieve, keys: list[bytes], hits: int) -> None:
+        counters = self.counters
         if event.exptime is None:
             counters.cmd_get += len(keys)
             counters.get_misses += len(keys) - hits
         else:
             counters.cmd_touch += len(keys)
             counters.touch_misses += len(keys) - hits
-        if event.last:
-            out.append(END)
-        return Outcome.CONTINUE
 
     def _store(self, event: ev.Store, out: list[Reply]) -> int:
         self.counters.cmd_set += 1
@@ -218,10 +269,11 @@ class Dispatcher:
             reply = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
         elif event.megabytes > 1000000000:
             reply = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
-        else:
+        elif self.cache.set_limit(event.megabytes * MIB):
             self.settings.memory_limit = event.megabytes * MIB
-            self.cache.set_limit(self.settings.memory_limit)
             reply = OK
+        else:  # -e: the memory file's size is fixed, as memcached's is
+            reply = b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n"
         if not event.noreply:
             out.append(reply)
         return Outcome.CONTINUE
@@ -264,6 +316,12 @@ class Dispatcher:
             out.append(b"CLIENT_ERROR authentication failure\r\n")
         return Outcome.CONTINUE
 
+    def _watch(self, event: ev.Watch, out: list[Reply]) -> int:
+        # A dispatcher without a server to stream from; the server installs the real handler
+        # (memcachepy.watch), as memcached answers with watch disabled.
+        out.append(b"CLIENT_ERROR watch commands not allowed\r\n")
+        return Outcome.CONTINUE
+
     def _close(self, event: ev.Close, out: list[Reply]) -> int:
         if event.reason in ("line too long", "input limit"):
             self.counters.input_overflows += 1
@@ -288,11 +346,15 @@ class Dispatcher:
         elif sub == b"settings":
             out.append(format_stats(stats_report.settings_stats(self.settings, self.cache)))
         elif sub == b"items":
-            out.append(format_stats(stats_report.item_stats(self.cache)))
+            out.append(format_stats(stats_report.item_stats(self.cache, self.settings)))
         elif sub == b"slabs":
             out.append(format_stats(stats_report.slab_stats(self.cache)))
         elif sub == b"sizes":
-            out.append(format_stats([("sizes_status", "disabled")]))
+            out.append(format_stats(stats_report.size_stats(self.cache)))
+        elif sub in (b"sizes_enable", b"sizes_disable"):
+            # memcached 1.6.18 sends these two without the END line.
+            lines = stats_report.sizes_switch(self.settings, self.cache, sub == b"sizes_enable")
+            out.append(format_stats(lines).removesuffix(END))
         elif sub == b"conns":
             out.append(format_stats(self.connection_lines()))
         elif sub == b"cachedump":

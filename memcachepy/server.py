@@ -23,15 +23,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
+from memcachepy import maintenance
 from memcachepy.authfile import Authfile
 from memcachepy.config import Settings
 from memcachepy.dispatch import TEXT_FRAMING, Dispatcher, Outcome, Reply
+from memcachepy.dispatch_binary import BinaryDispatcher
 from memcachepy.protocol.ascii_auth import AsciiAuthParser
+from memcachepy.protocol.binary import REQUEST_MAGIC, BinaryParser
 from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.text import TextParser
+from memcachepy.service import Operations
 from memcachepy.stats import ServerCounters
 from memcachepy.store.cache import Cache
 from memcachepy.tls import TlsError, build_server_context
+from memcachepy.udp import UdpListener, open_udp_sockets
 
 if TYPE_CHECKING:
     from memcachepy.cluster.endpoint import ConfigEndpoint
@@ -150,11 +155,23 @@ class Server:
             use_cas=settings.use_cas,
             evict=settings.evict,
             framing=TEXT_FRAMING,
+            tuning=settings.store,
+            memory_file=settings.memory_file,
         )
         self.cluster = _cluster_endpoint(settings)
         self.dispatcher = Dispatcher(
             settings, self.cache, self.counters, self.request_shutdown, self._connection_lines,
             cluster=self.cluster,
+        )
+        self.dispatcher.admin.reload_tls = self.reload_tls
+        # -S: the SASL password file, loaded now so a bad one stops the start.
+        self.sasl_passwords = (
+            Authfile.load(settings.sasl_pwdb, max_entries=None)
+            if settings.sasl and settings.sasl_pwdb else None
+        )
+        self.binary_dispatcher = BinaryDispatcher(
+            settings, self.cache, self.counters, started=self.dispatcher.started,
+            sasl=self.sasl_passwords,
         )
         # -Z: one context for new connections, replaced on SIGHUP (certificate renewal).
         self.tls_context = build_server_context(settings.tls) if settings.tls_enabled else None
@@ -168,6 +185,8 @@ class Server:
         self._waiting: dict[int, tuple[trio.CancelScope, ProtocolParser]] = {}
         self._peers: dict[int, str] = {}
         self.ports: list[int] = []
+        # systemd notify/watchdog/socket activation, --metrics-port, watch, -vv (service.py).
+        self.operations = Operations(self)
 
     def request_shutdown(self, graceful: bool) -> None:
         """Stop serving: at once, or after in-flight requests finish (``graceful``)."""
@@ -184,6 +203,8 @@ class Server:
         """Serve until stopped; ``task_status.started`` receives the bound ports."""
         self._plain_listeners: set[int] = set()
         if listeners is None:
+            listeners = self.operations.inherited_listeners()  # systemd socket activation
+        if listeners is None:
             listeners = open_listeners(self.settings.listen, self.settings.port)
             # open_listeners keeps the order of -l; "notls:" entries stay plain under -Z.
             specs = parse_listen(self.settings.listen, self.settings.port)
@@ -192,24 +213,41 @@ class Server:
             }
         self.ports = [sock.getsockname()[1] for sock in listeners]
         self._warn_if_exposed(listeners)
+        udp_sockets: list[socket.socket] = []
         try:
+            self.operations.prepare()  # binds --metrics-port before READY=1
+            if self.settings.udp_port:  # -U: off (0) by default, as in memcached since 1.5.6
+                hosts = [host for host, _, _ in parse_listen(self.settings.listen, 0)]
+                udp_sockets = open_udp_sockets(hosts, self.settings.udp_port)
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as acceptors:
                     for sock in listeners:
                         acceptors.start_soon(self._accept_loop, sock, connections)
+                    for sock in udp_sockets:
+                        udp = UdpListener(sock, lambda first: self._session(first, "auto"),
+                                          self.counters)
+                        acceptors.start_soon(udp.serve)
                     if handle_signals:
-                        acceptors.start_soon(self._signal_loop)
-                        acceptors.start_soon(self._hangup_loop)
+                        # Started, not start_soon: signals are handled before READY=1.
+                        await acceptors.start(self._signal_loop)
+                        await acceptors.start(self._hangup_loop)
+                    maintenance.start(acceptors, self.cache, self.settings.store)
                     log.info("listening on %s port %s", self.settings.listen, self.ports)
                     task_status.started(self.ports)
+                    acceptors.start_soon(self.operations.run)  # READY=1, watchdog, metrics
                     await self._stop.wait()
+                    self.operations.stopping(self._graceful)
                     acceptors.cancel_scope.cancel()
                 if self._graceful:
                     await self._drain(connections)
                 connections.cancel_scope.cancel()
+            if self._graceful:
+                self.cache.save()  # -e: what the next start restores (a no-op without -e)
         finally:
-            for sock in listeners:
+            for sock in [*listeners, *udp_sockets]:
                 sock.close()
+            self.operations.close()
+            self.cache.close()
         log.info("stopped")
 
     def _warn_if_exposed(self, listeners: list[socket.socket]) -> None:
@@ -236,18 +274,26 @@ class Server:
             while connections.child_tasks:
                 await trio.sleep(0.01)
 
-    async def _signal_loop(self) -> None:
+    async def _signal_loop(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
+            task_status.started()
             async for signum in signals:
                 log.info("signal %s", signal.Signals(signum).name)
                 self.request_shutdown(graceful=signum == signal.SIGUSR1)
 
-    async def _hangup_loop(self) -> None:
+    async def _hangup_loop(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """SIGHUP re-reads the --cluster-config file. memcached survives SIGHUP too."""
         with trio.open_signal_receiver(signal.SIGHUP) as signals:
+            task_status.started()
             async for _ in signals:
+                self.operations.reloading()
                 self.reload_cluster_config()
                 self.reload_tls()
+                self.operations.reloaded()
 
     def reload_tls(self) -> None:
         """Load the certificates again for new connections; established ones keep theirs."""
@@ -345,12 +391,20 @@ class Server:
         # in profiles): a graceful drain or the idle timeout cancels it only while the
         # connection is waiting to read, so a reply being sent is never cut short.
         scope = trio.CancelScope()
+        self.operations.connection_opened(fd, address)
+        reason = "normal"
         try:
             with scope:
                 await self._serve_connection(sock, fd, scope)
+                watcher = self.operations.watcher(fd)  # the client sent `watch`
+                if watcher is not None:
+                    await self.operations.stream_watch(sock, watcher, scope)
+            if scope.cancelled_caught:
+                reason = "shutdown" if self._draining else "idle_timeout"
             if scope.cancelled_caught and not self._draining:
                 counters.idle_kicks += 1
         except OSError as exc:
+            reason = "error"
             log.debug("connection %d: %s", fd, exc)
         except Exception:
             # A bug met by one request must cost that client its connection, never the
@@ -358,14 +412,27 @@ class Server:
             counters.internal_errors += 1
             log.exception("connection %d: internal error; closing it", fd)
         finally:
+            self.operations.connection_closed(fd, address, reason)
             counters.curr_connections -= 1
             del self._peers[fd]
             sock.close()
             if self.settings.verbosity:
                 log.info("<%d connection closed", fd)
 
-    def _session(self, first_byte: int) -> tuple[ProtocolParser, Handler]:
-        """The parser and handler for a connection, chosen by the first byte it sends."""
+    def _session(
+        self, first_byte: int, protocol: str | None = None
+    ) -> tuple[ProtocolParser, Handler]:
+        """The parser and handler for a connection, chosen by the first byte it sends.
+
+        ``-B`` decides unless ``protocol`` overrides it: with ``auto`` (the default) a first
+        byte of 0x80 means the binary protocol. UDP always negotiates, as memcached does.
+        """
+        protocol = protocol or self.settings.protocol
+        if self.authfile is None and (
+            protocol == "binary" or (protocol == "auto" and first_byte == REQUEST_MAGIC)
+        ):
+            binary = BinaryParser(self.cache.item_fits, sasl=self.settings.sasl)
+            return binary, self.binary_dispatcher.session().handle
         parser = TextParser(self.cache.item_fits, config_commands=self.cluster is not None)
         if self.authfile is not None:
             return AsciiAuthParser(parser, self.authfile.check), self.dispatcher.handle
@@ -381,13 +448,23 @@ class Server:
         waiting = self._waiting
         since_yield = 0
         out: list[Reply] = []
+        is_tls = isinstance(sock, ssl.SSLSocket)
+        # After a short read the socket is most likely empty: wait for readiness rather
+        # than pay for a recv that fails with EAGAIN (a syscall and an exception per
+        # request for one-at-a-time clients).
+        drained = False
         while True:
-            try:
-                data = sock.recv(READ_SIZE)
-            except ssl.SSLWantWriteError:  # TLS needs to write first (key update)
-                await trio.lowlevel.wait_writable(sock)
-                continue
-            except (BlockingIOError, ssl.SSLWantReadError):
+            data = None
+            if not drained:
+                try:
+                    data = sock.recv(READ_SIZE)
+                except ssl.SSLWantWriteError:  # TLS needs to write first (key update)
+                    await trio.lowlevel.wait_writable(sock)
+                    continue
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    pass
+            if data is None:
+                drained = False
                 since_yield = 0
                 if self._draining and not parser.buffered:
                     return
@@ -403,6 +480,8 @@ class Server:
                 continue
             if not data:
                 return
+            # TLS may hold decrypted bytes that the socket will never signal.
+            drained = len(data) < READ_SIZE and not (is_tls and sock.pending())  # type: ignore[attr-defined]
             counters.bytes_read += len(data)
             if parser is _NO_PARSER:
                 parser, handle = self._session(data[0])
@@ -416,7 +495,12 @@ class Server:
                 since_yield += 1
                 outcome = handle(event, out)
                 if outcome != Outcome.CONTINUE:
-                    break
+                    if outcome != Outcome.MORE:
+                        break
+                    # A long multi-get paused at its reply budget: send, then go on.
+                    parser.requeue(self.dispatcher.take_remainder())  # type: ignore[attr-defined]
+                    outcome = Outcome.CONTINUE
+                    next_check = 0
                 if len(out) >= next_check and not parser.mid_request:
                     # Backpressure: past a bound, send before answering more, so a client
                     # that asks for much and reads slowly makes us wait, not buffer.

@@ -14,6 +14,7 @@ class ServerCounters:
     cmd_set: int = 0
     cmd_flush: int = 0
     cmd_touch: int = 0
+    cmd_meta: int = 0  # me commands (memcached counts nothing else as meta)
     get_misses: int = 0
     delete_misses: int = 0
     incr_misses: int = 0

@@ -11,7 +11,7 @@ import resource
 import time
 
 from memcachepy import VERSION
-from memcachepy.config import Settings
+from memcachepy.config import PROTOCOLS, Settings
 from memcachepy.stats import ServerCounters
 from memcachepy.store.cache import Cache
 
@@ -40,6 +40,7 @@ def general_stats(
         ("cmd_set", c.cmd_set),
         ("cmd_flush", c.cmd_flush),
         ("cmd_touch", c.cmd_touch),
+        ("cmd_meta", c.cmd_meta),
         ("get_hits", cc.total("get_hits")),
         ("get_misses", c.get_misses),
         ("get_expired", cc.get_expired),
@@ -69,15 +70,51 @@ def general_stats(
         ("output_flushes", c.output_flushes),
         ("input_overflows", c.input_overflows),
         ("internal_errors", c.internal_errors),
-        ("slabs_moved", cc.slabs_moved),
+    ]
+    tuning = settings.store
+    if tuning.slab_reassign:
+        lines += [
+            ("slab_reassign_rescues", cc.slab_reassign_rescues),
+            ("slab_reassign_chunk_rescues", cc.slab_reassign_chunk_rescues),
+            ("slab_reassign_evictions_nomem", cc.slab_reassign_evictions_nomem),
+            ("slab_reassign_inline_reclaim", cc.slab_reassign_inline_reclaim),
+            ("slab_reassign_busy_items", cc.slab_reassign_busy_items),
+            ("slab_reassign_busy_deletes", cc.slab_reassign_busy_deletes),
+            ("slab_reassign_running", int(cache.rebalancer.running)),
+        ]
+    lines.append(("slabs_moved", cc.slabs_moved))
+    if tuning.lru_crawler:
+        lines += [
+            ("lru_crawler_running", int(cache.crawler.running)),
+            ("lru_crawler_starts", cache.crawler.starts),
+        ]
+    if tuning.lru_maintainer:
+        lines.append(("lru_maintainer_juggles", cc.lru_maintainer_juggles))
+    lines += [
         ("bytes", cache.bytes),
         ("curr_items", cache.curr_items),
         ("total_items", cc.total_items),
+        ("slab_global_page_pool", len(cache.slabs.pool)),
         ("expired_unfetched", cc.total("expired_unfetched")),
         ("evicted_unfetched", cc.total("evicted_unfetched")),
+    ]
+    if tuning.lru_maintainer:
+        lines.append(("evicted_active", cc.total("evicted_active")))
+    lines += [
         ("evictions", cc.total("evicted")),
         ("reclaimed", cc.total("reclaimed")),
+        ("crawler_reclaimed", cc.total("crawler_reclaimed")),
+        ("crawler_items_checked", cc.total("crawler_items_checked")),
+        ("lrutail_reflocked", 0),
     ]
+    if tuning.lru_maintainer:
+        lines += [
+            ("moves_to_cold", cc.total("moves_to_cold")),
+            ("moves_to_warm", cc.total("moves_to_warm")),
+            ("moves_within_lru", cc.total("moves_within_lru")),
+            ("direct_reclaims", cc.total("direct_reclaims")),
+            ("lru_bumps_dropped", 0),
+        ]
     if settings.tls_enabled:
         lines += [
             ("ssl_handshake_errors", c.ssl_handshake_errors),
@@ -88,12 +125,14 @@ def general_stats(
 def settings_stats(settings: Settings, cache: Cache) -> list[tuple[str, object]]:
     """The lines of ``stats settings``."""
     s = settings
+    t = settings.store
     return [
+        ("auth_enabled_sasl", "yes" if s.sasl else "no"),
         ("auth_enabled_ascii", s.auth_file or "no"),
         ("maxbytes", s.memory_limit),
         ("maxconns", s.max_connections),
         ("tcpport", s.port),
-        ("udpport", 0),
+        ("udpport", s.udp_port),
         ("inter", s.listen),
         ("verbosity", s.verbosity),
         ("oldest", cache.oldest_live),
@@ -103,16 +142,36 @@ def settings_stats(settings: Settings, cache: Cache) -> list[tuple[str, object]]
         ("num_threads", 1),
         ("detail_enabled", False),
         ("cas_enabled", s.use_cas),
-        ("binding_protocol", "ascii"),
+        ("binding_protocol", PROTOCOLS[s.protocol]),
         ("item_size_max", s.item_size_max),
+        ("slab_reassign", t.slab_reassign),
+        ("slab_automove", t.slab_automove),
+        ("slab_automove_ratio", b"%.2f" % t.slab_automove_ratio),
+        ("slab_automove_window", t.slab_automove_window),
         ("slab_chunk_max", cache.slabs.chunk_max),
+        ("lru_crawler", t.lru_crawler),
+        ("lru_crawler_sleep", t.lru_crawler_sleep),
+        ("lru_crawler_tocrawl", t.lru_crawler_tocrawl),
+        ("tail_repair_time", 0),
         ("shutdown_command", s.enable_shutdown),
         ("flush_enabled", s.flush_enabled),
+        ("dump_enabled", True),
+        ("lru_maintainer_thread", t.lru_maintainer),
+        ("lru_segmented", t.lru_segmented),
+        ("hot_lru_pct", t.hot_lru_pct),
+        ("warm_lru_pct", t.warm_lru_pct),
+        ("hot_max_factor", b"%.2f" % t.hot_max_factor),
+        ("warm_max_factor", b"%.2f" % t.warm_max_factor),
+        ("temp_lru", t.temp_lru),
+        ("temporary_ttl", t.temporary_ttl),
         ("idle_timeout", s.idle_timeout),
+        ("track_sizes", cache.sizes is not None),
+        ("memory_file", s.memory_file or "(null)"),
     ]
 
-def item_stats(cache: Cache) -> list[tuple[str, object]]:
-    """The lines of ``stats items``: per slab class with items."""
+def item_stats(cache: Cache, settings: Settings | None = None) -> list[tuple[str, object]]:
+    """The lines of ``stats items``: per slab class with items, in memcached's order."""
+    tuning = settings.store if settings is not None else cache.tuning
     lines: list[tuple[str, object]] = []
     for cls in cache.slabs.classes[1:]:
         number = cache.items.counts[cls.id]
@@ -120,19 +179,66 @@ def item_stats(cache: Cache) -> list[tuple[str, object]]:
         if not number and not k.evicted and not k.outofmemory:
             continue
         prefix = f"items:{cls.id}:"
+        lines.append((prefix + "number", number))
+        hot, warm, cold, temp = cache.segment_counts(cls.id)
+        age_hot, age_warm, age = cache.segment_ages(cls.id)
+        if tuning.lru_maintainer:
+            lines += [
+                (prefix + "number_hot", hot),
+                (prefix + "number_warm", warm),
+                (prefix + "number_cold", cold),
+            ]
+            if tuning.temp_lru:
+                lines.append((prefix + "number_temp", temp))
+            lines += [(prefix + "age_hot", age_hot), (prefix + "age_warm", age_warm)]
         lines += [
-            (prefix + "number", number),
-            (prefix + "age", cache.oldest_age(cls.id)),
+            (prefix + "age", age),
             (prefix + "mem_requested", k.mem_requested),
             (prefix + "evicted", k.evicted),
             (prefix + "evicted_nonzero", k.evicted_nonzero),
             (prefix + "evicted_time", k.evicted_time),
             (prefix + "outofmemory", k.outofmemory),
+            (prefix + "tailrepairs", 0),
             (prefix + "reclaimed", k.reclaimed),
             (prefix + "expired_unfetched", k.expired_unfetched),
             (prefix + "evicted_unfetched", k.evicted_unfetched),
         ]
+        if tuning.lru_maintainer:
+            lines.append((prefix + "evicted_active", k.evicted_active))
+        lines += [
+            (prefix + "crawler_reclaimed", k.crawler_reclaimed),
+            (prefix + "crawler_items_checked", k.crawler_items_checked),
+            (prefix + "lrutail_reflocked", 0),
+        ]
+        if tuning.lru_maintainer:
+            hits = cache.segment_hits(cls.id)
+            lines += [
+                (prefix + "moves_to_cold", k.moves_to_cold),
+                (prefix + "moves_to_warm", k.moves_to_warm),
+                (prefix + "moves_within_lru", k.moves_within_lru),
+                (prefix + "direct_reclaims", k.direct_reclaims),
+                (prefix + "hits_to_hot", hits[0]),
+                (prefix + "hits_to_warm", hits[1]),
+                (prefix + "hits_to_cold", hits[2]),
+                (prefix + "hits_to_temp", hits[3]),
+            ]
     return lines
+
+
+def size_stats(cache: Cache) -> list[tuple[str, object]]:
+    """``stats sizes``: items per 32-byte size bucket (with ``-o track_sizes``)."""
+    histogram = cache.size_histogram()
+    if histogram is None:
+        return [("sizes_status", "disabled")]
+    return [(str(size), count) for size, count in histogram]
+
+
+def sizes_switch(settings: Settings, cache: Cache, enable: bool) -> list[tuple[str, object]]:
+    """``stats sizes_enable`` / ``stats sizes_disable``."""
+    if enable and not settings.use_cas:
+        return [("sizes_status", "error"), ("sizes_error", "cas_support_disabled")]
+    cache.track_sizes(enable)
+    return [("sizes_status", "enabled" if enable else "disabled")]
 
 def slab_stats(cache: Cache) -> list[tuple[str, object]]:
     """The lines of ``stats slabs``: per slab class with pages, then totals."""

@@ -7,6 +7,8 @@ need_apt=()
 command -v memcached >/dev/null || need_apt+=(memcached)
 command -v memccapable >/dev/null || need_apt+=(libmemcached-tools)
 command -v nutcracker >/dev/null || [ -x /usr/sbin/nutcracker ] || need_apt+=(nutcracker)
+# systemd-analyze (verify, security) and systemd-socket-activate for the unit tests.
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing Debian packages: ${need_apt[*]}"

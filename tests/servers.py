@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,10 +95,21 @@ def _wait_listening(proc: subprocess.Popen[bytes], host: str, port: int, timeout
 
 
 def spawn(argv: list[str], port: int, host: str = HOST, timeout: float = 10.0) -> ServerProcess:
-    """Start ``argv`` and wait until it accepts TCP connections on ``host:port``."""
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _wait_listening(proc, host, port, timeout)
+    """Start ``argv`` and wait until it accepts TCP connections on ``host:port``.
+
+    stderr goes to an anonymous file, not a pipe: a client may turn logging on with
+    ``verbosity 2``, and a pipe nobody reads would block the server once full. A start
+    failure quotes the end of it.
+    """
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=log)
+        try:
+            _wait_listening(proc, host, port, timeout)
+        except RuntimeError as error:
+            log.seek(0)
+            tail = log.read()[-2000:].decode(errors="replace")
+            raise RuntimeError(f"{error} {' '.join(argv)}\n{tail}") from None
     return ServerProcess(proc=proc, port=port, host=host, argv=argv)
 
 

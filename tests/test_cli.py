@@ -79,3 +79,54 @@ def test_cluster_is_a_first_word_only() -> None:
     result = run("cluster", "up", "--help")
     assert result.returncode == 0 and "--base-port" in result.stdout
     assert "cluster up" in run("--help").stdout
+
+
+def test_protocol_and_udp_flags(tmp_path: Path) -> None:
+    s = settings_from_args([])
+    assert (s.protocol, s.udp_port) == ("auto", 0)  # memcached: auto-negotiate, UDP off
+    s = settings_from_args(["-B", "binary", "-U", "11311"])
+    assert (s.protocol, s.udp_port) == ("binary", 11311)
+    assert settings_from_args(["--protocol", "ascii"]).protocol == "ascii"
+    auth = tmp_path / "auth"
+    auth.write_text("user:pass\n")
+    assert settings_from_args(["-Y", str(auth)]).protocol == "ascii"  # -Y: text only
+
+
+@pytest.mark.parametrize("args", [
+    ["-B", "bogus"], ["-U", "70000"], ["-U", "x"], ["-Y", "/dev/null", "-B", "binary"],
+    ["-Y", "/dev/null", "-U", "11311"],
+])
+def test_bad_protocol_and_udp_flags_exit_64_with_one_line(args: list[str]) -> None:
+    result = run(*args)
+    assert result.returncode == 64
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_store_flags() -> None:
+    s = settings_from_args([
+        "-e", "/tmp/memory", "-o", "hot_lru_pct=30,warm_lru_pct=30,hot_max_factor=0.5",
+        "-o", "warm_max_factor=3,temporary_ttl=20,lru_crawler_sleep=50,lru_crawler_tocrawl=7",
+        "-o", "slab_automove=2,slab_automove_window=10,slab_automove_ratio=0.5,track_sizes",
+    ])
+    t = s.store
+    assert s.memory_file == "/tmp/memory"
+    assert (t.hot_lru_pct, t.warm_lru_pct, t.hot_max_factor, t.warm_max_factor) == (
+        30, 30, 0.5, 3.0)
+    assert t.temp_lru and t.temporary_ttl == 20
+    assert (t.lru_crawler_sleep, t.lru_crawler_tocrawl) == (50, 7)
+    assert (t.slab_automove, t.slab_automove_window, t.slab_automove_ratio) == (2, 10, 0.5)
+    assert t.track_sizes
+    off = settings_from_args(["-o", "no_lru_maintainer,no_lru_crawler,no_slab_reassign"]).store
+    assert not (off.lru_maintainer or off.lru_segmented or off.lru_crawler or off.slab_reassign)
+    assert settings_from_args(["-o", "slab_automove"]).store.slab_automove == 1
+
+
+@pytest.mark.parametrize("option", [
+    "hot_lru_pct=90", "warm_lru_pct=0", "hot_lru_pct=50,warm_lru_pct=40", "hot_max_factor=0",
+    "slab_automove=3", "slab_automove_window=2", "slab_automove_ratio=2",
+    "lru_crawler_sleep=2000000", "lru_crawler_tocrawl=x", "no_lru_maintainer,temporary_ttl=5",
+])
+def test_bad_store_options_exit_64_with_one_line(option: str) -> None:
+    result = run("-o", option)
+    assert result.returncode == 64
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -51,6 +51,9 @@ class AsciiAuthParser:
     def buffered(self) -> int:
         return self._inner.buffered if self._authenticated else len(self._buf)
 
+    def requeue(self, event: ev.Event) -> None:
+        self._inner.requeue(event)
+
     def receive_data(self, data: bytes) -> None:
         if self._authenticated:
             self._inner.receive_data(data)

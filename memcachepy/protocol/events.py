@@ -24,9 +24,8 @@ NEED_DATA: Final = _NeedData()
 class Retrieve(NamedTuple):
     """get / gets / gat / gats. ``exptime`` is None unless the command also touches.
 
-    A multi-get of many keys arrives as several events of a few keys each; only the
-    ``last`` one ends the reply with END. The server can then send (and wait for a slow
-    reader) between them instead of building a reply of unbounded size.
+    Only an event with ``last`` ends the reply with END: a long multi-get may be answered
+    in parts (see dispatch.Outcome.MORE), and UDP answers each key on its own.
     """
 
     keys: list[bytes]
@@ -113,6 +112,16 @@ class CacheMemlimit(NamedTuple):
     noreply: bool
 
 
+class Admin(NamedTuple):
+    """``slabs``, ``lru_crawler``, ``lru`` or ``refresh_certs``: the dispatcher reads the
+    arguments, as memcached's handlers do. ``ntokens`` counts memcached's way (with the
+    command and a terminating empty token)."""
+
+    command: bytes
+    args: list[bytes]
+    ntokens: int
+
+
 class ConfigGet(NamedTuple):
     """``config get <key>`` (ElastiCache Auto Discovery asks ``config get cluster``)."""
 
@@ -152,8 +161,105 @@ class Close(NamedTuple):
     reason: str
 
 
+# -- meta commands (memcached 1.6: mg ms md ma mn me) -------------------------------------
+# ``binary``: the key came base64-encoded (flag b) and is given here decoded; a returned key
+# is encoded again. ``order``: the flags that answer or act, in request order (one byte
+# each, e.g. b"tTk"). ``opaque``: the O token as sent (with its O), echoed back verbatim.
+# ``late_error``: an error line memcached answers only after the flags before it in
+# ``order`` took effect (a too-long opaque token in mg/ma).
+
+
+class MetaGet(NamedTuple):
+    """mg: ``ttl`` (T), ``vivify`` (N) and ``recache`` (R) are client exptimes or None."""
+
+    key: bytes
+    binary: bool
+    order: bytes
+    opaque: bytes
+    value: bool
+    quiet: bool
+    no_bump: bool
+    ttl: int | None
+    vivify: int | None
+    recache: int | None
+    late_error: bytes | None
+
+
+class MetaSet(NamedTuple):
+    """ms with its data block. ``mode``: one of b"SEAPR"; ``cas``: the C token or None."""
+
+    key: bytes
+    binary: bool
+    data: bytes
+    mode: bytes
+    flags: int
+    exptime: int
+    cas: int | None
+    invalidate: bool
+    quiet: bool
+    order: bytes
+    opaque: bytes
+
+
+class MetaSetTooLarge(NamedTuple):
+    """ms whose value can never fit: the old value goes, the data block is discarded."""
+
+    key: bytes
+
+
+class MetaDelete(NamedTuple):
+    """md: ``invalidate`` (I) marks the item stale instead, with ``ttl`` (T) if given."""
+
+    key: bytes
+    binary: bool
+    cas: int | None
+    invalidate: bool
+    ttl: int | None
+    quiet: bool
+    order: bytes
+    opaque: bytes
+
+
+class MetaArithmetic(NamedTuple):
+    """ma: ``cas`` 0 means no compare; ``vivify`` (N) creates a miss holding ``initial``."""
+
+    key: bytes
+    binary: bool
+    incr: bool
+    delta: int
+    initial: int
+    cas: int
+    vivify: int | None
+    ttl: int | None
+    value: bool
+    quiet: bool
+    order: bytes
+    opaque: bytes
+    late_error: bytes | None
+
+
+class MetaNoop(NamedTuple):
+    """mn: answers MN (a marker that everything before it was answered)."""
+
+
+class MetaDebug(NamedTuple):
+    """me: an item's metadata in human-readable form."""
+
+    key: bytes
+    binary: bool
+
+
+class Watch(NamedTuple):
+    """``watch [fetchers|mutations|evictions|connevents]...``: stream log lines to this
+    connection (memcached's default, with no names, is fetchers)."""
+
+    kinds: tuple[str, ...]
+
+
 Event = (
     Retrieve | Store | StoreTooLarge | Delete | Arithmetic | Touch | FlushAll | Version
     | Verbosity | Quit | Shutdown | Stats | CacheMemlimit | ConfigGet | ConfigSet | ErrorReply
     | AuthResult | Close
+    | MetaGet | MetaSet | MetaSetTooLarge | MetaDelete | MetaArithmetic | MetaNoop
+    | MetaDebug | Watch | Admin
 )

@@ -15,6 +15,7 @@ from typing import Final
 
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA, _NeedData
+from memcachepy.protocol.meta import DataBlock, Swallow, parse_meta
 from memcachepy.protocol.numbers import parse_i32, parse_u32, parse_u64
 
 KEY_MAX_LENGTH: Final = 250
@@ -24,8 +25,6 @@ MAX_LINE_WITHOUT_NEWLINE: Final = 2048
 # A get/gets line may be long (thousands of keys), but not unboundedly: past this the
 # connection is closed (memcached has no bound; this caps a connection's input buffer).
 MAX_GET_LINE: Final = 1 << 20
-# Keys per Retrieve event when a multi-get is split (see events.Retrieve).
-RETRIEVE_CHUNK: Final = 8
 # memcached tokenizes at most 23 tokens of a line (MAX_TOKENS 24 with the terminator).
 _MAX_TOKENS: Final = 23
 
@@ -40,12 +39,19 @@ DELETE_USAGE: Final = (
     b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
 )
 
+# First letters memcached 1.6.18's process_command_ascii branches on before anything else.
+_FIRST_LETTER_BRANCHES: Final = frozenset(b"gsacidt")
+
 ItemFits = Callable[[int, int, int], bool]
 """(key length, flags, value length) -> whether such an item can ever be stored."""
 
 _STORAGE: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend"))
+#: What ``watch`` streams (memcached's log types that memcachepy produces).
+WATCH_KINDS: Final = frozenset(("fetchers", "mutations", "evictions", "connevents"))
 # The pending data block of a `config set` (compared by identity in _read_data_block).
 _CONFIG_SET: Final = b"config set"
+# The pending data block of an `ms` (compared by identity; the event waits in _meta_set).
+_META_SET: Final = b"ms"
 #: The largest ``config set`` data block read; a larger one is discarded unread.
 MAX_CONFIG_BLOCK: Final = 1024 * 1024
 CONFIG_TOO_LARGE: Final = b"SERVER_ERROR config too large\r\n"
@@ -59,7 +65,7 @@ class TextParser:
     """Turns a byte stream from one client into request events."""
 
     __slots__ = ("_buf", "_pos", "_scanned", "_pending", "_swallow", "_item_fits", "_closed",
-                 "_queued", "_config_commands", "_config_credential")
+                 "_queued", "_config_commands", "_config_credential", "_meta_set")
 
     def __init__(
         self, item_fits: ItemFits = _always_fits, *, config_commands: bool = False
@@ -73,9 +79,10 @@ class TextParser:
         self._swallow = 0  # bytes of a rejected data block still to discard
         self._item_fits = item_fits
         self._closed = False
-        self._queued: deque[ev.Event] = deque()  # the rest of a multi-get split in chunks
+        self._queued: deque[ev.Event] = deque()  # events put back by requeue()
         self._config_commands = config_commands
         self._config_credential: bytes | None = None
+        self._meta_set: ev.MetaSet | None = None  # an ms waiting for its data block
 
     def receive_data(self, data: bytes) -> None:
         """Append bytes read from the client."""
@@ -83,6 +90,10 @@ class TextParser:
             del self._buf[: self._pos]
             self._pos = 0
         self._buf += data
+
+    def requeue(self, event: ev.Event) -> None:
+        """Put ``event`` back to be returned next (the unanswered rest of a multi-get)."""
+        self._queued.appendleft(event)
 
     @property
     def mid_request(self) -> bool:
@@ -154,6 +165,10 @@ class TextParser:
         data = bytes(buf[start : start + nbytes])
         if command is _CONFIG_SET:
             return ev.ConfigSet(key, flags, data, self._config_credential)
+        if command is _META_SET:
+            assert self._meta_set is not None
+            event, self._meta_set = self._meta_set._replace(data=data), None
+            return event
         return ev.Store(command, key, flags, exptime, data, cas_unique, noreply)
 
     def _parse_line(self, line: bytes) -> ev.Event | _NeedData:
@@ -167,6 +182,12 @@ class TextParser:
         ntokens = min(len(tokens), _MAX_TOKENS) + 1  # memcached counts the terminator too
         handler = _HANDLERS.get(command)
         if handler is None:
+            if len(command) == 2 and command[0] == 109:  # m?: memcached's meta branch
+                return ev.ErrorReply(ERROR)
+            # memcached dispatches on the first letter: an unknown word starting with one
+            # of these letters answers ERROR before the HTTP check is ever reached.
+            if command[0] in _FIRST_LETTER_BRANCHES:
+                return ev.ErrorReply(ERROR)
             last = tokens[min(len(tokens), _MAX_TOKENS) - 1]
             if last.startswith(b"HTTP/"):
                 self._closed = True
@@ -175,6 +196,18 @@ class TextParser:
         return handler(self, command, tokens, ntokens)
 
     # -- commands -------------------------------------------------------------
+
+    def _meta(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        """mg ms md ma mn me: parsed by protocol.meta; ms's data block is read here."""
+        result = parse_meta(command, tokens, ntokens, self._item_fits)
+        if isinstance(result, DataBlock):
+            self._meta_set = result.event
+            self._pending = (_META_SET, b"", 0, 0, result.nbytes, 0, False)
+            return self._read_data_block()
+        if isinstance(result, Swallow):
+            self._swallow = result.nbytes
+            return result.event
+        return result
 
     def _retrieval(self, command: bytes, tokens: list[bytes]) -> ev.Event | _NeedData:
         if len(tokens) < 2:
@@ -189,13 +222,7 @@ class TextParser:
         for key in keys:
             if len(key) > KEY_MAX_LENGTH:
                 return ev.ErrorReply(BAD_FORMAT, void_pending=True)
-        with_cas = command in (b"gets", b"gats")
-        if len(keys) <= RETRIEVE_CHUNK:
-            return ev.Retrieve(keys, with_cas, exptime)
-        chunks = [keys[i : i + RETRIEVE_CHUNK] for i in range(0, len(keys), RETRIEVE_CHUNK)]
-        self._queued.extend(ev.Retrieve(c, with_cas, exptime, False) for c in chunks[:-1])
-        self._queued.append(ev.Retrieve(chunks[-1], with_cas, exptime))
-        return self._queued.popleft()
+        return ev.Retrieve(keys, command in (b"gets", b"gats"), exptime)
 
     def _storage(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
         is_cas = command == b"cas"
@@ -311,13 +338,24 @@ class TextParser:
             return ev.ErrorReply(ERROR, noreply)
         return ev.CacheMemlimit(megabytes, noreply)
 
+    def _admin(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        """slabs / lru_crawler / lru / refresh_certs; memcached wants 3+ tokens for ``lru``."""
+        if command == b"lru" and ntokens < 3:
+            return ev.ErrorReply(ERROR)
+        return ev.Admin(command, tokens[1:ntokens - 1], ntokens)
+
+    def _watch(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
+        """``watch [kind]...``: an unknown kind answers ``ERROR``, as memcached does."""
+        kinds = tuple(token.decode("ascii", "replace") for token in tokens[1:])
+        if any(kind not in WATCH_KINDS for kind in kinds):
+            return ev.ErrorReply(ERROR)
+        return ev.Watch(kinds or ("fetchers",))
+
     def _config(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
         """``config get <key>``, ``config set <key> <flags> <bytes> [<credential>]``."""
         if not self._config_commands:
-            # memcached 1.6.18 has no `config`: an unknown command, data lines and all.
-            if tokens[min(len(tokens), _MAX_TOKENS) - 1].startswith(b"HTTP/"):
-                self._closed = True
-                return ev.Close("http request")
+            # memcached 1.6.18 has no `config`: ERROR, and a would-be data block is read as
+            # commands. (Its unknown words starting with "c" skip the HTTP/ check.)
             return ev.ErrorReply(ERROR)
         if ntokens == 4 and tokens[1] == b"get":
             return ev.ConfigGet(tokens[2])
@@ -352,6 +390,9 @@ _HANDLERS: dict[bytes, _Handler] = {
     b"stats": TextParser._stats,
     b"cache_memlimit": TextParser._memlimit,
     b"config": TextParser._config,
+    b"watch": TextParser._watch,
+    **{name: TextParser._admin for name in (b"slabs", b"lru_crawler", b"lru", b"refresh_certs")},
+    **{name: TextParser._meta for name in (b"mg", b"ms", b"md", b"ma", b"mn", b"me")},
 }
 
 

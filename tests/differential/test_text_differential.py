@@ -323,9 +323,70 @@ CASES: list[Case] = [
          b"slabs reassign 99 1\r\nslabs reassign\r\nslabs foo\r\nlru_crawler\r\n"
          b"lru_crawler sleep 100\r\nlru_crawler tocrawl 10\r\nlru_crawler foo\r\n"
          b"lru mode flat\r\nlru mode segmented\r\nlru temp_ttl 10\r\nlru foo\r\n"
-         b"misbehave\r\nrefresh_certs\r\n", fresh=True,
-         differ="not implemented yet: slabs/lru_crawler/lru admin commands belong to the "
-                "store issue (#4), refresh_certs to TLS (#7)"),
+         b"misbehave\r\nrefresh_certs\r\n", fresh=True),
+    case("slabs-admin-replies",
+         b"slabs automove ratio 0.5\r\nslabs automove ratio\r\nslabs automove ratio x\r\n"
+         b"slabs automove 1 noreply\r\nslabs reassign 1 1\r\nslabs reassign 0 1\r\n"
+         b"slabs reassign 1 99\r\nslabs reassign a b\r\nslabs reassign 1 2 3\r\n"
+         b"slabs automove -1\r\nslabs automove +1\r\nslabs automove 2 noreply\r\n"
+         b"stats settings\r\n", fresh=True,
+         stat_values=("slab_automove", "slab_automove_ratio", "slab_reassign")),
+    case("lru-crawler-admin-replies",
+         b"lru_crawler crawl 0\r\nlru_crawler crawl 64\r\nlru_crawler crawl abc\r\n"
+         b"lru_crawler crawl 1,x\r\nlru_crawler sleep 2000000\r\nlru_crawler sleep abc\r\n"
+         b"lru_crawler tocrawl -1\r\nlru_crawler enable\r\nlru_crawler crawl 1 2\r\n"
+         b"lru_crawler metadump\r\nlru_crawler sleep 1000000\r\nlru_crawler tocrawl 5\r\n"
+         b"stats settings\r\n", fresh=True,
+         stat_values=("lru_crawler", "lru_crawler_sleep", "lru_crawler_tocrawl")),
+    case("lru-crawler-crawl-and-metadump-errors",
+         Step(b"set k 0 0 1\r\na\r\n", sync=True), Step(b"lru_crawler crawl 1,2\r\n", sync=True),
+         b"version\r\nlru_crawler metadump all\r\n", fresh=True),
+    case("lru-admin-replies",
+         b"lru tune 10 20 0.1 2.0\r\nlru tune 50 50 0.1 2\r\nlru tune 10 10 0 1\r\n"
+         b"lru tune a b c d\r\nlru tune 1 2 3\r\nlru mode foo\r\nlru temp_ttl -1\r\n"
+         b"lru temp_ttl abc\r\nlru mode flat noreply\r\nlru mode\r\nlru\r\n"
+         b"refresh_certs noreply\r\nrefresh_certs x\r\nstats settings\r\n", fresh=True,
+         stat_values=("hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor",
+                      "lru_segmented", "temp_lru", "lru_maintainer_thread")),
+    case("lru-temp-ttl-and-flat-mode-stats",
+         b"lru temp_ttl 30\r\nlru mode flat\r\nstats settings\r\n", fresh=True,
+         stat_values=("temp_lru", "temporary_ttl", "lru_segmented")),
+    case("stats-sizes-enable-disable",
+         b"stats sizes\r\nstats sizes_enable\r\nset a 0 0 1\r\na\r\nset b 0 0 100\r\n"
+         + b"b" * 100 + b"\r\nstats sizes\r\nstats sizes_disable\r\nstats sizes\r\n",
+         fresh=True, stat_values=("64", "160")),
+    case("stats-sizes-track-sizes",
+         filler(b"a", 1) + filler(b"b", 100) + filler(b"c", 1000) + filler(b"d", 1000, flags=3)
+         + filler(b"e", 70000) + b"delete a\r\nstats sizes\r\nstats settings\r\n",
+         fresh=True, flags=("-o", "track_sizes"),
+         stat_values=("160", "1088", "70080", "track_sizes")),
+    case("stats-settings-store-options", b"stats settings\r\n", fresh=True,
+         flags=("-o", "hot_lru_pct=30,warm_lru_pct=30,hot_max_factor=0.5,warm_max_factor=3,"
+                "lru_crawler_sleep=50,lru_crawler_tocrawl=7,slab_automove=0,"
+                "slab_automove_window=10,slab_automove_ratio=0.5,temporary_ttl=20"),
+         stat_values=("hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor",
+                      "lru_crawler_sleep", "lru_crawler_tocrawl", "slab_automove",
+                      "slab_automove_window", "slab_automove_ratio", "temp_lru",
+                      "temporary_ttl", "lru_maintainer_thread", "lru_segmented")),
+    case("stats-settings-no-lru-maintainer", b"stats settings\r\nlru mode flat\r\n"
+         b"lru temp_ttl 5\r\nset k 0 0 1\r\na\r\nstats items\r\n", fresh=True,
+         flags=("-o", "no_lru_maintainer,no_lru_crawler,no_slab_reassign"),
+         stat_values=("lru_maintainer_thread", "lru_segmented", "lru_crawler", "slab_reassign",
+                      "items:1:number")),
+    # Two pages of class 1, then the oldest moves to class 2: the items on it are copied to
+    # free chunks of the other page, and those that find none are evicted.
+    case("slabs-reassign-rescues-and-evicts",
+         Step(b"".join(b"set k%05d 0 0 1 noreply\r\n%d\r\n" % (i, i % 10) for i in range(11000))
+              + b"slabs reassign 1 2\r\n", sync=True),
+         Step(b"get " + b" ".join(b"k%05d" % i for i in range(0, 11000, 7))
+              + b"\r\nstats\r\nstats slabs\r\n", pause=1.0),
+         fresh=True,
+         stat_values=("slabs_moved", "slab_reassign_rescues", "slab_reassign_evictions_nomem",
+                      "curr_items", "1:total_pages", "2:total_pages", "1:used_chunks",
+                      "total_malloced")),
+    case("cache-memlimit-shows-in-settings",
+         b"cache_memlimit 100\r\nstats settings\r\nstats\r\n", fresh=True,
+         stat_values=("maxbytes", "limit_maxbytes")),
     case("watch-bad-argument", Step(b"watch foo\r\n", settle=0.2), b"watch foo\r\nget k\r\n",
          fresh=True),
     case("verbose-server-answers-the-same",
@@ -364,12 +425,13 @@ CASES: list[Case] = [
                       "bytes", "limit_maxbytes", "accepting_conns", "auth_cmds",
                       "auth_errors", "rejected_connections")),
     case("stats-settings-defaults", b"stats settings\r\n", fresh=True,
-         stat_names=("tcpport", "udpport", "inter", "verbosity", "oldest", "num_threads"),
+         stat_names=("tcpport", "inter", "verbosity", "oldest", "num_threads"),
          stat_values=("maxbytes", "maxconns", "evictions", "growth_factor", "chunk_size",
                       "cas_enabled", "item_size_max", "flush_enabled", "idle_timeout",
-                      "shutdown_command", "detail_enabled", "slab_chunk_max")),
-    # binding_protocol deliberately differs: memcachepy says "ascii" until it also speaks
-    # the binary protocol (memcached's default is "auto-negotiate").
+                      "shutdown_command", "detail_enabled", "slab_chunk_max", "udpport",
+                      "binding_protocol")),
+    case("stats-settings-binding-protocol", b"stats settings\r\n", flags=("-B", "ascii"),
+         fresh=True, stat_values=("binding_protocol",)),
     case("stats-settings-flags", b"stats settings\r\n", fresh=True,
          flags=("-m", "32", "-c", "500", "-I", "2m", "-f", "1.5", "-n", "64", "-M", "-C", "-F",
                 "-A", "-o", "idle_timeout=30"),
@@ -395,6 +457,11 @@ CASES: list[Case] = [
     case("empty-lines", b"\r\n\n \r\n\r\r\n"),
     case("unknown-and-uppercase-commands",
          b"foo\r\nGET k\r\nSet k 0 0 1\r\na\r\nGets k\r\nINCR k 1\r\n"),
+    # ElastiCache's config command: memcachepy answers it only with --cluster-config.
+    case("config-is-unknown",
+         b"config get cluster\r\nconfig\r\nconfig set cluster 0 12\r\n1\nfoo|1|2\n\r\n"
+         b"config set cluster 0 3 token\r\nget k\r\n"),
+    case("config-http-closes", Step(b"config get HTTP/1.1\r\n", settle=0.3)),
     case("line-2048-bytes-waits-for-newline", Step(b"a" * 2048, settle=0.3), b"\r\n"),
     case("line-2049-bytes-without-newline-closes", Step(b"a" * 2049, settle=0.3), b"\r\n"),
     case("line-2049-bytes-with-newline-one-packet", b"a" * 2049 + b"\r\n"),
@@ -420,6 +487,11 @@ CASES: list[Case] = [
          b"get / HTTP/1.1\r\nset k 0 0 1 HTTP/1.1\r\na\r\nget k HTTP/1.2\r\nincr k HTTP/1.1\r\n"),
     case("http-after-commands", Step(b"set a 0 0 1\r\na\r\nget a\r\nGET / HTTP/1.1\r\nget a\r\n",
                                      settle=0.3)),
+    # memcached branches on the first letter before the HTTP check: these answer ERROR.
+    case("http-check-skipped-for-branch-letters",
+         b"sfoo HTTP/1.1\r\ncfoo HTTP/1.1\r\ntx HTTP/1.0\r\nmx HTTP/1.1\r\nget HTTP/1.1\r\n"),
+    case("http-check-for-other-letters", Step(b"xfoo HTTP/1.1\r\nget a\r\n", settle=0.3)),
+    case("http-check-for-long-m-word", Step(b"mfoo HTTP/1.1\r\nget a\r\n", settle=0.3)),
     # --- pipelining -----------------------------------------------------------------------
     case("pipelined-batch",
          b"".join(store(b"k%d" % i, b"v" * (i % 7), tail=b" noreply" if i % 2 else b"")

@@ -182,3 +182,18 @@ def test_an_internal_error_closes_one_connection_not_the_server() -> None:
                 server.request_shutdown(graceful=False)
 
     trio.run(scenario)
+
+
+def test_long_multiget_of_large_values_is_answered_whole_and_in_order(
+    server: ServerProcess,
+) -> None:
+    # Past its reply budget a multi-get is answered in parts; the client sees one reply.
+    with server.connect() as sock:
+        values = {b"mg%d" % i: bytes([65 + i]) * 150_000 for i in range(6)}
+        for key, value in values.items():
+            exchange(sock, b"set %s 0 0 %d\r\n%s\r\n" % (key, len(value), value))
+        keys = [b"mg%d" % (i % 7) for i in range(40)]  # mg6 is a miss
+        reply = exchange(sock, b"get " + b" ".join(keys) + b"\r\n", b"END\r\n", timeout=20)
+        expected = b"".join(b"VALUE %s 0 %d\r\n%s\r\n" % (k, len(values[k]), values[k])
+                            for k in keys if k in values)
+        assert reply == expected + b"END\r\n"

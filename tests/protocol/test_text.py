@@ -125,9 +125,15 @@ def test_long_line_without_newline_closes_unless_get() -> None:
     assert drain(parser) == []
     parser.receive_data(b"\r\n")
     events = drain(parser)
-    assert sum(len(e.keys) for e in events) == 2000  # type: ignore[attr-defined]
-    # Split into small events so replies can be sent between them; END only on the last.
-    assert [e.last for e in events] == [False] * (len(events) - 1) + [True]  # type: ignore[attr-defined]
+    assert len(events) == 1 and len(events[0].keys) == 2000  # type: ignore[attr-defined]
+
+
+def test_requeued_event_comes_next() -> None:
+    parser = TextParser()
+    parser.receive_data(b"version\r\n")
+    rest = ev.Retrieve([b"b"], False, None)
+    parser.requeue(rest)
+    assert drain(parser) == [rest, ev.Version()]
 
 
 def test_get_line_input_is_bounded() -> None:
