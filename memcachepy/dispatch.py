@@ -14,7 +14,13 @@ from memcachepy import VERSION, dispatch_admin, dispatch_meta, stats_report
 from memcachepy.config import MIB, Settings
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.numbers import parse_u32
-from memcachepy.protocol.text import value_line
+from memcachepy.protocol.text import (
+    DELTA_NO_MEMORY,
+    NO_MEMORY,
+    NON_NUMERIC,
+    TOO_LARGE,
+    value_line,
+)
 from memcachepy.stats import ServerCounters, format_stats
 from memcachepy.store.cache import Cache, DeltaResult, Framing, StoreMode, StoreResult
 
@@ -38,8 +44,8 @@ _STORE_REPLIES: Final = {
     StoreResult.NOT_STORED: b"NOT_STORED\r\n",
     StoreResult.EXISTS: b"EXISTS\r\n",
     StoreResult.NOT_FOUND: b"NOT_FOUND\r\n",
-    StoreResult.TOO_LARGE: b"SERVER_ERROR object too large for cache\r\n",
-    StoreResult.NO_MEMORY: b"SERVER_ERROR out of memory storing object\r\n",
+    StoreResult.TOO_LARGE: TOO_LARGE,
+    StoreResult.NO_MEMORY: NO_MEMORY,
 }
 END: Final = b"END\r\n"
 OK: Final = b"OK\r\n"
@@ -210,9 +216,9 @@ class Dispatcher:
                 self.counters.decr_misses += 1
             reply = NOT_FOUND
         elif result == DeltaResult.NON_NUMERIC:
-            reply = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+            reply = NON_NUMERIC
         else:
-            reply = b"SERVER_ERROR out of memory\r\n"
+            reply = DELTA_NO_MEMORY
         if not event.noreply:
             out.append(reply)
         return Outcome.CONTINUE

@@ -12,6 +12,7 @@ import base64
 from typing import TYPE_CHECKING, Final
 
 from memcachepy.protocol import events as ev
+from memcachepy.protocol.text import DELTA_NO_MEMORY, NO_MEMORY, NON_NUMERIC, TOO_LARGE
 from memcachepy.store.cache import Cache, MetaItem, MetaResult, StoreMode, StoreResult
 
 if TYPE_CHECKING:
@@ -33,10 +34,6 @@ _STORE_CODES: Final = {
     StoreResult.EXISTS: b"EX",
     StoreResult.NOT_FOUND: b"NF",
 }
-TOO_LARGE: Final = b"SERVER_ERROR object too large for cache\r\n"
-NO_MEMORY: Final = b"SERVER_ERROR out of memory storing object\r\n"
-NON_NUMERIC: Final = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
-DELTA_NO_MEMORY: Final = b"SERVER_ERROR out of memory\r\n"
 VIVIFY_NO_MEMORY: Final = b"SERVER_ERROR Out of memory allocating new item\r\n"
 
 _T, _N, _R = ord("T"), ord("N"), ord("R")

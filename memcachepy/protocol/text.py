@@ -35,6 +35,10 @@ BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
 BAD_DATA_CHUNK: Final = b"CLIENT_ERROR bad data chunk\r\n"
 INVALID_EXPTIME: Final = b"CLIENT_ERROR invalid exptime argument\r\n"
 INVALID_DELTA: Final = b"CLIENT_ERROR invalid numeric delta argument\r\n"
+TOO_LARGE: Final = b"SERVER_ERROR object too large for cache\r\n"
+NO_MEMORY: Final = b"SERVER_ERROR out of memory storing object\r\n"
+NON_NUMERIC: Final = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+DELTA_NO_MEMORY: Final = b"SERVER_ERROR out of memory\r\n"
 DELETE_USAGE: Final = (
     b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
 )

@@ -387,8 +387,9 @@ CASES: list[BinaryCase] = [
          + req(Op.PREPEND, b"k", value=b"x" * MIB) + req(Op.GETK, b"nx")
          + req(Op.SET, b"j", ST, b"x" * (2 * MIB)), flags=("-I", "2m")),
     # --- protocol negotiation -------------------------------------------------------------
+    # The pause lets both servers store t before the other connection asks for it.
     case("text-and-binary-connections", Send(b"set t 0 0 1\r\na\r\n", conn=1),
-         Send(req(Op.GET, b"t"))),
+         Send(req(Op.GET, b"t"), pause=0.2)),
     case("binary-only-refuses-text", Send(b"get a b c d e f g h i j k l\r\n", conn=1),
          Send(req(Op.NOOP)), flags=("-B", "binary"), fresh=True, probe=False),
     case("binary-only-serves-binary", req(Op.VERSION) + req(Op.SET, b"k", ST, b"v")
