@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import sys
-from typing import NoReturn
 
 import trio
 
@@ -14,17 +13,11 @@ from memcachepy import VERSION
 from memcachepy.config import MIB, ConfigError, Settings, parse_size
 from memcachepy.logs import log_level
 from memcachepy.tls import TlsError, build_server_context
-
-EX_USAGE = 64  # memcached exits with EX_USAGE on a bad option
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EX_USAGE, f"{self.prog}: {message}\n")
+from memcachepy.usage import UsageParser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = UsageParser(
         prog="memcachepy",
         description="A memcached-compatible cache daemon. Flags follow memcached's names.",
         epilog="'memcachepy cluster up --nodes N' starts a local cluster instead "

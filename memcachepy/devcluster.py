@@ -37,9 +37,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from memcachepy.cli import _Parser
 from memcachepy.cluster.discovery import ClusterConfig, ClusterNode
 from memcachepy.cluster.endpoint import next_version, read_membership, write_membership_file
+from memcachepy.usage import UsageParser
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0  # seconds for all nodes to accept connections
@@ -53,7 +53,7 @@ class ClusterUpError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="memcachepy cluster",
+    parser = UsageParser(prog="memcachepy cluster",
                      description="Run a local memcachepy cluster for development.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="up")
     up = commands.add_parser(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
 
 from memcachepy.tool import commands
 from memcachepy.tool.client import Connection, ToolError, parse_address
 from memcachepy.tool.top import top
+from memcachepy.usage import UsageParser
 
-EX_USAGE = 64
 EXAMPLES = """\
 commands:
   display            slab classes: chunk size, age, pages, items, evictions
@@ -28,13 +27,8 @@ examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EX_USAGE, f"{self.prog}: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="memcachepy-tool",
+    p = UsageParser(prog="memcachepy-tool",
                 description="An operator's tool for memcachepy (and memcached) nodes.",
                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("address", metavar="HOST:PORT", help="the node to ask")
