@@ -23,11 +23,23 @@ HOST = "127.0.0.1"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = HOST) -> int:
-    """A TCP port that was free a moment ago on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A TCP port that was free a moment ago on ``host``, never one handed out before.
+
+    The kernel may give the same ephemeral port to two binds in a row once the first
+    socket is closed; a test asking for several ports must get distinct ones.
+    """
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no fresh free port")
 
 
 def require_binary(name: str) -> str:
