@@ -11,8 +11,8 @@ import trio
 
 from memcachepy import VERSION
 from memcachepy.config import MIB, ConfigError, Settings, parse_size
-from memcachepy.logs import log_level
-from memcachepy.tls import TlsError, build_server_context
+from memcachepy.ops.logs import log_level
+from memcachepy.server.tls import TlsError, build_server_context
 from memcachepy.usage import UsageParser
 
 
@@ -182,7 +182,7 @@ def _check_cluster_files(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["cluster"]:  # `memcachepy cluster up ...`: a local cluster, not a daemon
-        from memcachepy.devcluster import main as cluster_main
+        from memcachepy.cluster.devcluster import main as cluster_main
 
         return cluster_main(args[1:])
     settings = settings_from_args(args)
@@ -192,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     _raise_fd_limit(settings.max_connections)
-    from memcachepy.authfile import AuthfileError
-    from memcachepy.server import Server
+    from memcachepy.auth.authfile import AuthfileError
+    from memcachepy.server.daemon import Server
     from memcachepy.store.persist import MemoryFileError
 
     try:

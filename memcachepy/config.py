@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
+import ssl
 from dataclasses import dataclass, field
 
 from memcachepy.store.tuning import StoreTuning
-from memcachepy.tls import TlsSettings
 
 DEFAULT_PORT = 11211
 # -B values, and what `stats settings` calls each (memcached's binding_protocol).
@@ -17,6 +17,58 @@ MIB = 1024 * 1024
 class ConfigError(ValueError):
     """A setting has a value memcached would refuse; the message is one line."""
 
+
+
+# memcached's ssl_verify_mode values.
+VERIFY_NONE = 0
+VERIFY_REQUEST = 1  # ask for a client certificate, accept without one
+VERIFY_REQUIRE = 2  # refuse clients without a valid certificate
+VERIFY_ONCE = 3  # memcached: require on the first handshake (no renegotiation here: = 2)
+
+TLS_VERSIONS = {
+    "tlsv1": ssl.TLSVersion.TLSv1,
+    "tlsv1.1": ssl.TLSVersion.TLSv1_1,
+    "tlsv1.2": ssl.TLSVersion.TLSv1_2,
+    "tlsv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+class TlsError(ValueError):
+    """TLS cannot be set up from these settings; the message is one line."""
+
+
+@dataclass(slots=True)
+class TlsSettings:
+    """memcached's ``-o ssl_*`` options."""
+
+    chain_cert: str | None = None
+    key: str | None = None
+    ca_cert: str | None = None
+    verify_mode: int = VERIFY_NONE
+    min_version: str = "tlsv1.2"
+    ciphers: str | None = None
+
+    def set_option(self, name: str, value: str) -> bool:
+        """Apply ``ssl_<name>=value``; False if ``name`` is not a TLS option."""
+        if name == "ssl_chain_cert":
+            self.chain_cert = value
+        elif name == "ssl_key":
+            self.key = value
+        elif name == "ssl_ca_cert":
+            self.ca_cert = value
+        elif name == "ssl_verify_mode":
+            if value not in ("0", "1", "2", "3"):
+                raise TlsError(f"ssl_verify_mode must be 0..3, not {value!r}")
+            self.verify_mode = int(value)
+        elif name == "ssl_min_version":
+            if value.lower() not in TLS_VERSIONS:
+                raise TlsError(f"ssl_min_version must be one of {', '.join(TLS_VERSIONS)}")
+            self.min_version = value.lower()
+        elif name == "ssl_ciphers":
+            self.ciphers = value
+        else:
+            return False
+        return True
 
 @dataclass(slots=True)
 class Settings:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from memcachepy.config import Settings
-from memcachepy.dispatch import TEXT_FRAMING, Dispatcher, Reply
-from memcachepy.dispatch_meta import key_token
+from memcachepy.dispatch.meta import key_token
+from memcachepy.dispatch.reply import Reply
+from memcachepy.dispatch.text import TEXT_FRAMING, Dispatcher
+from memcachepy.ops.counters import ServerCounters
 from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.text import TextParser
-from memcachepy.stats import ServerCounters
 from memcachepy.store.cache import Cache
 from tests.store.clock import FakeClock
 

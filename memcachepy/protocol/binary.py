@@ -31,6 +31,7 @@ from enum import IntEnum
 from typing import Final, NamedTuple
 
 from memcachepy.protocol import events as ev
+from memcachepy.protocol.buffer import ReceiveBuffer
 from memcachepy.protocol.events import NEED_DATA, _NeedData
 
 REQUEST_MAGIC: Final = 0x80
@@ -271,12 +272,11 @@ def _as_c_int(value: int) -> int:
 class BinaryParser:
     """Turns a byte stream from one binary-protocol client into request events."""
 
-    __slots__ = ("_buf", "_pos", "_pending", "_swallow", "_item_fits", "_closed", "_shapes")
+    __slots__ = ("_buf", "_pending", "_swallow", "_item_fits", "_closed", "_shapes")
 
     def __init__(self, item_fits: ItemFits = _always_fits, *, sasl: bool = False) -> None:
         self._shapes = SASL_SHAPES if sasl else SHAPES
-        self._buf = bytearray()
-        self._pos = 0  # start of unconsumed data in _buf
+        self._buf = ReceiveBuffer()
         self._pending: tuple[Header, bytes, bytes, int] | None = None  # awaiting a value
         self._swallow = 0  # bytes still to discard
         self._item_fits = item_fits
@@ -286,10 +286,7 @@ class BinaryParser:
         """Append bytes read from the client (ignored once the parser has closed)."""
         if self._closed:
             return
-        if self._pos:
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += data
+        self._buf.feed(data)
 
     @property
     def mid_request(self) -> bool:
@@ -299,7 +296,7 @@ class BinaryParser:
     @property
     def buffered(self) -> int:
         """Bytes received and not yet consumed."""
-        return len(self._buf) - self._pos
+        return len(self._buf)
 
     @property
     def closed(self) -> bool:
@@ -320,17 +317,16 @@ class BinaryParser:
         if self._closed:
             return NEED_DATA
         if self._swallow:
-            taken = min(self._swallow, len(self._buf) - self._pos)
-            self._pos += taken
-            self._swallow -= taken
+            self._swallow -= self._buf.skip(self._swallow)
             if self._swallow:
                 return NEED_DATA
         if self._pending is not None:
             return self._read_value()
-        available = len(self._buf) - self._pos
+        buf = self._buf
+        available = len(buf)
         if available < HEADER_SIZE:
             return NEED_DATA
-        header = Header.unpack_from(self._buf, self._pos)
+        header = Header.unpack_from(buf.data, buf.pos)
         if header.magic != REQUEST_MAGIC:
             return self._close("bad magic byte")
         needed = HEADER_SIZE + header.extras_length + header.key_length
@@ -338,11 +334,10 @@ class BinaryParser:
             if needed > READ_BUFFER_SIZE and available >= READ_BUFFER_SIZE:
                 return self._close("header, extras and key exceed the read buffer")
             return NEED_DATA
-        start = self._pos + HEADER_SIZE
-        extras = bytes(self._buf[start : start + header.extras_length])
-        start += header.extras_length
-        key = bytes(self._buf[start : start + header.key_length])
-        self._pos += needed
+        buf.skip(HEADER_SIZE)
+        extras = buf.take(header.extras_length)
+        key = buf.take(header.key_length)
+        assert extras is not None and key is not None  # `needed` bytes were there
         return self._dispatch(header, extras, key)
 
     def _dispatch(self, header: Header, extras: bytes, key: bytes) -> Event | _NeedData:
@@ -382,19 +377,17 @@ class BinaryParser:
     def _read_value(self) -> Event | _NeedData:
         assert self._pending is not None
         header, extras, key, nvalue = self._pending
-        start = self._pos
-        if len(self._buf) - start < nvalue:
+        value = self._buf.take(nvalue)
+        if value is None:
             return NEED_DATA
         self._pending = None
-        self._pos = start + nvalue
-        return Request(header, extras, key, bytes(self._buf[start : self._pos]))
+        return Request(header, extras, key, value)
 
     def _close(self, reason: str | None = None) -> ev.Close | _NeedData:
         self._closed = True
         self._pending = None
         self._swallow = 0
-        self._buf = bytearray()
-        self._pos = 0
+        self._buf.clear()
         return NEED_DATA if reason is None else ev.Close(reason)
 
 

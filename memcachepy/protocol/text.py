@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Final
 
 from memcachepy.protocol import events as ev
+from memcachepy.protocol.buffer import ReceiveBuffer
 from memcachepy.protocol.events import NEED_DATA, _NeedData
 from memcachepy.protocol.meta import DataBlock, Swallow, parse_meta
 from memcachepy.protocol.numbers import parse_i32, parse_u32, parse_u64
@@ -68,7 +69,7 @@ def _always_fits(nkey: int, flags: int, nbytes: int) -> bool:
 class TextParser:
     """Turns a byte stream from one client into request events."""
 
-    __slots__ = ("_buf", "_pos", "_scanned", "_pending", "_swallow", "_item_fits", "_closed",
+    __slots__ = ("_buf", "_pending", "_swallow", "_item_fits", "_closed",
                  "_queued", "_config_commands", "_config_credential", "_meta_set")
 
     def __init__(
@@ -76,9 +77,7 @@ class TextParser:
     ) -> None:
         """``config_commands``: parse ElastiCache's ``config get|set`` (a node started with
         ``--cluster-config``); otherwise ``config`` is an unknown command, as in memcached."""
-        self._buf = bytearray()
-        self._pos = 0  # start of unconsumed data in _buf
-        self._scanned = 0  # bytes after _pos already known to hold no newline
+        self._buf = ReceiveBuffer()
         self._pending: tuple[bytes, bytes, int, int, int, int, bool] | None = None
         self._swallow = 0  # bytes of a rejected data block still to discard
         self._item_fits = item_fits
@@ -90,10 +89,7 @@ class TextParser:
 
     def receive_data(self, data: bytes) -> None:
         """Append bytes read from the client."""
-        if self._pos:
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += data
+        self._buf.feed(data)
 
     def requeue(self, event: ev.Event) -> None:
         """Put ``event`` back to be returned next (the unanswered rest of a multi-get)."""
@@ -107,7 +103,7 @@ class TextParser:
     @property
     def buffered(self) -> int:
         """Bytes received and not yet consumed (a half-sent line or data block)."""
-        return len(self._buf) - self._pos
+        return len(self._buf)
 
     def next_event(self) -> ev.Event | _NeedData:
         """The next complete request, or NEED_DATA until more bytes arrive."""
@@ -116,34 +112,25 @@ class TextParser:
         if self._closed:
             return NEED_DATA
         if self._swallow:
-            available = min(self._swallow, len(self._buf) - self._pos)
-            self._pos += available
-            self._swallow -= available
+            self._swallow -= self._buf.skip(self._swallow)
             if self._swallow:
                 return NEED_DATA
         if self._pending is not None:
             return self._read_data_block()
-        buf = self._buf
-        newline = buf.find(b"\n", self._pos + self._scanned)
-        if newline < 0:
+        line = self._buf.take_line()
+        if line is None:
             return self._no_newline()
-        start = self._pos
-        self._pos = newline + 1
-        self._scanned = 0
-        end = newline
-        if end - start > 1 and buf[end - 1] == 13:  # strip \r, as memcached: only if len > 1
-            end -= 1
-        line = bytes(buf[start:end])
+        if len(line) > 1 and line[-1] == 13:  # strip \r, as memcached: only if len > 1
+            line = line[:-1]
         nul = line.find(b"\0")
         if nul >= 0:  # memcached treats the line as a C string
             line = line[:nul]
         return self._parse_line(line)
 
     def _no_newline(self) -> ev.Event | _NeedData:
-        pending = len(self._buf) - self._pos
-        self._scanned = pending
+        pending = len(self._buf)
         if pending > MAX_LINE_WITHOUT_NEWLINE:
-            head = bytes(self._buf[self._pos : self._pos + 200])
+            head = self._buf.peek(200)
             stripped = head.lstrip(b" ")
             if len(head) - len(stripped) > 100 or not (
                 stripped.startswith(b"get ") or stripped.startswith(b"gets ")
@@ -158,15 +145,13 @@ class TextParser:
     def _read_data_block(self) -> ev.Event | _NeedData:
         assert self._pending is not None
         command, key, flags, exptime, nbytes, cas_unique, noreply = self._pending
-        start = self._pos
-        if len(self._buf) - start < nbytes + 2:
+        block = self._buf.take(nbytes + 2)
+        if block is None:
             return NEED_DATA
         self._pending = None
-        self._pos = start + nbytes + 2
-        buf = self._buf
-        if buf[start + nbytes] != 13 or buf[start + nbytes + 1] != 10:
+        if not block.endswith(b"\r\n"):
             return ev.ErrorReply(BAD_DATA_CHUNK, noreply)
-        data = bytes(buf[start : start + nbytes])
+        data = block[:-2]
         if command is _CONFIG_SET:
             return ev.ConfigSet(key, flags, data, self._config_credential)
         if command is _META_SET:

@@ -12,21 +12,20 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple
 
+from memcachepy.store.counters import CacheCounters, ClassCounters
 from memcachepy.store.crawler import Crawler, CrawlResult, MetadumpRow
+from memcachepy.store.framing import NO_FRAMING, Framing
 from memcachepy.store.items import (
     ACTIVE,
-    CONTINUATION,
     FETCHED,
     HEADER,
     HEADER_SIZE,
     HOT,
     HOT_LRU,
     I32,
-    I64,
     KEY_BINARY,
     LINKED,
     OFF_ATIME,
@@ -37,7 +36,6 @@ from memcachepy.store.items import (
     OFF_LRU,
     OFF_NKEY,
     OFF_PREFIX,
-    OFF_PREV,
     SEG_COLD,
     SEG_HOT,
     SEG_MASK,
@@ -97,90 +95,6 @@ class DeltaResult(IntEnum):
     NO_MEMORY = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Framing:
-    """How stored values are wrapped: ``prefix(key, flags, nbytes)`` before, ``suffix`` after.
-
-    A read that asks for the CAS value gets ``cas_format % cas`` spliced into the prefix
-    ``cas_at`` bytes before its end (for the text protocol: before the VALUE line's CRLF).
-    """
-
-    prefix: Callable[[bytes, int, int], bytes]
-    suffix: bytes
-    cas_at: int = 0
-    cas_format: bytes = b"%d"
-
-
-def _no_prefix(key: bytes, flags: int, nbytes: int) -> bytes:
-    return b""
-
-
-NO_FRAMING = Framing(_no_prefix, b"")
-
-
-@dataclass(slots=True)
-class ClassCounters:
-    """Per slab class figures, named as memcached's ``stats items`` / ``stats slabs``."""
-
-    evicted: int = 0
-    evicted_nonzero: int = 0
-    evicted_time: int = 0
-    evicted_unfetched: int = 0
-    outofmemory: int = 0
-    reclaimed: int = 0
-    expired_unfetched: int = 0
-    get_hits_other: int = 0  # get hits not counted per LRU segment (see get_hits)
-    cmd_set: int = 0
-    delete_hits: int = 0
-    incr_hits: int = 0
-    decr_hits: int = 0
-    cas_hits: int = 0
-    cas_badval: int = 0
-    touch_hits: int = 0
-    mem_requested: int = 0
-    evicted_active: int = 0
-    crawler_reclaimed: int = 0
-    crawler_items_checked: int = 0
-    moves_to_cold: int = 0
-    moves_to_warm: int = 0
-    moves_within_lru: int = 0
-    direct_reclaims: int = 0
-    # The cache's get hits per LRU id, where the get paths count this class's hits: one
-    # list increment per hit gives both ``get_hits`` and ``stats items``' hits_to_*.
-    lru_hits: list[int] = field(default_factory=list, repr=False)
-    class_id: int = 0
-
-    @property
-    def get_hits(self) -> int:
-        hits, c = self.lru_hits, self.class_id
-        if not hits:
-            return self.get_hits_other
-        return self.get_hits_other + hits[c] + hits[c | 64] + hits[c | 128] + hits[c | 192]
-
-    @get_hits.setter
-    def get_hits(self, value: int) -> None:
-        self.get_hits_other += value - self.get_hits
-
-
-@dataclass(slots=True)
-class CacheCounters:
-    """Whole-cache figures that are not per class."""
-
-    total_items: int = 0
-    get_expired: int = 0
-    get_flushed: int = 0
-    slabs_moved: int = 0
-    slab_reassign_rescues: int = 0
-    slab_reassign_chunk_rescues: int = 0
-    slab_reassign_evictions_nomem: int = 0
-    slab_reassign_inline_reclaim: int = 0
-    slab_reassign_busy_items: int = 0
-    slab_reassign_busy_deletes: int = 0
-    lru_maintainer_juggles: int = 0
-    classes: list[ClassCounters] = field(default_factory=list)
-
-    def total(self, name: str) -> int:
-        return sum(getattr(c, name) for c in self.classes)
 
 
 def parse_stored_number(data: bytes | bytearray) -> int | None:
@@ -226,7 +140,7 @@ class Cache:
         self.tuning = tuning if tuning is not None else StoreTuning()
         self._clock = clock
         #: Told (key, item, class id) of each eviction before it happens; set while a client
-        #: runs ``watch evictions`` (memcachepy.watch), None otherwise.
+        #: runs ``watch evictions`` (memcachepy.server.watch), None otherwise.
         self.on_evict: Callable[[bytes, MetaItem, int], None] | None = None
         self._memory: MemoryFile | None = None
         if memory_file is not None:
@@ -349,7 +263,7 @@ class Cache:
             cas, exptime, atime, _, nbytes, nkey, iflags, plen, ncont, lru = HOT_LRU.unpack_from(
                 page, off + OFF_CAS
             )
-            if (flushing and self._flushed(cas, atime)) or (exptime and exptime <= now):
+            if (flushing and self.is_flushed(cas, atime)) or (exptime and exptime <= now):
                 self._live(key, now)  # removes and counts it
                 continue
             hits += 1
@@ -459,7 +373,7 @@ class Cache:
         slabs = self.slabs
         if not self.item_fits(len(key), flags, len(data)):
             if mode == StoreMode.SET and old >= 0:
-                self._remove(old)
+                self.remove(old)
             return StoreResult.TOO_LARGE
         if old >= 0:
             page = slabs.pages[old >> PAGE_SHIFT]
@@ -504,7 +418,7 @@ class Cache:
         if cid < 0:
             return False
         self.counters.classes[self.slabs.page_class[cid >> PAGE_SHIFT]].delete_hits += 1
-        self._remove(cid)
+        self.remove(cid)
         return True
 
     def touch(self, key: bytes, exptime: int) -> bool:
@@ -585,22 +499,22 @@ class Cache:
         if oldest and oldest <= now and (
             atime <= oldest or (self._oldest_cas and cas and cas < self._oldest_cas)
         ):
-            self._remove(cid)
+            self.remove(cid)
             self.counters.get_flushed += 1
             return -1
         if exptime and exptime <= now:
-            self._remove(cid)
+            self.remove(cid)
             self.counters.get_expired += 1
             return -1
         return cid
 
-    def _flushed(self, cas: int, atime: int) -> bool:
+    def is_flushed(self, cas: int, atime: int) -> bool:
         """Whether flush_all invalidated an item (only asked once oldest_live has passed)."""
         return atime <= self._oldest_live or bool(
             self._oldest_cas and cas and cas < self._oldest_cas
         )
 
-    def _is_dead(self, cid: int, now: int) -> bool:
+    def is_dead(self, cid: int, now: int) -> bool:
         page = self.slabs.pages[cid >> PAGE_SHIFT]
         cas, exptime, atime = TIMES.unpack_from(page, (cid & OFFSET_MASK) + OFF_CAS)
         oldest = self._oldest_live
@@ -668,10 +582,10 @@ class Cache:
         if chunks is None:
             self.counters.classes[class_id].outofmemory += 1
             if replace_on_failure and old is not None:
-                self._remove(old)  # memcached drops the old value when a set fails
+                self.remove(old)  # memcached drops the old value when a set fails
             return -1
         if old is not None:
-            self._remove(old)
+            self.remove(old)
         head = chunks[0]
         cas = self._next_cas()
         header = (-1, -1, cas, rel_exptime, now, flags, len(data), len(key), LINKED,
@@ -694,7 +608,7 @@ class Cache:
             self.sizes[(size + 31) // 32] += 1
         return head
 
-    def _remove(self, cid: int) -> None:
+    def remove(self, cid: int) -> None:
         """Unlink an item: index, LRU, chunks, accounting."""
         slabs = self.slabs
         page = slabs.pages[cid >> PAGE_SHIFT]
@@ -742,7 +656,7 @@ class Cache:
         push HOT/WARM items down to COLD, or evict the COLD tail (see :mod:`.lru`)."""
         return self.lru.free_one(class_id, now)
 
-    def _evict(self, cid: int, now: int) -> None:
+    def evict_item(self, cid: int, now: int) -> None:
         page = self.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
         if self.on_evict is not None:  # a client runs `watch evictions`
@@ -755,7 +669,7 @@ class Cache:
             counters.evicted_nonzero += 1
         if not self._fetched(cid):
             counters.evicted_unfetched += 1
-        self._remove(cid)
+        self.remove(cid)
 
     def _fetched(self, cid: int) -> bool:
         page = self.slabs.pages[cid >> PAGE_SHIFT]
@@ -777,18 +691,9 @@ class Cache:
         number = donor.pages[-1]
         now = self.now()
         for chunk in slabs.chunks_of_page(number):
-            page = slabs.pages[chunk >> PAGE_SHIFT]
-            off = chunk & OFFSET_MASK
-            iflags = page[off + OFF_IFLAGS]
-            if not iflags & LINKED:
-                continue
-            head = chunk
-            if iflags & CONTINUATION:
-                head = int(I64.unpack_from(page, off + OFF_PREV)[0])
-                hpage = slabs.pages[head >> PAGE_SHIFT]
-                if not hpage[(head & OFFSET_MASK) + OFF_IFLAGS] & LINKED:
-                    continue
-            self._evict(head, now)
+            head = self.items.head_of(chunk)
+            if head >= 0:
+                self.evict_item(head, now)
         slabs.take_page(number)
         slabs.give_page(number, class_id)
         self.counters.slabs_moved += 1
@@ -943,7 +848,7 @@ class Cache:
         off = cid & OFFSET_MASK
         if not invalidate:
             self.counters.classes[self.slabs.page_class[cid >> PAGE_SHIFT]].delete_hits += 1
-            self._remove(cid)
+            self.remove(cid)
             return MetaResult.DONE
         if exptime is not None:
             self.meta_touch(cid, exptime)
@@ -1024,6 +929,23 @@ class Cache:
     def oldest_live(self) -> int:
         """The flush horizon on the relative clock (0: no flush_all yet)."""
         return self._oldest_live
+
+    @property
+    def oldest_cas(self) -> int:
+        """Items with a CAS below this were flushed by a delayed flush_all (0: none)."""
+        return self._oldest_cas
+
+    @property
+    def index(self) -> dict[bytes, int]:
+        """Key -> head chunk of every linked item (for the background helpers)."""
+        return self._index
+
+    def restore_clocks(self, started: int, cas: int, oldest_live: int, oldest_cas: int) -> None:
+        """Warm restart: take back the clocks and CAS counter of a saved cache."""
+        self.started = started
+        self._cas = cas
+        self._oldest_live = oldest_live
+        self._oldest_cas = oldest_cas
 
     def reset_counters(self) -> None:
         """``stats reset``: zero the history counters; what describes the present stays."""

@@ -29,7 +29,7 @@ from memcachepy.store.items import (
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
 
 if TYPE_CHECKING:
-    from memcachepy.store.cache import Cache
+    from memcachepy.store.host import CacheHost
 
 # Items checked per automatic crawl that cost one more second of pause before the next.
 ITEMS_PER_PAUSE_SECOND: Final = 100_000
@@ -60,7 +60,7 @@ class MetadumpRow(NamedTuple):
 class Crawler:
     """Bounded-step expiry crawler over slab pages."""
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: CacheHost) -> None:
         self.cache = cache
         self.queue: list[int] = []  # classes still to crawl in this run
         self.page_index = 0
@@ -112,9 +112,9 @@ class Crawler:
             self._start(classes, 0, True)
         slabs = cache.slabs
         pages = slabs.pages
-        oldest = cache._oldest_live
+        oldest = cache.oldest_live
         flushing = bool(oldest) and oldest <= now
-        oldest_cas = cache._oldest_cas
+        oldest_cas = cache.oldest_cas
         visited = 0
         while self.queue and visited < budget:
             class_id = self.queue[0]
@@ -144,7 +144,7 @@ class Crawler:
                     counters.crawler_reclaimed += 1
                     if not iflags & FETCHED and not flushed:
                         counters.expired_unfetched += 1
-                    cache._remove(base | off)
+                    cache.remove(base | off)
                 elif exptime and exptime < self.soonest:
                     self.soonest = exptime
                 if limit and self.checked_in_class >= limit:
@@ -167,7 +167,7 @@ class Crawler:
         if self.automatic:
             self.not_before = now + 1 + self.run_checked // ITEMS_PER_PAUSE_SECOND
         self.due = min(self.due, self.soonest)
-        oldest = self.cache._oldest_live
+        oldest = self.cache.oldest_live
         if oldest > now:
             self.due = min(self.due, oldest + 1)
 
@@ -182,7 +182,7 @@ class Crawler:
         pages = cache.slabs.pages
         now = cache.now()
         started = cache.started
-        oldest = cache._oldest_live
+        oldest = cache.oldest_live
         flushing = bool(oldest) and oldest <= now
         wanted = {c for c in classes if 0 < c <= cache.slabs.largest}
         cursors = [
@@ -204,7 +204,7 @@ class Crawler:
                 # memcached's metadump skips items that expired before this second (a get
                 # also misses those expiring in it) and flushed ones.
                 if (exptime and exptime < now) or (
-                    flushing and cache._flushed(cas, atime)
+                    flushing and cache.is_flushed(cas, atime)
                 ):
                     continue
                 rows.append(MetadumpRow(

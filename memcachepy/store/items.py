@@ -140,6 +140,24 @@ class ItemMemory:
             coff = (cont & OFFSET_MASK) + HEADER_SIZE
             cpage[coff : coff + len(piece)] = piece
 
+    def head_of(self, chunk: int) -> int:
+        """The head chunk of the linked item that ``chunk`` holds part of; -1 if none does.
+
+        Emptying a page (a slab move) meets an item's continuation chunks as well as
+        its head: both lead to the one item to move or evict.
+        """
+        page = self.slabs.pages[chunk >> PAGE_SHIFT]
+        off = chunk & OFFSET_MASK
+        iflags = page[off + OFF_IFLAGS]
+        if not iflags & LINKED:
+            return -1
+        if not iflags & CONTINUATION:
+            return chunk
+        head = int(I64.unpack_from(page, off + OFF_PREV)[0])
+        if not self.slabs.pages[head >> PAGE_SHIFT][(head & OFFSET_MASK) + OFF_IFLAGS] & LINKED:
+            return -1
+        return head
+
     def continuations(self, head: int) -> list[int]:
         page = self.slabs.pages[head >> PAGE_SHIFT]
         off = head & OFFSET_MASK

@@ -41,7 +41,7 @@ from memcachepy.store.items import (
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
 
 if TYPE_CHECKING:
-    from memcachepy.store.cache import Cache
+    from memcachepy.store.host import CacheHost
 
 # prev, next, cas, exptime, atime: what a drain reads of each item.
 _LINKS_TIMES: Final = struct.Struct("<qqQii")
@@ -55,7 +55,7 @@ JUGGLES_PER_CLASS: Final = 500
 class LruMaintainer:
     """Moves items between the segments of each class; evicts and reclaims at the tails."""
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: CacheHost) -> None:
         self.cache = cache
         self._start = 0
 
@@ -82,11 +82,11 @@ class LruMaintainer:
             nxt = items.toward_head(cid)
             page = pages[cid >> PAGE_SHIFT]
             off = cid & OFFSET_MASK
-            if cache._is_dead(cid, now):
+            if cache.is_dead(cid, now):
                 counters.reclaimed += 1
                 if not page[off + OFF_IFLAGS] & FETCHED:
                     counters.expired_unfetched += 1
-                cache._remove(cid)
+                cache.remove(cid)
                 removed += 1
                 cid = nxt
                 continue  # only expired items let the search go on up the list
@@ -125,14 +125,14 @@ class LruMaintainer:
                         break
                     if lru_byte & ACTIVE:
                         counters.evicted_active += 1
-                    cache._evict(cid, now)
+                    cache.evict_item(cid, now)
                     removed += 1
                     if tuning.slab_automove == 2:
                         cache.rebalancer.reassign(-1, class_id)
                 break
             # TEMP: only reclaims, unless memory must be found at any price.
             if evict and cache.evict:
-                cache._evict(cid, now)
+                cache.evict_item(cid, now)
                 removed += 1
             break
         return removed
@@ -226,7 +226,7 @@ class LruMaintainer:
         lru = class_id | seg << SEG_SHIFT
         pct = tuning.hot_lru_pct if seg == SEG_HOT else tuning.warm_lru_pct
         excess = items.seg_counts[lru] - total * pct // 100
-        oldest = cache._oldest_live
+        oldest = cache.oldest_live
         flushing = bool(oldest) and oldest <= now
         cid = items.tails[lru]
         first = -1
@@ -240,7 +240,7 @@ class LruMaintainer:
             prev, _, cas, exptime, atime = _LINKS_TIMES.unpack_from(page, off)
             if run >= excess and now - atime <= max_age:
                 break
-            if (exptime and exptime <= now) or (flushing and cache._flushed(cas, atime)):
+            if (exptime and exptime <= now) or (flushing and cache.is_flushed(cas, atime)):
                 break
             page[off + OFF_LRU] = SEG_COLD  # ACTIVE cleared
             first = cid

@@ -39,7 +39,7 @@ from memcachepy.store.items import (
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, PAGE_SIZE
 
 if TYPE_CHECKING:
-    from memcachepy.store.cache import Cache
+    from memcachepy.store.host import CacheHost
 
 log = logging.getLogger("memcachepy.store")
 
@@ -256,7 +256,7 @@ _CONT: Final = 2
 MAX_KEY: Final = 250
 
 
-def restore_items(cache: Cache, state: SavedState) -> None:
+def restore_items(cache: CacheHost, state: SavedState) -> None:
     """Rebuild the index, the LRU lists and the free lists of an empty cache from its pages.
 
     The pages and the page table passed the checksums; this still checks that every item
@@ -279,14 +279,11 @@ def restore_items(cache: Cache, state: SavedState) -> None:
         else:
             slabs.pages[number][:] = bytes(PAGE_SIZE)
             slabs.pool.append(number)
-    cache.started = state.started
-    cache._cas = state.cas
-    cache._oldest_live = state.oldest_live
-    cache._oldest_cas = state.oldest_cas
+    cache.restore_clocks(state.started, state.cas, state.oldest_live, state.oldest_cas)
     # What each chunk holds: 0 free, _HEAD an item, _CONT a continuation of one.
     used = {n: bytearray(slabs.classes[slabs.page_class[n]].per_page)
             for n in range(last + 1) if slabs.page_class[n]}
-    index = cache._index
+    index = cache.index
     for number, marks in used.items():
         class_id = slabs.page_class[number]
         cls = slabs.classes[class_id]
@@ -350,14 +347,14 @@ def restore_items(cache: Cache, state: SavedState) -> None:
                 page[i * cls.chunk_size + OFF_IFLAGS] = 0
                 cls.free.append(base + i * cls.chunk_size)
     now = cache.now()
-    dead = [cid for cid in index.values() if cache._is_dead(cid, now)]
+    dead = [cid for cid in index.values() if cache.is_dead(cid, now)]
     for cid in dead:
-        cache._remove(cid)
+        cache.remove(cid)
     log.info("[restart] restored %d items from %s (%d expired or flushed dropped)",
              len(index), state_source(cache), len(dead))
 
 
-def _check_lists(cache: Cache, used: dict[int, bytearray]) -> None:
+def _check_lists(cache: CacheHost, used: dict[int, bytearray]) -> None:
     """Every LRU list runs from its head to its tail through the items found, once each."""
     items = cache.items
     pages = cache.slabs.pages
@@ -378,5 +375,5 @@ def _check_lists(cache: Cache, used: dict[int, bytearray]) -> None:
             raise ValueError(f"LRU {lru} does not link all its items")
 
 
-def state_source(cache: Cache) -> str:
+def state_source(cache: CacheHost) -> str:
     return cache.memory_file or "memory"

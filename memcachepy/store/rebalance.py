@@ -25,10 +25,8 @@ from typing import TYPE_CHECKING, Final
 
 from memcachepy.store.items import (
     CONT_ID,
-    CONTINUATION,
     HEADER_SIZE,
     I64,
-    LINKED,
     OFF_IFLAGS,
     OFF_NCONT,
     OFF_NKEY,
@@ -40,7 +38,7 @@ from memcachepy.store.items import (
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
 
 if TYPE_CHECKING:
-    from memcachepy.store.cache import Cache
+    from memcachepy.store.host import CacheHost
 
 MIN_PAGES_FOR_SOURCE: Final = 2
 MIN_PAGES_FOR_RECLAIM: Final = 2.5
@@ -59,7 +57,7 @@ class ReassignResult(IntEnum):
 class Rebalancer:
     """Moves one slab page at a time, in bounded steps."""
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: CacheHost) -> None:
         self.cache = cache
         self.src = 0
         self.dst = 0
@@ -145,34 +143,31 @@ class Rebalancer:
         cache = self.cache
         slabs = cache.slabs
         counters = cache.counters
+        head = cache.items.head_of(chunk)
+        if head < 0:
+            return
         page = slabs.pages[chunk >> PAGE_SHIFT]
         off = chunk & OFFSET_MASK
-        iflags = page[off + OFF_IFLAGS]
-        if not iflags & LINKED:
-            return
-        head = chunk
-        if iflags & CONTINUATION:
-            head = int(I64.unpack_from(page, off + OFF_PREV)[0])
-        if cache._is_dead(head, now):
-            cache._remove(head)
+        if cache.is_dead(head, now):
+            cache.remove(head)
             return
         new = slabs.alloc_existing(self.src)
         if new < 0:
             counters.slab_reassign_evictions_nomem += 1
-            cache._remove(head)
+            cache.remove(head)
             return
         size = slabs.classes[self.src].chunk_size
         new_page = slabs.pages[new >> PAGE_SHIFT]
         new_off = new & OFFSET_MASK
         new_page[new_off : new_off + size] = page[off : off + size]
         page[off + OFF_IFLAGS] = 0
-        if iflags & CONTINUATION:
+        if head != chunk:
             self._repoint_continuation(head, chunk, new)
             counters.slab_reassign_chunk_rescues += 1
             return
         cache.items.replace(chunk, new, self.src)
         nkey = new_page[new_off + OFF_NKEY]
-        cache._index[bytes(cache.items.read(new, 0, nkey))] = new
+        cache.index[bytes(cache.items.read(new, 0, nkey))] = new
         if U16.unpack_from(new_page, new_off + OFF_NCONT)[0]:
             for cont in cache.items.continuations(new):
                 cpage = slabs.pages[cont >> PAGE_SHIFT]

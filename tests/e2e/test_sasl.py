@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memcachepy.authfile import Authfile
+from memcachepy.auth.authfile import Authfile
 from memcachepy.config import Settings
-from memcachepy.dispatch_binary import BinaryDispatcher, BinarySession
+from memcachepy.dispatch.binary import BinaryDispatcher, BinarySession
+from memcachepy.ops.counters import ServerCounters
 from memcachepy.protocol.binary import BinaryParser, Opcode
 from memcachepy.protocol.events import NEED_DATA
-from memcachepy.stats import ServerCounters
 from memcachepy.store.cache import Cache
 from tests.servers import ServerProcess, free_port, memcachepy_argv, spawn
 

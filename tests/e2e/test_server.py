@@ -159,7 +159,8 @@ def test_an_internal_error_closes_one_connection_not_the_server() -> None:
 
     from memcachepy.config import Settings
     from memcachepy.protocol import events as ev
-    from memcachepy.server import Server, open_listeners
+    from memcachepy.server.daemon import Server
+    from memcachepy.server.listeners import open_listeners
 
     def broken(event: object, out: list[object]) -> int:
         raise RuntimeError("a bug in a handler")

@@ -17,13 +17,12 @@ import pytest
 
 from memcachepy import VERSION
 from memcachepy.config import Settings
-from memcachepy.dispatch import TEXT_FRAMING, Dispatcher
-from memcachepy.dispatch_binary import BinaryDispatcher
+from memcachepy.dispatch.binary import BinaryDispatcher
+from memcachepy.dispatch.text import TEXT_FRAMING, Dispatcher
+from memcachepy.ops.counters import ServerCounters
 from memcachepy.protocol.binary import Opcode, request
 from memcachepy.protocol.text import TextParser
-from memcachepy.stats import ServerCounters
-from memcachepy.store.cache import Cache
-from memcachepy.udp import (
+from memcachepy.server.udp import (
     FLUSH_BYTES,
     FRAME_HEADER,
     MAX_DATA,
@@ -33,6 +32,7 @@ from memcachepy.udp import (
     frame_responses,
     handle_datagram,
 )
+from memcachepy.store.cache import Cache
 from tests.servers import HOST, ServerProcess, memcached_server, memcachepy_server
 
 # -- framing, without sockets -------------------------------------------------------------------

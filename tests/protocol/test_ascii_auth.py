@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memcachepy.authfile import Authfile
+from memcachepy.auth.authfile import Authfile
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.ascii_auth import (
     BAD_TERMINATION,

@@ -14,8 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memcachepy.config import Settings
-from memcachepy.dispatch import TEXT_FRAMING, Outcome, Reply
-from memcachepy.dispatch_binary import BinaryDispatcher
+from memcachepy.dispatch.binary import BinaryDispatcher
+from memcachepy.dispatch.reply import Outcome, Reply
+from memcachepy.dispatch.text import TEXT_FRAMING
+from memcachepy.ops.counters import ServerCounters
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.binary import (
     HEADER_SIZE,
@@ -31,7 +33,6 @@ from memcachepy.protocol.binary import (
     request,
 )
 from memcachepy.protocol.events import NEED_DATA
-from memcachepy.stats import ServerCounters
 from memcachepy.store.cache import Cache
 
 VALUE_LIMIT = 1024

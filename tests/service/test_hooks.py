@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from memcachepy.hooks import Handler, RequestHooks
+from memcachepy.ops.hooks import Handler, RequestHooks
 
 
 class A:

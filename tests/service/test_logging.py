@@ -6,7 +6,7 @@ import re
 import time
 from pathlib import Path
 
-from memcachepy.logs import describe, reply_summary
+from memcachepy.ops.logs import describe, reply_summary
 from memcachepy.protocol import events as ev
 from tests.e2e.wire import exchange
 from tests.servers import free_port, memcachepy_argv, spawn_logged

@@ -14,9 +14,9 @@ from prometheus_client.samples import Sample
 
 from memcachepy.cli import settings_from_args
 from memcachepy.config import Settings
-from memcachepy.dispatch import Outcome
+from memcachepy.dispatch.reply import Outcome
 from memcachepy.protocol import events as ev
-from memcachepy.server import Server
+from memcachepy.server.daemon import Server
 from tests.e2e.wire import exchange
 from tests.servers import HOST, ServerProcess, free_port, memcachepy_server
 

@@ -24,13 +24,13 @@ import pytest
 import trio
 
 from memcachepy.config import Settings
-from memcachepy.server import Server
-from memcachepy.systemd import (
+from memcachepy.ops.systemd import (
     Notifier,
     activated_listeners,
     listen_fds,
     watchdog_interval,
 )
+from memcachepy.server.daemon import Server
 from tests.e2e.wire import exchange
 from tests.servers import HOST, free_port, require_binary
 
@@ -135,7 +135,7 @@ def test_a_passed_socket_that_is_not_listening_is_refused() -> None:
     # In a child process: fd 3 is a UDP socket, as a ListenDatagram= would pass.
     code = (
         "import os, socket\n"
-        "from memcachepy.systemd import ActivationError, activated_listeners\n"
+        "from memcachepy.ops.systemd import ActivationError, activated_listeners\n"
         "udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
         "os.dup2(udp.fileno(), 3)\n"
         "try:\n"
@@ -318,7 +318,7 @@ def test_systemd_socket_activate_starts_the_daemon_on_the_first_connection() -> 
 
 def test_a_memory_max_below_the_rule_is_warned_about(monkeypatch: pytest.MonkeyPatch,
                                                      caplog: pytest.LogCaptureFixture) -> None:
-    from memcachepy import systemd
+    from memcachepy.ops import systemd
 
     mib = 1024 * 1024
     assert systemd.recommended_memory_max(64 * mib) == 224 * mib

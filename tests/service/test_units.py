@@ -12,7 +12,7 @@ import pytest
 
 from memcachepy.cli import settings_from_args
 from memcachepy.config import MIB
-from memcachepy.systemd import recommended_memory_max
+from memcachepy.ops.systemd import recommended_memory_max
 from tests.servers import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]

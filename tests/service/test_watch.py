@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 
 from memcachepy.config import Settings
-from memcachepy.hooks import CURRENT_CONNECTION
+from memcachepy.ops.hooks import CURRENT_CONNECTION
 from memcachepy.protocol import events as ev
-from memcachepy.server import Server
-from memcachepy.watch import WATCHER_BUFFER, WATCHER_LIMIT
+from memcachepy.server.daemon import Server
+from memcachepy.server.watch import WATCHER_BUFFER, WATCHER_LIMIT
 from tests.e2e.wire import exchange
 from tests.servers import ServerProcess, memcached_server, memcachepy_server
 

@@ -200,7 +200,7 @@ def test_a_starving_class_gets_a_page_moved_to_it(clock: FakeClock) -> None:
 
 
 def test_collect_frames_hits_and_skips_misses(clock: FakeClock) -> None:
-    from memcachepy.dispatch import TEXT_FRAMING
+    from memcachepy.dispatch.text import TEXT_FRAMING
 
     cache = Cache(8 * MB, clock=clock, framing=TEXT_FRAMING)
     big = b"b" * 700_000  # chunked

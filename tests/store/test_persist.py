@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from memcachepy.dispatch import TEXT_FRAMING
+from memcachepy.dispatch.text import TEXT_FRAMING
 from memcachepy.store.cache import Cache, StoreMode, StoreResult
 from memcachepy.store.items import SEG_WARM
 from memcachepy.store.persist import FIXED, MemoryFileError

@@ -10,8 +10,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from memcachepy import VERSION, dispatch_admin, dispatch_meta, stats_report
+from memcachepy import VERSION
 from memcachepy.config import MIB, Settings
+from memcachepy.dispatch import admin as dispatch_admin
+from memcachepy.dispatch import meta as dispatch_meta
+from memcachepy.dispatch.reply import Outcome, Reply
+from memcachepy.ops import stats_report
+from memcachepy.ops.counters import ServerCounters, format_stats
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.numbers import parse_u32
 from memcachepy.protocol.text import (
@@ -21,15 +26,13 @@ from memcachepy.protocol.text import (
     TOO_LARGE,
     value_line,
 )
-from memcachepy.stats import ServerCounters, format_stats
-from memcachepy.store.cache import Cache, DeltaResult, Framing, StoreMode, StoreResult
+from memcachepy.store.cache import Cache, DeltaResult, StoreMode, StoreResult
+from memcachepy.store.framing import Framing
 
 if TYPE_CHECKING:  # imported only by a node with --cluster-config (see server.py)
     from memcachepy.cluster.endpoint import ConfigEndpoint
 
 TEXT_FRAMING: Final = Framing(value_line, b"\r\n", cas_at=2, cas_format=b" %d")
-Reply = bytes | bytearray | memoryview
-"""A piece of reply; slices of slab memory are passed along without another copy."""
 
 _STORE_MODES: Final = {
     b"set": StoreMode.SET,
@@ -52,13 +55,6 @@ OK: Final = b"OK\r\n"
 NOT_FOUND: Final = b"NOT_FOUND\r\n"
 ERROR: Final = b"ERROR\r\n"
 
-
-class Outcome:
-    """What the connection does after a request besides sending its reply."""
-
-    CONTINUE: Final = 0
-    CLOSE: Final = 1  # close after sending what is queued
-    MORE: Final = 2  # send what is queued, then handle Dispatcher.take_remainder()
 
 
 # A multi-get is answered in slices of at least this many keys, and paused (to send)
@@ -110,8 +106,10 @@ class Dispatcher:
             ev.AuthResult: self._auth_result,  # type: ignore[dict-item]
             ev.Watch: self._watch,  # type: ignore[dict-item]
         }
-        dispatch_meta.install(self)  # mg ms md ma mn me arrive on text connections too
-        self.admin = dispatch_admin.install(self)  # slabs, lru_crawler, lru, refresh_certs
+        # mg ms md ma mn me arrive on text connections too
+        self._handlers.update(dispatch_meta.handlers(self))
+        self.admin = dispatch_admin.AdminDispatch(self)  # slabs, lru_crawler, lru, refresh_certs
+        self._handlers[ev.Admin] = self.admin.handle  # type: ignore[assignment]
 
     def handle(self, event: ev.Event, out: list[Reply]) -> int:
         """Apply ``event``; append its reply to ``out``; return an :class:`Outcome`."""
@@ -324,7 +322,7 @@ class Dispatcher:
 
     def _watch(self, event: ev.Watch, out: list[Reply]) -> int:
         # A dispatcher without a server to stream from; the server installs the real handler
-        # (memcachepy.watch), as memcached answers with watch disabled.
+        # (memcachepy.server.watch), as memcached answers with watch disabled.
         out.append(b"CLIENT_ERROR watch commands not allowed\r\n")
         return Outcome.CONTINUE
 

@@ -14,10 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from memcachepy import VERSION, sasl, stats_report
-from memcachepy.authfile import Authfile
+from memcachepy import VERSION
+from memcachepy.auth import sasl
+from memcachepy.auth.authfile import Authfile
 from memcachepy.config import Settings
-from memcachepy.dispatch import Outcome, Reply
+from memcachepy.dispatch.reply import Outcome, Reply
+from memcachepy.ops import stats_report
+from memcachepy.ops.counters import ServerCounters, stat_text
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.binary import (
     NO_AUTO_CREATE,
@@ -34,7 +37,6 @@ from memcachepy.protocol.binary import (
     response,
     response_header,
 )
-from memcachepy.stats import ServerCounters, stat_text
 from memcachepy.store.cache import Cache, DeltaResult, StoreMode, StoreResult
 
 _U32: Final = struct.Struct(">I")

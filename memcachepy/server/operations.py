@@ -1,19 +1,19 @@
 """Running a node as a service: systemd notify and watchdog, metrics, ``watch``, ``-vv``.
 
-:class:`Operations` is what :class:`memcachepy.server.Server` calls at a few points of its
+:class:`Operations` is what :class:`memcachepy.server.daemon.Server` calls at a few points of its
 life; everything here stays off the request path unless asked for:
 
-* sd_notify (:mod:`memcachepy.systemd`): ``READY=1`` once the listeners accept connections,
+* sd_notify (:mod:`memcachepy.ops.systemd`): ``READY=1`` once the listeners accept connections,
   ``STATUS=`` with a one-line summary every few seconds, ``RELOADING=1``/``READY=1`` around
   a SIGHUP reload, ``STOPPING=1`` when stopping. With ``WatchdogSec=``, ``WATCHDOG=1`` pings
   come from a task of the event loop, so a loop that stops turning stops pinging and systemd
   restarts the daemon.
 * socket activation: the listeners systemd passed (``LISTEN_FDS``) replace ``-l``/``-p``.
 * ``--metrics-port``: Prometheus text format over a small HTTP server on trio (loopback by
-  default), built by prometheus-client from :class:`memcachepy.metrics.StatsCollector`, and
+  default), built by prometheus-client from :class:`memcachepy.ops.metrics.StatsCollector`, and
   the sampled latency histogram.
-* ``watch``: streams :mod:`memcachepy.watch` lines to watching connections.
-* ``-v``/``-vv``/``-vvv`` and ``verbosity``: :mod:`memcachepy.logs`.
+* ``watch``: streams :mod:`memcachepy.server.watch` lines to watching connections.
+* ``-v``/``-vv``/``-vvv`` and ``verbosity``: :mod:`memcachepy.ops.logs`.
 """
 
 from __future__ import annotations
@@ -21,27 +21,31 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import trio
 
-from memcachepy.hooks import CURRENT_CONNECTION, TRACE, Handler, RequestHooks
-from memcachepy.logs import CommandLog, apply_verbosity
-from memcachepy.metrics import parse_stat_lines
-from memcachepy.protocol import events as ev
-from memcachepy.systemd import (
+from memcachepy.config import Settings
+from memcachepy.dispatch.reply import Reply
+from memcachepy.dispatch.text import Dispatcher
+from memcachepy.ops.hooks import CURRENT_CONNECTION, TRACE, Handler, RequestHooks
+from memcachepy.ops.logs import CommandLog, apply_verbosity
+from memcachepy.ops.metrics import parse_stat_lines
+from memcachepy.ops.systemd import (
     Notifier,
     activated_listeners,
     check_memory_max,
     watchdog_interval,
 )
-from memcachepy.watch import Watcher, WatchHub
+from memcachepy.protocol import events as ev
+from memcachepy.server.listeners import open_listeners
+from memcachepy.server.watch import Watcher, WatchHub
+from memcachepy.store.cache import Cache
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from memcachepy.metrics import LatencySampler
-    from memcachepy.server import Server
+    from memcachepy.ops.metrics import LatencySampler
 
 log = logging.getLogger("memcachepy")
 
@@ -53,6 +57,24 @@ HTTP_MAX_CLIENTS: Final = 16
 WATCH_POLL: Final = 1.0  # seconds between checks that a quiet watcher is still connected
 
 
+class ServedBy(Protocol):
+    """What the operations side uses of the server that owns it.
+
+    Declared here so that this module needs nothing of :mod:`.daemon`, which imports it.
+    The underscored members are the server's connection bookkeeping, which a ``watch``
+    stream takes part in like any connection.
+    """
+
+    settings: Settings
+    dispatcher: Dispatcher
+    cache: Cache
+    ports: list[int]
+    _draining: bool
+    _waiting: dict[int, tuple[trio.CancelScope, Any]]
+
+    async def _send(self, sock: socket.socket, out: list[Reply]) -> None: ...
+
+
 class _Idle:
     """Stands for a parser with nothing buffered, so a graceful drain ends a watcher."""
 
@@ -61,9 +83,9 @@ class _Idle:
 
 
 class Operations:
-    """The service side of one :class:`~memcachepy.server.Server` (see the module doc)."""
+    """The service side of one :class:`~memcachepy.server.daemon.Server` (see the module doc)."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServedBy) -> None:
         self.server = server
         settings = server.settings
         self.notifier = Notifier.from_environment()
@@ -77,7 +99,7 @@ class Operations:
             # Imported only with --metrics-port: prometheus-client is not loaded otherwise.
             from prometheus_client import CollectorRegistry
 
-            from memcachepy.metrics import LatencySampler, StatsCollector
+            from memcachepy.ops.metrics import LatencySampler, StatsCollector
 
             self.registry = CollectorRegistry(auto_describe=False)
             self.registry.register(StatsCollector(self.read_stats))
@@ -105,8 +127,6 @@ class Operations:
         check_memory_max(settings.memory_limit)
         if settings.metrics_port is None:
             return
-        from memcachepy.server import open_listeners
-
         try:
             [self._metrics_socket] = open_listeners(settings.metrics_listen,
                                                     settings.metrics_port)[:1]
@@ -281,7 +301,7 @@ class Operations:
                 continue
             if _peer_closed(sock):
                 return
-            server._waiting[watcher.fd] = (scope, _Idle())  # type: ignore[assignment]
+            server._waiting[watcher.fd] = (scope, _Idle())
             try:
                 with trio.move_on_after(WATCH_POLL):
                     await arrived.wait()

@@ -12,11 +12,11 @@ counter, ``memcached_<stat>`` for a gauge (:data:`GAUGES`).
 time (the dispatcher handling one request: parsing done, reply built, network I/O not
 included), ``memcachepy_command_duration_seconds{command}``. Timing every request would
 cost the request path a wrapper call and a histogram update each. Instead the sampler is a
-:mod:`memcachepy.hooks` layer that is switched on at the start of every second for the next
+:mod:`memcachepy.ops.hooks` layer that is switched on at the start of every second for the next
 :data:`SAMPLES_PER_WINDOW` requests and then switched off: the histogram counts samples,
 not all requests, and the rest of the second runs the unwrapped handlers.
 
-Nothing here imports trio; the HTTP endpoint is in memcachepy.service.
+Nothing here imports trio; the HTTP endpoint is in memcachepy.server.operations.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from memcachepy.hooks import Handler, RequestHooks
+from memcachepy.ops.hooks import Handler, RequestHooks
 from memcachepy.protocol import events as ev
 
 StatsReader = Callable[[bytes], list[tuple[str, str]]]

@@ -9,7 +9,7 @@
 =========  ==================================================================
 
 The ``verbosity N`` command changes the level at run time, as in memcached. Command logging
-is a :mod:`memcachepy.hooks` layer, so a quiet daemon does no logging work per request.
+is a :mod:`memcachepy.ops.hooks` layer, so a quiet daemon does no logging work per request.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from memcachepy.hooks import CURRENT_CONNECTION, TRACE, Handler
+from memcachepy.ops.hooks import CURRENT_CONNECTION, TRACE, Handler
 from memcachepy.protocol import events as ev
 
 log = logging.getLogger("memcachepy")

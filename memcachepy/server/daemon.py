@@ -23,20 +23,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from memcachepy import maintenance
-from memcachepy.authfile import Authfile
+from memcachepy.auth.authfile import Authfile
 from memcachepy.config import Settings
-from memcachepy.dispatch import TEXT_FRAMING, Dispatcher, Outcome, Reply
-from memcachepy.dispatch_binary import BinaryDispatcher
+from memcachepy.dispatch.binary import BinaryDispatcher
+from memcachepy.dispatch.reply import Outcome, Reply
+from memcachepy.dispatch.text import TEXT_FRAMING, Dispatcher
+from memcachepy.ops.counters import ServerCounters
 from memcachepy.protocol.ascii_auth import AsciiAuthParser
 from memcachepy.protocol.binary import REQUEST_MAGIC, BinaryParser
 from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.text import TextParser
-from memcachepy.service import Operations
-from memcachepy.stats import ServerCounters
+from memcachepy.server import maintenance
+from memcachepy.server.listeners import open_listeners, parse_listen
+from memcachepy.server.operations import Operations
+from memcachepy.server.tls import TlsError, build_server_context
+from memcachepy.server.udp import UdpListener, open_udp_sockets
 from memcachepy.store.cache import Cache
-from memcachepy.tls import TlsError, build_server_context
-from memcachepy.udp import UdpListener, open_udp_sockets
 
 if TYPE_CHECKING:
     from memcachepy.cluster.endpoint import ConfigEndpoint
@@ -89,56 +91,6 @@ TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
 TLS_HANDSHAKE_TIMEOUT = 10.0
 # Errors from accept() that mean "try again later", not "stop serving".
 _ACCEPT_RETRY = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED}
-
-
-def parse_listen(spec: str, port: int) -> list[tuple[str, int, bool]]:
-    """memcached's ``-l``: comma-separated ``[notls:]host[:port]`` -> (host, port, plain).
-
-    ``plain`` marks a listener that stays without TLS when ``-Z`` is on. A bare IPv6
-    address needs brackets to carry a port (``[::1]:11211``).
-    """
-    entries: list[tuple[str, int, bool]] = []
-    for raw in spec.split(","):
-        item = raw.strip()
-        plain = item.startswith("notls:")
-        if plain:
-            item = item[len("notls:"):]
-        host, entry_port = item, port
-        if item.startswith("["):
-            host, _, rest = item[1:].partition("]")
-            if rest.startswith(":"):
-                entry_port = int(rest[1:])
-        elif item.count(":") == 1:
-            host, _, port_text = item.partition(":")
-            entry_port = int(port_text)
-        entries.append((host, entry_port, plain))
-    return entries
-
-
-def open_listeners(host: str, port: int) -> list[socket.socket]:
-    """Non-blocking listening sockets for each comma-separated address in ``host``."""
-    sockets: list[socket.socket] = []
-    try:
-        for name, entry_port, _ in parse_listen(host, port):
-            infos = socket.getaddrinfo(
-                name or None, entry_port or port, type=socket.SOCK_STREAM,
-                flags=socket.AI_PASSIVE,
-            )
-            family, kind, proto, _, address = infos[0]
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(1024)
-            sock.setblocking(False)
-            port = port or sock.getsockname()[1]  # later addresses share an ephemeral port
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
 
 
 class Server:

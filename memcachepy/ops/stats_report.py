@@ -12,7 +12,7 @@ import time
 
 from memcachepy import VERSION
 from memcachepy.config import PROTOCOLS, Settings
-from memcachepy.stats import ServerCounters
+from memcachepy.ops.counters import ServerCounters
 from memcachepy.store.cache import Cache
 
 

@@ -27,10 +27,10 @@ from typing import Any, Final, Protocol
 
 import trio
 
-from memcachepy.dispatch import Outcome, Reply
+from memcachepy.dispatch.reply import Outcome, Reply
+from memcachepy.ops.counters import ServerCounters
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
-from memcachepy.stats import ServerCounters
 
 log = logging.getLogger("memcachepy")
 

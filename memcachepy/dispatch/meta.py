@@ -1,6 +1,6 @@
 """Joins meta-protocol events (mg ms md ma mn me) to cache operations and builds the replies.
 
-Installed into the text :class:`~memcachepy.dispatch.Dispatcher` by :func:`install`, since
+Installed into the text :class:`~memcachepy.dispatch.text.Dispatcher` by :func:`handlers`, since
 meta commands arrive on text connections. Replies follow memcached 1.6.18's proto_text.c
 byte for byte: return flags come back in request order, ``q`` hides only the nominal
 reply of each command (mg: EN; ms, md: HD; ma: HD/VA of a change), errors always show.
@@ -16,7 +16,7 @@ from memcachepy.protocol.text import DELTA_NO_MEMORY, NO_MEMORY, NON_NUMERIC, TO
 from memcachepy.store.cache import Cache, MetaItem, MetaResult, StoreMode, StoreResult
 
 if TYPE_CHECKING:
-    from memcachepy.dispatch import Dispatcher, Reply
+    from memcachepy.dispatch.reply import DispatchContext, Handler, Reply
 
 CONTINUE: Final = 0  # dispatch.Outcome.CONTINUE: meta commands never close the connection
 CRLF: Final = b"\r\n"
@@ -50,7 +50,7 @@ def key_token(key: bytes, binary: bool) -> bytes:
 class MetaDispatch:
     """The meta command handlers of one dispatcher (they share its cache and counters)."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: DispatchContext) -> None:
         self.cache = dispatcher.cache
         self.counters = dispatcher.counters
 
@@ -291,15 +291,15 @@ def _signed32(value: int) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
-def install(dispatcher: Dispatcher) -> None:
-    """Register the meta command handlers with a text dispatcher."""
+def handlers(dispatcher: DispatchContext) -> dict[type, Handler]:
+    """The meta command handlers for a text dispatcher, by event type."""
     meta = MetaDispatch(dispatcher)
-    dispatcher._handlers.update({
-        ev.MetaGet: meta.get,  # type: ignore[dict-item]
-        ev.MetaSet: meta.set,  # type: ignore[dict-item]
-        ev.MetaSetTooLarge: meta.set_too_large,  # type: ignore[dict-item]
-        ev.MetaDelete: meta.delete,  # type: ignore[dict-item]
-        ev.MetaArithmetic: meta.arithmetic,  # type: ignore[dict-item]
-        ev.MetaNoop: meta.noop,  # type: ignore[dict-item]
-        ev.MetaDebug: meta.debug,  # type: ignore[dict-item]
-    })
+    return {
+        ev.MetaGet: meta.get,
+        ev.MetaSet: meta.set,
+        ev.MetaSetTooLarge: meta.set_too_large,
+        ev.MetaDelete: meta.delete,
+        ev.MetaArithmetic: meta.arithmetic,
+        ev.MetaNoop: meta.noop,
+        ev.MetaDebug: meta.debug,
+    }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from memcachepy.authfile import Authfile
+from memcachepy.auth.authfile import Authfile
 
 MECHANISMS: Final = b"PLAIN"
 # memcached refuses a mechanism name longer than this with EINVAL.

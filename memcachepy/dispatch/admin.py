@@ -16,7 +16,7 @@ from memcachepy.store.crawler import CrawlResult, MetadumpRow
 from memcachepy.store.rebalance import ReassignResult
 
 if TYPE_CHECKING:
-    from memcachepy.dispatch import Dispatcher, Reply
+    from memcachepy.dispatch.reply import DispatchContext, Reply
 
 OK: Final = b"OK\r\n"
 ERROR: Final = b"ERROR\r\n"
@@ -63,7 +63,7 @@ def metadump_line(row: MetadumpRow) -> bytes:
 
 
 class AdminDispatch:
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: DispatchContext) -> None:
         self.d = dispatcher
         # Reloads the TLS certificates (the server sets it when -Z is on).
         self.reload_tls: Callable[[], None] | None = None
@@ -228,9 +228,3 @@ class AdminDispatch:
         self.reload_tls()
         return None if args and args[-1] == b"noreply" else OK
 
-
-def install(dispatcher: Dispatcher) -> AdminDispatch:
-    """Register the admin command handler with a text dispatcher."""
-    admin = AdminDispatch(dispatcher)
-    dispatcher._handlers[ev.Admin] = admin.handle  # type: ignore[assignment]
-    return admin

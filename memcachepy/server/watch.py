@@ -11,7 +11,7 @@ Keys are URI-encoded, as memcached writes them. What is produced, and from where
 ===========  =====================================  ===================================
 kind         lines                                  source
 ===========  =====================================  ===================================
-fetchers     ``item_get`` per key of get/gets/gat/  a :mod:`memcachepy.hooks` layer on
+fetchers     ``item_get`` per key of get/gets/gat/  a :mod:`memcachepy.ops.hooks` layer on
              gats/touch, found or not_found         Retrieve and Touch
 mutations    ``item_store`` per set/add/replace/    a layer on Store (a ``noreply``
              append/prepend/cas with its status     request is answered and the answer
@@ -22,7 +22,7 @@ connevents   ``conn_new``, ``conn_close``           the server's connection task
 
 Each source is only hooked while a watcher wants it. A watcher whose client reads too slowly
 loses lines (its buffer is bounded, as memcached's is) and is told ``[skipped: N]``. This
-module is pure: the server streams the lines (memcachepy.service).
+module is pure: the server streams the lines (memcachepy.server.operations).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from memcachepy.dispatch import Outcome
-from memcachepy.hooks import CURRENT_CONNECTION, Handler, RequestHooks
-from memcachepy.logs import reply_values
+from memcachepy.dispatch.reply import Outcome
+from memcachepy.ops.hooks import CURRENT_CONNECTION, Handler, RequestHooks
+from memcachepy.ops.logs import reply_values
 from memcachepy.protocol import events as ev
 from memcachepy.store.cache import Cache, MetaItem
 

@@ -1,0 +1,1 @@
+"""Authentication: SASL PLAIN (-S) and the ASCII authfile (-Y)."""

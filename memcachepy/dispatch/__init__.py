@@ -1,0 +1,1 @@
+"""Joins protocol events to store operations and builds the reply bytes, per protocol."""

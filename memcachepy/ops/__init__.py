@@ -1,0 +1,1 @@
+"""Operations without I/O: counters and stats reports, hooks, logs, metrics, systemd notify."""

@@ -1,0 +1,71 @@
+"""The receive buffer shared by the text and binary parsers.
+
+Bytes arrive in arbitrary pieces; a parser consumes them from the front. Consumed bytes
+are dropped lazily, on the next :meth:`ReceiveBuffer.feed`, so that taking many small
+requests out of one read costs no copying. Like h11's buffer, it remembers how far it
+already searched for a line ending, so a line arriving a byte at a time is scanned once
+in all, not once per byte.
+"""
+
+from __future__ import annotations
+
+
+class ReceiveBuffer:
+    """Received, unconsumed bytes: ``data[pos:]``.
+
+    ``data`` and ``pos`` are public so that a parser's hot path can read a header in
+    place (``struct.unpack_from(buf.data, buf.pos)``) before deciding what to take.
+    """
+
+    __slots__ = ("data", "pos", "_scanned")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.pos = 0  # start of unconsumed data
+        self._scanned = 0  # bytes after pos already known to hold no newline
+
+    def __len__(self) -> int:
+        return len(self.data) - self.pos
+
+    def feed(self, data: bytes) -> None:
+        """Append bytes read from the client."""
+        if self.pos:
+            del self.data[: self.pos]
+            self.pos = 0
+        self.data += data
+
+    def clear(self) -> None:
+        """Drop everything (the connection is closing)."""
+        self.data = bytearray()
+        self.pos = self._scanned = 0
+
+    def skip(self, count: int) -> int:
+        """Discard up to ``count`` bytes; return how many were there to discard."""
+        taken = min(count, len(self.data) - self.pos)
+        self.pos += taken
+        return taken
+
+    def take(self, count: int) -> bytes | None:
+        """The next ``count`` bytes, consumed; None (nothing consumed) until all are here."""
+        start = self.pos
+        if len(self.data) - start < count:
+            return None
+        self.pos = start + count
+        self._scanned = 0
+        return bytes(self.data[start : self.pos])
+
+    def peek(self, count: int) -> bytes:
+        """Up to ``count`` bytes from the front, not consumed."""
+        return bytes(self.data[self.pos : self.pos + count])
+
+    def take_line(self) -> bytes | None:
+        """The bytes before the next ``\\n``, consumed with it; None until a ``\\n`` arrives."""
+        data = self.data
+        newline = data.find(b"\n", self.pos + self._scanned)
+        if newline < 0:
+            self._scanned = len(data) - self.pos
+            return None
+        start = self.pos
+        self.pos = newline + 1
+        self._scanned = 0
+        return bytes(data[start:newline])

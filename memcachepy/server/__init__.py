@@ -1,0 +1,1 @@
+"""The trio server: listeners, the connection loop, UDP, TLS, signals and the service side."""

@@ -1,0 +1,27 @@
+"""How the cache wraps stored values, so that a hit is one slice of slab memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """How stored values are wrapped: ``prefix(key, flags, nbytes)`` before, ``suffix`` after.
+
+    A read that asks for the CAS value gets ``cas_format % cas`` spliced into the prefix
+    ``cas_at`` bytes before its end (for the text protocol: before the VALUE line's CRLF).
+    """
+
+    prefix: Callable[[bytes, int, int], bytes]
+    suffix: bytes
+    cas_at: int = 0
+    cas_format: bytes = b"%d"
+
+
+def _no_prefix(key: bytes, flags: int, nbytes: int) -> bytes:
+    return b""
+
+
+NO_FRAMING = Framing(_no_prefix, b"")
