@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     _raise_fd_limit(settings.max_connections)
     from memcachepy.auth.authfile import AuthfileError
     from memcachepy.server.daemon import Server
+    from memcachepy.server.operations import MetricsPortError
     from memcachepy.store.persist import MemoryFileError
 
     try:
@@ -203,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         trio.run(server.serve)
+    except MetricsPortError as exc:  # names the metrics address, not the cache's
+        print(f"memcachepy: {exc}", file=sys.stderr)
+        return 71
     except OSError as exc:
         print(f"memcachepy: failed to listen on {settings.listen}:{settings.port}: {exc}",
               file=sys.stderr)

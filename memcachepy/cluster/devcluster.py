@@ -126,7 +126,10 @@ def up(count: int, base_port: int, directory: str | None, daemon_flags: list[str
             status = _run(nodes, path, stop)
     finally:
         if nodes:
-            print(f"stopping {len(nodes)} nodes", flush=True)
+            running = sum(proc.poll() is None for proc in nodes.values())
+            exited = len(nodes) - running
+            print(f"stopping {_nodes(running)}" + (f" ({exited} had exited)" if exited else ""),
+                  flush=True)
         _stop_all(nodes)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -265,11 +268,16 @@ def _run(nodes: dict[int, subprocess.Popen[bytes]], path: Path, stop: threading.
             if port not in gone and proc.poll() is not None:
                 gone.add(port)
                 print(f"node {HOST}:{port} exited with status {proc.returncode} "
-                      f"(log: {path}/node-{port}.log)", flush=True)
+                      f"(log: {path}/node-{port}.log); {len(nodes) - len(gone)} of "
+                      f"{_nodes(len(nodes))} running", flush=True)
         if len(gone) == len(nodes):
             print("every node has exited", flush=True)
             return 1
     return 0
+
+
+def _nodes(count: int) -> str:
+    return f"{count} node" if count == 1 else f"{count} nodes"
 
 
 def _stop_all(nodes: dict[int, subprocess.Popen[bytes]]) -> None:

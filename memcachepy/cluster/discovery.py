@@ -24,7 +24,7 @@ Pure functions format and parse the two textual forms of a membership list:
 
 :class:`ClusterMembership` keeps the version number a server answers with (it rises by one
 on every change of the node set), and :class:`ConfigPoller` is the client side: it asks a
-configuration endpoint ``config get cluster`` through pymemcache at an interval and calls
+configuration endpoint ``config get cluster`` over a plain socket at an interval and calls
 back when the version changes.
 """
 
@@ -34,11 +34,10 @@ import ipaddress
 import logging
 import os
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-
-from pymemcache.client.base import Client  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = [
     "CONFIG_GET_CLUSTER",
@@ -59,11 +58,11 @@ logger = logging.getLogger(__name__)
 
 #: The command a configuration endpoint answers.
 CONFIG_GET_CLUSTER = b"config get cluster"
-_REPLY_END = b"\n\r\nEND\r\n"
 _HEADER = re.compile(rb"CONFIG cluster (\d+) (\d+)\r\n")
 _FORBIDDEN = re.compile(r"[\s|]")
 _PORT = re.compile(r"[0-9]{1,5}")
 _VERSION = re.compile(r"[0-9]{1,19}")  # an int64, as ElastiCache's; int() of more is slow
+_MAX_REPLY = 16 << 20  # a config reply larger than this is refused, not buffered
 
 
 class DiscoveryError(ValueError):
@@ -136,8 +135,12 @@ def parse_cluster_config(reply: bytes) -> ClusterConfig:
     """Parse a whole ``config get cluster`` reply (header, two lines, ``END``)."""
     header = _HEADER.match(reply)
     if header is None:
-        if reply.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")):
-            raise DiscoveryError(f"endpoint answered {reply.splitlines()[0]!r}")
+        first = reply.split(b"\r\n", 1)[0].decode("ascii", "backslashreplace")
+        if first == "ERROR":  # memcached, or memcachepy without --cluster-config
+            raise DiscoveryError("answered ERROR to 'config get cluster': not a configuration "
+                                 "endpoint (memcachepy is one with --cluster-config FILE)")
+        if first.startswith(("CLIENT_ERROR", "SERVER_ERROR")):
+            raise DiscoveryError(f"answered {first!r} to 'config get cluster'")
         raise DiscoveryError(f"not a config reply: {reply[:60]!r}")
     length = int(header.group(2))
     body = reply[header.end():header.end() + length]
@@ -220,6 +223,11 @@ def load_membership_file(path: str | os.PathLike[str]) -> tuple[ClusterNode, ...
         return parse_membership(handle.read())
 
 
+def _address(endpoint: tuple[str, int]) -> str:
+    host, port = endpoint
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class ClusterMembership:
     """The node set a configuration endpoint serves, with its ElastiCache version number.
 
@@ -254,8 +262,8 @@ class ConfigPoller:
     ``on_change`` is called with the new :class:`ClusterConfig` whenever the version differs
     from the last one seen (the first successful poll counts as a change). :meth:`check`
     polls once in the caller's thread; :meth:`start` polls every ``interval`` seconds in a
-    daemon thread until :meth:`stop`. A failed poll (endpoint down, malformed reply, a server
-    that does not know the command and so makes the read wait for ``timeout``) is logged
+    daemon thread until :meth:`stop`. A failed poll (endpoint down or slower than ``timeout``,
+    a malformed reply, ``ERROR`` from a server that is no configuration endpoint) is logged
     and the last configuration kept.
     """
 
@@ -270,21 +278,60 @@ class ConfigPoller:
         self.endpoint = endpoint
         self.interval = interval
         self._on_change = on_change
-        self._client = Client(endpoint, connect_timeout=timeout, timeout=timeout)
+        self._timeout = timeout
+        self._sock: socket.socket | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.current: ClusterConfig | None = None
 
     def fetch(self) -> ClusterConfig:
-        """Ask the endpoint once and parse its answer (raises on any failure)."""
+        """Ask the endpoint once and parse its answer.
+
+        Raises OSError when the endpoint cannot be reached or times out, and
+        :class:`DiscoveryError`, at once, when it answers anything but a config reply:
+        ``ERROR`` from a node without ``--cluster-config`` (or from memcached).
+        """
         with self._lock:
             try:
-                body = self._client.raw_command(CONFIG_GET_CLUSTER, _REPLY_END)
+                reply = self._exchange()
             except Exception:
-                self._client.close()
+                self._close()
                 raise
-        return parse_cluster_config(body + _REPLY_END)
+        try:
+            return parse_cluster_config(reply)
+        except DiscoveryError as error:
+            raise DiscoveryError(f"{_address(self.endpoint)} {error}") from None
+
+    def _exchange(self) -> bytes:
+        """Send ``config get cluster``; the reply, read up to its end or its error line.
+
+        pymemcache's raw_command would wait for the reply's end marker until its timeout,
+        though an error line (``ERROR``) has already arrived.
+        """
+        if self._sock is None:
+            self._sock = socket.create_connection(self.endpoint, timeout=self._timeout)
+        self._sock.sendall(CONFIG_GET_CLUSTER + b"\r\n")
+        buf = b""
+        while True:
+            if b"\r\n" in buf:
+                header = _HEADER.match(buf)
+                if header is None:
+                    return buf  # an error line, or not a config reply: parsed by the caller
+                total = header.end() + int(header.group(2)) + len(b"\r\nEND\r\n")
+                if total > _MAX_REPLY:
+                    raise DiscoveryError(f"config reply of {total} bytes is too large")
+                if len(buf) >= total:
+                    return buf[:total]
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"{_address(self.endpoint)} closed the connection")
+            buf += chunk
+
+    def _close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     def check(self) -> bool:
         """Poll once; call ``on_change`` and return True if the version changed."""
@@ -319,7 +366,7 @@ class ConfigPoller:
             self._thread.join()
             self._thread = None
         with self._lock:
-            self._client.close()
+            self._close()
 
     def __enter__(self) -> ConfigPoller:
         self.start()

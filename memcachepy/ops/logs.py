@@ -52,6 +52,8 @@ class CommandLog:
     def __call__(self, event: Any, out: list[Any], call: Handler) -> int:
         fd = CURRENT_CONNECTION.get()
         if isinstance(event, ev.ErrorReply):
+            if event.request is not None and log.isEnabledFor(logging.DEBUG):
+                log.debug("<%d %s", fd, _text(event.request))  # memcached: "<24 bogus"
             log.info("<%d protocol error: %s", fd, _text(event.line.rstrip(b"\r\n")))
         elif isinstance(event, ev.Close):
             log.info("<%d closing connection: %s", fd, event.reason)

@@ -4,9 +4,10 @@
 ``stats``, ``stats items`` and ``stats slabs`` commands would answer at that moment (the
 same code builds both) and names each figure as the community memcached_exporter does:
 ``memcached_current_items``, ``memcached_commands_total{command,status}``,
-``memcached_items_evicted_total``, per-class figures with a ``slab`` label, and so on. A
-statistic that exporter does not know keeps its own name: ``memcached_<stat>_total`` for a
-counter, ``memcached_<stat>`` for a gauge (:data:`GAUGES`).
+``memcached_items_evicted_total``, per-class figures with a ``slab`` label, and so on
+(the names, types and HELP texts are in :mod:`memcachepy.ops.metric_names`). Each statistic is
+one series: the hits and misses that make ``memcached_commands_total`` are not exported
+again under their own names. ``memcached_up`` is 0 when reading the statistics failed.
 
 :class:`LatencySampler` adds what memcached does not offer: a histogram of command service
 time (the dispatcher handling one request: parsing done, reply built, network I/O not
@@ -21,15 +22,18 @@ Nothing here imports trio; the HTTP endpoint is in memcachepy.server.operations.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from memcachepy.ops import metric_names as names
 from memcachepy.ops.hooks import Handler, RequestHooks
+from memcachepy.ops.metric_names import MetricName
 from memcachepy.protocol import events as ev
 
 StatsReader = Callable[[bytes], list[tuple[str, str]]]
@@ -42,86 +46,7 @@ LATENCY_BUCKETS: Final = (
     0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 )
 
-# stats -> (metric, type, extra label values): the memcached_exporter names.
-_GENERAL: Final[dict[str, tuple[str, str]]] = {
-    "uptime": ("memcached_uptime_seconds", "gauge"),
-    "time": ("memcached_time_seconds", "gauge"),
-    "rusage_user": ("memcached_process_user_cpu_seconds_total", "counter"),
-    "rusage_system": ("memcached_process_system_cpu_seconds_total", "counter"),
-    "bytes_read": ("memcached_read_bytes_total", "counter"),
-    "bytes_written": ("memcached_written_bytes_total", "counter"),
-    "max_connections": ("memcached_max_connections", "gauge"),
-    "curr_connections": ("memcached_current_connections", "gauge"),
-    "total_connections": ("memcached_connections_total", "counter"),
-    "rejected_connections": ("memcached_connections_rejected_total", "counter"),
-    "conn_yields": ("memcached_connections_yielded_total", "counter"),
-    "listen_disabled_num": ("memcached_connections_listener_disabled_total", "counter"),
-    "bytes": ("memcached_current_bytes", "gauge"),
-    "limit_maxbytes": ("memcached_limit_bytes", "gauge"),
-    "curr_items": ("memcached_current_items", "gauge"),
-    "total_items": ("memcached_items_total", "counter"),
-    "evictions": ("memcached_items_evicted_total", "counter"),
-    "reclaimed": ("memcached_items_reclaimed_total", "counter"),
-    "store_too_large": ("memcached_item_too_large_total", "counter"),
-    "store_no_memory": ("memcached_item_no_memory_total", "counter"),
-    "direct_reclaims": ("memcached_direct_reclaims_total", "counter"),
-    "lru_crawler_starts": ("memcached_lru_crawler_starts_total", "counter"),
-    "crawler_items_checked": ("memcached_lru_crawler_items_checked_total", "counter"),
-    "crawler_reclaimed": ("memcached_lru_crawler_reclaimed_total", "counter"),
-    "moves_to_cold": ("memcached_lru_crawler_moves_to_cold_total", "counter"),
-    "moves_to_warm": ("memcached_lru_crawler_moves_to_warm_total", "counter"),
-    "moves_within_lru": ("memcached_lru_crawler_moves_within_lru_total", "counter"),
-    "total_malloced": ("memcached_malloced_bytes", "gauge"),
-    "accepting_conns": ("memcached_accepting_connections", "gauge"),
-}
-_ITEMS: Final[dict[str, tuple[str, str]]] = {
-    "number": ("memcached_slab_current_items", "gauge"),
-    "age": ("memcached_slab_items_age_seconds", "gauge"),
-    "mem_requested": ("memcached_slab_mem_requested_bytes", "gauge"),
-    "evicted": ("memcached_slab_items_evicted_total", "counter"),
-    "evicted_nonzero": ("memcached_slab_items_evicted_nonzero_total", "counter"),
-    "evicted_time": ("memcached_slab_items_evicted_time_seconds", "gauge"),
-    "evicted_unfetched": ("memcached_slab_items_evicted_unfetched_total", "counter"),
-    "expired_unfetched": ("memcached_slab_items_expired_unfetched_total", "counter"),
-    "outofmemory": ("memcached_slab_items_outofmemory_total", "counter"),
-    "reclaimed": ("memcached_slab_items_reclaimed_total", "counter"),
-    "tailrepairs": ("memcached_slab_items_tailrepairs_total", "counter"),
-    "crawler_reclaimed": ("memcached_slab_items_crawler_reclaimed_total", "counter"),
-    "moves_to_cold": ("memcached_slab_items_moves_to_cold", "gauge"),
-    "moves_to_warm": ("memcached_slab_items_moves_to_warm", "gauge"),
-    "moves_within_lru": ("memcached_slab_items_moves_within_lru", "gauge"),
-    "number_hot": ("memcached_slab_hot_items", "gauge"),
-    "number_warm": ("memcached_slab_warm_items", "gauge"),
-    "number_cold": ("memcached_slab_cold_items", "gauge"),
-    "number_temp": ("memcached_slab_temporary_items", "gauge"),
-    "age_hot": ("memcached_slab_hot_age_seconds", "gauge"),
-    "age_warm": ("memcached_slab_warm_age_seconds", "gauge"),
-}
-_LRU_HITS: Final = {"hits_to_hot": "hot", "hits_to_warm": "warm", "hits_to_cold": "cold",
-                    "hits_to_temp": "temporary"}
-_SLABS: Final[dict[str, tuple[str, str]]] = {
-    "chunk_size": ("memcached_slab_chunk_size_bytes", "gauge"),
-    "chunks_per_page": ("memcached_slab_chunks_per_page", "gauge"),
-    "total_pages": ("memcached_slab_current_pages", "gauge"),
-    "total_chunks": ("memcached_slab_current_chunks", "gauge"),
-    "used_chunks": ("memcached_slab_chunks_used", "gauge"),
-    "free_chunks": ("memcached_slab_chunks_free", "gauge"),
-    "free_chunks_end": ("memcached_slab_chunks_free_end", "gauge"),
-    "mem_requested": ("memcached_slab_mem_requested_bytes", "gauge"),
-}
-# Their *_hits/*_misses make memcached_commands_total, as in the exporter (and each is also
-# exported under its own name, like every other statistic).
-_HIT_MISS_COMMANDS: Final = ("get", "delete", "incr", "decr", "cas", "touch")
-#: Statistics that are gauges (a level, not a running count); other numbers are counters.
-GAUGES: Final = frozenset((
-    "curr_items", "curr_connections", "bytes", "threads", "limit_maxbytes", "max_connections",
-    "accepting_conns", "hash_power_level", "hash_bytes", "hash_is_expanding",
-    "slab_reassign_running", "slab_global_page_pool", "lru_crawler_running",
-    "reserved_fds", "log_watchers", "active_slabs", "total_malloced", "malloced",
-    "response_obj_bytes", "read_buf_bytes", "read_buf_bytes_free", "read_buf_oom",
-    "pointer_size", "uptime", "time", "curr_conns",
-))
-_SKIPPED: Final = frozenset(("pid", "pointer_size", "version", "libevent"))
+log = logging.getLogger("memcachepy")
 
 
 def _number(text: str) -> float | None:
@@ -137,15 +62,19 @@ class _Families:
     def __init__(self) -> None:
         self.families: dict[str, Metric] = {}
 
-    def add(self, name: str, kind: str, value: float, help_text: str,
-            labels: dict[str, str] | None = None) -> None:
+    def add(self, metric: MetricName, value: float, labels: dict[str, str] | None = None) -> None:
         labels = labels or {}
-        family = self.families.get(name)
+        family = self.families.get(metric.name)
         if family is None:
-            cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-            family = cls(name, help_text, labels=list(labels))
-            self.families[name] = family
+            cls = CounterMetricFamily if metric.kind == "counter" else GaugeMetricFamily
+            family = cls(metric.name, metric.help, labels=list(labels))
+            self.families[metric.name] = family
         family.add_metric(list(labels.values()), value)  # type: ignore[attr-defined]
+
+
+_UP: Final = MetricName("memcached_up", "gauge",
+                        "1 if this scrape read the server's statistics, 0 if reading failed.")
+_VERSION: Final = MetricName("memcached_version", "gauge", "The version of this memcached server.")
 
 
 class StatsCollector(Collector):
@@ -159,38 +88,42 @@ class StatsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         out = _Families()
-        out.add("memcached_up", "gauge", 1, "Could the memcached server be reached.")
-        general = dict(self._read(b""))
-        self._general(general, out)
-        self._items(self._read(b"items"), out)
-        self._slabs(self._read(b"slabs"), out)
+        try:
+            general, items, slabs = self._read(b""), self._read(b"items"), self._read(b"slabs")
+        except Exception:
+            # As memcached_exporter does when memcached does not answer: up 0, nothing else
+            # (a partial set of series would look like real zeros on a dashboard).
+            log.exception("metrics: reading the statistics failed")
+            out.add(_UP, 0)
+            yield from out.families.values()
+            return
+        out.add(_UP, 1)
+        self._general(dict(general), out)
+        self._items(items, out)
+        self._slabs(slabs, out)
         yield from out.families.values()
 
     def _general(self, stats: dict[str, str], out: _Families) -> None:
         if "version" in stats:
-            out.add("memcached_version", "gauge", 1, "The version of this memcached server.",
-                    {"version": stats["version"]})
+            out.add(_VERSION, 1, {"version": stats["version"]})
         numbers = {name: v for name, text in stats.items()
-                   if name not in _SKIPPED and (v := _number(text)) is not None}
-        help_commands = "Total number of all requests broken down by command and status."
-        for op in _HIT_MISS_COMMANDS:
+                   if name not in names.SKIPPED and (v := _number(text)) is not None}
+        commands = names.COMMANDS_METRIC
+        for op in names.HIT_MISS_COMMANDS:
             for kind, status in (("hits", "hit"), ("misses", "miss")):
                 if f"{op}_{kind}" in numbers:
-                    out.add("memcached_commands_total", "counter", numbers[f"{op}_{kind}"],
-                            help_commands, {"command": op, "status": status})
+                    out.add(commands, numbers[f"{op}_{kind}"], {"command": op, "status": status})
         if "cas_badval" in numbers:
-            out.add("memcached_commands_total", "counter", numbers["cas_badval"],
-                    help_commands, {"command": "cas", "status": "badval"})
+            out.add(commands, numbers["cas_badval"], {"command": "cas", "status": "badval"})
         if "cmd_flush" in numbers:
-            out.add("memcached_commands_total", "counter", numbers["cmd_flush"],
-                    help_commands, {"command": "flush", "status": "hit"})
+            out.add(commands, numbers["cmd_flush"], {"command": "flush", "status": "hit"})
         if "cmd_set" in numbers:  # memcached counts cas commands in cmd_set too
             cas = sum(numbers.get(f"cas_{k}", 0) for k in ("hits", "misses", "badval"))
-            out.add("memcached_commands_total", "counter", numbers["cmd_set"] - cas,
-                    help_commands, {"command": "set", "status": "hit"})
+            out.add(commands, numbers["cmd_set"] - cas, {"command": "set", "status": "hit"})
         for name, value in numbers.items():
-            metric, kind = _GENERAL.get(name) or _own_name(name)
-            out.add(metric, kind, value, f"memcached stats: {name}")
+            if name not in names.IN_COMMANDS:
+                out.add(names.GENERAL.get(name) or names.own_name(name, "memcached_", "stats"),
+                        value)
 
     def _items(self, lines: list[tuple[str, str]], out: _Families) -> None:
         for name, text in lines:
@@ -199,12 +132,13 @@ class StatsCollector(Collector):
             if len(parts) != 3 or value is None:
                 continue
             slab, field = parts[1], parts[2]
-            if field in _LRU_HITS:
-                out.add("memcached_slab_lru_hits_total", "counter", value,
-                        "Number of get_hits to the LRU.", {"slab": slab, "lru": _LRU_HITS[field]})
+            if field in names.LRU_HITS:
+                out.add(names.LRU_HITS_METRIC, value,
+                        {"slab": slab, "lru": names.LRU_HITS[field]})
                 continue
-            metric, kind = _ITEMS.get(field) or _own_name(field, "memcached_slab_items_")
-            out.add(metric, kind, value, f"memcached stats items: {field}", {"slab": slab})
+            metric = names.ITEMS.get(field) or names.own_name(
+                field, "memcached_slab_items_", "stats items")
+            out.add(metric, value, {"slab": slab})
 
     def _slabs(self, lines: list[tuple[str, str]], out: _Families) -> None:
         per_class: dict[str, dict[str, float]] = {}
@@ -214,38 +148,27 @@ class StatsCollector(Collector):
                 continue
             slab, sep, field = name.partition(":")
             if not sep:  # totals: active_slabs, total_malloced
-                metric, kind = _GENERAL.get(name) or _own_name(name)
-                out.add(metric, kind, value, f"memcached stats slabs: {name}")
+                out.add(names.GENERAL.get(name) or names.own_name(name, "memcached_",
+                                                                  "stats slabs"), value)
                 continue
             per_class.setdefault(slab, {})[field] = value
-        help_commands = "Total number of all requests broken down by command and status per slab."
+        commands = names.SLAB_COMMANDS_METRIC
         for slab, fields in per_class.items():
             for field, value in fields.items():
-                if field in _SLABS:
-                    metric, kind = _SLABS[field]
-                    out.add(metric, kind, value, f"memcached stats slabs: {field}",
-                            {"slab": slab})
-                elif field.endswith("_hits") and field[:-5] in _HIT_MISS_COMMANDS:
-                    out.add("memcached_slab_commands_total", "counter", value, help_commands,
-                            {"slab": slab, "command": field[:-5], "status": "hit"})
+                if field in names.SLABS:
+                    out.add(names.SLABS[field], value, {"slab": slab})
+                elif field.endswith("_hits") and field[:-5] in names.HIT_MISS_COMMANDS:
+                    out.add(commands, value, {"slab": slab, "command": field[:-5],
+                                              "status": "hit"})
                 elif field == "cas_badval":
-                    out.add("memcached_slab_commands_total", "counter", value, help_commands,
-                            {"slab": slab, "command": "cas", "status": "badval"})
+                    out.add(commands, value, {"slab": slab, "command": "cas", "status": "badval"})
                 elif field == "cmd_set":
                     cas = fields.get("cas_hits", 0) + fields.get("cas_badval", 0)
-                    out.add("memcached_slab_commands_total", "counter", value - cas,
-                            help_commands, {"slab": slab, "command": "set", "status": "hit"})
+                    out.add(commands, value - cas, {"slab": slab, "command": "set",
+                                                    "status": "hit"})
                 else:
-                    metric, kind = _own_name(field, "memcached_slab_")
-                    out.add(metric, kind, value, f"memcached stats slabs: {field}",
+                    out.add(names.own_name(field, "memcached_slab_", "stats slabs"), value,
                             {"slab": slab})
-
-
-def _own_name(stat: str, prefix: str = "memcached_") -> tuple[str, str]:
-    """The name of a statistic memcached_exporter does not map: counter or gauge."""
-    if stat in GAUGES:
-        return prefix + stat, "gauge"
-    return f"{prefix}{stat}_total", "counter"
 
 
 def command_name(event: Any) -> str:
@@ -281,6 +204,9 @@ class LatencySampler:
         self.samples = samples
         self._clock = clock
         self._remaining = 0
+        # prometheus-client would add a memcachepy_command_duration_seconds_created gauge,
+        # a family no dashboard wants (and the text format shows it as a separate family).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.histogram = Histogram(
             "memcachepy_command_duration_seconds",
             "Time the daemon spends serving one command (parse to reply built, no network "

@@ -142,11 +142,29 @@ class ErrorReply(NamedTuple):
 
     ``void_pending``: replies queued but not yet sent are dropped first, as memcached
     does for a multi-get with a bad key (it culls every unsent response).
+    ``request``: the command line that drew the error, when there was one (``-vv`` echoes
+    it as memcached does: ``<fd bogus``).
     """
 
     line: bytes
     noreply: bool = False
     void_pending: bool = False
+    request: bytes | None = None
+
+    # ``request`` is a diagnostic, not part of what the error is (as a dataclass field
+    # with compare=False): two errors answering the same line are equal.
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ErrorReply):
+            return self[:3] == other[:3]
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        if isinstance(other, ErrorReply):
+            return self[:3] != other[:3]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self[:3])
 
 
 class AuthResult(NamedTuple):

@@ -125,7 +125,10 @@ class TextParser:
         nul = line.find(b"\0")
         if nul >= 0:  # memcached treats the line as a C string
             line = line[:nul]
-        return self._parse_line(line)
+        event = self._parse_line(line)
+        if type(event) is ev.ErrorReply:  # kept for -vv, which echoes the line as memcached
+            return event._replace(request=line)
+        return event
 
     def _no_newline(self) -> ev.Event | _NeedData:
         pending = len(self._buf)

@@ -93,6 +93,14 @@ TLS_HANDSHAKE_TIMEOUT = 10.0
 _ACCEPT_RETRY = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED}
 
 
+def _address(sock: socket.socket) -> str:
+    name = sock.getsockname()
+    if isinstance(name, str | bytes):  # AF_UNIX
+        return name.decode(errors="replace") if isinstance(name, bytes) else name
+    host, port = name[0], name[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class Server:
     """One memcachepy node: a cache and the listeners that serve it."""
 
@@ -171,6 +179,10 @@ class Server:
             if self.settings.udp_port:  # -U: off (0) by default, as in memcached since 1.5.6
                 hosts = [host for host, _, _ in parse_listen(self.settings.listen, 0)]
                 udp_sockets = open_udp_sockets(hosts, self.settings.udp_port)
+            # Before the accept loops: under socket activation a client is already waiting.
+            log.info("listening on %s", ", ".join(
+                [self._listener_name(sock) for sock in listeners]
+                + [f"udp {_address(sock)}" for sock in udp_sockets]))
             async with trio.open_nursery() as connections:
                 async with trio.open_nursery() as acceptors:
                     for sock in listeners:
@@ -184,7 +196,6 @@ class Server:
                         await acceptors.start(self._signal_loop)
                         await acceptors.start(self._hangup_loop)
                     maintenance.start(acceptors, self.cache, self.settings.store)
-                    log.info("listening on %s port %s", self.settings.listen, self.ports)
                     task_status.started(self.ports)
                     acceptors.start_soon(self.operations.run)  # READY=1, watchdog, metrics
                     await self._stop.wait()
@@ -201,6 +212,16 @@ class Server:
             self.operations.close()
             self.cache.close()
         log.info("stopped")
+
+    def _listener_name(self, sock: socket.socket) -> str:
+        """``tcp 127.0.0.1:11211``, ``tls [::1]:11212`` or ``unix /run/memcachepy.sock``."""
+        if sock.family == socket.AF_UNIX:
+            kind = "unix"
+        elif self.tls_context is not None and sock.fileno() not in self._plain_listeners:
+            kind = "tls"
+        else:
+            kind = "tcp"
+        return f"{kind} {_address(sock)}"
 
     def _warn_if_exposed(self, listeners: list[socket.socket]) -> None:
         """Safe defaults: say so loudly when a non-loopback listener has no protection."""

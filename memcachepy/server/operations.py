@@ -82,6 +82,13 @@ class _Idle:
     mid_request = False
 
 
+class MetricsPortError(OSError):
+    """The ``--metrics-port`` address cannot be bound; ``str()`` is the whole message."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 class Operations:
     """The service side of one :class:`~memcachepy.server.daemon.Server` (see the module doc)."""
 
@@ -131,8 +138,9 @@ class Operations:
             [self._metrics_socket] = open_listeners(settings.metrics_listen,
                                                     settings.metrics_port)[:1]
         except OSError as exc:
-            raise OSError(exc.errno, f"metrics port {settings.metrics_listen}:"
-                                     f"{settings.metrics_port}: {exc.strerror}") from None
+            raise MetricsPortError(
+                exc.errno, f"failed to listen on {settings.metrics_listen}:"
+                           f"{settings.metrics_port} (--metrics-port): {exc.strerror}") from None
 
     @property
     def metrics_port(self) -> int | None:

@@ -27,14 +27,28 @@ def build_server_context(tls: TlsSettings) -> ssl.SSLContext:
         raise TlsError("TLS needs -o ssl_chain_cert=FILE,ssl_key=FILE")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = TLS_VERSIONS[tls.min_version]
+    files = {"ssl_chain_cert": tls.chain_cert, "ssl_key": tls.key, "ssl_ca_cert": tls.ca_cert}
+    for option, path in files.items():
+        if not path:
+            continue
+        try:  # ssl's own errors name no file ("[Errno 2] No such file or directory")
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise TlsError(f"cannot read {option} {path}: {exc.strerror}") from None
     try:
         context.load_cert_chain(tls.chain_cert, tls.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsError(f"failed to load ssl_chain_cert {tls.chain_cert} with ssl_key "
+                       f"{tls.key}: {exc}") from None
+    try:
         if tls.ca_cert:
             context.load_verify_locations(cafile=tls.ca_cert)
         if tls.ciphers:
             context.set_ciphers(tls.ciphers)
     except (OSError, ssl.SSLError) as exc:
-        raise TlsError(f"failed to load TLS certificates: {exc}") from None
+        what = f"ssl_ca_cert {tls.ca_cert}" if tls.ca_cert else f"ssl_ciphers {tls.ciphers}"
+        raise TlsError(f"failed to load {what}: {exc}") from None
     if tls.verify_mode == VERIFY_REQUEST:
         context.verify_mode = ssl.CERT_OPTIONAL
     elif tls.verify_mode in (VERIFY_REQUIRE, VERIFY_ONCE):

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Final
 
 from memcachepy.tool import commands
 from memcachepy.tool.client import Connection, ToolError, parse_address
 from memcachepy.tool.top import top
 from memcachepy.usage import UsageParser
 
+COMMANDS: Final = ("display", "stats", "settings", "dump", "top", "cluster")
+DEFAULT_ADDRESS: Final = "127.0.0.1:11211"  # where the daemon listens by default
 EXAMPLES = """\
+HOST:PORT may be left out: 127.0.0.1:11211, the daemon's default (write a host that is
+also a command's name as HOST:PORT).
 commands:
   display            slab classes: chunk size, age, pages, items, evictions
   stats              every statistic, aligned
   settings           stats settings
-  dump               every key and value as 'add' commands (load elsewhere: ... | nc HOST PORT)
+  dump               every key and value as 'add' commands (load elsewhere with
+                     nc -N HOST PORT < FILE; --noreply silences the per-item STORED)
   top                live view, every second (q quits)
   cluster [HOST:PORT]
                      nodes of 'config get cluster' (asked of HOST:PORT, default the node
@@ -23,7 +29,9 @@ commands:
 examples:
   memcachepy-tool 127.0.0.1:11211 display
   memcachepy-tool 127.0.0.1:11211 stats --json
-  memcachepy-tool 10.0.0.5:11211 dump > cache.dump && nc 10.0.0.6 11211 < cache.dump
+  memcachepy-tool stats                     (the node on 127.0.0.1:11211)
+  memcachepy-tool 10.0.0.5:11211 dump --noreply > cache.dump
+  nc -N 10.0.0.6 11211 < cache.dump         (Debian's netcat: -N ends at end of file)
 """
 
 
@@ -31,21 +39,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = UsageParser(prog="memcachepy-tool",
                 description="An operator's tool for memcachepy (and memcached) nodes.",
                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("address", metavar="HOST:PORT", help="the node to ask")
-    p.add_argument("command", nargs="?", default="display",
-                   choices=["display", "stats", "settings", "dump", "top", "cluster"])
+    p.add_argument("address", nargs="?", metavar="HOST:PORT",
+                   help=f"the node to ask (default: {DEFAULT_ADDRESS})")
+    p.add_argument("command", nargs="?", help=f"one of {', '.join(COMMANDS)} (default: "
+                                              "display)")
     p.add_argument("argument", nargs="?", metavar="HOST:PORT",
                    help="cluster: the configuration endpoint (default: the node)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--timeout", type=float, default=5.0, help="socket timeout in seconds")
     p.add_argument("--interval", type=float, default=1.0, help="top: seconds between refreshes")
     p.add_argument("--count", type=int, help="top: stop after this many refreshes")
+    p.add_argument("--noreply", action="store_true",
+                   help="dump: end each add with noreply, so loading the dump prints nothing")
     return p
+
+
+def _resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Positional words to address, command and argument; the address may be left out."""
+    if args.address in COMMANDS:  # `memcachepy-tool stats`: the local daemon's default
+        args.address, args.command, args.argument = DEFAULT_ADDRESS, args.address, args.command
+    args.address = args.address or DEFAULT_ADDRESS
+    args.command = args.command or "display"
+    if args.command not in COMMANDS:
+        parser.error(f"unknown command {args.command!r} (choose from {', '.join(COMMANDS)})")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _resolve(args, parser)
     try:
         address = parse_address(args.address)
         endpoint = parse_address(args.argument) if args.argument else address
@@ -53,13 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.argument and args.command != "cluster":
         parser.error(f"'{args.command}' takes no argument")
+    if args.noreply and args.command != "dump":
+        parser.error("--noreply is for dump")
     if args.interval <= 0:
         parser.error("--interval must be positive")
     out = sys.stdout
     try:
         if args.command == "dump":
             return commands.dump(address, args.json, sys.stdout.buffer, sys.stderr,
-                                 args.timeout)
+                                 args.timeout, noreply=args.noreply)
         if args.command == "top":
             return top(address, interval=args.interval, count=args.count, as_json=args.json,
                        timeout=args.timeout)

@@ -161,11 +161,15 @@ class Connection:
             values.append(Value(key, int(flags), data))
 
     def config_get_cluster(self) -> bytes:
-        """The whole ``config get cluster`` reply (for memcachepy.cluster.discovery)."""
+        """The whole ``config get cluster`` reply (for memcachepy.cluster.discovery).
+
+        Any other first line (``ERROR`` from a node that is no configuration endpoint) is
+        returned alone, for the parser to explain.
+        """
         self.send(b"config get cluster\r\n")
         first = self.readline()
         if not first.startswith(b"CONFIG "):
-            raise CommandRefused(first)
+            return first + b"\r\n"
         length = int(first.split(b" ")[3])
         body = self.read_exact(length)
         end = self.read_exact(7)  # \r\nEND\r\n

@@ -102,11 +102,12 @@ def dump_keys(conn: Connection, err: IO[str]) -> Iterator[DumpedKey]:
 
 
 def dump(address: tuple[str, int], as_json: bool, out: IO[bytes], err: IO[str],
-         timeout: float) -> int:
+         timeout: float, *, noreply: bool = False) -> int:
     """Every live item as ``add`` commands (or JSON lines), streamed in batches of gets.
 
     Keys come from one connection, values from another, so a large cache is never held in
-    memory. An item that expires or is evicted meanwhile is skipped.
+    memory. An item that expires or is evicted meanwhile is skipped. ``noreply`` ends each
+    command with ``noreply``: the server that loads the dump answers nothing.
     """
     now = int(time.time())
     count = 0
@@ -120,7 +121,7 @@ def dump(address: tuple[str, int], as_json: bool, out: IO[bytes], err: IO[str],
                 value = found.get(item.key)
                 if value is None:
                     continue
-                out.write(_dump_record(value, item.exptime, as_json))
+                out.write(_dump_record(value, item.exptime, as_json, noreply))
                 count += 1
             out.flush()
             batch.clear()
@@ -136,7 +137,7 @@ def dump(address: tuple[str, int], as_json: bool, out: IO[bytes], err: IO[str],
     return 0
 
 
-def _dump_record(value: Any, exptime: int, as_json: bool) -> bytes:
+def _dump_record(value: Any, exptime: int, as_json: bool, noreply: bool) -> bytes:
     if as_json:
         try:
             text: str | None = value.key.decode("utf-8")
@@ -147,8 +148,8 @@ def _dump_record(value: Any, exptime: int, as_json: bool) -> bytes:
                   "value_b64": base64.b64encode(value.data).decode()}
         return json.dumps(record).encode() + b"\n"
     # memcached-tool's format: text-protocol commands that load another server (nc HOST PORT).
-    return b"add %s %d %d %d\r\n%s\r\n" % (value.key, value.flags, exptime, len(value.data),
-                                          value.data)
+    return b"add %s %d %d %d%s\r\n%s\r\n" % (value.key, value.flags, exptime, len(value.data),
+                                            b" noreply" if noreply else b"", value.data)
 
 
 # -- cluster ------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def cluster(endpoint: tuple[str, int], as_json: bool, out: IO[str], timeout: flo
     try:
         config = parse_cluster_config(reply)
     except DiscoveryError as exc:
-        raise ToolError(f"{format_address(endpoint)}: {exc}") from None
+        raise ToolError(f"{format_address(endpoint)} {exc}") from None
     ring = build_ring(config.nodes)
     shares = dict.fromkeys(ring.nodes, 0)
     for i in range(KEY_SHARE_SAMPLES):

@@ -23,6 +23,7 @@ from memcachepy.tool.client import Connection, format_address
 from memcachepy.tool.render import duration, percent, size, table
 
 CLEAR: Final = "\x1b[H\x1b[2J"
+WIDTH: Final = 80  # columns of the smallest terminal the view is laid out for
 # ops/s columns: command -> the stats whose sum counts it.
 COMMANDS: Final = {
     "get": ("cmd_get",),
@@ -82,11 +83,11 @@ def snapshot(previous: dict[str, float] | None, current: dict[str, float],
 def render(view: dict[str, Any], address: str, version: str, refresh: int) -> str:
     ops = view["ops_per_second"]
     lines = [
-        f"memcachepy-tool top  {address}  version {version}  up {duration(view['uptime'])}  "
-        f"refresh {refresh}  (q quits)",
+        _fit(f"top {address}  up {duration(view['uptime'])}  refresh {refresh}"),
+        _fit(f"(q quits)  version {version}"),
         "",
         table(["ops/s", *ops, "total"],
-              [["", *(f"{v:g}" for v in ops.values()), f"{view['total_ops_per_second']:g}"]]),
+              [["", *(_rate(v) for v in ops.values()), _rate(view["total_ops_per_second"])]]),
         "",
         f"hit ratio    {_ratio(view['hit_ratio'])} now    "
         f"{_ratio(view['hit_ratio_total'])} since start",
@@ -100,6 +101,20 @@ def render(view: dict[str, Any], address: str, version: str, refresh: int) -> st
         f"out {size(view['written_bytes_per_second'])}/s",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _fit(line: str) -> str:
+    """A line cut to an 80-column terminal (a long IPv6 address or version)."""
+    return line if len(line) <= WIDTH else line[:WIDTH - 3] + "..."
+
+
+def _rate(value: float) -> str:
+    """An ops/s figure in at most 6 characters, so the row stays within 80 columns."""
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    if value >= 10_000:
+        return f"{value / 1000:.1f}k"
+    return f"{value:g}"
 
 
 def _ratio(value: float | None) -> str:

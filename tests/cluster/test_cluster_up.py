@@ -60,6 +60,19 @@ class ClusterUp:
             if line == wanted:
                 return self.output
 
+    def read_until_prefix(self, prefix: str, timeout: float = 20.0) -> str:
+        """The first output line that starts with ``prefix``."""
+        deadline = time.monotonic() + timeout
+        while not any(line.startswith(prefix) for line in self.output):
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"no {prefix!r}... within {timeout} s: {self.output}")
+            if line is None:
+                pytest.fail(f"cluster up exited before {prefix!r}...: {self.output}")
+            self.output.append(line)
+        return next(line for line in self.output if line.startswith(prefix))
+
     def nodes(self) -> dict[int, int]:
         """port -> pid of each node listed in the banner."""
         found = re.findall(rf"^  node {re.escape(HOST)}:(\d+)  pid (\d+)$",
@@ -155,6 +168,19 @@ def test_sigterm_stops_the_cluster_and_dir_is_kept(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "admin.token", "cluster.conf", f"node-{next(iter(cluster.nodes()))}.log"]
     assert (tmp_path / "admin.token").stat().st_mode & 0o077 == 0
+
+
+def test_a_node_that_died_is_counted_out() -> None:
+    with cluster_up("--nodes", "2", "--base-port", "0", "--", "-m", "8") as cluster:
+        cluster.read_until(READY)
+        (port, pid), _ = cluster.nodes().items()
+        os.kill(pid, signal.SIGKILL)
+        exited = cluster.read_until_prefix(f"node {HOST}:{port} exited with status -9 ")
+        assert exited.endswith("; 1 of 2 nodes running")
+        cluster.proc.send_signal(signal.SIGTERM)
+        assert cluster.proc.wait(15) == 0
+        assert cluster.read_until("cluster stopped")[-2:] == [
+            "stopping 1 node (1 had exited)", "cluster stopped"]
 
 
 def test_port_in_use_is_refused_before_starting_anything() -> None:

@@ -244,3 +244,24 @@ def test_client_follows_the_configuration_endpoint(
             assert client.ring.label(client.servers[0]).startswith("node")
         finally:
             client.close()
+
+
+def test_a_plain_node_is_refused_at_once_naming_its_error(
+        three_nodes: list[ServerProcess]) -> None:
+    # A node without --cluster-config answers ERROR, as memcached does: no 2 s wait.
+    plain = three_nodes[0]
+    start = time.monotonic()
+    with pytest.raises(DiscoveryError) as refused:
+        ClusterClient.from_config_endpoint(plain.address, poll_timeout=5)
+    assert time.monotonic() - start < 1.0
+    message = str(refused.value)
+    assert message.startswith(f"127.0.0.1:{plain.port} answered ERROR to 'config get cluster'")
+    assert "--cluster-config" in message
+    # The same connection still serves the next poll.
+    poller = ConfigPoller(plain.address, lambda config: None, timeout=5)
+    try:
+        for _ in range(2):
+            with pytest.raises(DiscoveryError, match="answered ERROR"):
+                poller.check()
+    finally:
+        poller.stop()

@@ -15,7 +15,7 @@ import trustme
 from pymemcache.client.base import Client
 
 from tests.e2e.wire import exchange
-from tests.servers import HOST, ServerProcess, free_port, memcachepy_argv, spawn
+from tests.servers import HOST, ServerProcess, free_port, memcachepy_argv, spawn, spawn_logged
 
 
 class Pki:
@@ -210,4 +210,21 @@ def test_bad_certificate_files_stop_start_up(tmp_path: Path) -> None:
          f"ssl_chain_cert={tmp_path}/none.pem,ssl_key={tmp_path}/none.key"],
         capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr == (f"memcachepy: cannot read ssl_chain_cert {tmp_path}/none.pem: "
+                             "No such file or directory\n")
+
+
+def test_start_up_line_names_each_listener_and_which_is_tls(pki: Pki, tmp_path: Path) -> None:
+    plain_port, tls_port = free_port(), free_port()
+    argv = memcachepy_argv(0, "-v", *pki.options())
+    argv[argv.index("-l") + 1] = f"notls:{HOST}:{plain_port},{HOST}:{tls_port}"
+    log = tmp_path / "daemon.log"
+    srv = spawn_logged(argv, plain_port, str(log))
+    try:
+        tls_srv = ServerProcess(proc=srv.proc, port=tls_port)
+        with tls_connect(tls_srv, pki.client()) as sock:  # up, and ours
+            assert exchange(sock, b"version\r\n").startswith(b"VERSION ")
+    finally:
+        srv.stop()
+    assert f"INFO listening on tcp {HOST}:{plain_port}, tls {HOST}:{tls_port}\n" in (
+        log.read_text())

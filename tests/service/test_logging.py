@@ -9,7 +9,7 @@ from pathlib import Path
 from memcachepy.ops.logs import describe, reply_summary
 from memcachepy.protocol import events as ev
 from tests.e2e.wire import exchange
-from tests.servers import free_port, memcachepy_argv, spawn_logged
+from tests.servers import free_port, memcached_argv, memcachepy_argv, spawn_logged
 
 REQUESTS = b"set k 0 0 1\r\nx\r\nget k nope\r\nset k 0 0 3\r\nabcde\r\n"
 
@@ -70,3 +70,29 @@ def test_describe_shows_the_command_line_without_data() -> None:
     assert describe(ev.Arithmetic(False, b"n", 3, False)) == "decr n 3"
     assert reply_summary(b"VALUE a 0 5\r\nEND\r\n\r\nVALUE b 1 0\r\n\r\nEND\r\n") == [
         "sending key a", "sending key b", "END"]
+
+
+BAD_COMMANDS = b"bogus\r\nbogus two words\r\nincr\r\nstats bogus\r\n"
+
+
+def _echoes(text: str) -> list[str]:
+    """The ``<fd line`` / ``>fd reply`` pairs logged for BAD_COMMANDS, fds removed."""
+    lines = [re.sub(r"^.*?([<>])\d+ ", r"\1 ", line) for line in text.splitlines()
+             if re.search(r"(^|DEBUG )[<>]\d+ ", line)]
+    return [line for line in lines if "bogus" in line or line in ("< incr", "> ERROR")]
+
+
+def test_vv_echoes_the_command_that_drew_error_as_memcached(tmp_path: Path) -> None:
+    ours = _echoes(logged(tmp_path, "-vv", requests=BAD_COMMANDS))
+    log = tmp_path / "memcached.log"
+    port = free_port()
+    real = spawn_logged(memcached_argv(port, "-vv"), port, str(log))
+    try:
+        with real.connect() as sock:
+            exchange(sock, BAD_COMMANDS + b"version\r\n", b"VERSION 1.6.18\r\n")
+    finally:
+        real.stop()
+    theirs = _echoes(log.read_text())
+    assert theirs == ["< bogus", "> ERROR", "< bogus two words", "> ERROR", "< incr",
+                      "> ERROR", "< stats bogus", "> ERROR"]
+    assert ours == theirs

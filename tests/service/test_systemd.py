@@ -316,6 +316,33 @@ def test_systemd_socket_activate_starts_the_daemon_on_the_first_connection() -> 
         assert stop(proc) == 0
 
 
+def test_under_socket_activation_the_start_up_line_comes_before_the_first_client() -> None:
+    tool = require_binary("systemd-socket-activate")
+    port = free_port()
+    proc = subprocess.Popen([tool, "-l", f"{HOST}:{port}", "-E", "PATH", sys.executable, "-m",
+                             "memcachepy", "-vv"], cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                sock = socket.create_connection((HOST, port), timeout=10)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        with sock:  # this connection is what makes systemd-socket-activate start the daemon
+            assert exchange(sock, b"version\r\n", timeout=15).startswith(VERSION_REPLY)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    lines = [line for line in err.decode().splitlines() if " memcachepy " in line]
+    listening = [i for i, line in enumerate(lines) if line.endswith(f"INFO listening on tcp "
+                                                                    f"{HOST}:{port}")]
+    first_client = [i for i, line in enumerate(lines) if "new connection" in line]
+    assert listening and first_client and listening[0] < first_client[0], lines
+
+
 def test_a_memory_max_below_the_rule_is_warned_about(monkeypatch: pytest.MonkeyPatch,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     from memcachepy.ops import systemd

@@ -15,6 +15,7 @@ import pexpect
 import pytest
 
 from memcachepy.tool.client import parse_address
+from memcachepy.tool.top import render, snapshot
 from tests.e2e.wire import exchange
 from tests.servers import (
     HOST,
@@ -23,6 +24,7 @@ from tests.servers import (
     memcached_server,
     memcachepy_argv,
     memcachepy_server,
+    require_binary,
     spawn,
 )
 
@@ -116,6 +118,17 @@ def test_unreachable_node_is_one_line_and_exit_1() -> None:
     assert result.stderr.decode().startswith("memcachepy-tool: cannot connect to")
 
 
+def test_the_address_may_be_left_out_for_the_default_one() -> None:
+    # 127.0.0.1:11211, whether or not a daemon listens there on this machine.
+    result = tool("stats", "--timeout", "2")
+    if result.returncode == 0:
+        assert result.stdout.decode().startswith("# 127.0.0.1:11211 stats\n")
+    else:
+        assert result.stderr.decode().startswith(
+            "memcachepy-tool: cannot connect to 127.0.0.1:11211: ")
+    assert tool("stats", "bogus").returncode == 64  # stats takes no argument
+
+
 def test_bad_usage_exits_64() -> None:
     assert tool("nohost:x", "stats").returncode == 64
     assert tool("127.0.0.1:11211", "bogus").returncode == 64
@@ -178,6 +191,18 @@ def test_dump_falls_back_to_cachedump_without_metadump() -> None:
     check_dump(result, complete=False)
 
 
+def test_dump_noreply_loads_with_debian_netcat_silently(node: ServerProcess) -> None:
+    # The README's example: `nc -N` ends at the end of the file, noreply silences STORED.
+    nc = require_binary("nc")
+    dump = tool(address(node), "dump", "--noreply")
+    assert dump.returncode == 0 and dump.stdout.count(b" noreply\r\n") == len(ITEMS) + 1
+    with memcachepy_server() as target:
+        loaded = subprocess.run([nc, "-N", target.host, str(target.port)], input=dump.stdout,
+                                capture_output=True, timeout=20)
+        assert loaded.returncode == 0 and loaded.stdout == b""
+        assert all_items(target) == {**ITEMS, EXPIRING: (3, b"soon")}
+
+
 def test_dump_json_lines(node: ServerProcess) -> None:
     records = [json.loads(line) for line in text(tool(address(node), "dump", "--json"))
                .splitlines()]
@@ -193,11 +218,11 @@ def test_top_in_a_terminal_refreshes_and_quits_on_q(node: ServerProcess) -> None
                                            "--interval", "0.4"], cwd=str(ROOT), timeout=10,
                           dimensions=(40, 120))
     try:
-        child.expect(r"refresh 1 ")
+        child.expect(r"refresh 1\s")
         with node.connect() as sock:  # traffic between refreshes shows as ops/s
             exchange(sock, b"get plain\r\nget missing\r\n" * 20 + b"version\r\n",
                      b"VERSION 1.6.18-memcachepy-0.1.0\r\n")
-        child.expect(r"refresh 3 ")
+        child.expect(r"refresh 3\s")
         screen = child.before.decode() + child.after.decode()
         assert "\x1b[H\x1b[2J" in screen  # redrawn in place
         child.expect(r"hit ratio +([0-9.]+%|-) now")
@@ -208,6 +233,18 @@ def test_top_in_a_terminal_refreshes_and_quits_on_q(node: ServerProcess) -> None
     finally:
         child.close()
     assert child.exitstatus == 0
+
+
+def test_top_fits_80_columns() -> None:
+    view = snapshot({"cmd_get": 0.0}, {"cmd_get": 987_654_321.0, "uptime": 9e6,
+                                       "evictions": 1e9, "bytes": 2**40, "limit_maxbytes": 2**41},
+                    elapsed=1.0)
+    view["ops_per_second"] = dict.fromkeys(view["ops_per_second"], 123_456_789.0)
+    page = render(view, "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+                  "1.6.18-memcachepy-0.1.0-with-a-long-build-suffix", 123_456)
+    assert max(len(line) for line in page.splitlines()) <= 80, page
+    assert page.startswith("top [2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535  up 104d04h  "
+                           "refresh 123456")
 
 
 def test_top_json_for_programs(node: ServerProcess) -> None:
@@ -267,4 +304,7 @@ def test_cluster_asks_another_endpoint(cluster: tuple[str, list[int], int]) -> N
     data = json.loads(text(tool(f"{HOST}:{ports[1]}", "cluster", endpoint, "--json")))
     assert data["endpoint"] == endpoint and len(data["nodes"]) == 4
     refused = tool(f"{HOST}:{ports[1]}", "cluster")  # no --cluster-config there: ERROR
-    assert refused.returncode == 1 and b"ERROR" in refused.stderr
+    assert refused.returncode == 1
+    assert refused.stderr.decode() == (
+        f"memcachepy-tool: {HOST}:{ports[1]} answered ERROR to 'config get cluster': not a "
+        "configuration endpoint (memcachepy is one with --cluster-config FILE)\n")
