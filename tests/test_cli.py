@@ -11,6 +11,8 @@ import pytest
 from memcachepy.cli import settings_from_args
 from memcachepy.config import MIB
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "memcachepy", *args], capture_output=True,
@@ -130,3 +132,12 @@ def test_bad_store_options_exit_64_with_one_line(option: str) -> None:
     result = run("-o", option)
     assert result.returncode == 64
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_running_without_the_dependencies_says_how_to_install() -> None:
+    # -S: no site-packages, as `python3 -m memcachepy` from a bare checkout on Debian.
+    result = subprocess.run([sys.executable, "-S", "-m", "memcachepy"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.startswith("memcachepy: the trio package is missing.")
+    assert "python3 -m venv .venv && .venv/bin/pip install ." in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import urllib.error
@@ -9,12 +10,14 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from memcachepy.cli import settings_from_args
 from memcachepy.config import Settings
 from memcachepy.dispatch.reply import Outcome
+from memcachepy.ops.metrics import StatsCollector
 from memcachepy.protocol import events as ev
 from memcachepy.server.daemon import Server
 from tests.e2e.wire import exchange
@@ -230,3 +233,36 @@ def test_sampling_leaves_the_request_path_unwrapped_between_windows() -> None:
         assert server.dispatcher.handle(ev.Retrieve([b"k"], False, None), out) == (
             Outcome.CONTINUE)
     assert all(table[t] is hooks.base(t) for t in (ev.Retrieve, ev.Store, ev.Delete))
+
+
+def test_every_family_says_what_it_means_once(node: tuple[ServerProcess, int]) -> None:
+    server, metrics_port = node
+    with server.connect() as sock:
+        traffic(sock)
+        exchange(sock, b"get a\r\n", b"END\r\n")
+    text = scrape(metrics_port)
+    helps = re.findall(r"^# HELP (\S+) (.*)$", text, re.M)
+    assert len(helps) > 80
+    generic = [name for name, help_text in helps
+               if "memcached stats" in help_text or "see memcached's protocol.txt" in help_text]
+    assert generic == []  # every exported statistic has its own description
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    assert not [name for name in types if name.endswith("_created")]
+    for field in ("moves_to_cold", "moves_to_warm", "moves_within_lru"):
+        assert types[f"memcached_slab_items_{field}_total"] == "counter"
+    series = [line.rsplit(" ", 1)[0] for line in text.splitlines() if not line.startswith("#")]
+    assert len(series) == len(set(series))  # no series twice
+
+
+def test_up_is_0_when_the_statistics_cannot_be_read() -> None:
+    def broken(sub: bytes) -> list[tuple[str, str]]:
+        raise RuntimeError("store gone")
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatsCollector(broken))
+    families = list(text_string_to_metric_families(generate_latest(registry).decode()))
+    assert [(f.name, [s.value for s in f.samples]) for f in families] == [("memcached_up", [0.0])]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatsCollector(lambda sub: [("curr_items", "3")] if not sub else []))
+    scraped = samples(generate_latest(registry).decode())
+    assert find(scraped, "memcached_up") == 1 and find(scraped, "memcached_current_items") == 3
