@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,32 +46,27 @@ class ClusterUp:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
+    def _read_until(self, done: Callable[[str], bool], what: str,
+                    timeout: float) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while not (self.output and done(self.output[-1])):
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"no {what} within {timeout} s: {self.output}")
+            if line is None:
+                pytest.fail(f"cluster up exited before {what}: {self.output}")
+            self.output.append(line)
+        return self.output
+
     def read_until(self, wanted: str, timeout: float = 20.0) -> list[str]:
         """Output lines up to the one equal to ``wanted``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"no {wanted!r} within {timeout} s: {self.output}")
-            if line is None:
-                pytest.fail(f"cluster up exited before {wanted!r}: {self.output}")
-            self.output.append(line)
-            if line == wanted:
-                return self.output
+        return self._read_until(lambda line: line == wanted, repr(wanted), timeout)
 
     def read_until_prefix(self, prefix: str, timeout: float = 20.0) -> str:
-        """The first output line that starts with ``prefix``."""
-        deadline = time.monotonic() + timeout
-        while not any(line.startswith(prefix) for line in self.output):
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"no {prefix!r}... within {timeout} s: {self.output}")
-            if line is None:
-                pytest.fail(f"cluster up exited before {prefix!r}...: {self.output}")
-            self.output.append(line)
-        return next(line for line in self.output if line.startswith(prefix))
+        """The next output line that starts with ``prefix``."""
+        return self._read_until(lambda line: line.startswith(prefix), repr(prefix) + "...",
+                                timeout)[-1]
 
     def nodes(self) -> dict[int, int]:
         """port -> pid of each node listed in the banner."""

@@ -294,6 +294,17 @@ def test_sockets_meant_for_another_process_are_ignored(
         assert stop(proc) == 0
 
 
+def connect_when_listening(port: int) -> socket.socket:
+    """A connection to systemd-socket-activate, which listens at once and execs on one."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return socket.create_connection((HOST, port), timeout=10)
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
 def test_systemd_socket_activate_starts_the_daemon_on_the_first_connection() -> None:
     tool = require_binary("systemd-socket-activate")
     port = free_port()
@@ -302,15 +313,7 @@ def test_systemd_socket_activate_starts_the_daemon_on_the_first_connection() -> 
                             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
-        while True:  # systemd-socket-activate listens at once and execs on a connection
-            try:
-                sock = socket.create_connection((HOST, port), timeout=10)
-                break
-            except ConnectionRefusedError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-        with sock:
+        with connect_when_listening(port) as sock:
             assert exchange(sock, b"version\r\n", timeout=15).startswith(VERSION_REPLY)
     finally:
         assert stop(proc) == 0
@@ -323,15 +326,8 @@ def test_under_socket_activation_the_start_up_line_comes_before_the_first_client
                              "memcachepy", "-vv"], cwd=ROOT, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                sock = socket.create_connection((HOST, port), timeout=10)
-                break
-            except ConnectionRefusedError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-        with sock:  # this connection is what makes systemd-socket-activate start the daemon
+        # This connection is what makes systemd-socket-activate start the daemon.
+        with connect_when_listening(port) as sock:
             assert exchange(sock, b"version\r\n", timeout=15).startswith(VERSION_REPLY)
     finally:
         proc.terminate()
