@@ -403,7 +403,7 @@ class Server:
                 raise ServerError(f"the server exited with {code}: {' '.join(self.argv)}\n"
                                   f"{self._log_tail()}")
             try:
-                if self.stats(timeout=1.0).get("pid") == str(proc.pid):
+                if self.stats(timeout=0.25).get("pid") == str(proc.pid):
                     return
             except ServerError:
                 if proc.poll() is None:

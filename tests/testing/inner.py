@@ -8,9 +8,6 @@ from tests.servers import require_binary
 
 from .conftest import PLUGIN_ARGS
 
-# Short client timeouts keep the fault tests quick; a paused server must outlast them.
-CLIENT = "Client(server.address, connect_timeout=0.5, timeout=0.3)"
-
 EXES = {"memcachepy": [], "memcached": ["--memcachepy-exe", "memcached"]}
 
 

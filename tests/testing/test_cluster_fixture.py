@@ -17,7 +17,8 @@ KEYS = {f"key-{i}": str(i) for i in range(60)}
 
 def hash_client(cluster, timeout=5.0, ignore_exc=False):
     return HashClient(cluster.addresses, connect_timeout=timeout, timeout=timeout,
-                      ignore_exc=ignore_exc, retry_attempts=1, dead_timeout=60)
+                      ignore_exc=ignore_exc, retry_attempts=1, dead_timeout=60,
+                      default_noreply=False)
 
 
 def test_keys_spread_over_the_nodes(memcachepy_cluster):

@@ -17,9 +17,15 @@ from pymemcache.client.base import Client
 SEEN = {}
 
 
+def connect(address, **options):
+    # Acknowledged writes: with noreply, a read on another connection (another memcached
+    # worker thread) could overtake a write.
+    return Client(address, default_noreply=False, **options)
+
+
 def test_first_gets_a_fresh_server(memcachepy_server):
     server = memcachepy_server
-    Client(server.address).set("left", "behind")
+    connect(server.address).set("left", "behind")
     SEEN["pid"] = server.pid
     SEEN["address"] = server.address
 
@@ -30,7 +36,7 @@ def test_second_gets_another_one(memcachepy_server):
     assert server.address != SEEN["address"]
     with pytest.raises(ProcessLookupError):
         os.kill(SEEN["pid"], 0)  # the first server is gone, and reaped
-    assert Client(server.address).get("left") is None
+    assert connect(server.address).get("left") is None
 
 
 def test_pause_makes_clients_time_out_and_resume_recovers(memcachepy_server):
@@ -50,24 +56,24 @@ def test_pause_makes_clients_time_out_and_resume_recovers(memcachepy_server):
 def test_restart_gives_a_cold_cache_on_the_same_port(memcachepy_server):
     server = memcachepy_server
     address, pid = server.address, server.pid
-    Client(address).set("k", "v")
+    connect(address).set("k", "v")
     server.restart()
     assert server.address == address and server.pid != pid
-    assert Client(address).get("k") is None
+    assert connect(address).get("k") is None
 
 
 @pytest.mark.memcachepy(warm_restarts=True)
 def test_warm_restart_keeps_the_items(memcachepy_server):
     server = memcachepy_server
     address, pid = server.address, server.pid
-    client = Client(address)
+    client = connect(address)
     client.set("k", "v", expire=3600)
     client.set("n", "41")
     client.incr("n", 1)
     server.pause()  # a warm restart of a paused server resumes it to save
     server.restart(warm=True)
     assert server.address == address and server.pid != pid
-    again = Client(address)
+    again = connect(address)
     assert again.get_many(["k", "n"]) == {"k": b"v", "n": b"42"}
     assert server.stats()["curr_items"] == "2"
 
@@ -84,7 +90,7 @@ def test_kill_makes_connections_refused(memcachepy_server):
 
 def test_stats_and_flush(memcachepy_server):
     server = memcachepy_server
-    client = Client(server.address)
+    client = connect(server.address)
     client.set_many({"a": "1", "b": "2"})
     stats = server.stats()
     assert stats["curr_items"] == "2" and stats["pid"] == str(server.pid)
@@ -98,7 +104,7 @@ def test_marker_passes_flags(memcachepy_server):
     assert server.stats()["limit_maxbytes"] == str(8 * 1024 * 1024)
     settings = server.stats("settings")
     assert settings["maxbytes"] == str(8 * 1024 * 1024) and settings["maxconns"] == "100"
-""".replace("CLIENT", "Client(server.address, connect_timeout=0.5, timeout=0.3)")
+""".replace("CLIENT", "connect(server.address, connect_timeout=0.5, timeout=0.3)")
 
 
 @pytest.mark.parametrize("exe", list(EXES))
@@ -116,10 +122,16 @@ from pymemcache.client.base import Client
 SEEN = {}
 
 
+def connect(address, **options):
+    # Acknowledged writes: with noreply, a read on another connection (another memcached
+    # worker thread) could overtake a write.
+    return Client(address, default_noreply=False, **options)
+
+
 def test_shared_server_takes_the_option_flags(memcachepy_session_server):
     server = memcachepy_session_server
     assert server.stats()["limit_maxbytes"] == str(16 * 1024 * 1024)
-    Client(server.address).set("left", "behind")
+    connect(server.address).set("left", "behind")
     SEEN["pid"] = server.pid
     server.pause()  # left paused: the next test must still get a working server
 
@@ -127,14 +139,14 @@ def test_shared_server_takes_the_option_flags(memcachepy_session_server):
 def test_next_test_gets_it_resumed_and_empty(memcachepy_session_server):
     server = memcachepy_session_server
     assert server.pid == SEEN["pid"]
-    assert Client(server.address, timeout=1).get("left") is None
+    assert connect(server.address, timeout=1).get("left") is None
     server.kill()  # left dead: the next test must get it started again
 
 
 def test_a_killed_shared_server_comes_back(memcachepy_session_server):
     server = memcachepy_session_server
     assert server.running and server.pid != SEEN["pid"]
-    assert Client(server.address).set("k", "v")
+    assert connect(server.address).set("k", "v")
 
 
 def test_fresh_and_shared_servers_are_distinct(memcachepy_session_server, memcachepy_server):
