@@ -340,6 +340,8 @@ class Server:
         if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="memcachepy-test-")
             self._log = os.path.join(self._dir, "server.log")
+            with _LIVE_LOCK:
+                _LIVE.add(self)  # so that interpreter exit removes the directory too
         return self._dir
 
     def _socket_path(self) -> str:
@@ -368,8 +370,6 @@ class Server:
                 preexec_fn=_die_with_parent(),
             )
         self._paused = False
-        with _LIVE_LOCK:
-            _LIVE.add(self)
 
     def wait_ready(self) -> None:
         """Wait until a started process answers; a first start retries a port someone took."""
