@@ -37,7 +37,19 @@ def exe_args(name: str) -> list[str]:
     return list(EXES[name])
 
 
+# Beside every inner test file, for ``from helpers import connect``.
+HELPERS = """
+from pymemcache.client.base import Client
+
+
+def connect(address, **options):
+    # Acknowledged writes: with noreply, a read on another connection (another memcached
+    # worker thread) could overtake a write.
+    return Client(address, default_noreply=False, **options)
+"""
+
+
 def run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
     """Write ``source`` as a test file and run it in this process with the plugin."""
-    pytester.makepyfile(source)
+    pytester.makepyfile(source, helpers=HELPERS)
     return pytester.runpytest_inprocess(*PLUGIN_ARGS, "-p", "no:cacheprovider", *args)

@@ -12,15 +12,9 @@ FAULTS = """
 import os
 
 import pytest
-from pymemcache.client.base import Client
+from helpers import connect
 
 SEEN = {}
-
-
-def connect(address, **options):
-    # Acknowledged writes: with noreply, a read on another connection (another memcached
-    # worker thread) could overtake a write.
-    return Client(address, default_noreply=False, **options)
 
 
 def test_first_gets_a_fresh_server(memcachepy_server):
@@ -117,15 +111,9 @@ def test_server_fixture_faults(pytester: pytest.Pytester, exe: str) -> None:
 
 SESSION = """
 import pytest
-from pymemcache.client.base import Client
+from helpers import connect
 
 SEEN = {}
-
-
-def connect(address, **options):
-    # Acknowledged writes: with noreply, a read on another connection (another memcached
-    # worker thread) could overtake a write.
-    return Client(address, default_noreply=False, **options)
 
 
 def test_shared_server_takes_the_option_flags(memcachepy_session_server):

@@ -14,14 +14,8 @@ import os
 import stat
 
 import pytest
-from pymemcache.client.base import Client
+from helpers import connect
 from pymemcache.client.hash import HashClient
-
-
-def connect(address, **options):
-    # Acknowledged writes: with noreply, a read on another connection (another memcached
-    # worker thread) could overtake a write.
-    return Client(address, default_noreply=False, **options)
 
 
 @pytest.mark.memcachepy(unix_mask="770")
