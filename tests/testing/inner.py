@@ -1,13 +1,11 @@
 """Running test files through pytester with the plugin loaded.
 
-Where memcachepy is pip-installed (scripts/test.sh, CI) the ``pytest11`` entry point loads
-the plugin into every pytest run, the inner pytester runs included: those runs then test
-the entry point too. A checkout that is only on PYTHONPATH loads it by name instead.
+``-p memcachepy.testing.plugin`` loads the plugin through its ``pytest11`` entry point
+where memcachepy is pip-installed (scripts/test.sh, CI), and by module name otherwise.
 """
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import entry_points
 
 import pytest
@@ -15,17 +13,13 @@ import pytest
 from tests.servers import require_binary
 
 PLUGIN = "memcachepy.testing.plugin"
+PLUGIN_ARGS = ("-p", PLUGIN)
 
 
-def _entry_point_loads_plugin() -> bool:
-    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        return False
+def entry_point_installed() -> bool:
+    """Whether the installed memcachepy declares the plugin's pytest11 entry point."""
     return any(point.value == PLUGIN for point in entry_points(group="pytest11"))
 
-
-AUTOLOADED = _entry_point_loads_plugin()
-#: Arguments an inner pytester run needs to load the plugin.
-PLUGIN_ARGS: tuple[str, ...] = () if AUTOLOADED else ("-p", PLUGIN)
 
 EXES = {"memcachepy": [], "memcached": ["--memcachepy-exe", "memcached"]}
 

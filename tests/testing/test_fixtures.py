@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from .inner import EXES, exe_args, run
+from tests.servers import IN_CI
+
+from .inner import EXES, entry_point_installed, exe_args, run
 
 FAULTS = """
 import os
@@ -188,3 +190,15 @@ def test_servers_are_reaped_when_a_test_fails(pytester: pytest.Pytester,
         with pytest.raises(ProcessLookupError):  # a zombie would still answer kill(pid, 0)
             os.kill(pid, 0)
     assert not any(os.path.exists(path) for path in dirs)
+
+
+def test_the_entry_point_loads_the_plugin_without_a_conftest(pytester: pytest.Pytester) -> None:
+    if not entry_point_installed():
+        message = "memcachepy is not pip-installed with its pytest11 entry point (scripts/test.sh)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    pytester.makepyfile("def test_x(memcachepy_server):\n"
+                        "    server = memcachepy_server\n"
+                        "    assert server.stats()['pid'] == str(server.pid)\n")
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -35,7 +35,8 @@ def test_server_imports_without_pytest_or_trio() -> None:
 
 def test_plugin_is_registered_through_the_pytest11_entry_point() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["entry-points"]["pytest11"] == {"memcachepy": "memcachepy.testing.plugin"}
+    plugin = "memcachepy.testing.plugin"
+    assert project["entry-points"]["pytest11"] == {plugin: plugin}
     assert "pytest" not in project["dependencies"]
 
 
