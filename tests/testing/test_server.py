@@ -107,11 +107,12 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_server_dies_with_a_killed_parent() -> None:
+def test_server_dies_with_a_killed_parent(tmp_path: Path) -> None:
     code = ("import os, signal; from memcachepy.testing import Server; "
             "s = Server().start(); print(s.pid, flush=True); os.kill(os.getpid(), signal.SIGKILL)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=30)
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)},
+                         timeout=30)  # TMPDIR: the killed parent cannot remove its directory
     pid = int(out.stdout)
     deadline = time.monotonic() + 5
     while not _gone(pid) and time.monotonic() < deadline:
