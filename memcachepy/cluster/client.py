@@ -34,6 +34,13 @@ A node that comes back (stale-value policy)
     the primary's value or nothing. The record lives in this client process: several
     processes writing the same keys each keep their own, and a client restarted while a
     node was away knows nothing of it (operators flush a node returning from a long outage).
+
+Read repair (R >= 2)
+    A read that misses on a reachable replica and hits on a later one copies the item back
+    to the replicas that missed, with its flags and remaining TTL, using ``add`` so that it
+    never overwrites a newer write (:mod:`memcachepy.cluster.repair`). So a node restarted
+    empty fills up again with the keys that are read, and a second fault does not lose them.
+    :meth:`ClusterClient.stats` counts the repairs.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ from memcachepy.cluster.discovery import ClusterConfig, ConfigPoller
 from memcachepy.cluster.hashing import KeyHash
 from memcachepy.cluster.health import HealthPolicy, Node, NodeStatus, NodeUnavailable
 from memcachepy.cluster.members import Server, ServerSpec, build_ring, to_server
+from memcachepy.cluster.repair import ReadRepair
 from memcachepy.cluster.ring import KetamaRing
 
 __all__ = ["ClusterClient", "ClusterError", "NoAvailableNodesError"]
@@ -95,6 +103,8 @@ class ClusterClient:
     ``client_factory(address, **options)`` makes each node's client (default
     ``PooledClient``; it must be thread-safe). ``max_workers`` bounds the threads that
     send multi-key requests to several nodes at once; ``clock`` is for tests.
+    ``read_repair`` (on by default, used with R >= 2) copies a hit back to the replicas
+    that missed it.
 
     Keys are placed by the key as given, without ``key_prefix``, as libmemcached and
     pymemcache's ``HashClient`` do. The client is thread-safe.
@@ -116,6 +126,7 @@ class ClusterClient:
         max_pool_size: int | None = None,
         max_missed_writes: int = 10_000,
         max_workers: int = 8,
+        read_repair: bool = True,
         client_kwargs: Mapping[str, Any] | None = None,
         client_factory: Callable[..., Any] = PooledClient,
         clock: Callable[[], float] = time.monotonic,
@@ -137,6 +148,8 @@ class ClusterClient:
         self._allow_unicode_keys = bool(self._client_kwargs.get("allow_unicode_keys", False))
         prefix = self._client_kwargs.get("key_prefix", b"")
         self._key_prefix = prefix.encode() if isinstance(prefix, str) else prefix
+        self._repair = ReadRepair(self._key_prefix, self._allow_unicode_keys)
+        self._read_repair = read_repair and replicas >= 2
         self._client_factory = client_factory
         self._update_lock = threading.Lock()
         self._view = _View(build_ring([], **self._ring_options), {})
@@ -226,6 +239,10 @@ class ClusterClient:
         names = ", ".join(str(server) for server in view.nodes)
         return NoAvailableNodesError(f"all {len(view.nodes)} memcached nodes are down: {names}")
 
+    def stats(self) -> dict[str, int]:
+        """The client's own counters: what read repair did (see :class:`ReadRepairStats`)."""
+        return self._repair.stats()
+
     def _nothing_reached(self, view: _View) -> None:
         """Called when no replica of a key could be reached: raise if the cluster is down."""
         if self._all_down(view):
@@ -253,6 +270,7 @@ class ClusterClient:
         """The value of ``key`` from the first replica that has it, else ``default``."""
         view = self._view
         reached = False
+        missed: list[Node] = []
         for node in self._replicas(view, key):
             try:
                 value = node.attempt(lambda c: c.get(key, _MISS))
@@ -260,7 +278,10 @@ class ClusterClient:
                 continue
             reached = True
             if value is not _MISS:
+                if missed and self._read_repair:
+                    self._repair.repair(key, node, missed)
                 return value
+            missed.append(node)
         if not reached:
             self._nothing_reached(view)
         return default
@@ -468,6 +489,8 @@ class ClusterClient:
         for key in keys:
             pending[key] = self._replicas(view, key)
         found: dict[Key, Any] = {}
+        missed: dict[Key, list[Node]] = {}  # reachable replicas that did not have the key
+        repairs: list[tuple[Key, Node]] = []
         reached = not pending
         for _ in range(self.replicas):
             now = self._policy.clock()
@@ -480,15 +503,24 @@ class ClusterClient:
                         break
             if not batches:
                 break
-            for outcome in self._per_node(batches, lambda c, b: c.get_many(b)).values():
+            outcomes = self._per_node(batches, lambda c, b: c.get_many(b))
+            for node, outcome in outcomes.items():
                 if isinstance(outcome, NodeUnavailable):
                     continue
                 reached = True
                 for key, value in outcome.items():
                     found[key] = value
                     pending.pop(key, None)
+                    if key in missed:
+                        repairs.append((key, node))
+                for key in batches[node]:
+                    if key not in outcome:
+                        missed.setdefault(key, []).append(node)
         if not reached:
             self._nothing_reached(view)
+        if self._read_repair:
+            for key, node in repairs:
+                self._repair.repair(key, node, missed[key])
         return found
 
     def set_many(self, values: Mapping[Key, Any], expire: int = 0,
