@@ -104,7 +104,8 @@ class ClusterClient:
     ``PooledClient``; it must be thread-safe). ``max_workers`` bounds the threads that
     send multi-key requests to several nodes at once; ``clock`` is for tests.
     ``read_repair`` (on by default, used with R >= 2) copies a hit back to the replicas
-    that missed it.
+    that missed it; for ``repair_window`` seconds after a node returns from failures, hits
+    elsewhere also probe it for the keys it should hold (:mod:`memcachepy.cluster.repair`).
 
     Keys are placed by the key as given, without ``key_prefix``, as libmemcached and
     pymemcache's ``HashClient`` do. The client is thread-safe.
@@ -127,6 +128,7 @@ class ClusterClient:
         max_missed_writes: int = 10_000,
         max_workers: int = 8,
         read_repair: bool = True,
+        repair_window: float = 60.0,
         client_kwargs: Mapping[str, Any] | None = None,
         client_factory: Callable[..., Any] = PooledClient,
         clock: Callable[[], float] = time.monotonic,
@@ -150,6 +152,7 @@ class ClusterClient:
         self._key_prefix = prefix.encode() if isinstance(prefix, str) else prefix
         self._repair = ReadRepair(self._key_prefix, self._allow_unicode_keys)
         self._read_repair = read_repair and replicas >= 2
+        self._repair_window = repair_window
         self._client_factory = client_factory
         self._update_lock = threading.Lock()
         self._view = _View(build_ring([], **self._ring_options), {})
@@ -271,20 +274,36 @@ class ClusterClient:
         view = self._view
         reached = False
         missed: list[Node] = []
-        for node in self._replicas(view, key):
+        replicas = self._replicas(view, key)
+        for index, node in enumerate(replicas):
             try:
                 value = node.attempt(lambda c: c.get(key, _MISS))
             except NodeUnavailable:
                 continue
             reached = True
             if value is not _MISS:
-                if missed and self._read_repair:
-                    self._repair.repair(key, node, missed)
+                if self._read_repair:
+                    self._repair_after_hit(key, node, missed, replicas[index + 1:])
                 return value
             missed.append(node)
         if not reached:
             self._nothing_reached(view)
         return default
+
+    def _returned(self, nodes: list[Node]) -> list[Node]:
+        """Those of ``nodes`` in use that came back from failures within the repair window."""
+        now = self._policy.clock()
+        return [n for n in nodes
+                if n.returned_within(self._repair_window, now) and not n.skipped(now)]
+
+    def _repair_after_hit(self, key: Key, hit: Node, missed: list[Node],
+                          later: list[Node]) -> None:
+        """Copy ``key`` to the replicas that missed it, or that returned lately and lack it."""
+        lacking = list(missed)
+        for node in self._returned(later):
+            lacking += [node] if self._repair.missing(node, [key]) else []
+        if lacking:
+            self._repair.repair(key, hit, lacking)
 
     def gets(self, key: Key) -> tuple[Any, Any]:
         """``(value, cas)`` from the first reachable replica (``(None, None)`` on a miss).
@@ -490,7 +509,7 @@ class ClusterClient:
             pending[key] = self._replicas(view, key)
         found: dict[Key, Any] = {}
         missed: dict[Key, list[Node]] = {}  # reachable replicas that did not have the key
-        repairs: list[tuple[Key, Node]] = []
+        hit_on: dict[Key, Node] = {}
         reached = not pending
         for _ in range(self.replicas):
             now = self._policy.clock()
@@ -511,17 +530,31 @@ class ClusterClient:
                 for key, value in outcome.items():
                     found[key] = value
                     pending.pop(key, None)
-                    if key in missed:
-                        repairs.append((key, node))
+                    hit_on[key] = node
                 for key in batches[node]:
                     if key not in outcome:
                         missed.setdefault(key, []).append(node)
         if not reached:
             self._nothing_reached(view)
         if self._read_repair:
-            for key, node in repairs:
-                self._repair.repair(key, node, missed[key])
+            self._repair_many(view, hit_on, missed)
         return found
+
+    def _repair_many(self, view: _View, hit_on: Mapping[Key, Node],
+                     missed: Mapping[Key, list[Node]]) -> None:
+        """Read repair after a get_many; the probes go to each returned node once, batched."""
+        lacking = {key: list(missed[key]) for key in hit_on if key in missed}
+        if any(n.returned_within(self._repair_window) for n in view.nodes.values()):
+            probes: dict[Node, list[Key]] = {}
+            for key, hit in hit_on.items():
+                replicas = self._replicas(view, key)
+                for node in self._returned(replicas[replicas.index(hit) + 1:]):
+                    probes.setdefault(node, []).append(key)
+            for node, keys in probes.items():
+                for key in self._repair.missing(node, keys):
+                    lacking.setdefault(key, []).append(node)
+        for key, nodes in lacking.items():
+            self._repair.repair(key, hit_on[key], nodes)
 
     def set_many(self, values: Mapping[Key, Any], expire: int = 0,
                  flags: int | None = None) -> list[Key]:

@@ -87,6 +87,7 @@ class Node:
         self._seq = 0
         self._missed: dict[Key, int] = {}
         self._flush_seq = 0  # 0: no flush needed
+        self.back_at = float("-inf")  # when it last answered again after failures
 
     def __repr__(self) -> str:
         return f"Node({self.server})"
@@ -133,7 +134,12 @@ class Node:
             with self._lock:
                 if self.failures:
                     logger.warning("%s is back after %d failures", self.server, self.failures)
+                    self.back_at = self.policy.clock()
                 self.failures = 0
+
+    def returned_within(self, seconds: float, now: float | None = None) -> bool:
+        """Whether the node came back from failures less than ``seconds`` ago."""
+        return (self.policy.clock() if now is None else now) - self.back_at < seconds
 
     def record_missed(self, keys: Iterable[Key]) -> None:
         """Remember writes this node did not get (it invalidates them before serving)."""

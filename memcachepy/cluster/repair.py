@@ -18,6 +18,12 @@ repaired replica first and on the source only after step 4, leaves the old value
 repaired replica, as in any read repair without a coordinator. Every write of this client
 to a key happens before or after its own reads, so a client never sees that for its keys.
 
+A read that hits on its first replica never learns that a later one lost the key. So for
+``repair_window`` seconds after a node comes back from failures (restarted empty, or
+invalidating the writes it missed), a hit also probes that node when it is a later
+replica of the key (``mg <key>`` per key, ``mn`` closing the batch: one round trip per
+node) and repairs the keys it lacks. After the window the probes stop.
+
 Nodes that do not speak the meta protocol (``mg``) are not repaired: without the
 remaining TTL a copy could outlive the original.
 """
@@ -53,6 +59,7 @@ class ReadRepairStats:
     read_repair_undone: int = 0  # copies deleted again: the source changed meanwhile
     read_repair_skipped: int = 0  # not attempted: source changed, expiring, or no meta
     read_repair_failed: int = 0  # a node failed during the repair
+    read_repair_probes: int = 0  # keys probed on a replica that recently came back
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -97,6 +104,21 @@ class ReadRepair:
         if words[0] != b"HD":
             raise MemcacheError(f"unexpected mg reply {reply[:60]!r}")
         return {word[:1].decode(): word[1:] for word in words[1:]}
+
+    def missing(self, node: Node, keys: Sequence[Key]) -> list[Key]:
+        """Which of ``keys`` ``node`` lacks, in one round trip (none if it cannot tell)."""
+        if not keys:
+            return []
+        self._count("read_repair_probes", len(keys))
+        command = b"".join(b"mg " + self._wire_key(key) + b"\r\n" for key in keys) + b"mn"
+        try:
+            reply = node.attempt(lambda c: c.raw_command(command, b"MN\r\n"))
+        except (NodeUnavailable, MemcacheError):
+            return []
+        answers = reply.split(b"\r\n")[: len(keys)]
+        if len(answers) != len(keys) or any(a not in (b"HD", b"EN") for a in answers):
+            return []
+        return [key for key, answer in zip(keys, answers, strict=True) if answer == b"EN"]
 
     def _source(self, node: Node, key: Key) -> _Source | None:
         value, cas = node.attempt(lambda c: c.gets(key))
