@@ -41,6 +41,16 @@ Read repair (R >= 2)
     never overwrites a newer write (:mod:`memcachepy.cluster.repair`). So a node restarted
     empty fills up again with the keys that are read, and a second fault does not lose them.
     :meth:`ClusterClient.stats` counts the repairs.
+
+Membership changes
+    A node that stops being a replica of a key keeps its copy; should a later change make
+    it a replica again (a node added, then removed), that copy would be served although
+    the key was overwritten or deleted meanwhile. So for ``membership_horizon`` seconds
+    after a change (at most the last ``MAX_FORMER_VIEWS`` memberships) every write and
+    delete of a key is also recorded as missed on the members that were its replicas in
+    those earlier memberships and are not now, and they drop the key before serving again.
+    A node that leaves the membership and rejoins later knows nothing of this: flush it
+    before adding it back.
 """
 
 from __future__ import annotations
@@ -73,6 +83,7 @@ logger = logging.getLogger(__name__)
 Key = str | bytes
 T = TypeVar("T")
 _MISS = object()
+MAX_FORMER_VIEWS = 4
 
 
 class ClusterError(MemcacheError):  # type: ignore[misc, unused-ignore]
@@ -87,6 +98,8 @@ class NoAvailableNodesError(ClusterError):
 class _View:
     ring: KetamaRing[Server]
     nodes: Mapping[Server, Node]
+    # Rings of recent earlier memberships, newest first, with when each was replaced.
+    former: tuple[tuple[KetamaRing[Server], float], ...] = ()
 
 
 class ClusterClient:
@@ -129,6 +142,7 @@ class ClusterClient:
         max_workers: int = 8,
         read_repair: bool = True,
         repair_window: float = 60.0,
+        membership_horizon: float = 600.0,
         client_kwargs: Mapping[str, Any] | None = None,
         client_factory: Callable[..., Any] = PooledClient,
         clock: Callable[[], float] = time.monotonic,
@@ -153,6 +167,7 @@ class ClusterClient:
         self._repair = ReadRepair(self._key_prefix, self._allow_unicode_keys)
         self._read_repair = read_repair and replicas >= 2
         self._repair_window = repair_window
+        self._membership_horizon = membership_horizon
         self._client_factory = client_factory
         self._update_lock = threading.Lock()
         self._view = _View(build_ring([], **self._ring_options), {})
@@ -179,7 +194,11 @@ class ClusterClient:
                 else:
                     node.server = server  # same member; its weight or name may have changed
                 nodes[server] = node
-            self._view = _View(build_ring(nodes, **self._ring_options), nodes)
+            now = self._policy.clock()
+            former = ((self._view.ring, now), *self._view.former) if old else ()
+            former = tuple((ring, at) for ring, at in former[:MAX_FORMER_VIEWS]
+                           if now - at < self._membership_horizon)
+            self._view = _View(build_ring(nodes, **self._ring_options), nodes, former)
         for server, node in old.items():
             if server not in nodes:
                 node.client.close()
@@ -263,6 +282,21 @@ class ClusterClient:
             raise self._unavailable_error(view)
         return [view.nodes[server] for server in servers]
 
+    def _record_for_former(self, view: _View, key: Key, replicas: list[Node]) -> None:
+        """A write of ``key``: members that were its replicas lately, and are not now,
+        must drop their copy before they serve again (see Membership changes)."""
+        if not view.former:
+            return
+        now = self._policy.clock()
+        current = {node.server for node in replicas}
+        for ring, at in view.former:
+            if now - at >= self._membership_horizon:
+                break
+            for server in ring.get_nodes(key, self.replicas):
+                node = view.nodes.get(server)
+                if node is not None and server not in current:
+                    node.record_missed([key])
+
     def replica_servers(self, key: Key) -> list[Server]:
         """The servers holding ``key``, first the one reads try first."""
         return [node.server for node in self._replicas(self._view, key)]
@@ -324,6 +358,7 @@ class ClusterClient:
         """Run an idempotent write on every replica; results of those reached."""
         view = self._view
         replicas = self._replicas(view, key)
+        self._record_for_former(view, key, replicas)
         results = []
         try:
             for node in replicas:
@@ -376,6 +411,7 @@ class ClusterClient:
         """
         view = self._view
         replicas = self._replicas(view, key)
+        self._record_for_former(view, key, replicas)
         for index, node in enumerate(replicas):
             try:
                 result = node.attempt(operation)
@@ -563,7 +599,9 @@ class ClusterClient:
         now = self._policy.clock()
         batches: dict[Node, dict[Key, Any]] = {}
         for key, value in values.items():
-            for node in self._replicas(view, key):
+            replicas = self._replicas(view, key)
+            self._record_for_former(view, key, replicas)
+            for node in replicas:
                 if node.skipped(now):
                     node.record_missed([key])
                 else:
@@ -590,7 +628,9 @@ class ClusterClient:
         seen = False
         for key in keys:
             seen = True
-            for node in self._replicas(view, key):
+            replicas = self._replicas(view, key)
+            self._record_for_former(view, key, replicas)
+            for node in replicas:
                 if node.skipped(now):
                     node.record_missed([key])
                 else:

@@ -43,6 +43,9 @@ from memcachepy.cluster.health import Node, NodeUnavailable
 
 __all__ = ["ReadRepair", "ReadRepairStats"]
 
+# A node client without raw_command (a custom client_factory) cannot be repaired either.
+_CANNOT = (NodeUnavailable, MemcacheError, AttributeError)
+
 logger = logging.getLogger(__name__)
 
 Key = str | bytes
@@ -113,7 +116,7 @@ class ReadRepair:
         command = b"".join(b"mg " + self._wire_key(key) + b"\r\n" for key in keys) + b"mn"
         try:
             reply = node.attempt(lambda c: c.raw_command(command, b"MN\r\n"))
-        except (NodeUnavailable, MemcacheError):
+        except _CANNOT:
             return []
         answers = reply.split(b"\r\n")[: len(keys)]
         if len(answers) != len(keys) or any(a not in (b"HD", b"EN") for a in answers):
@@ -133,7 +136,7 @@ class ReadRepair:
         """Copy ``key`` from ``source`` to the ``missed`` replicas (never raises)."""
         try:
             item = self._source(source, key)
-        except (NodeUnavailable, MemcacheError) as error:
+        except _CANNOT as error:
             # A server without meta commands answers ERROR: MemcacheUnknownCommandError.
             logger.debug("read repair of %r: source %s: %s", key, source, error)
             self._count("read_repair_skipped")
@@ -161,7 +164,7 @@ class ReadRepair:
         try:
             now = self._meta(source, key, b"c")
             unchanged = now is not None and now.get("c") == item.cas
-        except (NodeUnavailable, MemcacheError):
+        except _CANNOT:
             unchanged = False  # cannot tell: a miss is safe, a stale copy is not
         if unchanged:
             self._count("read_repairs", len(added))
