@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     node = start_node(port, args.memory, out / "server.log")
     try:
-        peak_windows, peak_finals = run_phase(port, args.workers, None, args.peak_seconds, args.seed)
+        peak_windows, peak_finals = run_phase(port, args.workers, None, args.peak_seconds,
+                                              args.seed)
         peak_ops = sum(w.ops for ws in peak_windows.values() for w in ws)
         peak = peak_ops / args.peak_seconds
         rate = peak * args.load

@@ -25,7 +25,7 @@ def checks(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return [
         ("error replies and dropped connections", str(total["errors"]), total["errors"] == 0),
         ("wrong (stale or corrupt) replies", str(total["wrong"]), total["wrong"] == 0),
-        ("unexpected misses (evictions: %d)" % evictions, str(total["misses"]),
+        (f"unexpected misses (evictions: {evictions})", str(total["misses"]),
          total["misses"] == 0 or evictions > 0),
         ("curr_items = keys the workers hold = metadump lines",
          f"{curr} / {result['model_items']} / {result['metadump_items']}",
