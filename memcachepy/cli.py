@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memcachepy: failed to listen on {settings.listen}:{settings.port}: {exc}",
               file=sys.stderr)
         return 71  # EX_OSERR, as memcached exits when it cannot bind
-    return 0
+    return 1 if server.save_error else 0
 
 
 def _raise_fd_limit(max_connections: int) -> None:

@@ -39,6 +39,7 @@ from memcachepy.server.operations import Operations
 from memcachepy.server.tls import TlsError, build_server_context
 from memcachepy.server.udp import UdpListener, open_udp_sockets
 from memcachepy.store.cache import Cache
+from memcachepy.store.persist import MemoryFileError
 
 if TYPE_CHECKING:
     from memcachepy.cluster.endpoint import ConfigEndpoint
@@ -140,6 +141,7 @@ class Server:
         self.authfile = Authfile.load(settings.auth_file) if settings.auth_file else None
         self._stop = trio.Event()
         self._graceful = False
+        self.save_error: str | None = None  # why a graceful stop could not save -e
         self._draining = False
         # Connections in a read wait, with their parser (a drain spares half-read requests).
         self._waiting: dict[int, tuple[trio.CancelScope, ProtocolParser]] = {}
@@ -205,7 +207,11 @@ class Server:
                     await self._drain(connections)
                 connections.cancel_scope.cancel()
             if self._graceful:
-                self.cache.save()  # -e: what the next start restores (a no-op without -e)
+                try:
+                    self.cache.save()  # -e: what the next start restores (a no-op without -e)
+                except MemoryFileError as exc:
+                    log.error("[restart] %s", exc)
+                    self.save_error = str(exc)
         finally:
             for sock in [*listeners, *udp_sockets]:
                 sock.close()

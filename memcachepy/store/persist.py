@@ -14,6 +14,12 @@ dies without a graceful stop leaves a file whose next start is a clean one. A fi
 missing, truncated, written with other settings, or whose checksums do not match, gives a
 logged clean start. A non-empty file that does not start with the magic was not written by
 memcachepy: it is refused rather than overwritten.
+
+Disk trouble gives a clear error, never a torn restore. The whole file is reserved
+(``posix_fallocate``) at start, so a full disk stops the daemon then ("cannot reserve"),
+instead of a SIGBUS when a page of a sparse file is first written. A directory or file
+that cannot be written stops it as well. A file deleted or replaced while the daemon runs
+is not saved into: the graceful stop reports it, and the next start is a clean one.
 """
 
 from __future__ import annotations
@@ -99,6 +105,12 @@ class MemoryFile:
             self.restored = self._check()
             if self.restored is None:
                 self._wipe()
+            else:
+                self._reserve()  # a file saved by an older build may be sparse
+            self._identity = self._inode(os.fstat(self._fd))
+        except OSError as exc:
+            os.close(self._fd)
+            raise MemoryFileError(f"memory file {self.path}: {exc.strerror}") from None
         except BaseException:
             os.close(self._fd)
             raise
@@ -185,6 +197,19 @@ class MemoryFile:
         self.restored = None
         self._wipe()
 
+    def _reserve(self) -> None:
+        """Allocate every block now: a page written later can then never hit a full disk."""
+        try:
+            os.posix_fallocate(self._fd, 0, self.size)
+        except OSError as exc:
+            raise MemoryFileError(
+                f"memory file {self.path}: cannot reserve {self.size >> 20} MB for -m "
+                f"{self.layout.limit >> 20}: {exc.strerror}") from None
+
+    @staticmethod
+    def _inode(info: os.stat_result) -> tuple[int, int]:
+        return (info.st_dev, info.st_ino)
+
     def _wipe(self) -> None:
         """Empty the file and size it for ``-m``: every page reads as zeros."""
         for mapped in self._maps.values():
@@ -192,6 +217,7 @@ class MemoryFile:
         self._maps.clear()
         os.ftruncate(self._fd, 0)
         os.ftruncate(self._fd, self.size)
+        self._reserve()
         self._write_header(clean=False, state=SavedState(0, 0, 0, 0, [0] * self.npages), crc=0)
 
     # -- pages --------------------------------------------------------------------------
@@ -223,11 +249,28 @@ class MemoryFile:
         self._write_header(clean=False, state=state, crc=0)
 
     def save(self, state: SavedState) -> None:
-        """Graceful stop: flush every page, then write the header with the clean flag."""
-        for mapped in self._maps.values():
-            mapped.flush()
-        crc = self._data_crc(state.page_classes)
-        self._write_header(clean=True, state=state, crc=crc)
+        """Graceful stop: flush every page, then write the header with the clean flag.
+
+        Raises MemoryFileError, leaving the clean flag unset, when the file at ``path`` is
+        no longer the one mapped (deleted or replaced) or cannot be written.
+        """
+        try:
+            now = self._inode(os.stat(self.path))
+        except OSError:
+            now = None
+        if now != self._identity:
+            raise MemoryFileError(
+                f"memory file {self.path} was deleted or replaced while the daemon ran: "
+                "the cache is not saved, the next start is a clean one")
+        try:
+            for mapped in self._maps.values():
+                mapped.flush()
+            crc = self._data_crc(state.page_classes)
+            self._write_header(clean=True, state=state, crc=crc)
+        except OSError as exc:
+            raise MemoryFileError(
+                f"memory file {self.path}: cannot save: {exc.strerror}; the next start is "
+                "a clean one") from None
         log.info("[restart] memory file %s saved", self.path)
 
     def _write_header(self, *, clean: bool, state: SavedState, crc: int) -> None:
