@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Run one fuzz target under atheris (coverage-guided, libFuzzer underneath).
 
     python -m fuzz TARGET [libFuzzer options] [CORPUS_DIR ...]
@@ -11,7 +12,12 @@ becomes a case in tests/fuzz/test_fuzz.py.
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
+
+# libFuzzer's -merge=1 runs argv[0] again as a program: this file, outside ``-m``.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 try:
     import atheris
@@ -24,10 +30,13 @@ with atheris.instrument_imports(include=["memcachepy.protocol"]):
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:
+    # The target travels in the environment too: -merge=1 reruns argv[0] without it.
+    if len(sys.argv) > 1 and sys.argv[1] in TARGETS:
+        os.environ["MEMCACHEPY_FUZZ_TARGET"] = sys.argv.pop(1)
+    name = os.environ.get("MEMCACHEPY_FUZZ_TARGET", "")
+    if name not in TARGETS:
         sys.exit(f"usage: python -m fuzz {{{','.join(TARGETS)}}} [libFuzzer options]")
-    target = TARGETS[sys.argv[1]]
-    atheris.Setup([sys.argv[0], *sys.argv[2:]], target)
+    atheris.Setup(sys.argv, TARGETS[name])
     atheris.Fuzz()
 
 
