@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -24,3 +25,12 @@ def three_nodes() -> Iterator[list[ServerProcess]]:
     """Three nodes on 127.0.0.1, shared by a module's tests (flush them before use)."""
     with ExitStack() as stack:
         yield [stack.enter_context(start_node()) for _ in range(3)]
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[ServerProcess]]:
+    """Three fresh nodes; a test may kill, stop or respawn them (respawns stop too)."""
+    with ExitStack() as stack:
+        started = [stack.enter_context(start_node()) for _ in range(3)]
+        stack.callback(lambda: [n.kill(signal.SIGCONT) for n in started])
+        yield started

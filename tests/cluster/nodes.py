@@ -33,6 +33,11 @@ def start_node(host: str = HOST, port: int | None = None) -> AbstractContextMana
     return memcachepy_server(*NODE_ARGS, host=host, port=port)
 
 
+def spec(node: ServerProcess) -> str:
+    """The node as ClusterClient's ``host:port``."""
+    return f"{node.host}:{node.port}"
+
+
 def bindable(host: str, port: int) -> bool:
     """Whether ``host:port`` can be listened on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

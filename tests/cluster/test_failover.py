@@ -8,7 +8,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -18,7 +18,7 @@ from pymemcache.client.base import Client
 from memcachepy.cluster import ClusterClient
 from tests.servers import ServerProcess
 
-from .nodes import node_keys, start_node
+from .nodes import node_keys, spec
 
 KEYS = [f"key:{i}" for i in range(300)]
 TIMEOUT = 0.5
@@ -29,19 +29,6 @@ FAST_POLICY: dict[str, Any] = {
     "connect_timeout": TIMEOUT, "timeout": TIMEOUT,
     "failure_limit": 2, "retry_timeout": 0.1, "dead_timeout": 0.5,
 }
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[ServerProcess]]:
-    """Three fresh nodes; a test may kill, stop or respawn them (respawns stop too)."""
-    with ExitStack() as stack:
-        started = [stack.enter_context(start_node()) for _ in range(3)]
-        stack.callback(lambda: [n.kill(signal.SIGCONT) for n in started])
-        yield started
-
-
-def spec(node: ServerProcess) -> str:
-    return f"{node.host}:{node.port}"
 
 
 def timed_gets(client: ClusterClient, keys: list[str], passes: int = 2,

@@ -13,15 +13,10 @@ from typing import Any
 import pytest
 
 from memcachepy.cluster import ClusterClient
-from tests.servers import ServerProcess
 
-from .nodes import node_keys, start_node
+from .nodes import node_keys, spec, start_node
 
 KEYS = [f"mb:{i}" for i in range(300)]
-
-
-def spec(node: ServerProcess) -> str:
-    return f"{node.host}:{node.port}"
 
 
 def displaced(client: ClusterClient, before: dict[str, list[Any]]) -> list[str]:

@@ -6,9 +6,8 @@ or deletes the key through a second connection, as another client would.
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -18,24 +17,12 @@ from pymemcache.client.base import Client, PooledClient
 from memcachepy.cluster import ClusterClient
 from tests.servers import ServerProcess
 
-from .nodes import node_keys, start_node
+from .nodes import node_keys, spec
 
 KEYS = [f"rr:{i}" for i in range(200)]
 POLICY: dict[str, Any] = {"connect_timeout": 1.0, "timeout": 2.0, "retry_timeout": 0.05,
                           "dead_timeout": 0.1}
 TTL = 600
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[ServerProcess]]:
-    with ExitStack() as stack:
-        started = [stack.enter_context(start_node()) for _ in range(3)]
-        stack.callback(lambda: [n.kill(signal.SIGCONT) for n in started])
-        yield started
-
-
-def spec(node: ServerProcess) -> str:
-    return f"{node.host}:{node.port}"
 
 
 def meta(node: ServerProcess, key: str, flags: str = "f t v") -> list[bytes]:
@@ -147,19 +134,27 @@ def racing_factory(race: Callable[[str], None]) -> Callable[..., Any]:
     return RacedClient
 
 
+def raced_read(nodes: list[ServerProcess], stack: ExitStack,
+               race: Callable[[str], None]) -> tuple[ClusterClient, str]:
+    """A key of node 0 stored as v1, node 0 restarted empty, then read: the repair's add
+    meets ``race``. The client (closed by ``stack``) and the key."""
+    client = stack.enter_context(ClusterClient(
+        [spec(n) for n in nodes], replicas=2, client_factory=racing_factory(race), **POLICY))
+    key = next(k for k in KEYS if client.replica_servers(k)[0].port == nodes[0].port)
+    assert client.set(key, b"v1")
+    restart_empty(client, nodes, 0, stack)
+    assert client.get(key) == b"v1"  # read from the second replica, before the race
+    return client, key
+
+
 def test_repair_never_overwrites_a_newer_write(nodes: list[ServerProcess]) -> None:
     def newer_write(key: str) -> None:  # another client stores v2 on the empty node first
         direct = Client(nodes[0].address, connect_timeout=2, timeout=5)
         direct.set(key, b"v2", noreply=False)
         direct.close()
 
-    with ExitStack() as stack, ClusterClient(
-            [spec(n) for n in nodes], replicas=2, client_factory=racing_factory(newer_write),
-            **POLICY) as client:
-        key = next(k for k in KEYS if client.replica_servers(k)[0].port == nodes[0].port)
-        assert client.set(key, b"v1")
-        restart_empty(client, nodes, 0, stack)
-        assert client.get(key) == b"v1"  # read from the second replica, before the race
+    with ExitStack() as stack:
+        client, key = raced_read(nodes, stack, newer_write)
         direct = Client(nodes[0].address, connect_timeout=2, timeout=5)
         assert direct.get(key) == b"v2"
         direct.close()
@@ -174,13 +169,8 @@ def test_a_delete_racing_the_repair_is_not_undone(nodes: list[ServerProcess]) ->
             direct.delete(key, noreply=False)
             direct.close()
 
-    with ExitStack() as stack, ClusterClient(
-            [spec(n) for n in nodes], replicas=2, client_factory=racing_factory(racing_delete),
-            **POLICY) as client:
-        key = next(k for k in KEYS if client.replica_servers(k)[0].port == nodes[0].port)
-        assert client.set(key, b"v1")
-        restart_empty(client, nodes, 0, stack)
-        assert client.get(key) == b"v1"
+    with ExitStack() as stack:
+        client, key = raced_read(nodes, stack, racing_delete)
         assert client.stats()["read_repair_undone"] == 1
         assert node_keys(nodes[0], [key]) == set()  # the copy was taken back
         assert client.get(key) is None
