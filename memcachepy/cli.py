@@ -6,92 +6,203 @@ import argparse
 import logging
 import os
 import sys
+from functools import partial
 
 import trio
 
 from memcachepy import VERSION
-from memcachepy.config import MIB, ConfigError, Settings, parse_size
+from memcachepy.conffile import DEBIAN_CONF, ConfFileError, conf_file_flags
+from memcachepy.config import EX_USAGE, MIB, ConfigError, Settings
+from memcachepy.extended import apply_extended
 from memcachepy.ops.logs import log_level
+from memcachepy.ops.process import (
+    EX_OSERR,
+    ProcessError,
+    daemonize,
+    drop_privileges,
+    enable_coredumps,
+    library_unreadable,
+    lock_memory,
+    preload_for_user,
+    remove_pid_file,
+    running_as_root,
+    user_ids,
+    write_pid_file,
+)
+from memcachepy.ops.systemd import activated_listeners
+from memcachepy.server.listeners import (
+    BoundListeners,
+    add_listen_address,
+    bind_listeners,
+    write_port_file,
+)
 from memcachepy.server.tls import TlsError, build_server_context
-from memcachepy.usage import UsageParser
+from memcachepy.usage import EXTENDED_HELP, UsageParser
+
+LICENSE = "no license text ships with this version; see the README"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = UsageParser(
         prog="memcachepy",
-        description="A memcached-compatible cache daemon. Flags follow memcached's names.",
-        epilog="'memcachepy cluster up --nodes N' starts a local cluster instead "
-               "(see 'memcachepy cluster --help').",
+        description="A memcached-compatible cache daemon. Flags follow memcached 1.6.18's "
+                    "names and defaults, except that it listens on 127.0.0.1.",
+        epilog=EXTENDED_HELP + "\n'memcachepy cluster up --nodes N' starts a local cluster "
+               "instead (see 'memcachepy cluster --help').",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-p", "--port", type=int, default=11211,
-                   help="TCP port to listen on (default: 11211; 0 picks a free port)")
-    p.add_argument("-U", "--udp-port", type=int, default=0,
-                   help="UDP port to listen on (default: 0, off)")
-    p.add_argument("-l", "--listen", default="127.0.0.1",
-                   help="interface(s) to listen on, comma separated (default: 127.0.0.1)")
-    p.add_argument("-m", "--memory-limit", type=int, default=64, metavar="MB",
-                   help="item memory in megabytes (default: 64)")
-    p.add_argument("-M", "--disable-evictions", action="store_true",
-                   help="return an error when memory is exhausted instead of evicting items")
-    p.add_argument("-c", "--conn-limit", type=int, default=1024,
-                   help="max simultaneous connections (default: 1024)")
-    p.add_argument("-I", "--max-item-size", default="1m",
-                   help="max size of one item, with k/m suffix (default: 1m)")
-    p.add_argument("-f", "--slab-growth-factor", type=float, default=1.25,
-                   help="chunk size growth factor between slab classes (default: 1.25)")
-    p.add_argument("-n", "--slab-min-size", type=int, default=48,
-                   help="min space for key, value and flags in a chunk (default: 48)")
-    p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="-v: connection events and protocol errors; -vv: also every command "
-                        "and reply; -vvv: also internal detail (to stderr)")
-    p.add_argument("-A", "--enable-shutdown", action="store_true",
-                   help="allow the 'shutdown' command")
-    p.add_argument("-F", "--disable-flush-all", action="store_true",
-                   help="refuse the 'flush_all' command")
-    p.add_argument("-C", "--disable-cas", action="store_true", help="disable CAS values")
-    p.add_argument("-B", "--protocol", metavar="NAME",
-                   help="protocol: ascii, binary, or auto (default: auto-negotiate; "
-                        "ascii with -Y)")
-    p.add_argument("-Z", "--enable-ssl", action="store_true",
-                   help="TLS on every listener (except -l notls:ADDR); certificates with "
-                        "-o ssl_chain_cert=,ssl_key=[,ssl_ca_cert=,ssl_verify_mode=0..3,"
-                        "ssl_min_version=tlsv1.2,ssl_ciphers=]")
-    p.add_argument("-S", "--enable-sasl", action="store_true",
-                   help="SASL PLAIN authentication, binary protocol only; passwords "
-                        "(user:password lines) from -o sasl_pwdb=FILE or $MEMCACHED_SASL_PWDB")
-    p.add_argument("-Y", "--auth-file", metavar="FILE",
-                   help="require ASCII authentication against FILE (user:password lines)")
-    p.add_argument("-e", "--memory-file", metavar="PATH",
-                   help="keep item memory in this file; a graceful stop (SIGUSR1, "
-                        "'shutdown graceful') saves it and the next start restores the items")
-    p.add_argument("-o", "--extended", action="append", default=[], metavar="OPT",
-                   help="comma separated options: idle_timeout=SECONDS")
-    p.add_argument("--cluster-config", metavar="FILE",
-                   help="answer ElastiCache's 'config get cluster' with the nodes in FILE "
-                        "(re-read on SIGHUP)")
-    p.add_argument("--cluster-admin-token-file", metavar="FILE",
-                   help="accept 'config set cluster' carrying the token in FILE "
-                        "(and save the new nodes to the --cluster-config FILE)")
-    p.add_argument("--metrics-port", type=int, metavar="PORT",
-                   help="serve Prometheus metrics at http://LISTEN:PORT/metrics (default: off)")
-    p.add_argument("--metrics-listen", default="127.0.0.1", metavar="ADDR",
-                   help="address of the metrics endpoint (default: 127.0.0.1)")
-    p.add_argument("-V", "--version", action="version", version=f"memcachepy {VERSION}")
+    add = p.add_argument
+    add("-p", "--port", type=int, default=None,
+        help="TCP port to listen on (default: 11211; 0: TCP off; -1: a free port)")
+    add("-U", "--udp-port", type=int, default=None,
+        help="UDP port to listen on (default: 0, off; -1: a free port)")
+    add("-s", "--unix-socket", metavar="FILE",
+        help="UNIX socket to listen on (disables network support)")
+    add("-a", "--unix-mask", default="700", metavar="MASK",
+        help="access mask for UNIX socket, in octal (default: 700)")
+    add("-A", "--enable-shutdown", action="store_true", help='enable ascii "shutdown" command')
+    add("-l", "--listen", action="append", metavar="ADDR",
+        help="interface to listen on (default: 127.0.0.1); repeat or comma-separate for "
+             "several; 'notls:ADDR' stays plain under -Z")
+    add("-d", "--daemon", action="store_true", help="run as a daemon")
+    add("-r", "--enable-coredumps", action="store_true", help="maximize core file limit")
+    add("-u", "--user", metavar="USER",
+        help="assume identity of USER after binding (only when run as root)")
+    add("-m", "--memory-limit", type=int, default=64, metavar="MB",
+        help="item memory in megabytes (default: 64)")
+    add("-M", "--disable-evictions", action="store_true",
+        help="return error on memory exhausted instead of evicting")
+    add("-c", "--conn-limit", type=int, default=1024,
+        help="max simultaneous connections (default: 1024)")
+    add("-k", "--lock-memory", action="store_true", help="lock down all paged memory")
+    add("-v", "--verbose", action="count", default=0,
+        help="-v: connection events, protocol errors and notes on flags; -vv: also "
+             "every command and reply; -vvv: also internal detail (to stderr)")
+    add("-i", "--license", action="store_true", help="print the license and exit")
+    add("-V", "--version", action="version", version=f"memcachepy {VERSION}")
+    add("-P", "--pidfile", metavar="FILE", help="save PID in FILE, only used with -d option")
+    add("-f", "--slab-growth-factor", type=float, default=1.25,
+        help="chunk size growth factor (default: 1.25)")
+    add("-n", "--slab-min-size", type=int, default=48,
+        help="min space used for key+value+flags (default: 48)")
+    add("-L", "--enable-largepages", action="store_true",
+        help="accepted (no large pages here; noted at -v)")
+    add("-D", dest="delimiter", metavar="CHAR",
+        help="prefix delimiter for per-prefix stats; turns them on ('stats detail on')")
+    add("-t", "--threads", type=int, default=4,
+        help="accepted: one event loop serves every connection here (noted at -v)")
+    add("-R", "--max-reqs-per-event", type=int, default=20,
+        help="requests one connection runs before others get a turn (default: 20)")
+    add("-C", "--disable-cas", action="store_true", help="disable use of CAS")
+    add("-b", "--listen-backlog", type=int, default=1024,
+        help="set the backlog queue limit (default: 1024)")
+    add("-B", "--protocol", metavar="NAME",
+        help="protocol - one of ascii, binary, or auto (default: auto-negotiate; ascii "
+             "with -Y)")
+    add("-I", "--max-item-size", default="1m",
+        help="max item size (default: 1m, min: 1k, max: 1024m)")
+    add("-S", "--enable-sasl", action="store_true",
+        help="turn on SASL PLAIN authentication, binary protocol only; passwords "
+             "(user:password lines) from -o sasl_pwdb=FILE or $MEMCACHED_SASL_PWDB")
+    add("-F", "--disable-flush-all", action="store_true", help="disable flush_all command")
+    add("-X", "--disable-dumping", action="store_true",
+        help="disable stats cachedump and lru_crawler metadump")
+    add("-W", "--disable-watch", action="store_true", help="disable watch commands")
+    add("-Y", "--auth-file", metavar="FILE",
+        help="require ASCII authentication against FILE (user:password lines)")
+    add("-e", "--memory-file", metavar="PATH",
+        help="keep item memory in this file; a graceful stop (SIGUSR1, 'shutdown "
+             "graceful') saves it and the next start restores the items")
+    add("-Z", "--enable-ssl", action="store_true",
+        help="enable TLS/SSL on every listener (except -l notls:ADDR); certificates with "
+             "-o ssl_chain_cert=,ssl_key=")
+    add("-o", "--extended", action="append", default=[], metavar="OPT",
+        help="comma separated list of extended options (listed below)")
+    add("-N", "--napi-ids", type=int, metavar="NUM", help="accepted (noted at -v)")
+    add("--config-file", nargs="?", const=DEBIAN_CONF, metavar="FILE",
+        help=f"read flags from FILE first, a line of flags at a time, as Debian's "
+             f"memcached reads {DEBIAN_CONF} (the default FILE); -d lines are skipped")
+    add("--cluster-config", metavar="FILE",
+        help="answer ElastiCache's 'config get cluster' with the nodes in FILE "
+             "(re-read on SIGHUP)")
+    add("--cluster-admin-token-file", metavar="FILE",
+        help="accept 'config set cluster' carrying the token in FILE "
+             "(and save the new nodes to the --cluster-config FILE)")
+    add("--metrics-port", type=int, metavar="PORT",
+        help="serve Prometheus metrics at http://LISTEN:PORT/metrics (default: off)")
+    add("--metrics-listen", default="127.0.0.1", metavar="ADDR",
+        help="address of the metrics endpoint (default: 127.0.0.1)")
     return p
+
+
+# memcached's "return 1" checks, made while it reads the flags (the rest exit 64).
+_BAD_VALUE = 1
+
+
+def _flag_checks(args: argparse.Namespace) -> None:
+    if args.conn_limit <= 0:
+        raise ConfigError("Maximum connections must be greater than 0", _BAD_VALUE)
+    if args.max_reqs_per_event == 0:
+        raise ConfigError("Number of requests per event must be greater than 0", _BAD_VALUE)
+    if args.slab_growth_factor <= 1.0:
+        raise ConfigError("Factor must be greater than 1", _BAD_VALUE)
+    if args.slab_min_size == 0:
+        raise ConfigError("Chunk size must be greater than 0", _BAD_VALUE)
+    if args.threads <= 0:
+        raise ConfigError("Number of threads must be greater than 0", _BAD_VALUE)
+    if args.delimiter is not None and not args.delimiter:
+        raise ConfigError("No delimiter specified", _BAD_VALUE)
+    if args.napi_ids is not None and args.napi_ids <= 0:
+        raise ConfigError("Maximum number of NAPI IDs must be greater than 0", _BAD_VALUE)
+    if args.napi_ids is not None and args.napi_ids > args.threads:
+        raise ConfigError(f"Number of napi_ids({args.napi_ids}) cannot be greater than "
+                          f"number of threads({args.threads})")
+
+
+def _listen(addresses: list[str] | None) -> str:
+    listen = ""
+    for address in addresses or ["127.0.0.1"]:
+        listen = add_listen_address(listen, address)
+    return listen
+
+
+def _item_size(text: str) -> int:
+    """-I as memcached reads it: a number with an optional k/m suffix (atoi's digits)."""
+    unit = text[-1:].lower()
+    digits = text[:-1] if unit in ("k", "m") else text
+    if not digits.isdigit():
+        raise ConfigError(f"invalid -I value: {text!r}")
+    return int(digits) * {"k": 1024, "m": MIB}.get(unit, 1)
 
 
 def settings_from_args(argv: list[str] | None = None) -> Settings:
     """Settings from command-line arguments; exits with a one-line message when invalid."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
+        conf = parser.parse_known_args(words)[0].config_file
+        if conf:
+            words = conf_file_flags(conf) + words
+    except ConfFileError as exc:
+        parser.fail(str(exc), _BAD_VALUE)
+    args = parser.parse_args(words)
+    if args.license:
+        print(f"memcachepy {VERSION}: {LICENSE}")
+        raise SystemExit(0)
+    try:
+        _flag_checks(args)
+        port = 11211 if args.port is None else args.port
+        udp = 0 if args.udp_port is None else args.udp_port
+        if args.udp_port and args.port is None:
+            port = udp  # memcached: -U alone moves the TCP port along with it
         settings = Settings(
-            port=args.port,
-            listen=args.listen,
+            port=max(port, 0),
+            tcp_enabled=port != 0,
+            listen=_listen(args.listen),
             memory_limit=args.memory_limit * MIB,
             evict=not args.disable_evictions,
             max_connections=args.conn_limit,
-            item_size_max=parse_size(args.max_item_size),
+            item_size_max=_item_size(args.max_item_size),
             growth_factor=args.slab_growth_factor,
             min_chunk=args.slab_min_size,
             verbosity=args.verbose,
@@ -102,24 +213,64 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
             protocol=_binding_protocol(args.protocol, args.auth_file, args.enable_sasl),
             sasl=args.enable_sasl,
             sasl_pwdb=os.environ.get("MEMCACHED_SASL_PWDB"),
-            udp_port=args.udp_port,
+            udp_port=udp,
             tls_enabled=args.enable_ssl,
             cluster_config=args.cluster_config,
             cluster_admin_token_file=args.cluster_admin_token_file,
             memory_file=args.memory_file,
             metrics_port=args.metrics_port,
             metrics_listen=args.metrics_listen,
+            unix_socket=args.unix_socket,
+            unix_mask=_octal(args.unix_mask),
+            backlog=args.listen_backlog,
+            reqs_per_event=args.max_reqs_per_event,
+            user=args.user,
+            daemonize=args.daemon,
+            pid_file=args.pidfile,
+            lock_memory=args.lock_memory,
+            coredumps=args.enable_coredumps,
+            threads=args.threads,
+            large_pages=args.enable_largepages,
+            napi_ids=args.napi_ids,
+            dump_enabled=not args.disable_dumping,
+            watch_enabled=not args.disable_watch,
+            detail_enabled=args.delimiter is not None,
+            prefix_delimiter=(args.delimiter or ":")[0],
         )
-        for group in args.extended:
-            for option in filter(None, group.split(",")):
-                _apply_extended(settings, option)
+        chunk_max_given = apply_extended(settings, args.extended)
+        if settings.item_size_max > MIB and not chunk_max_given:
+            settings.store.slab_chunk_max = MIB // 2  # memcached's rule for -I over 1m
+        settings.notes[:0] = _flag_notes(settings)
         settings.validate()
         if settings.tls_enabled:
             build_server_context(settings.tls)  # refuse bad certificates before listening
         _check_cluster_files(settings)
     except (ConfigError, TlsError) as exc:
-        parser.error(str(exc))
+        parser.fail(str(exc), getattr(exc, "code", EX_USAGE))
     return settings
+
+
+def _octal(text: str) -> int:
+    """-a as memcached's strtol(optarg, NULL, 8) reads it: leading octal digits, else 0."""
+    digits = ""
+    for char in text.strip():
+        if char not in "01234567":
+            break
+        digits += char
+    return int(digits, 8) & 0o777 if digits else 0
+
+
+def _flag_notes(settings: Settings) -> list[str]:
+    """One line for each flag accepted without effect here (logged at -v)."""
+    notes = []
+    if settings.threads != 4:
+        notes.append(f"-t {settings.threads}: one event loop serves every connection here "
+                     "(stats report threads 1); run several daemons to use more cores")
+    if settings.large_pages:
+        notes.append("-L: no large pages here; item memory is allocated page by page")
+    if settings.napi_ids:
+        notes.append("-N: NAPI-based thread selection has no meaning with one event loop")
+    return notes
 
 
 def _binding_protocol(requested: str | None, auth_file: str | None, sasl: bool) -> str:
@@ -130,41 +281,6 @@ def _binding_protocol(requested: str | None, auth_file: str | None, sasl: bool) 
         raise ConfigError("ERROR: You cannot allow the BINARY protocol while using ascii "
                           "authentication tokens.")
     return requested
-
-
-# memcached's -o suboptions that tune the store (memcachepy.store.tuning).
-_STORE_OPTIONS = frozenset({
-    "slab_reassign", "no_slab_reassign", "slab_automove", "no_slab_automove",
-    "slab_automove_ratio", "slab_automove_window", "lru_crawler", "no_lru_crawler",
-    "lru_crawler_sleep", "lru_crawler_tocrawl", "lru_maintainer", "no_lru_maintainer",
-    "hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor", "temporary_ttl",
-    "track_sizes", "modern",
-})
-
-
-def _apply_extended(settings: Settings, option: str) -> None:
-    name, _, value = option.partition("=")
-    if name == "idle_timeout":
-        try:
-            settings.idle_timeout = int(value)
-        except ValueError:
-            raise ConfigError(f"Invalid idle_timeout value: {value!r}") from None
-    elif name in _STORE_OPTIONS:
-        try:
-            settings.store.set_option(name, value if "=" in option else None)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    elif name == "sasl_pwdb":
-        settings.sasl_pwdb = value
-    elif name.startswith("ssl_"):
-        try:
-            known = settings.tls.set_option(name, value)
-        except TlsError as exc:
-            raise ConfigError(str(exc)) from None
-        if not known:
-            raise ConfigError(f"Illegal suboption \"{option}\"")
-    else:
-        raise ConfigError(f"Illegal suboption \"{option}\"")
 
 
 def _check_cluster_files(settings: Settings) -> None:
@@ -191,10 +307,12 @@ def main(argv: list[str] | None = None) -> int:
         level=log_level(settings.verbosity),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    log = logging.getLogger("memcachepy")
+    for note in settings.notes:
+        log.info("%s", note)
     _raise_fd_limit(settings.max_connections)
     from memcachepy.auth.authfile import AuthfileError
     from memcachepy.server.daemon import Server
-    from memcachepy.server.operations import MetricsPortError
     from memcachepy.store.persist import MemoryFileError
 
     try:
@@ -203,15 +321,76 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memcachepy: {exc}", file=sys.stderr)
         return 1
     try:
-        trio.run(server.serve)
-    except MetricsPortError as exc:  # names the metrics address, not the cache's
+        bound = bind_listeners(settings, activated_listeners())
+    except (OSError, ValueError) as exc:
+        where = settings.unix_socket or f"{settings.listen}:{settings.port}"
+        print(f"memcachepy: failed to listen on {where}: {exc}", file=sys.stderr)
+        return EX_OSERR  # as memcached exits when it cannot bind
+    try:
+        _become_daemon(settings, bound, log)
+    except ProcessError as exc:
+        bound.close()
         print(f"memcachepy: {exc}", file=sys.stderr)
-        return 71
-    except OSError as exc:
-        print(f"memcachepy: failed to listen on {settings.listen}:{settings.port}: {exc}",
-              file=sys.stderr)
-        return 71  # EX_OSERR, as memcached exits when it cannot bind
-    return 1 if server.save_error else 0
+        return exc.code
+    port_file = os.environ.get("MEMCACHED_PORT_FILENAME")
+    if port_file:
+        write_port_file(port_file, bound.sockets, bound.udp)
+    try:
+        trio.run(partial(server.serve, bound=bound))
+    except OSError as exc:  # the metrics port (MetricsPortError names its address)
+        print(f"memcachepy: {exc}", file=sys.stderr)
+        return EX_OSERR
+    finally:
+        bound.unlink_unix()
+        if settings.pid_file and settings.daemonize:
+            remove_pid_file(settings.pid_file)
+    return 1 if server.save_error else 0  # a failed -e save (logged by the server)
+
+
+def _become_daemon(settings: Settings, bound: BoundListeners, log: logging.Logger) -> None:
+    """memcached's order, after the sockets are bound: core limit, fork (-d), pid file
+    (-P, holding the daemon's pid), memory lock (-k), then drop root (-u)."""
+    root_warning = None
+    if running_as_root() and not settings.user:
+        # memcached refuses to start as root without -u; memcachepy keeps starting so
+        # that a one-command start works in root containers, but says so loudly.
+        root_warning = ("WARNING: running as root without -u: anyone who breaks into the "
+                        "daemon gets root; start it with -u USER (e.g. -u memcache)")
+    if settings.coredumps:
+        enable_coredumps()
+    if settings.daemonize:
+        if root_warning:
+            print(f"memcachepy: {root_warning}", file=sys.stderr)  # before stderr goes
+        daemonize(keep_stdio=settings.verbosity > 0)  # as memcached's daemon(0, verbose)
+        if settings.pid_file:
+            try:
+                warning = write_pid_file(settings.pid_file)
+            except OSError as exc:
+                log.error("Could not open the pid file %s for writing: %s",
+                          settings.pid_file, exc.strerror)
+            else:
+                if warning:
+                    log.warning("%s", warning)
+    if settings.lock_memory:
+        warning = lock_memory()
+        if warning:
+            log.warning("%s", warning)
+    if root_warning:
+        log.warning("%s", root_warning)
+    elif settings.user and running_as_root():
+        # memcached makes its UNIX socket after dropping root; giving ours to the user
+        # has the same effect (the user can remove it, clients see the user's socket).
+        uid, gid = user_ids(settings.user)
+        for path in bound.unix_files:
+            os.chown(path, uid, gid)
+        preload_for_user()
+        drop_privileges(settings.user)
+        log.info("running as user %s", settings.user)
+        unreadable = library_unreadable()
+        if unreadable:
+            log.warning("user %s cannot read Python's library at %s: modules loaded later "
+                        "may fail; install memcachepy where that user can read it",
+                        settings.user, unreadable)
 
 
 def _raise_fd_limit(max_connections: int) -> None:

@@ -14,9 +14,19 @@ PROTOCOLS = {"auto": "auto-negotiate", "ascii": "ascii", "binary": "binary"}
 MIB = 1024 * 1024
 
 
-class ConfigError(ValueError):
-    """A setting has a value memcached would refuse; the message is one line."""
+EX_USAGE = 64
 
+
+class ConfigError(ValueError):
+    """A setting has a value memcached would refuse; the message is one line.
+
+    ``code`` is the exit status memcached gives for it: 1 for most bad flag values, 64
+    (EX_USAGE) for the checks it makes after reading all flags.
+    """
+
+    def __init__(self, message: str, code: int = EX_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # memcached's ssl_verify_mode values.
@@ -47,6 +57,9 @@ class TlsSettings:
     verify_mode: int = VERIFY_NONE
     min_version: str = "tlsv1.2"
     ciphers: str | None = None
+    # ssl_keyformat, ssl_wbuf_size, ssl_session_cache, ssl_kernel_tls: accepted and
+    # reported; Python's ssl module manages buffers, sessions and offload itself.
+    accepted: dict[str, str] = field(default_factory=dict)
 
     def set_option(self, name: str, value: str) -> bool:
         """Apply ``ssl_<name>=value``; False if ``name`` is not a TLS option."""
@@ -61,11 +74,20 @@ class TlsSettings:
                 raise TlsError(f"ssl_verify_mode must be 0..3, not {value!r}")
             self.verify_mode = int(value)
         elif name == "ssl_min_version":
+            # memcached takes 0..3; memcachepy also takes the names.
+            value = {"0": "tlsv1", "1": "tlsv1.1", "2": "tlsv1.2", "3": "tlsv1.3"}.get(
+                value, value)
             if value.lower() not in TLS_VERSIONS:
                 raise TlsError(f"ssl_min_version must be one of {', '.join(TLS_VERSIONS)}")
             self.min_version = value.lower()
         elif name == "ssl_ciphers":
             self.ciphers = value
+        elif name in ("ssl_keyformat", "ssl_wbuf_size"):
+            if not value.isdigit():
+                raise TlsError(f"could not parse argument to {name}")
+            self.accepted[name] = value
+        elif name in ("ssl_session_cache", "ssl_kernel_tls"):
+            self.accepted[name] = "yes"
         else:
             return False
         return True
@@ -99,10 +121,43 @@ class Settings:
     cluster_admin_token_file: str | None = None  # enables `config set cluster`
     metrics_port: int | None = None  # --metrics-port: Prometheus /metrics (None = off)
     metrics_listen: str = "127.0.0.1"  # --metrics-listen: loopback unless told otherwise
+    # -- listeners (memcachepy.server.listeners) ------------------------------------------
+    tcp_enabled: bool = True  # -p 0 turns TCP off, as in memcached (-p -1: a free port)
+    unix_socket: str | None = None  # -s: a UNIX socket instead of TCP and UDP
+    unix_mask: int = 0o700  # -a: the socket file's mode
+    backlog: int = 1024  # -b: listen() backlog
+    reqs_per_event: int = 20  # -R: requests one connection may run before others go
+    # -- the process (memcachepy.ops.process) ---------------------------------------------
+    user: str | None = None  # -u: drop root to this user after binding
+    daemonize: bool = False  # -d
+    pid_file: str | None = None  # -P (memcached writes it only with -d; so do we)
+    lock_memory: bool = False  # -k
+    coredumps: bool = False  # -r
+    # -- accepted for compatibility; see `notes` ------------------------------------------
+    threads: int = 4  # -t: one event loop serves everything here (stats show the truth)
+    large_pages: bool = False  # -L
+    napi_ids: int | None = None  # -N
+    dump_enabled: bool = True  # -X turns off `stats cachedump` and `lru_crawler metadump`
+    watch_enabled: bool = True  # -W turns off `watch`
+    detail_enabled: bool = False  # -D or `stats detail on`: per-prefix stats
+    prefix_delimiter: str = ":"  # -D CHAR
+    maxconns_fast: bool = True  # -o maxconns_fast / no_maxconns_fast
+    hashpower_init: int = 0  # -o hashpower=N (reported; a Python dict has no buckets)
+    hash_expand: bool = True  # -o no_hashexpand
+    tail_repair_time: int = 0  # -o tail_repair_time=S (no refcount leaks to repair here)
+    hash_algorithm: str = "murmur3"  # -o hash_algorithm (reported; Python hashes keys)
+    watcher_logbuf_size: int = 256 * 1024  # -o watcher_logbuf_size (KiB on the command line)
+    worker_logbuf_size: int = 64 * 1024  # -o worker_logbuf_size (KiB)
+    read_buf_mem_limit: int = 0  # -o read_buf_mem_limit (MiB; 0 = unlimited)
+    drop_privileges: bool = False  # -o drop_privileges (memcached's seccomp filter)
+    # One line each for the flags accepted without effect here, logged at -v.
+    notes: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         """Refuse combinations memcached refuses, with its reasons."""
-        if not 0 <= self.port <= 65535:
+        if self.port > 65535:
+            raise ConfigError(f"ERROR: Invalid port number {self.port}.")
+        if self.port < 0:
             raise ConfigError(f"port {self.port} out of range")
         if self.max_connections <= 0:
             raise ConfigError("Maximum connections must be greater than 0")
@@ -112,10 +167,11 @@ class Settings:
             raise ConfigError("Chunk size must be greater than 0")
         if self.item_size_max < 1024:
             raise ConfigError("Item max size cannot be less than 1024 bytes.")
-        if self.item_size_max > 1024 * MIB:
-            raise ConfigError("Cannot set item size limit higher than 1 gigabyte.")
         if self.item_size_max > self.memory_limit // 2:
             raise ConfigError("Cannot set item size limit higher than 1/2 of memory max.")
+        if self.item_size_max > 1024 * MIB:
+            raise ConfigError("Cannot set item size limit higher than a gigabyte.")
+        self._validate_chunk_max()
         if self.memory_limit < MIB:
             raise ConfigError("memory limit must be at least 1 megabyte")
         if self.idle_timeout < 0:
@@ -127,7 +183,7 @@ class Settings:
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"Invalid value for binding protocol: {self.protocol}"
                               " -- should be one of auto, binary, or ascii")
-        if not 0 <= self.udp_port <= 65535:
+        if not -1 <= self.udp_port <= 65535:
             raise ConfigError(f"UDP port {self.udp_port} out of range")
         if self.sasl and self.protocol != "binary":
             raise ConfigError("ERROR: You cannot allow the ASCII protocol while using SASL.")
@@ -145,6 +201,23 @@ class Settings:
             raise ConfigError(f"metrics port {self.metrics_port} out of range")
         if self.cluster_admin_token_file and not self.cluster_config:
             raise ConfigError("--cluster-admin-token-file needs --cluster-config")
+        if self.tls_enabled and not (self.tcp_enabled and not self.unix_socket):
+            raise ConfigError("ERROR: You cannot enable SSL without a TCP port.")
+
+    def _validate_chunk_max(self) -> None:
+        chunk, item = self.store.slab_chunk_max, self.item_size_max
+        if chunk <= 0:
+            raise ConfigError(f"slab_chunk_max (bytes: {chunk}) must divide evenly into "
+                              f"{MIB} (slab_page_size)")
+        if chunk > item:
+            raise ConfigError(f"slab_chunk_max (bytes: {chunk}) cannot be larger than -I "
+                              f"(item_size_max {item})")
+        if item % chunk:
+            raise ConfigError(f"-I (item_size_max: {item}) must be evenly divisible by "
+                              f"slab_chunk_max (bytes: {chunk})")
+        if MIB % chunk:
+            raise ConfigError(f"slab_chunk_max (bytes: {chunk}) must divide evenly into "
+                              f"{MIB} (slab_page_size)")
 
 
 _SIZE = re.compile(r"^([0-9]+)([kKmMgG]?)$")

@@ -34,10 +34,15 @@ from memcachepy.protocol.binary import REQUEST_MAGIC, BinaryParser
 from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.text import TextParser
 from memcachepy.server import maintenance
-from memcachepy.server.listeners import open_listeners, parse_listen
+from memcachepy.server.listeners import (
+    BoundListeners,
+    bind_listeners,
+    listener_text,
+    tcp_ports,
+)
 from memcachepy.server.operations import Operations
 from memcachepy.server.tls import TlsError, build_server_context
-from memcachepy.server.udp import UdpListener, open_udp_sockets
+from memcachepy.server.udp import UdpListener
 from memcachepy.store.cache import Cache
 from memcachepy.store.persist import MemoryFileError
 
@@ -147,6 +152,7 @@ class Server:
         self._waiting: dict[int, tuple[trio.CancelScope, ProtocolParser]] = {}
         self._peers: dict[int, str] = {}
         self.ports: list[int] = []
+        self.listeners: list[socket.socket] = []
         # systemd notify/watchdog/socket activation, --metrics-port, watch, -vv (service.py).
         self.operations = Operations(self)
 
@@ -159,28 +165,27 @@ class Server:
         self,
         *,
         listeners: list[socket.socket] | None = None,
+        bound: BoundListeners | None = None,
         handle_signals: bool = True,
         task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve until stopped; ``task_status.started`` receives the bound ports."""
-        self._plain_listeners: set[int] = set()
-        if listeners is None:
-            listeners = self.operations.inherited_listeners()  # systemd socket activation
-        if listeners is None:
-            listeners = open_listeners(self.settings.listen, self.settings.port)
-            # open_listeners keeps the order of -l; "notls:" entries stay plain under -Z.
-            specs = parse_listen(self.settings.listen, self.settings.port)
-            self._plain_listeners = {
-                sock.fileno() for sock, (_, _, plain) in zip(listeners, specs, strict=True) if plain
-            }
-        self.ports = [sock.getsockname()[1] for sock in listeners]
+        """Serve until stopped; ``task_status.started`` receives the bound TCP ports.
+
+        ``bound``: listeners the CLI bound before forking and dropping root; else
+        ``listeners`` (stream sockets), else systemd's, else bound here from the settings.
+        """
+        if bound is None:
+            inherited = listeners if listeners is not None else (
+                self.operations.inherited_listeners())  # systemd socket activation
+            bound = (BoundListeners(inherited, activated=True) if inherited is not None
+                     else bind_listeners(self.settings))
+        listeners, udp_sockets = bound.sockets, bound.udp
+        self._plain_listeners = bound.plain
+        self.listeners = [*listeners, *udp_sockets]  # for `stats conns`
+        self.ports = tcp_ports(listeners)
         self._warn_if_exposed(listeners)
-        udp_sockets: list[socket.socket] = []
         try:
             self.operations.prepare()  # binds --metrics-port before READY=1
-            if self.settings.udp_port:  # -U: off (0) by default, as in memcached since 1.5.6
-                hosts = [host for host, _, _ in parse_listen(self.settings.listen, 0)]
-                udp_sockets = open_udp_sockets(hosts, self.settings.udp_port)
             # Before the accept loops: under socket activation a client is already waiting.
             log.info("listening on %s", ", ".join(
                 [self._listener_name(sock) for sock in listeners]

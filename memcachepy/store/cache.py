@@ -165,7 +165,8 @@ class Cache:
     def _empty(self, limit: int, growth_factor: float, min_chunk: int) -> None:
         """An empty cache: no pages, no items, the clock starting now."""
         page_source = self._memory.page if self._memory is not None else None
-        self.slabs = SlabAllocator(limit, growth_factor, min_chunk, page_source)
+        self.slabs = SlabAllocator(limit, growth_factor, min_chunk, page_source,
+                                   self.tuning.slab_chunk_max, self.tuning.slab_sizes)
         self.items = ItemMemory(self.slabs)
         # memcached's process_started: relative times count from here and are never 0.
         self.started = int(self._clock()) - ITEM_UPDATE_INTERVAL - 2

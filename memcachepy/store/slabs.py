@@ -68,14 +68,18 @@ class SlabAllocator:
         growth_factor: float = 1.25,
         min_chunk: int = 48,
         page_source: Callable[[int], Page] | None = None,
+        chunk_max: int = PAGE_SIZE // 2,
+        sizes: tuple[int, ...] | None = None,
     ) -> None:
         self.limit = limit
-        self.chunk_max = PAGE_SIZE // 2
-        sizes = class_sizes(growth_factor, min_chunk, self.chunk_max)
+        self.chunk_max = chunk_max
+        # memcached ends a slab_sizes list with a class of chunk_max.
+        chunk_sizes = (class_sizes(growth_factor, min_chunk, chunk_max) if sizes is None
+                       else [*sizes, chunk_max])
         self.classes: list[SlabClass] = [SlabClass(0, 0, 0)] + [
-            SlabClass(i + 1, size, PAGE_SIZE // size) for i, size in enumerate(sizes)
+            SlabClass(i + 1, size, PAGE_SIZE // size) for i, size in enumerate(chunk_sizes)
         ]
-        self._sizes = sizes
+        self._sizes = chunk_sizes
         self.pages: list[Page] = []
         self.page_class: list[int] = []
         # Pages with memory but no class (memcached's global page pool, class 0), zeroed.

@@ -34,6 +34,11 @@ class StoreTuning:
     slab_automove_window: int = 30
     # ``stats sizes`` histogram (``-o track_sizes``).
     track_sizes: bool = False
+    # The largest slab chunk (``-o slab_chunk_max``); bigger items are chained from
+    # chunks of this size. Half a page, as memcached's default.
+    slab_chunk_max: int = 512 * 1024
+    # ``-o slab_sizes=A-B-C``: the chunk sizes of the classes, instead of -f/-n's series.
+    slab_sizes: tuple[int, ...] | None = None
 
     def set_option(self, name: str, value: str | None) -> bool:
         """Apply one memcached ``-o`` suboption; False if ``name`` is not a store option.
