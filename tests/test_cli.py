@@ -10,6 +10,7 @@ import pytest
 
 from memcachepy.cli import settings_from_args
 from memcachepy.config import MIB
+from tests.servers import require_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,17 +124,6 @@ def test_store_flags() -> None:
     assert settings_from_args(["-o", "slab_automove"]).store.slab_automove == 1
 
 
-@pytest.mark.parametrize("option", [
-    "hot_lru_pct=90", "warm_lru_pct=0", "hot_lru_pct=50,warm_lru_pct=40", "hot_max_factor=0",
-    "slab_automove=3", "slab_automove_window=2", "slab_automove_ratio=2",
-    "lru_crawler_sleep=2000000", "lru_crawler_tocrawl=x", "no_lru_maintainer,temporary_ttl=5",
-])
-def test_bad_store_options_exit_64_with_one_line(option: str) -> None:
-    result = run("-o", option)
-    assert result.returncode == 64
-    assert len(result.stderr.strip().splitlines()) == 1
-
-
 def test_running_without_the_dependencies_says_how_to_install() -> None:
     # -S: no site-packages, as `python3 -m memcachepy` from a bare checkout on Debian.
     result = subprocess.run([sys.executable, "-S", "-m", "memcachepy"], cwd=ROOT,
@@ -141,3 +131,114 @@ def test_running_without_the_dependencies_says_how_to_install() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("memcachepy: the trio package is missing.")
     assert "python3 -m venv .venv && .venv/bin/pip install ." in result.stderr
+
+
+# Values memcached 1.6.18 refuses: memcachepy must refuse each with memcached's message
+# (one line: memcached's two-line messages are joined) and memcached's exit status.
+REFUSED = [
+    ["-c", "0"], ["-c", "-1"], ["-t", "0"], ["-R", "0"], ["-f", "1.0"], ["-n", "0"],
+    ["-B", "http"], ["-I", "1000"], ["-I", "64m"], ["-m", "1", "-I", "1m"], ["-p", "70000"],
+    ["-N", "0"], ["-o", "hashpower=5"], ["-o", "hashpower=40"], ["-o", "hashpower"],
+    ["-o", "tail_repair_time=5"], ["-o", "hash_algorithm=md5"],
+    ["-o", "slab_chunk_max=3000"], ["-o", "slab_chunk_max=2097152"],
+    ["-o", "read_buf_mem_limit=x"], ["-o", "slab_sizes=100-50"], ["-o", "slab_sizes=100-104"],
+    ["-o", "bogus"], ["-o", "relaxed_privileges"], ["-o", "proxy_config=x"],
+    ["-o", "ext_bogus=1"], ["-o", "watcher_logbuf_size=x"], ["-o", "idle_timeout"],
+    ["-o", "temporary_ttl"], ["-o", "ssl_keyformat=x"], ["-Z"],
+    ["-o", "hot_lru_pct=90"], ["-o", "warm_lru_pct=0"], ["-o", "hot_lru_pct=50,warm_lru_pct=40"],
+    ["-o", "hot_max_factor=0"], ["-o", "slab_automove=3"], ["-o", "slab_automove_window=2"],
+    ["-o", "slab_automove_ratio=2"], ["-o", "lru_crawler_sleep=2000000"],
+    ["-o", "lru_crawler_sleep=-1"], ["-o", "no_lru_maintainer,temporary_ttl=5"],
+    ["-u", "nosuchuser"],
+]
+
+
+@pytest.mark.parametrize("args", REFUSED, ids=" ".join)
+def test_refused_values_match_memcached(args: list[str]) -> None:
+    binary = require_binary("memcached")
+    # -p 0 -U 0: nothing to bind, so only the flag decides; -u root gets memcached past its
+    # root check (memcachepy warns instead) when the flag under test is not -u.
+    user = [] if "-u" in args else ["-u", "root"]
+    real = subprocess.run([binary, "-p", "0", "-U", "0", *user, *args], capture_output=True,
+                          text=True, timeout=30, stdin=subprocess.DEVNULL)
+    ours = run("-p", "0", "-U", "0", *args)
+    expected = " ".join((real.stdout + real.stderr).split())
+    assert real.returncode != 0 and expected
+    assert ours.returncode == real.returncode, ours.stderr
+    assert ours.stderr.splitlines() == [f"memcachepy: {expected}"]
+
+
+def test_every_memcached_flag_and_suboption_is_accepted() -> None:
+    """memcached -h's whole list, each with a valid value, parses (no exit)."""
+    s = settings_from_args([
+        "-p", "11300", "-U", "0", "-s", "/tmp/x.sock", "-a", "0700", "-A", "-l", "127.0.0.1",
+        "-d", "-r", "-u", "nobody", "-m", "128", "-M", "-c", "2048", "-k", "-vv", "-P",
+        "/tmp/x.pid", "-f", "1.5", "-n", "64", "-L", "-D", "#", "-t", "8", "-R", "10", "-C",
+        "-b", "512", "-B", "ascii", "-I", "2m", "-F", "-X", "-W", "-N", "2",
+        "-o", "maxconns_fast,hashpower=20,tail_repair_time=30,hash_algorithm=xxh3",
+        "-o", "no_lru_crawler,lru_crawler_sleep=50,lru_crawler_tocrawl=5,no_lru_maintainer",
+        "-o", "idle_timeout=30,slab_chunk_max=524288,watcher_logbuf_size=8",
+        "-o", "worker_logbuf_size=8,track_sizes,no_hashexpand,modern,no_inline_ascii_resp",
+        "-o", "read_buf_mem_limit=1,drop_privileges,resp_obj_mem_limit,sock_cookie_id=3",
+        "-o", "ext_path=/tmp/e:64m,ext_page_size=8,ext_threads=1,slab_automove_freeratio=0.1",
+    ])
+    assert (s.unix_socket, s.unix_mask, s.user, s.daemonize, s.pid_file) == (
+        "/tmp/x.sock", 0o700, "nobody", True, "/tmp/x.pid")
+    assert (s.backlog, s.reqs_per_event, s.threads, s.napi_ids) == (512, 10, 8, 2)
+    assert (s.hashpower_init, s.hash_algorithm, s.tail_repair_time) == (20, "xxh3", 30)
+    assert (s.watcher_logbuf_size, s.read_buf_mem_limit) == (8 * 1024, MIB)
+    assert not (s.dump_enabled or s.watch_enabled or s.hash_expand)
+    assert s.detail_enabled and s.prefix_delimiter == "#" and s.lock_memory and s.coredumps
+    assert s.store.slab_chunk_max == 512 * 1024 and not s.store.lru_crawler
+    # Every flag without effect here has its one note for -v.
+    notes = " | ".join(s.notes)
+    for word in ("-t 8", "-L", "-N", "tail_repair_time", "read_buf_mem_limit", "ext_path",
+                 "drop_privileges", "sock_cookie_id", "resp_obj_mem_limit"):
+        assert word in notes
+
+
+def test_listen_accumulates_and_port_rules() -> None:
+    assert settings_from_args(["-l", "127.0.0.1", "-l", "::1"]).listen == "127.0.0.1,::1"
+    assert settings_from_args(["-l", "127.0.0.1", "-l", "127.0.0.1"]).listen == "127.0.0.1"
+    off = settings_from_args(["-p", "0"])
+    assert not off.tcp_enabled
+    free = settings_from_args(["-p", "-1"])
+    assert free.tcp_enabled and free.port == 0
+    assert settings_from_args(["-U", "11400"]).port == 11400  # memcached: -U moves -p along
+    assert settings_from_args(["-U", "-1"]).udp_port == -1
+
+
+def test_no_modern_is_memcached_14() -> None:
+    s = settings_from_args(["-o", "no_modern"])
+    t = s.store
+    assert t.slab_chunk_max == MIB and not (t.slab_reassign or t.lru_crawler or t.lru_maintainer)
+    assert not s.maxconns_fast and s.hash_algorithm == "jenkins"
+    chunked = settings_from_args(["-o", "no_modern,slab_chunk_max=4096"]).store
+    assert chunked.slab_chunk_max == 4096
+    assert settings_from_args(["-o", "slab_chunk_max=16384,no_modern"]).store.slab_chunk_max \
+        == 16384
+
+
+def test_debian_conf_file(tmp_path: Path) -> None:
+    conf = tmp_path / "memcached.conf"
+    conf.write_text("# memcached default config file\n-d\nlogfile /var/log/memcached.log\n"
+                    "-m 128   # comment\n-p 11311\n-u memcache\n-l 127.0.0.1\n-c 2048\n"
+                    "-P /var/run/memcached/memcached.pid\n-o modern\n")
+    s = settings_from_args(["--config-file", str(conf), "-c", "4096"])
+    assert (s.memory_limit, s.port, s.user, s.listen) == (128 * MIB, 11311, "memcache",
+                                                           "127.0.0.1")
+    assert s.max_connections == 4096  # the command line comes after the file
+    assert not s.daemonize  # -d lines are for Debian's init script; systemd supervises
+    result = run("--config-file", str(tmp_path / "missing.conf"))
+    assert result.returncode == 1 and "missing.conf" in result.stderr
+
+
+def test_help_lists_every_suboption_and_what_the_harness_looks_for() -> None:
+    text = run("-h").stdout
+    for name in ("maxconns_fast", "hashpower", "tail_repair_time", "hash_algorithm",
+                 "slab_chunk_max", "read_buf_mem_limit", "no_modern", "idle_timeout",
+                 "--unix-socket", "--enable-ssl", "sasl", "--unix-mask", "--user", "--pidfile",
+                 "--threads", "--listen-backlog", "--max-reqs-per-event", "--disable-watch"):
+        assert name in text, name
+    # memcached's t/lib reads -h: no extstore and no seccomp here.
+    assert "ext_path" not in text and "no_drop_privileges" not in text
