@@ -30,6 +30,7 @@ from memcachepy.ops.process import (
     write_pid_file,
 )
 from memcachepy.ops.systemd import activated_listeners
+from memcachepy.server.daemon import Server
 from memcachepy.server.listeners import (
     BoundListeners,
     add_listen_address,
@@ -42,7 +43,7 @@ from memcachepy.usage import EXTENDED_HELP, UsageParser
 LICENSE = "no license text ships with this version; see the README"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> UsageParser:
     p = UsageParser(
         prog="memcachepy",
         description="A memcached-compatible cache daemon. Flags follow memcached 1.6.18's "
@@ -238,8 +239,16 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
             prefix_delimiter=(args.delimiter or ":")[0],
         )
         chunk_max_given = apply_extended(settings, args.extended)
+        store = settings.store
         if settings.item_size_max > MIB and not chunk_max_given:
-            settings.store.slab_chunk_max = MIB // 2  # memcached's rule for -I over 1m
+            store.slab_chunk_max = MIB // 2  # memcached's rule for -I over 1m
+        elif (not chunk_max_given and settings.item_size_max < store.slab_chunk_max
+              and MIB % settings.item_size_max == 0):
+            # memcached refuses -I below its 512 KiB chunk unless slab_chunk_max is lowered
+            # too; memcachepy lowers it for you.
+            store.slab_chunk_max = settings.item_size_max
+            settings.notes.append(f"-I {args.max_item_size}: slab_chunk_max lowered to "
+                                  f"{store.slab_chunk_max} (memcached would refuse)")
         settings.notes[:0] = _flag_notes(settings)
         settings.validate()
         if settings.tls_enabled:
@@ -312,7 +321,6 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s", note)
     _raise_fd_limit(settings.max_connections)
     from memcachepy.auth.authfile import AuthfileError
-    from memcachepy.server.daemon import Server
     from memcachepy.store.persist import MemoryFileError
 
     try:
@@ -327,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memcachepy: failed to listen on {where}: {exc}", file=sys.stderr)
         return EX_OSERR  # as memcached exits when it cannot bind
     try:
-        _become_daemon(settings, bound, log)
+        root_warning = _become_daemon(settings, bound, log)
     except ProcessError as exc:
         bound.close()
         print(f"memcachepy: {exc}", file=sys.stderr)
@@ -336,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     if port_file:
         write_port_file(port_file, bound.sockets, bound.udp)
     try:
-        trio.run(partial(server.serve, bound=bound))
+        trio.run(partial(server.serve, bound=bound,
+                         task_status=_WarnWhenServing(root_warning)))
     except OSError as exc:  # the metrics port (MetricsPortError names its address)
         print(f"memcachepy: {exc}", file=sys.stderr)
         return EX_OSERR
@@ -347,9 +356,25 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if server.save_error else 0  # a failed -e save (logged by the server)
 
 
-def _become_daemon(settings: Settings, bound: BoundListeners, log: logging.Logger) -> None:
+class _WarnWhenServing:
+    """A task status that logs the root warning once the server serves, so that a start
+    that fails (a busy port) says only why it failed."""
+
+    def __init__(self, warning: str | None) -> None:
+        self.warning = warning
+
+    def started(self, value: object = None) -> None:
+        if self.warning:
+            logging.getLogger("memcachepy").warning("%s", self.warning)
+
+
+def _become_daemon(settings: Settings, bound: BoundListeners,
+                   log: logging.Logger) -> str | None:
     """memcached's order, after the sockets are bound: core limit, fork (-d), pid file
-    (-P, holding the daemon's pid), memory lock (-k), then drop root (-u)."""
+    (-P, holding the daemon's pid), memory lock (-k), then drop root (-u).
+
+    Returns the warning to log once serving, when running as root without ``-u``.
+    """
     root_warning = None
     if running_as_root() and not settings.user:
         # memcached refuses to start as root without -u; memcachepy keeps starting so
@@ -375,9 +400,7 @@ def _become_daemon(settings: Settings, bound: BoundListeners, log: logging.Logge
         warning = lock_memory()
         if warning:
             log.warning("%s", warning)
-    if root_warning:
-        log.warning("%s", root_warning)
-    elif settings.user and running_as_root():
+    if settings.user and running_as_root():
         # memcached makes its UNIX socket after dropping root; giving ours to the user
         # has the same effect (the user can remove it, clients see the user's socket).
         uid, gid = user_ids(settings.user)
@@ -391,6 +414,7 @@ def _become_daemon(settings: Settings, bound: BoundListeners, log: logging.Logge
             log.warning("user %s cannot read Python's library at %s: modules loaded later "
                         "may fail; install memcachepy where that user can read it",
                         settings.user, unreadable)
+    return root_warning
 
 
 def _raise_fd_limit(max_connections: int) -> None:

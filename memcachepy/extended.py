@@ -8,8 +8,7 @@ memcached makes once every flag is read (Settings.validate) exit 64.
 
 from __future__ import annotations
 
-from memcachepy.config import ConfigError, Settings
-from memcachepy.server.tls import TlsError
+from memcachepy.config import ConfigError, Settings, TlsError
 
 BAD_VALUE = 1  # memcached returns 1 from main() for a bad suboption value
 PAGE_SIZE = 1024 * 1024

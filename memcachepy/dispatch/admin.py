@@ -131,6 +131,8 @@ class AdminDispatch:
                 return _CRAWL_REPLIES[CrawlResult.BADCLASS]
             return _CRAWL_REPLIES[cache.crawl(classes)]
         if ntokens == 4 and sub == b"metadump":
+            if not self.d.settings.dump_enabled:  # -X
+                return b"ERROR metadump not allowed\r\n"
             if not tuning.lru_crawler:
                 return CRAWLER_DISABLED
             if out:

@@ -17,6 +17,7 @@ from memcachepy.dispatch import meta as dispatch_meta
 from memcachepy.dispatch.reply import Outcome, Reply
 from memcachepy.ops import stats_report
 from memcachepy.ops.counters import ServerCounters, format_stats
+from memcachepy.ops.prefix_stats import PrefixStats
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.numbers import parse_u32
 from memcachepy.protocol.text import (
@@ -84,6 +85,8 @@ class Dispatcher:
         self.request_shutdown = request_shutdown
         self.connection_lines = connection_lines
         self.started = time.time()
+        # -D / `stats detail on`: per-prefix counts, shared with the binary protocol.
+        self.prefix_stats = PrefixStats(ord(settings.prefix_delimiter), settings.detail_enabled)
         self.remainder: ev.Retrieve | None = None  # see Outcome.MORE
         self._handlers: dict[type, Callable[[ev.Event, list[Reply]], int]] = {
             ev.Retrieve: self._retrieve,  # type: ignore[dict-item]
@@ -119,6 +122,8 @@ class Dispatcher:
 
     def _retrieve(self, event: ev.Retrieve, out: list[Reply]) -> int:
         keys = event.keys
+        if self.prefix_stats.enabled:
+            return self._retrieve_recorded(event, out)
         if len(keys) <= RETRIEVE_SLICE:
             hits = self.cache.collect(keys, out, event.with_cas, event.exptime)  # type: ignore[arg-type]
         else:
@@ -155,6 +160,18 @@ class Dispatcher:
                     size *= 2
         return hits, keys
 
+    def _retrieve_recorded(self, event: ev.Retrieve, out: list[Reply]) -> int:
+        """A get while per-prefix stats are on: key by key, to record each hit or miss."""
+        hits = 0
+        for key in event.keys:
+            hit = self.cache.collect([key], out, event.with_cas, event.exptime)  # type: ignore[arg-type]
+            self.prefix_stats.record_get(key, bool(hit))
+            hits += hit
+        self._count_retrieval(event, event.keys, hits)
+        if event.last:
+            out.append(END)
+        return Outcome.CONTINUE
+
     def take_remainder(self) -> ev.Retrieve:
         """The rest of the multi-get that answered :attr:`Outcome.MORE`."""
         remainder, self.remainder = self.remainder, None
@@ -172,6 +189,8 @@ class Dispatcher:
 
     def _store(self, event: ev.Store, out: list[Reply]) -> int:
         self.counters.cmd_set += 1
+        if self.prefix_stats.enabled:
+            self.prefix_stats.record_set(event.key)
         result = self.cache.store(
             _STORE_MODES[event.command], event.key, event.flags, event.exptime, event.data,
             event.cas_unique,
@@ -186,6 +205,8 @@ class Dispatcher:
 
     def _too_large(self, event: ev.StoreTooLarge, out: list[Reply]) -> int:
         self.counters.store_too_large += 1
+        if self.prefix_stats.enabled:
+            self.prefix_stats.record_set(event.key)
         if event.command == b"set":
             # memcached drops the old value so that a failed set never leaves stale data.
             self.cache.delete(event.key)
@@ -194,6 +215,8 @@ class Dispatcher:
         return Outcome.CONTINUE
 
     def _delete(self, event: ev.Delete, out: list[Reply]) -> int:
+        if self.prefix_stats.enabled:
+            self.prefix_stats.record_delete(event.key)
         if self.cache.delete(event.key):
             reply = b"DELETED\r\n"
         else:
@@ -344,11 +367,15 @@ class Dispatcher:
         if sub == b"reset":
             self.counters.reset()
             self.cache.reset_counters()
+            self.prefix_stats.clear()
             out.append(b"RESET\r\n")
         elif sub == b"detail":
-            out.append(b"CLIENT_ERROR usage: stats detail on|off|dump\r\n")
+            out.append(self.prefix_stats.command(args[1] if len(args) > 1 else b""))
+        elif sub == b"memcachepy":  # memcachepy's own counters, kept out of memcached's list
+            out.append(format_stats(stats_report.extra_stats(self.counters)))
         elif sub == b"settings":
-            out.append(format_stats(stats_report.settings_stats(self.settings, self.cache)))
+            out.append(format_stats(stats_report.settings_stats(self.settings, self.cache,
+                                                                self.prefix_stats.enabled)))
         elif sub == b"items":
             out.append(format_stats(stats_report.item_stats(self.cache, self.settings)))
         elif sub == b"slabs":
@@ -362,7 +389,8 @@ class Dispatcher:
         elif sub == b"conns":
             out.append(format_stats(self.connection_lines()))
         elif sub == b"cachedump":
-            out.append(self._cachedump(args[1:]))
+            out.append(self._cachedump(args[1:]) if self.settings.dump_enabled
+                       else b"CLIENT_ERROR stats cachedump not allowed\r\n")
         else:
             out.append(ERROR)
         return Outcome.CONTINUE

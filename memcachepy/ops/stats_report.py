@@ -9,33 +9,86 @@ from __future__ import annotations
 import os
 import resource
 import time
+from importlib import metadata
+from typing import NamedTuple
 
 from memcachepy import VERSION
 from memcachepy.config import PROTOCOLS, Settings
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.store.cache import Cache
 
+# What plain `stats` says for "libevent": memcachepy's event loop.
+try:
+    _LOOP = f"trio-{metadata.version('trio')}"
+except metadata.PackageNotFoundError:  # pragma: no cover - trio is a dependency
+    _LOOP = "trio"
+
+
+def hash_power_level(settings: Settings, items: int) -> int:
+    """memcached's hash table size (a power of 2) for ``items``: it starts at
+    ``-o hashpower`` (16) and doubles once items pass 1.5 times the buckets, unless
+    ``no_hashexpand``. memcachepy's index is a Python dict; this is the size memcached's
+    table would have, which is what dashboards read the figure for."""
+    power = settings.hashpower_init or 16
+    if settings.hash_expand:
+        while items > (1 << power) * 3 // 2 and power < 32:
+            power += 1
+    return power
+
+
+_reserved: list[int] = []
+
+
+def _reserved_fds(curr_connections: int) -> int:
+    """Descriptors not held by client connections (listeners, files, the loop), counted
+    at the first ``stats``: like memcached's figure it stays put while clients come and go."""
+    if not _reserved:
+        try:
+            _reserved.append(max(len(os.listdir("/proc/self/fd")) - curr_connections, 0))
+        except OSError:
+            _reserved.append(0)
+    return _reserved[0]
+
 
 def general_stats(
     settings: Settings, cache: Cache, counters: ServerCounters, started: float
 ) -> list[tuple[str, object]]:
-    """The lines of a plain ``stats``, in memcached's order."""
+    """The lines of a plain ``stats``: memcached 1.6.18's names, in its order.
+
+    Figures memcachepy has no counterpart for (libevent's read buffers, NAPI, a global
+    response object pool) read 0; memcachepy's own counters are in ``stats memcachepy``.
+    """
     c = counters
     cc = cache.counters
     usage = resource.getrusage(resource.RUSAGE_SELF)
     now = time.time()
+    tuning = settings.store
+    power = hash_power_level(settings, cache.curr_items)
     lines: list[tuple[str, object]] = [
         ("pid", os.getpid()),
         ("uptime", int(now - started)),
         ("time", int(now)),
         ("version", VERSION),
+        ("libevent", _LOOP),
         ("pointer_size", 64),
         ("rusage_user", usage.ru_utime),
         ("rusage_system", usage.ru_stime),
         ("max_connections", settings.max_connections),
         ("curr_connections", c.curr_connections),
         ("total_connections", c.total_connections),
-        ("rejected_connections", c.rejected_connections),
+    ]
+    if settings.maxconns_fast:
+        lines.append(("rejected_connections", c.rejected_connections))
+    lines += [
+        ("connection_structures", c.curr_connections + 1),
+        ("response_obj_oom", 0),
+        ("response_obj_count", 0),
+        ("response_obj_bytes", 0),
+        ("read_buf_count", 0),
+        ("read_buf_bytes", 0),
+        ("read_buf_bytes_free", 0),
+        ("read_buf_oom", 0),
+        ("reserved_fds", _reserved_fds(c.curr_connections)),
         ("cmd_get", c.cmd_get),
         ("cmd_set", c.cmd_set),
         ("cmd_flush", c.cmd_flush),
@@ -60,18 +113,22 @@ def general_stats(
         ("store_no_memory", c.store_no_memory),
         ("auth_cmds", c.auth_cmds),
         ("auth_errors", c.auth_errors),
-        ("idle_kicks", c.idle_kicks),
+    ]
+    if settings.idle_timeout:
+        lines.append(("idle_kicks", c.idle_kicks))
+    lines += [
         ("bytes_read", c.bytes_read),
         ("bytes_written", c.bytes_written),
         ("limit_maxbytes", settings.memory_limit),
         ("accepting_conns", 1),
-        ("threads", 1),
+        ("listen_disabled_num", 0),  # listening is never paused: see maxconns_fast
+        ("time_in_listen_disabled_us", 0),
+        ("threads", 1),  # one event loop, whatever -t says
         ("conn_yields", c.conn_yields),
-        ("output_flushes", c.output_flushes),
-        ("input_overflows", c.input_overflows),
-        ("internal_errors", c.internal_errors),
+        ("hash_power_level", power),
+        ("hash_bytes", 8 << power),
+        ("hash_is_expanding", 0),
     ]
-    tuning = settings.store
     if tuning.slab_reassign:
         lines += [
             ("slab_reassign_rescues", cc.slab_reassign_rescues),
@@ -81,8 +138,8 @@ def general_stats(
             ("slab_reassign_busy_items", cc.slab_reassign_busy_items),
             ("slab_reassign_busy_deletes", cc.slab_reassign_busy_deletes),
             ("slab_reassign_running", int(cache.rebalancer.running)),
+            ("slabs_moved", cc.slabs_moved),
         ]
-    lines.append(("slabs_moved", cc.slabs_moved))
     if tuning.lru_crawler:
         lines += [
             ("lru_crawler_running", int(cache.crawler.running)),
@@ -90,6 +147,20 @@ def general_stats(
         ]
     if tuning.lru_maintainer:
         lines.append(("lru_maintainer_juggles", cc.lru_maintainer_juggles))
+    lines += [
+        ("malloc_fails", 0),
+        ("log_worker_dropped", 0),
+        ("log_worker_written", 0),
+        ("log_watcher_skipped", 0),
+        ("log_watcher_sent", 0),
+        ("log_watchers", 0),
+    ]
+    if settings.tls_enabled:
+        lines += [
+            ("ssl_handshake_errors", c.ssl_handshake_errors),
+            ("time_since_server_cert_refresh", int(now - c.ssl_cert_loaded_at)),
+        ]
+    lines += [("unexpected_napi_ids", 0), ("round_robin_fallback", 0)]
     lines += [
         ("bytes", cache.bytes),
         ("curr_items", cache.curr_items),
@@ -115,35 +186,55 @@ def general_stats(
             ("direct_reclaims", cc.total("direct_reclaims")),
             ("lru_bumps_dropped", 0),
         ]
-    if settings.tls_enabled:
-        lines += [
-            ("ssl_handshake_errors", c.ssl_handshake_errors),
-            ("time_since_server_cert_refresh", int(now - c.ssl_cert_loaded_at)),
-        ]
     return lines
 
-def settings_stats(settings: Settings, cache: Cache) -> list[tuple[str, object]]:
-    """The lines of ``stats settings``."""
+
+def extra_stats(counters: ServerCounters) -> list[tuple[str, object]]:
+    """``stats memcachepy``: counters memcached does not have (kept out of ``stats`` so
+    its field list stays memcached's)."""
+    c = counters
+    return [
+        ("output_flushes", c.output_flushes),
+        ("input_overflows", c.input_overflows),
+        ("internal_errors", c.internal_errors),
+        ("idle_kicks", c.idle_kicks),
+    ]
+
+
+def settings_stats(settings: Settings, cache: Cache,
+                   detail_enabled: bool = False) -> list[tuple[str, object]]:
+    """The lines of ``stats settings``, memcached 1.6.18's (built with TLS, without
+    extstore), in its order."""
     s = settings
     t = settings.store
+    tls = s.tls
     return [
-        ("auth_enabled_sasl", "yes" if s.sasl else "no"),
-        ("auth_enabled_ascii", s.auth_file or "no"),
         ("maxbytes", s.memory_limit),
         ("maxconns", s.max_connections),
-        ("tcpport", s.port),
+        ("tcpport", s.port if s.tcp_enabled else 0),
         ("udpport", s.udp_port),
         ("inter", s.listen),
         ("verbosity", s.verbosity),
         ("oldest", cache.oldest_live),
         ("evictions", "on" if s.evict else "off"),
+        ("domain_socket", s.unix_socket or "NULL"),
+        ("umask", f"{s.unix_mask:o}"),
+        ("shutdown_command", s.enable_shutdown),
         ("growth_factor", b"%.2f" % s.growth_factor),
         ("chunk_size", s.min_chunk),
-        ("num_threads", 1),
-        ("detail_enabled", False),
+        ("num_threads", s.threads),
+        ("num_threads_per_udp", 1),
+        ("stat_key_prefix", s.prefix_delimiter),
+        ("detail_enabled", detail_enabled),
+        ("reqs_per_event", s.reqs_per_event),
         ("cas_enabled", s.use_cas),
+        ("tcp_backlog", s.backlog),
         ("binding_protocol", PROTOCOLS[s.protocol]),
+        ("auth_enabled_sasl", "yes" if s.sasl else "no"),
+        ("auth_enabled_ascii", s.auth_file or "no"),
         ("item_size_max", s.item_size_max),
+        ("maxconns_fast", s.maxconns_fast),
+        ("hashpower_init", s.hashpower_init),
         ("slab_reassign", t.slab_reassign),
         ("slab_automove", t.slab_automove),
         ("slab_automove_ratio", b"%.2f" % t.slab_automove_ratio),
@@ -152,10 +243,10 @@ def settings_stats(settings: Settings, cache: Cache) -> list[tuple[str, object]]
         ("lru_crawler", t.lru_crawler),
         ("lru_crawler_sleep", t.lru_crawler_sleep),
         ("lru_crawler_tocrawl", t.lru_crawler_tocrawl),
-        ("tail_repair_time", 0),
-        ("shutdown_command", s.enable_shutdown),
+        ("tail_repair_time", s.tail_repair_time),
         ("flush_enabled", s.flush_enabled),
-        ("dump_enabled", True),
+        ("dump_enabled", s.dump_enabled),
+        ("hash_algorithm", s.hash_algorithm),
         ("lru_maintainer_thread", t.lru_maintainer),
         ("lru_segmented", t.lru_segmented),
         ("hot_lru_pct", t.hot_lru_pct),
@@ -165,9 +256,26 @@ def settings_stats(settings: Settings, cache: Cache) -> list[tuple[str, object]]
         ("temp_lru", t.temp_lru),
         ("temporary_ttl", t.temporary_ttl),
         ("idle_timeout", s.idle_timeout),
+        ("watcher_logbuf_size", s.watcher_logbuf_size),
+        ("worker_logbuf_size", s.worker_logbuf_size),
+        ("read_buf_mem_limit", s.read_buf_mem_limit),
         ("track_sizes", cache.sizes is not None),
+        ("inline_ascii_response", False),
+        ("ssl_enabled", s.tls_enabled),
+        ("ssl_chain_cert", tls.chain_cert or "(null)"),
+        ("ssl_key", tls.key or "(null)"),
+        ("ssl_verify_mode", tls.verify_mode),
+        ("ssl_keyformat", tls.accepted.get("ssl_keyformat", "1")),
+        ("ssl_ciphers", tls.ciphers or "NULL"),
+        ("ssl_ca_cert", tls.ca_cert or "NULL"),
+        ("ssl_wbuf_size", int(tls.accepted.get("ssl_wbuf_size", "16")) * 1024),
+        ("ssl_session_cache", "ssl_session_cache" in tls.accepted),
+        ("ssl_kernel_tls", "ssl_kernel_tls" in tls.accepted),
+        ("ssl_min_version", tls.min_version),
+        ("num_napi_ids", s.napi_ids if s.napi_ids is not None else "(null)"),
         ("memory_file", s.memory_file or "(null)"),
     ]
+
 
 def item_stats(cache: Cache, settings: Settings | None = None) -> list[tuple[str, object]]:
     """The lines of ``stats items``: per slab class with items, in memcached's order."""
@@ -269,3 +377,31 @@ def slab_stats(cache: Cache) -> list[tuple[str, object]]:
         ]
     lines += [("active_slabs", active), ("total_malloced", cache.slabs.malloced)]
     return lines
+
+
+class ConnectionRow(NamedTuple):
+    """One client connection as ``stats conns`` shows it."""
+
+    fd: int
+    addr: str  # the peer: tcp:127.0.0.1:40000, unix:<AF 1>
+    listen_addr: str  # where it connected to
+    state: str  # conn_parse_cmd, conn_nread, conn_waiting
+    idle: int  # seconds since its last command
+
+
+def connection_stats(listeners: list[tuple[int, str, bool]], clients: list[ConnectionRow],
+                     uptime: int) -> list[tuple[str, object]]:
+    """``stats conns`` in memcached's order (by file descriptor): listeners (TCP, UNIX and
+    UDP, given as (fd, address, is_udp)) and clients."""
+    rows: list[tuple[int, list[tuple[str, object]]]] = []
+    for fd, address, udp in listeners:
+        lines: list[tuple[str, object]] = [(f"{fd}:UDP", "UDP")] if udp else []
+        lines += [(f"{fd}:addr", address),
+                  (f"{fd}:state", "conn_read" if udp else "conn_listening"),
+                  (f"{fd}:secs_since_last_cmd", uptime)]
+        rows.append((fd, lines))
+    for c in clients:
+        rows.append((c.fd, [(f"{c.fd}:addr", c.addr), (f"{c.fd}:listen_addr", c.listen_addr),
+                            (f"{c.fd}:state", c.state),
+                            (f"{c.fd}:secs_since_last_cmd", c.idle)]))
+    return [line for _, lines in sorted(rows, key=lambda row: row[0]) for line in lines]

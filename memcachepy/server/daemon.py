@@ -4,7 +4,7 @@ The connection loop works on non-blocking stdlib sockets with trio's
 ``wait_readable``/``wait_writable`` rather than the stream layer: it reads
 until the socket would block, answers everything that arrived with one send,
 and only then waits. That saves a scheduler round trip per request; a
-checkpoint after every ``REQUESTS_PER_YIELD`` requests keeps a pipelining
+checkpoint after every ``-R`` (reqs_per_event, 20) requests keeps a pipelining
 client from starving the others (memcached's reqs_per_event).
 """
 
@@ -29,6 +29,7 @@ from memcachepy.dispatch.binary import BinaryDispatcher
 from memcachepy.dispatch.reply import Outcome, Reply
 from memcachepy.dispatch.text import TEXT_FRAMING, Dispatcher
 from memcachepy.ops.counters import ServerCounters
+from memcachepy.ops.stats_report import ConnectionRow, connection_stats
 from memcachepy.protocol.ascii_auth import AsciiAuthParser
 from memcachepy.protocol.binary import REQUEST_MAGIC, BinaryParser
 from memcachepy.protocol.events import NEED_DATA
@@ -38,6 +39,7 @@ from memcachepy.server.listeners import (
     BoundListeners,
     bind_listeners,
     listener_text,
+    socket_text,
     tcp_ports,
 )
 from memcachepy.server.operations import Operations
@@ -88,7 +90,6 @@ _NO_PARSER: ProtocolParser = _NoParser()
 # memcached reads 16 KiB at a time; its "line over 2048 bytes without a newline" rule
 # depends on it, so a longer line arriving in one packet is judged the same way.
 READ_SIZE = 16384
-REQUESTS_PER_YIELD = 20
 # Replies queued for one connection are sent once they pass this many bytes (checked
 # every few pieces), so a multi-get of huge values never sits whole in memory.
 OUTPUT_HIGH_WATER = 256 * 1024
@@ -150,7 +151,11 @@ class Server:
         self._draining = False
         # Connections in a read wait, with their parser (a drain spares half-read requests).
         self._waiting: dict[int, tuple[trio.CancelScope, ProtocolParser]] = {}
-        self._peers: dict[int, str] = {}
+        # fd -> (peer, local address), as `stats conns` shows them; and since when each
+        # connection has waited for its next command.
+        self._peers: dict[int, tuple[str, str]] = {}
+        self._idle_since: dict[int, float] = {}
+        self._started_at = time.monotonic()
         self.ports: list[int] = []
         self.listeners: list[socket.socket] = []
         # systemd notify/watchdog/socket activation, --metrics-port, watch, -vv (service.py).
@@ -368,9 +373,10 @@ class Server:
                 return
             sock = wrapped
         fd = sock.fileno()
-        self._peers[fd] = _peer_name(address)
+        self._peers[fd] = (socket_text(sock.family, address),
+                           socket_text(sock.family, sock.getsockname()))
         if self.settings.verbosity:
-            log.info("<%d new connection from %s", fd, self._peers[fd])
+            log.info("<%d new connection from %s", fd, self._peers[fd][0])
         # One cancel scope for the connection's life, not one per read wait (that showed up
         # in profiles): a graceful drain or the idle timeout cancels it only while the
         # connection is waiting to read, so a reply being sent is never cut short.
@@ -399,6 +405,7 @@ class Server:
             self.operations.connection_closed(fd, address, reason)
             counters.curr_connections -= 1
             del self._peers[fd]
+            self._idle_since.pop(fd, None)
             sock.close()
             if self.settings.verbosity:
                 log.info("<%d connection closed", fd)
@@ -429,6 +436,7 @@ class Server:
         parser: ProtocolParser = _NO_PARSER
         handle: Handler = self.dispatcher.handle
         idle = self.settings.idle_timeout
+        reqs_per_event = self.settings.reqs_per_event
         waiting = self._waiting
         since_yield = 0
         out: list[Reply] = []
@@ -455,6 +463,7 @@ class Server:
                 if idle:
                     scope.deadline = trio.current_time() + idle
                 waiting[fd] = (scope, parser)
+                self._idle_since[fd] = time.monotonic()
                 try:
                     await trio.lowlevel.wait_readable(sock)
                 finally:
@@ -478,6 +487,12 @@ class Server:
                     break
                 since_yield += 1
                 outcome = handle(event, out)
+                if since_yield >= reqs_per_event:
+                    # -R: after that many requests let the others run, as memcached's
+                    # reqs_per_event; replies stay queued for the one send below.
+                    since_yield = 0
+                    counters.conn_yields += 1
+                    await trio.lowlevel.checkpoint()
                 if outcome != Outcome.CONTINUE:
                     if outcome != Outcome.MORE:
                         break
@@ -503,10 +518,6 @@ class Server:
                 out = []
             if outcome == Outcome.CLOSE:
                 return
-            if since_yield >= REQUESTS_PER_YIELD:
-                since_yield = 0
-                counters.conn_yields += 1
-                await trio.lowlevel.checkpoint()
 
     async def _send(self, sock: socket.socket, out: list[Reply]) -> None:
         """Send queued replies: joined into one send, unless they are big (no doubling)."""
@@ -548,11 +559,21 @@ class Server:
                 await trio.lowlevel.wait_readable(sock)
 
     def _connection_lines(self) -> list[tuple[str, object]]:
-        lines: list[tuple[str, object]] = []
-        for fd, peer in sorted(self._peers.items()):
-            lines.append((f"{fd}:addr", peer))
-            lines.append((f"{fd}:state", "conn_parse_cmd"))
-        return lines
+        """``stats conns``: the listeners, then each client (memcached's states: a client
+        in the middle of a data block is conn_nread, the one asking is conn_parse_cmd)."""
+        now = time.monotonic()
+        rows = []
+        for fd, (peer, local) in self._peers.items():
+            waiting = self._waiting.get(fd)
+            if waiting is None:
+                state, idle = "conn_parse_cmd", 0.0
+            else:
+                state = "conn_nread" if waiting[1].mid_request else "conn_waiting"
+                idle = now - self._idle_since.get(fd, now)
+            rows.append(ConnectionRow(fd, peer, local, state, int(idle)))
+        listeners = [(sock.fileno(), listener_text(sock), sock.type == socket.SOCK_DGRAM)
+                     for sock in self.listeners if sock.fileno() >= 0]
+        return connection_stats(listeners, rows, int(now - self._started_at))
 
 
 def _cluster_endpoint(settings: Settings) -> ConfigEndpoint | None:
@@ -563,11 +584,3 @@ def _cluster_endpoint(settings: Settings) -> ConfigEndpoint | None:
     from memcachepy.cluster.endpoint import load_endpoint
 
     return load_endpoint(settings.cluster_config, settings.cluster_admin_token_file)
-
-
-def _peer_name(address: object) -> str:
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"tcp:[{host}]:{port}" if ":" in str(host) else f"tcp:{host}:{port}"
-    return f"unix:{address}"
-

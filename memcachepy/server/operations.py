@@ -112,6 +112,7 @@ class Operations:
             self.registry.register(StatsCollector(self.read_stats))
             self.sampler = LatencySampler(self.hooks, self.registry)  # innermost layer
         self.watch = WatchHub(server.cache, self.hooks)
+        self.watch.enabled = settings.watch_enabled
         command_log = CommandLog(lambda: settings.verbosity)
         self.hooks.add("log", command_log, command_log.wants)
         self.hooks.add("verbosity", self._verbosity_layer, lambda t: t is ev.Verbosity)

@@ -108,6 +108,7 @@ class WatchHub:
         self.hooks = hooks
         self._clock = clock
         self._watchers: dict[int, Watcher] = {}
+        self.enabled = True  # -W turns watch off
         self._counts = dict.fromkeys(KINDS, 0)
         self._gid = 0
         hooks.set_base(ev.Watch, self.handle_watch)
@@ -127,7 +128,7 @@ class WatchHub:
     def handle_watch(self, event: ev.Watch, out: list[Any]) -> int:
         """The ``watch`` command: register this connection; the server then streams to it."""
         fd = CURRENT_CONNECTION.get()
-        if fd < 0:  # not a connection (UDP): nothing to stream to
+        if fd < 0 or not self.enabled:  # UDP (nothing to stream to), or -W
             out.append(NOT_HERE)
             return Outcome.CONTINUE
         if out:  # replies not yet sent: memcached refuses to mix them with the stream

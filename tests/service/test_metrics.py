@@ -40,6 +40,7 @@ EXPORTER_NAMES = {
     "store_no_memory": "memcached_item_no_memory_total",
     "rejected_connections": "memcached_connections_rejected_total",
     "conn_yields": "memcached_connections_yielded_total",
+    "listen_disabled_num": "memcached_connections_listener_disabled_total",
     "accepting_conns": "memcached_accepting_connections",
     "uptime": "memcached_uptime_seconds",
     "time": "memcached_time_seconds",
@@ -55,7 +56,7 @@ EXPORTER_NAMES = {
     "moves_to_warm": "memcached_lru_crawler_moves_to_warm_total",
     "moves_within_lru": "memcached_lru_crawler_moves_within_lru_total",
 }
-NOT_METRICS = {"pid", "pointer_size", "version"}
+NOT_METRICS = {"pid", "pointer_size", "version", "libevent"}
 # The hits and misses memcached_commands_total is made of, never exported a second time.
 IN_COMMANDS = {f"{op}_{kind}" for op in ("get", "delete", "incr", "decr", "cas", "touch")
                for kind in ("hits", "misses")} | {"cas_badval", "cmd_flush"}
