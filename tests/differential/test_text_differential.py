@@ -402,11 +402,16 @@ CASES: list[Case] = [
          b"stats cachedump 63 1\r\n"),
     case("stats-reset", b"set k 0 0 1\r\na\r\nget k\r\nstats reset\r\nstats reset x\r\nstats\r\n",
          fresh=True, stat_values=("cmd_get", "get_hits", "cmd_set", "curr_items")),
-    case("stats-detail", b"stats detail on\r\nset a:b 0 0 1\r\n1\r\nget a:b\r\nget c:d\r\n"
-         b"delete a:x\r\nstats detail dump\r\nstats detail off\r\nstats detail dump\r\n",
-         fresh=True,
-         differ="not implemented yet: stats detail prefix statistics "
-                "(memcached also orders the dump by its own hash table)"),
+    # One prefix: with several, memcached orders the dump by its own hash table.
+    case("stats-detail", b"stats detail dump\r\nstats detail on\r\nset a:b 0 0 1\r\n1\r\n"
+         b"get a:b\r\nget a:d\r\nget nodelimiter\r\ndelete a:x\r\nstats detail dump\r\n"
+         b"stats reset\r\nstats detail dump\r\nget a:b\r\nstats detail off\r\nget a:b\r\n"
+         b"stats detail dump\r\nstats detail\r\nstats detail bogus\r\n", fresh=True),
+    case("stats-detail-by-flag", b"set a#b 0 0 1\r\n1\r\ngets a#b a#c\r\n"
+         b"stats detail dump\r\n", fresh=True, flags=("-D", "#")),
+    case("dumping-disabled", b"set a 0 0 1\r\n1\r\nstats cachedump 1 1\r\n"
+         b"lru_crawler metadump all\r\n", fresh=True, flags=("-X",)),
+    case("watch-disabled", b"watch\r\nget a\r\n", fresh=True, flags=("-W",)),
     case("stats-counters",
          b"set a 0 0 1\r\n1\r\nget a\r\nget nx\r\ngets a nx\r\nadd a 0 0 1\r\n1\r\n"
          b"delete a\r\ndelete a\r\nset n 0 0 1\r\n5\r\nincr n 1\r\nincr nx 1\r\ndecr n 1\r\n"
