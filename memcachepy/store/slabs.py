@@ -8,6 +8,7 @@ named by an integer id: ``page_number << PAGE_SHIFT | offset``.
 from __future__ import annotations
 
 import mmap
+import os
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,13 @@ def class_sizes(growth_factor: float, min_chunk: int, chunk_max: int) -> list[in
     return sizes
 
 
+def _env_bytes(name: str) -> int:
+    try:
+        return max(int(os.environ.get(name, "0")), 0)
+    except ValueError:
+        return 0
+
+
 class SlabAllocator:
     """Pages of a fixed total budget, handed to size classes on demand.
 
@@ -80,6 +88,8 @@ class SlabAllocator:
             SlabClass(i + 1, size, PAGE_SIZE // size) for i, size in enumerate(chunk_sizes)
         ]
         self._sizes = chunk_sizes
+        # memcached's test-suite hook (slabs.c): pretend this much is already allocated.
+        self.faked_malloced = _env_bytes("T_MEMD_INITIAL_MALLOC")
         self.pages: list[Page] = []
         self.page_class: list[int] = []
         # Pages with memory but no class (memcached's global page pool, class 0), zeroed.
@@ -98,7 +108,7 @@ class SlabAllocator:
     @property
     def malloced(self) -> int:
         """Bytes of page memory held: pages of classes and of the pool."""
-        return (len(self.pages) - len(self.released)) * PAGE_SIZE
+        return (len(self.pages) - len(self.released)) * PAGE_SIZE + self.faked_malloced
 
     @property
     def fixed_memory(self) -> bool:
