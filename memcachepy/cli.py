@@ -176,6 +176,21 @@ def _item_size(text: str) -> int:
     return int(digits) * {"k": 1024, "m": MIB}.get(unit, 1)
 
 
+# Flags whose value goes into Settings as it is: argparse dest -> Settings field.
+_COPIED = {
+    "conn_limit": "max_connections", "slab_growth_factor": "growth_factor",
+    "slab_min_size": "min_chunk", "verbose": "verbosity", "enable_shutdown": "enable_shutdown",
+    "auth_file": "auth_file", "enable_sasl": "sasl", "enable_ssl": "tls_enabled",
+    "cluster_config": "cluster_config", "cluster_admin_token_file": "cluster_admin_token_file",
+    "memory_file": "memory_file", "metrics_port": "metrics_port",
+    "metrics_listen": "metrics_listen", "unix_socket": "unix_socket",
+    "listen_backlog": "backlog", "max_reqs_per_event": "reqs_per_event", "user": "user",
+    "daemon": "daemonize", "pidfile": "pid_file", "lock_memory": "lock_memory",
+    "enable_coredumps": "coredumps", "threads": "threads",
+    "enable_largepages": "large_pages", "napi_ids": "napi_ids",
+}
+
+
 def settings_from_args(argv: list[str] | None = None) -> Settings:
     """Settings from command-line arguments; exits with a one-line message when invalid."""
     parser = build_parser()
@@ -202,41 +217,18 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
             listen=_listen(args.listen),
             memory_limit=args.memory_limit * MIB,
             evict=not args.disable_evictions,
-            max_connections=args.conn_limit,
             item_size_max=_item_size(args.max_item_size),
-            growth_factor=args.slab_growth_factor,
-            min_chunk=args.slab_min_size,
-            verbosity=args.verbose,
-            enable_shutdown=args.enable_shutdown,
             flush_enabled=not args.disable_flush_all,
             use_cas=not args.disable_cas,
-            auth_file=args.auth_file,
             protocol=_binding_protocol(args.protocol, args.auth_file, args.enable_sasl),
-            sasl=args.enable_sasl,
             sasl_pwdb=os.environ.get("MEMCACHED_SASL_PWDB"),
             udp_port=udp,
-            tls_enabled=args.enable_ssl,
-            cluster_config=args.cluster_config,
-            cluster_admin_token_file=args.cluster_admin_token_file,
-            memory_file=args.memory_file,
-            metrics_port=args.metrics_port,
-            metrics_listen=args.metrics_listen,
-            unix_socket=args.unix_socket,
             unix_mask=_octal(args.unix_mask),
-            backlog=args.listen_backlog,
-            reqs_per_event=args.max_reqs_per_event,
-            user=args.user,
-            daemonize=args.daemon,
-            pid_file=args.pidfile,
-            lock_memory=args.lock_memory,
-            coredumps=args.enable_coredumps,
-            threads=args.threads,
-            large_pages=args.enable_largepages,
-            napi_ids=args.napi_ids,
             dump_enabled=not args.disable_dumping,
             watch_enabled=not args.disable_watch,
             detail_enabled=args.delimiter is not None,
             prefix_delimiter=(args.delimiter or ":")[0],
+            **{name: getattr(args, dest) for dest, name in _COPIED.items()},
         )
         chunk_max_given = apply_extended(settings, args.extended)
         store = settings.store
