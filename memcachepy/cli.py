@@ -11,7 +11,6 @@ from functools import partial
 import trio
 
 from memcachepy import VERSION
-from memcachepy.conffile import DEBIAN_CONF, ConfFileError, conf_file_flags
 from memcachepy.config import EX_USAGE, MIB, ConfigError, Settings
 from memcachepy.extended import apply_extended
 from memcachepy.ops.logs import log_level
@@ -35,10 +34,17 @@ from memcachepy.server.listeners import (
     BoundListeners,
     add_listen_address,
     bind_listeners,
+    parse_listen,
     write_port_file,
 )
 from memcachepy.server.tls import TlsError, build_server_context
-from memcachepy.usage import EXTENDED_HELP, UsageParser
+from memcachepy.usage import (
+    DEBIAN_CONF,
+    EXTENDED_HELP,
+    ConfFileError,
+    UsageParser,
+    conf_file_flags,
+)
 
 LICENSE = "no license text ships with this version; see the README"
 
@@ -160,6 +166,11 @@ def _flag_checks(args: argparse.Namespace) -> None:
                           f"number of threads({args.threads})")
 
 
+def _ports_in_listen(addresses: list[str] | None) -> bool:
+    listen = _listen(addresses)
+    return any(port for _, port, _ in parse_listen(listen, 0))
+
+
 def _listen(addresses: list[str] | None) -> str:
     listen = ""
     for address in addresses or ["127.0.0.1"]:
@@ -213,7 +224,8 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
             port = udp  # memcached: -U alone moves the TCP port along with it
         settings = Settings(
             port=max(port, 0),
-            tcp_enabled=port != 0,
+            # -p 0 turns TCP off, as in memcached, unless an -l address carries its port.
+            tcp_enabled=port != 0 or _ports_in_listen(args.listen),
             listen=_listen(args.listen),
             memory_limit=args.memory_limit * MIB,
             evict=not args.disable_evictions,

@@ -145,7 +145,9 @@ def spawn_logged(argv: list[str], port: int, log_path: str, host: str = HOST,
 
 
 def memcachepy_argv(port: int, *args: str, host: str = HOST) -> list[str]:
-    return [sys.executable, "-m", "memcachepy", "-l", host, "-p", str(port), *args]
+    # -u root as for memcached below: as root without -u memcachepy warns on stderr.
+    user = ["-u", "root"] if os.geteuid() == 0 and "-u" not in args else []
+    return [sys.executable, "-m", "memcachepy", "-l", host, "-p", str(port), *user, *args]
 
 
 def memcached_argv(port: int, *args: str, host: str = HOST) -> list[str]:

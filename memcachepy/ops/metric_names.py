@@ -253,9 +253,38 @@ GAUGES: Final = frozenset((
 SKIPPED: Final = frozenset(("pid", "pointer_size", "version", "libevent"))
 
 
+# memcached's figures for which memcachepy has no buffers or threads of its own: each
+# says what it is and what it reads here.
+_OWN_HELP: Final = {
+    "connection_structures": "Connection structures in use (clients and a listener).",
+    "response_obj_oom": "Replies refused for want of response memory (0: bounded per "
+                        "connection here).",
+    "response_obj_count": "Response objects in memcached's pool (0: none here).",
+    "response_obj_bytes": "Bytes of memcached's response object pool (0: none here).",
+    "read_buf_count": "Read buffers in memcached's pool (0: none here).",
+    "read_buf_bytes": "Bytes of memcached's read buffers (0: none here).",
+    "read_buf_bytes_free": "Free bytes of memcached's read buffers (0: none here).",
+    "read_buf_oom": "Reads refused for want of buffer memory (0: none here).",
+    "reserved_fds": "File descriptors not used by client connections.",
+    "time_in_listen_disabled_us": "Microseconds spent with listening paused (never here).",
+    "hash_power_level": "Hash table size as a power of 2, as memcached would size it.",
+    "hash_bytes": "Bytes of the hash table, as memcached would size it.",
+    "hash_is_expanding": "Whether the hash table is growing (never here).",
+    "malloc_fails": "Failed memory allocations.",
+    "log_worker_dropped": "Log lines dropped by workers (watch).",
+    "log_worker_written": "Log lines written by workers (watch).",
+    "log_watcher_skipped": "Log lines skipped for slow watchers.",
+    "log_watcher_sent": "Log lines sent to watchers.",
+    "log_watchers": "Connections running watch.",
+    "unexpected_napi_ids": "Connections with an unknown NAPI id (none here).",
+    "round_robin_fallback": "Connections placed round-robin for want of a NAPI id.",
+}
+
+
 def own_name(stat: str, prefix: str, source: str) -> MetricName:
     """A statistic no table names (added later, or from a newer memcached)."""
-    help_text = f"The '{stat}' figure of '{source}' (see memcached's protocol.txt)."
+    help_text = _OWN_HELP.get(stat) or (
+        f"The '{stat}' figure of '{source}' (see memcached's protocol.txt).")
     if stat in GAUGES:
         return _g(prefix + stat, help_text)
     return _c(f"{prefix}{stat}_total", help_text)
