@@ -7,7 +7,7 @@ import pytest
 from .inner import exe_args, run
 
 # memcachepy has no -s yet (issue 17 adds it): add "memcachepy" here once it does.
-UNIX_EXES = ["memcached"]
+UNIX_EXES = ["memcached", "memcachepy"]
 
 UNIX = """
 import os
