@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import trio
 
 from memcachepy.config import Settings
-from memcachepy.dispatch.reply import Reply
 from memcachepy.dispatch.text import Dispatcher
 from memcachepy.ops.hooks import CURRENT_CONNECTION, TRACE, Handler, RequestHooks
 from memcachepy.ops.logs import CommandLog, apply_verbosity
@@ -38,6 +37,7 @@ from memcachepy.ops.systemd import (
     watchdog_interval,
 )
 from memcachepy.protocol import events as ev
+from memcachepy.server.connections import Connection, ConnectionLoop
 from memcachepy.server.listeners import open_listeners
 from memcachepy.server.watch import Watcher, WatchHub
 from memcachepy.store.cache import Cache
@@ -61,25 +61,12 @@ class ServedBy(Protocol):
     """What the operations side uses of the server that owns it.
 
     Declared here so that this module needs nothing of :mod:`.daemon`, which imports it.
-    The underscored members are the server's connection bookkeeping, which a ``watch``
-    stream takes part in like any connection.
     """
 
     settings: Settings
     dispatcher: Dispatcher
     cache: Cache
     ports: list[int]
-    _draining: bool
-    _waiting: dict[int, tuple[trio.CancelScope, Any]]
-
-    async def _send(self, sock: socket.socket, out: list[Reply]) -> None: ...
-
-
-class _Idle:
-    """Stands for a parser with nothing buffered, so a graceful drain ends a watcher."""
-
-    buffered = 0
-    mid_request = False
 
 
 class MetricsPortError(OSError):
@@ -292,30 +279,29 @@ class Operations:
         """The watcher this connection became with ``watch``, if it did."""
         return self.watch.get(fd)
 
-    async def stream_watch(self, sock: socket.socket, watcher: Watcher,
-                           scope: trio.CancelScope) -> None:
+    async def stream_watch(self, loop: ConnectionLoop, conn: Connection,
+                           watcher: Watcher) -> None:
         """Send a watcher its log lines until it disconnects or the server drains."""
-        server = self.server
         arrived = trio.Event()
 
         def wake() -> None:
             arrived.set()
 
         watcher.wake = wake
-        while not server._draining:
+        while not loop.draining:
             arrived = trio.Event()
             lines: list[Any] = watcher.take()
             if lines:
-                await server._send(sock, lines)
+                await loop.send_all(conn, lines)
                 continue
-            if _peer_closed(sock):
+            if _peer_closed(conn.sock):
                 return
-            server._waiting[watcher.fd] = (scope, _Idle())
+            conn.waiting = True  # a drain cancels this wait
             try:
                 with trio.move_on_after(WATCH_POLL):
                     await arrived.wait()
             finally:
-                del server._waiting[watcher.fd]
+                conn.waiting = False
 
 
 def _peer_closed(sock: socket.socket) -> bool:
