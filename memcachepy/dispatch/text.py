@@ -62,6 +62,7 @@ ERROR: Final = b"ERROR\r\n"
 # once its reply passes REPLY_BUDGET bytes: a get of many large values never sits whole
 # in memory, and a slow reader makes the connection wait rather than the server buffer.
 RETRIEVE_SLICE: Final = 8
+_FAST_EVENTS: Final = (ev.Retrieve, ev.Store, ev.Delete, ev.Arithmetic, ev.Touch)
 REPLY_BUDGET: Final = 256 * 1024
 
 
@@ -109,6 +110,8 @@ class Dispatcher:
             ev.AuthResult: self._auth_result,  # type: ignore[dict-item]
             ev.Watch: self._watch,  # type: ignore[dict-item]
         }
+        # The handlers TextParser.serve bypasses; while one is wrapped, it uses events.
+        self._fast_handlers = [(t, self._handlers[t]) for t in _FAST_EVENTS]
         # mg ms md ma mn me arrive on text connections too
         self._handlers.update(dispatch_meta.handlers(self))
         self.admin = dispatch_admin.AdminDispatch(self)  # slabs, lru_crawler, lru, refresh_certs
@@ -121,44 +124,55 @@ class Dispatcher:
     # -- requests ---------------------------------------------------------------------
 
     def _retrieve(self, event: ev.Retrieve, out: list[Reply]) -> int:
-        keys = event.keys
-        if self.prefix_stats.enabled:
-            return self._retrieve_recorded(event, out)
+        return self.retrieve(event.keys, event.with_cas, event.exptime, out, event.last)
+
+    def retrieve(self, keys: list[bytes], with_cas: bool, exptime: int | None,
+                 out: list[Reply], last: bool = True) -> int:
+        """get / gets / gat / gats (the parser's fast path calls this directly)."""
+        if self.prefix_stats.enabled:  # stats detail on: key by key
+            return self._retrieve_recorded(ev.Retrieve(keys, with_cas, exptime, last), out)
+        counters = self.counters
         if len(keys) <= RETRIEVE_SLICE:
-            hits = self.cache.collect(keys, out, event.with_cas, event.exptime)  # type: ignore[arg-type]
+            hits = self.cache.collect(keys, out, with_cas, exptime)  # type: ignore[arg-type]
+            answered = len(keys)
         else:
-            hits, keys = self._retrieve_slices(event, out)
-            if len(keys) < len(event.keys):
-                self._count_retrieval(event, keys, hits)
-                return Outcome.MORE
-        self._count_retrieval(event, keys, hits)
-        if event.last:
+            hits, answered = self._retrieve_slices(keys, with_cas, exptime, out, last)
+        if exptime is None:
+            counters.cmd_get += answered
+            counters.get_misses += answered - hits
+        else:
+            counters.cmd_touch += answered
+            counters.touch_misses += answered - hits
+        if answered < len(keys):
+            return Outcome.MORE
+        if last:
             out.append(END)
         return Outcome.CONTINUE
 
-    def _retrieve_slices(self, event: ev.Retrieve, out: list[Reply]) -> tuple[int, list[bytes]]:
+    def _retrieve_slices(self, keys: list[bytes], with_cas: bool, exptime: int | None,
+                         out: list[Reply], last: bool) -> tuple[int, int]:
         """A long multi-get in growing slices, stopping once the reply passes the budget.
 
         Slices start small (values may be large) and double while the reply stays small,
         so gets of many small values cost few calls. What is left of the keys becomes
         :attr:`remainder`, answered after the connection has sent what is queued.
+        Returns (hits, keys answered).
         """
-        keys = event.keys
         start = len(out)
         size = RETRIEVE_SLICE
         done = hits = 0
         while done < len(keys):
             piece = keys[done : done + size]
-            hits += self.cache.collect(piece, out, event.with_cas, event.exptime)  # type: ignore[arg-type]
+            hits += self.cache.collect(piece, out, with_cas, exptime)  # type: ignore[arg-type]
             done += len(piece)
             if done < len(keys):
                 replied = sum(map(len, out[start:]))
                 if replied >= REPLY_BUDGET:
-                    self.remainder = event._replace(keys=keys[done:])
-                    return hits, keys[:done]
+                    self.remainder = ev.Retrieve(keys[done:], with_cas, exptime, last)
+                    return hits, done
                 if replied < REPLY_BUDGET // 4:
                     size *= 2
-        return hits, keys
+        return hits, done
 
     def _retrieve_recorded(self, event: ev.Retrieve, out: list[Reply]) -> int:
         """A get while per-prefix stats are on: key by key, to record each hit or miss."""
@@ -178,28 +192,27 @@ class Dispatcher:
         assert remainder is not None
         return remainder
 
-    def _count_retrieval(self, event: ev.Retrieve, keys: list[bytes], hits: int) -> None:
-        counters = self.counters
-        if event.exptime is None:
-            counters.cmd_get += len(keys)
-            counters.get_misses += len(keys) - hits
-        else:
-            counters.cmd_touch += len(keys)
-            counters.touch_misses += len(keys) - hits
-
     def _store(self, event: ev.Store, out: list[Reply]) -> int:
+        return self._store_any(event.command, event.key, event.flags, event.exptime,
+                               event.data, event.cas_unique, event.noreply, out)
+
+    def store(self, command: bytes, key: bytes, flags: int, exptime: int, data: bytes,
+              noreply: bool, out: list[Reply]) -> int:
+        """set / add / replace with its data block (the parser's fast path)."""
+        return self._store_any(command, key, flags, exptime, data, 0, noreply, out)
+
+    def _store_any(self, command: bytes, key: bytes, flags: int, exptime: int, data: bytes,
+                   cas_unique: int, noreply: bool, out: list[Reply]) -> int:
         self.counters.cmd_set += 1
         if self.prefix_stats.enabled:
-            self.prefix_stats.record_set(event.key)
-        result = self.cache.store(
-            _STORE_MODES[event.command], event.key, event.flags, event.exptime, event.data,
-            event.cas_unique,
-        )
-        if result == StoreResult.NOT_FOUND:
-            self.counters.cas_misses += 1
-        elif result == StoreResult.NO_MEMORY:
-            self.counters.store_no_memory += 1
-        if not event.noreply:
+            self.prefix_stats.record_set(key)
+        result = self.cache.store(_STORE_MODES[command], key, flags, exptime, data, cas_unique)
+        if result != StoreResult.STORED:
+            if result == StoreResult.NOT_FOUND:
+                self.counters.cas_misses += 1
+            elif result == StoreResult.NO_MEMORY:
+                self.counters.store_no_memory += 1
+        if not noreply:
             out.append(_STORE_REPLIES[result])
         return Outcome.CONTINUE
 
@@ -215,23 +228,32 @@ class Dispatcher:
         return Outcome.CONTINUE
 
     def _delete(self, event: ev.Delete, out: list[Reply]) -> int:
+        return self.delete(event.key, event.noreply, out)
+
+    def delete(self, key: bytes, noreply: bool, out: list[Reply]) -> int:
+        """delete (the parser's fast path calls this directly)."""
         if self.prefix_stats.enabled:
-            self.prefix_stats.record_delete(event.key)
-        if self.cache.delete(event.key):
+            self.prefix_stats.record_delete(key)
+        if self.cache.delete(key):
             reply = b"DELETED\r\n"
         else:
             self.counters.delete_misses += 1
             reply = NOT_FOUND
-        if not event.noreply:
+        if not noreply:
             out.append(reply)
         return Outcome.CONTINUE
 
     def _arithmetic(self, event: ev.Arithmetic, out: list[Reply]) -> int:
-        result, value = self.cache.incr_decr(event.key, event.incr, event.delta)
+        return self.arithmetic(event.incr, event.key, event.delta, event.noreply, out)
+
+    def arithmetic(self, incr: bool, key: bytes, delta: int, noreply: bool,
+                   out: list[Reply]) -> int:
+        """incr / decr (the parser's fast path calls this directly)."""
+        result, value = self.cache.incr_decr(key, incr, delta)
         if result == DeltaResult.OK:
             reply = b"%d\r\n" % value
         elif result == DeltaResult.NOT_FOUND:
-            if event.incr:
+            if incr:
                 self.counters.incr_misses += 1
             else:
                 self.counters.decr_misses += 1
@@ -240,20 +262,37 @@ class Dispatcher:
             reply = NON_NUMERIC
         else:
             reply = DELTA_NO_MEMORY
-        if not event.noreply:
+        if not noreply:
             out.append(reply)
         return Outcome.CONTINUE
 
     def _touch(self, event: ev.Touch, out: list[Reply]) -> int:
+        return self.touch(event.key, event.exptime, event.noreply, out)
+
+    def touch(self, key: bytes, exptime: int, noreply: bool, out: list[Reply]) -> int:
+        """touch (the parser's fast path calls this directly)."""
         self.counters.cmd_touch += 1
-        if self.cache.touch(event.key, event.exptime):
+        if self.cache.touch(key, exptime):
             reply = b"TOUCHED\r\n"
         else:
             self.counters.touch_misses += 1
             reply = NOT_FOUND
-        if not event.noreply:
+        if not noreply:
             out.append(reply)
         return Outcome.CONTINUE
+
+    def event(self, event: ev.Event, out: list[Reply]) -> int:
+        """Any request as its event (the parser's batch path, for what has no fast path)."""
+        return self._handlers[type(event)](event, out)
+
+    def plain(self) -> bool:
+        """Whether the fast-path requests go to their own handlers: no observer (``-vv``,
+        ``watch``, latency sampling) wraps them, so the parser may call them directly."""
+        handlers = self._handlers
+        for event_type, handler in self._fast_handlers:
+            if handlers[event_type] is not handler:
+                return False
+        return True
 
     def _flush_all(self, event: ev.FlushAll, out: list[Reply]) -> int:
         self.counters.cmd_flush += 1

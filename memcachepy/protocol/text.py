@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final, Protocol
 
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.buffer import ReceiveBuffer
@@ -64,6 +64,44 @@ CONFIG_TOO_LARGE: Final = b"SERVER_ERROR config too large\r\n"
 
 def _always_fits(nkey: int, flags: int, nbytes: int) -> bool:
     return True
+
+
+class RequestSink(Protocol):
+    """What :meth:`TextParser.serve` hands requests to (the dispatcher, seen from here).
+
+    The common requests arrive as calls with their fields, without an event object; every
+    other request arrives as its event through :meth:`event`. Each call appends the reply
+    to ``out`` and returns 0 to go on, or an outcome that ends the batch (returned as is).
+    """
+
+    def retrieve(self, keys: list[bytes], with_cas: bool, exptime: int | None,
+                 out: list[Any]) -> int: ...
+
+    def store(self, command: bytes, key: bytes, flags: int, exptime: int, data: bytes,
+              noreply: bool, out: list[Any]) -> int: ...
+
+    def delete(self, key: bytes, noreply: bool, out: list[Any]) -> int: ...
+
+    def arithmetic(self, incr: bool, key: bytes, delta: int, noreply: bool,
+                   out: list[Any]) -> int: ...
+
+    def touch(self, key: bytes, exptime: int, noreply: bool, out: list[Any]) -> int: ...
+
+    def event(self, event: ev.Event, out: list[Any]) -> int: ...
+
+    def plain(self) -> bool:
+        """False once an observer wraps the fast-path requests (``verbosity 2``, ``watch``):
+        the batch then stops, and the caller goes on one event at a time."""
+
+
+#: What :meth:`TextParser.serve` returns when the replies passed the output bound.
+OUTPUT_FULL: Final = -1
+#: What :meth:`TextParser.serve` returns when a request made the sink stop being plain.
+NOT_PLAIN: Final = -2
+_CHECK_PIECES: Final = 8  # replies between two checks of the output bound
+_RETRIEVALS: Final = {b"get": (False, False), b"gets": (True, False),
+                      b"gat": (False, True), b"gats": (True, True)}
+_FAST_STORAGE: Final = frozenset((b"set", b"add", b"replace"))
 
 
 class TextParser:
@@ -129,6 +167,122 @@ class TextParser:
         if type(event) is ev.ErrorReply:  # kept for -vv, which echoes the line as memcached
             return event._replace(request=line)
         return event
+
+    def serve(self, sink: RequestSink, out: list[Any], budget: int,
+              high_water: int) -> tuple[int, int]:
+        """Parse every complete request buffered and hand each to ``sink``: one call per
+        read instead of one per request.
+
+        Stops after ``budget`` requests, at an outcome other than 0, or once ``out`` holds
+        ``high_water`` bytes or more outside a data block (:data:`OUTPUT_FULL`). Returns
+        (outcome, requests handed over); the replies are exactly those of handing the
+        events of :meth:`next_event` to the dispatcher one by one.
+        """
+        buf = self._buf
+        count = 0
+        outcome = 0
+        next_check = _CHECK_PIECES
+        while count < budget:
+            slow = True
+            if self._queued or self._closed or self._swallow or self._pending is not None:
+                event = self.next_event()
+                if event is NEED_DATA:
+                    break
+                outcome = sink.event(event, out)  # type: ignore[arg-type]
+            else:
+                line = buf.take_line()
+                if line is None:
+                    event = self._no_newline()
+                    if event is NEED_DATA:
+                        break
+                    outcome = sink.event(event, out)  # type: ignore[arg-type]
+                else:
+                    if len(line) > 1 and line[-1] == 13:  # strip \r only if len > 1
+                        line = line[:-1]
+                    slow = False  # _serve_line checks itself
+                    served = self._serve_line(line, sink, out)
+                    if served is None:  # a storage command waiting for its data block
+                        continue
+                    outcome = served
+            count += 1
+            if outcome:
+                break
+            if slow and not sink.plain():
+                return NOT_PLAIN, count
+            if len(out) >= next_check and not self.mid_request:
+                if sum(map(len, out)) >= high_water:
+                    return OUTPUT_FULL, count
+                next_check = len(out) + _CHECK_PIECES
+        return outcome, count
+
+    def _serve_line(self, line: bytes, sink: RequestSink, out: list[Any]) -> int | None:
+        """One command line: the common commands straight to ``sink``, others as events."""
+        tokens = line.split(b" ")
+        # The fast paths take only lines the general rules would read the same way: single
+        # spaces, no NUL, every key within the limit. Anything else goes the long way.
+        if b"" not in tokens and b"\0" not in line:
+            command = tokens[0]
+            ntokens = len(tokens)
+            retrieval = _RETRIEVALS.get(command)
+            if retrieval is not None:
+                with_cas, touches = retrieval
+                if not touches:
+                    if ntokens > 1 and max(map(len, tokens)) <= KEY_MAX_LENGTH:
+                        del tokens[0]
+                        return sink.retrieve(tokens, with_cas, None, out)
+                elif ntokens > 2:
+                    exptime = parse_i32(tokens[1])
+                    keys = tokens[2:]
+                    if exptime is not None and max(map(len, keys)) <= KEY_MAX_LENGTH:
+                        return sink.retrieve(keys, with_cas, exptime, out)
+            elif ntokens <= _MAX_TOKENS:
+                noreply = tokens[-1] == b"noreply"
+                if command in _FAST_STORAGE and ntokens == 5 + noreply:
+                    return self._serve_storage(command, tokens, noreply, sink, out)
+                if ntokens > 1 and len(tokens[1]) <= KEY_MAX_LENGTH:
+                    if command == b"delete" and ntokens == 2 + noreply:
+                        return sink.delete(tokens[1], noreply, out)
+                    if command in (b"incr", b"decr") and ntokens == 3 + noreply:
+                        delta = parse_u64(tokens[2])
+                        if delta is not None:
+                            return sink.arithmetic(command == b"incr", tokens[1], delta,
+                                                   noreply, out)
+                    elif command == b"touch" and ntokens == 3 + noreply:
+                        exptime = parse_i32(tokens[2])
+                        if exptime is not None:
+                            return sink.touch(tokens[1], exptime, noreply, out)
+        nul = line.find(b"\0")
+        if nul >= 0:  # memcached treats the line as a C string
+            line = line[:nul]
+        event = self._parse_line(line)
+        if event is NEED_DATA:
+            return None
+        outcome = sink.event(event, out)  # type: ignore[arg-type]
+        return outcome if outcome or sink.plain() else NOT_PLAIN
+
+    def _serve_storage(self, command: bytes, tokens: list[bytes], noreply: bool,
+                       sink: RequestSink, out: list[Any]) -> int | None:
+        key = tokens[1]
+        flags = parse_u32(tokens[2])
+        exptime = parse_i32(tokens[3])
+        nbytes = parse_i32(tokens[4])
+        if (len(key) > KEY_MAX_LENGTH or flags is None or exptime is None or nbytes is None
+                or nbytes < 0 or not self._item_fits(len(key), flags, nbytes)):
+            event = self._storage(command, tokens, len(tokens) + 1)  # the general rules
+            if event is NEED_DATA:
+                return None
+            return sink.event(event, out)  # type: ignore[arg-type]
+        buf = self._buf
+        if len(buf) < nbytes + 2:
+            self._pending = (command, key, flags, exptime, nbytes, 0, noreply)
+            return None
+        # Read in place: one copy of the value, as _read_data_block makes.
+        raw, start = buf.data, buf.pos
+        buf.skip(nbytes + 2)
+        if raw[start + nbytes] != 13 or raw[start + nbytes + 1] != 10:
+            return sink.event(ev.ErrorReply(BAD_DATA_CHUNK, noreply), out)
+        return sink.store(command, key, flags, exptime, bytes(raw[start : start + nbytes]),
+                          noreply, out)
 
     def _no_newline(self) -> ev.Event | _NeedData:
         pending = len(self._buf)

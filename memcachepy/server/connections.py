@@ -29,6 +29,7 @@ import trio
 from memcachepy.dispatch.reply import Outcome, Reply
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.protocol.events import NEED_DATA
+from memcachepy.protocol.text import OUTPUT_FULL
 
 log = logging.getLogger("memcachepy")
 
@@ -90,13 +91,27 @@ class _NoParser:
 _NO_PARSER: Final[ProtocolParser] = _NoParser()
 
 
+class BatchSink(Protocol):
+    """A dispatcher that text parsers may call directly (see TextParser.serve)."""
+
+    def plain(self) -> bool: ...
+
+
+class BatchParser(Protocol):
+    """A parser that answers a whole read in one call (TextParser.serve)."""
+
+    def serve(self, sink: Any, out: list[Reply], budget: int,
+              high_water: int) -> tuple[int, int]: ...
+
+
 class Host(Protocol):
     """What the loop needs of the server around it."""
 
     counters: ServerCounters
 
-    def session(self, first_byte: int) -> tuple[ProtocolParser, Handler]:
-        """The parser and handler for a connection, chosen by the first byte it sent."""
+    def session(self, first_byte: int) -> tuple[ProtocolParser, Handler, BatchSink | None]:
+        """The parser and handler for a connection, chosen by its first byte; and the
+        sink when the parser is a :class:`BatchParser` that may call it directly."""
 
     def take_remainder(self) -> object: ...
 
@@ -113,7 +128,7 @@ class Host(Protocol):
 class Connection:
     """One client connection's state between reads."""
 
-    __slots__ = ("sock", "fd", "address", "peer", "parser", "handle", "out", "unsent",
+    __slots__ = ("sock", "fd", "address", "peer", "parser", "handle", "sink", "out", "unsent",
                  "last_active", "queued", "writing", "closing", "closed", "tls",
                  "send_wants_read", "scope", "waiting")
 
@@ -124,6 +139,7 @@ class Connection:
         self.peer = peer_name(address, sock.family)
         self.parser: ProtocolParser = _NO_PARSER
         self.handle: Handler | None = None
+        self.sink: BatchSink | None = None
         self.out: list[Reply] = []
         self.unsent: list[Reply] = []  # replies a blocked send left, in order
         self.last_active = 0.0
@@ -339,7 +355,7 @@ class ConnectionLoop:
         self.counters.bytes_read += len(data)
         parser = conn.parser
         if parser is _NO_PARSER:
-            parser, conn.handle = self.host.session(data[0])
+            parser, conn.handle, conn.sink = self.host.session(data[0])
             conn.parser = parser
         parser.receive_data(data)
         state = self._process(conn)
@@ -354,6 +370,9 @@ class ConnectionLoop:
         if handle is None:
             return READ
         self.host.set_current(conn.fd)
+        sink = conn.sink
+        if sink is not None and sink.plain():
+            return self._process_batch(conn, sink)
         out = conn.out
         budget = self.requests_per_event
         outcome = Outcome.CONTINUE
@@ -390,6 +409,31 @@ class ConnectionLoop:
             state = CLOSE
         # Like memcached, hold replies while a data block is still arriving.
         if out and (state == CLOSE or not parser.mid_request) and not self._send(conn):
+            return WRITE
+        return state
+
+    def _process_batch(self, conn: Connection, sink: BatchSink) -> int:
+        """:meth:`_process` in one parser call: no event per request."""
+        parser: BatchParser = conn.parser  # type: ignore[assignment]
+        out = conn.out
+        outcome, count = parser.serve(sink, out, self.requests_per_event, OUTPUT_HIGH_WATER)
+        state = READ
+        if outcome:
+            if outcome == Outcome.MORE:  # a long multi-get paused at its reply budget
+                conn.parser.requeue(self.host.take_remainder())  # type: ignore[attr-defined]
+                state = AGAIN
+            elif outcome == Outcome.CLOSE:
+                conn.closing = True
+                state = CLOSE
+            elif outcome == OUTPUT_FULL:  # send before answering more (backpressure)
+                self.counters.output_flushes += 1
+                state = AGAIN
+            else:  # NOT_PLAIN: an observer arrived; go on one event at a time
+                state = AGAIN
+        elif count >= self.requests_per_event:
+            self.counters.conn_yields += 1
+            state = AGAIN
+        if out and (state == CLOSE or not conn.parser.mid_request) and not self._send(conn):
             return WRITE
         return state
 

@@ -28,6 +28,7 @@ from memcachepy.protocol.binary import REQUEST_MAGIC, BinaryParser
 from memcachepy.protocol.text import TextParser
 from memcachepy.server import maintenance
 from memcachepy.server.connections import (
+    BatchSink,
     Connection,
     ConnectionLoop,
     Handler,
@@ -311,8 +312,11 @@ class Server:
 
     # -- what the connection loop asks of the server (connections.Host) ------------------
 
-    def session(self, first_byte: int) -> tuple[ProtocolParser, Handler]:
-        return self._session(first_byte)
+    def session(self, first_byte: int) -> tuple[ProtocolParser, Handler, BatchSink | None]:
+        parser, handle = self._session(first_byte)
+        # A plain text connection's parser calls the dispatcher directly (one call per read).
+        sink = self.dispatcher if type(parser) is TextParser else None
+        return parser, handle, sink
 
     def take_remainder(self) -> object:
         return self.dispatcher.take_remainder()
