@@ -65,6 +65,7 @@ typedef struct {
     const char *prefix;
     uint64_t seed;
     int spin_us;
+    int each;
 } options_t;
 
 static options_t opt = {
@@ -559,6 +560,13 @@ static int check_value(conn_t *c, const char *line, size_t len, const char *data
     return 0;
 }
 
+/* With --each, a new request goes out as each reply arrives (memtier's --pipeline), so
+ * the server sees many small reads rather than one batch per round trip. */
+static void reply_done(conn_t *c, uint64_t now) {
+    request_done(c, now);
+    if (opt.each && phase == PHASE_LOAD) conn_fill(c, now);
+}
+
 /*
  * Consumes complete replies for the oldest requests. Returns 0, or -1 when the
  * stream is out of step with the requests (the connection is then dropped).
@@ -580,12 +588,12 @@ static int parse_replies(conn_t *c, uint64_t now) {
         if (r->is_set) {
             if (n == 6 && memcmp(p, "STORED", 6) == 0) {
                 c->rstart += linelen;
-                request_done(c, now);
+                reply_done(c, now);
                 continue;
             }
         } else if (n == 3 && memcmp(p, "END", 3) == 0) {
             c->rstart += linelen;
-            request_done(c, now);
+            reply_done(c, now);
             continue;
         } else if (n > 6 && memcmp(p, "VALUE ", 6) == 0) {
             const char *end = p + n, *q = p + 6;
@@ -612,7 +620,7 @@ static int parse_replies(conn_t *c, uint64_t now) {
             stats.error_replies++;
             c->failed = 1;
             c->rstart += linelen;
-            request_done(c, now);
+            reply_done(c, now);
             continue;
         }
         log_error("unexpected reply line '%.*s'", (int)(n > 200 ? 200 : n), p);
@@ -779,6 +787,8 @@ static void usage(FILE *f) {
           "  --seed N              random seed [1]\n"
           "  --spin-us N           busy-poll N microseconds before sleeping in epoll_wait;\n"
           "                        use only when pinned to a core of its own [0]\n"
+          "  --each                send a new request as each reply arrives (keep depth in\n"
+          "                        flight, as memtier's --pipeline), not once per read\n"
           "Prints one JSON line with the results on stdout.\n",
           f);
 }
@@ -805,7 +815,7 @@ static void parse_options(int argc, char **argv) {
     enum {
         O_HOST = 1, O_PORT, O_CONNS, O_DEPTH, O_RATIO, O_MULTIGET, O_KEYS, O_VALUE, O_DURATION,
         O_WARMUP, O_REQUESTS, O_NO_PRELOAD, O_PRELOAD_DEPTH, O_PRELOAD_TIMEOUT, O_DRAIN,
-        O_PREFIX, O_SEED, O_SPIN, O_HELP
+        O_PREFIX, O_SEED, O_SPIN, O_EACH, O_HELP
     };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, O_HOST},
@@ -826,6 +836,7 @@ static void parse_options(int argc, char **argv) {
         {"key-prefix", required_argument, NULL, O_PREFIX},
         {"seed", required_argument, NULL, O_SEED},
         {"spin-us", required_argument, NULL, O_SPIN},
+        {"each", no_argument, NULL, O_EACH},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -864,6 +875,7 @@ static void parse_options(int argc, char **argv) {
         case O_PREFIX: opt.prefix = optarg; break;
         case O_SEED: opt.seed = parse_count(optarg, "seed", 0, UINT64_MAX); break;
         case O_SPIN: opt.spin_us = (int)parse_count(optarg, "spin-us", 0, 1000000); break;
+        case O_EACH: opt.each = 1; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }

@@ -68,6 +68,7 @@ def loadgen_argv(binary: Path, port: int, scenario: Scenario, duration: float, w
         "--duration", f"{duration:g}", "--warmup", f"{warmup:g}",
         "--requests", str(max_requests), "--key-prefix", key_prefix,
         "--preload-timeout", f"{PRELOAD_TIMEOUT_S:g}", "--drain-timeout", f"{DRAIN_TIMEOUT_S:g}",
+        *(["--each"] if scenario.each else []),
     ]
 
 

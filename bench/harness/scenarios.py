@@ -46,6 +46,7 @@ class Scenario:
     value_size: int
     keys: int
     multiget: int = 1
+    each: bool = False  # a new request per reply (memtier's --pipeline), not per read
     throughput: Metric = "rps"
     targets: tuple[Target, ...] = ()
 
@@ -60,6 +61,8 @@ class Scenario:
             mix = f"set:get {self.sets}:{self.gets}"
         if self.multiget > 1:
             mix += f", each get asks {self.multiget} keys"
+        if self.each:
+            mix += ", a new request sent as each reply arrives"
         return (
             f"{self.conns} conns x {self.depth} in flight, {mix}, "
             f"{self.value_size} B values, {self.keys} keys"
@@ -95,6 +98,12 @@ def default_scenarios(p: LoadParams) -> list[Scenario]:
             name="c4-pipe16", title="4 connections, 16 requests in flight each",
             conns=4, depth=16, sets=1, gets=9, value_size=v, keys=k,
             targets=(Target("rps", 1.0),),
+        ),
+        Scenario(
+            name="c4-inflight16",
+            title="4 connections, 16 in flight, a new one sent as each reply arrives",
+            conns=4, depth=16, sets=1, gets=9, value_size=v, keys=k, each=True,
+            targets=(Target("rps", 1.6),),
         ),
         Scenario(
             name="mget10", title="multi-get of 10 keys, 4 connections",
