@@ -181,7 +181,13 @@ class Dispatcher:
             hit = self.cache.collect([key], out, event.with_cas, event.exptime)  # type: ignore[arg-type]
             self.prefix_stats.record_get(key, bool(hit))
             hits += hit
-        self._count_retrieval(event, event.keys, hits)
+        counters = self.counters
+        if event.exptime is None:
+            counters.cmd_get += len(event.keys)
+            counters.get_misses += len(event.keys) - hits
+        else:
+            counters.cmd_touch += len(event.keys)
+            counters.touch_misses += len(event.keys) - hits
         if event.last:
             out.append(END)
         return Outcome.CONTINUE
