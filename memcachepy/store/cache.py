@@ -18,6 +18,7 @@ from typing import NamedTuple
 from memcachepy.store.counters import CacheCounters, ClassCounters
 from memcachepy.store.crawler import Crawler, CrawlResult, MetadumpRow
 from memcachepy.store.framing import NO_FRAMING, Framing
+from memcachepy.store.index import DEFAULT_HASHPOWER, NARROW_LIMIT, KeyIndex
 from memcachepy.store.items import (
     ACTIVE,
     FETCHED,
@@ -170,7 +171,9 @@ class Cache:
         self.items = ItemMemory(self.slabs)
         # memcached's process_started: relative times count from here and are never 0.
         self.started = int(self._clock()) - ITEM_UPDATE_INTERVAL - 2
-        self._index: dict[bytes, int] = {}
+        self._index = KeyIndex(self.slabs.pages, self.tuning.hashpower_init or DEFAULT_HASHPOWER,
+                               limit)
+        self._index.expand = self.tuning.hash_expand
         self._cas = 0
         self._oldest_live = 0
         self._oldest_cas = 0
@@ -257,7 +260,7 @@ class Cache:
         hits = 0
         for key in keys:
             cid = index_get(key)
-            if cid is None:
+            if cid < 0:
                 continue
             page = pages[cid >> PAGE_SHIFT]
             off = cid & OFFSET_MASK
@@ -478,6 +481,8 @@ class Cache:
         """
         if self.slabs.fixed_memory:
             return False
+        if limit >= NARROW_LIMIT:
+            self._index.widen()
         self.slabs.set_limit(limit)
         return True
 
@@ -492,7 +497,7 @@ class Cache:
     def _live(self, key: bytes, now: int) -> int:
         """The item for ``key`` unless absent, expired or flushed (those are removed here)."""
         cid = self._index.get(key)
-        if cid is None:
+        if cid < 0:
             return -1
         page = self.slabs.pages[cid >> PAGE_SHIFT]
         cas, exptime, atime = TIMES.unpack_from(page, (cid & OFFSET_MASK) + OFF_CAS)
@@ -582,10 +587,10 @@ class Cache:
         old = self._index.get(key)
         if chunks is None:
             self.counters.classes[class_id].outofmemory += 1
-            if replace_on_failure and old is not None:
+            if replace_on_failure and old >= 0:
                 self.remove(old)  # memcached drops the old value when a set fails
             return -1
-        if old is not None:
+        if old >= 0:
             self.remove(old)
         head = chunks[0]
         cas = self._next_cas()
@@ -937,7 +942,7 @@ class Cache:
         return self._oldest_cas
 
     @property
-    def index(self) -> dict[bytes, int]:
+    def index(self) -> KeyIndex:
         """Key -> head chunk of every linked item (for the background helpers)."""
         return self._index
 
@@ -1040,6 +1045,11 @@ class Cache:
     def rebalance_step(self, budget: int = 500) -> int:
         """Empty up to ``budget`` chunks of the slab page being moved; 0 when none is."""
         return self.rebalancer.step(budget)
+
+    def index_step(self, budget: int = 1000) -> int:
+        """Move up to ``budget`` slots of a growing key index (memcached's assoc
+        maintenance thread); 0 when it is not growing."""
+        return self._index.expand_step(budget)
 
     def automove_tick(self) -> bool:
         """The automover's once-a-second look (``slab_automove 1``); True: look again soon."""
