@@ -67,7 +67,7 @@ TAIL_SEARCH = 5
 # Tail pulls an allocation may make per chunk it needs before it answers out of memory.
 ALLOC_TRIES = 64
 # The version of the item layout, part of what a memory file must match.
-ITEM_LAYOUT_VERSION = 1
+ITEM_LAYOUT_VERSION = 2
 _U64_MOD = 1 << 64
 
 
@@ -254,6 +254,7 @@ class Cache:
         suffix_len = len(self.framing.suffix)
         cas_at = self.framing.cas_at
         cas_format = self.framing.cas_format
+        lead = self.framing.lead
         exptime_rel = None if touch_exptime is None else self.realtime(touch_exptime, now)
         segmented = self.tuning.lru_segmented
         lru_hits = self.lru_hits
@@ -291,13 +292,18 @@ class Cache:
             else:
                 I32.pack_into(page, off + OFF_EXPTIME, exptime_rel)
                 classes[class_id].touch_hits += 1
-            start = off + HEADER_SIZE + nkey
-            end = start + plen + nbytes + suffix_len
+            if lead is None:
+                start = off + HEADER_SIZE + nkey
+                end = start + plen + nbytes + suffix_len
+            else:
+                out.append(lead)
+                start = off + HEADER_SIZE
+                end = start + nkey + plen + nbytes + suffix_len
             if ncont:
-                wire = self.items.read(cid, nkey, end - start)
+                wire = self.items.read(cid, nkey if lead is None else 0, end - start)
                 start, end, page = 0, end - start, wire  # type: ignore[assignment]
             if with_cas:
-                split = start + plen - cas_at
+                split = end - nbytes - suffix_len - cas_at
                 out.append(page[start:split])
                 out.append(cas_format % cas)
                 out.append(page[split:end])
@@ -332,7 +338,10 @@ class Cache:
         page = self.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
         _, _, _, _, _, _, nbytes, nkey, _, plen, ncont = HEADER.unpack_from(page, off)
+        lead = self.framing.lead
         length = plen + nbytes + len(self.framing.suffix)
+        if lead is not None:  # the stored key is part of the reply
+            return lead + self.items.read(cid, 0, nkey + length)
         if not ncont:
             start = off + HEADER_SIZE + nkey
             return page[start : start + length]
