@@ -10,6 +10,7 @@ memcached's maintainer does, so an idle daemon stays idle.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import trio
 
@@ -64,25 +65,24 @@ async def lru_crawler(cache: Cache, tuning: StoreTuning) -> None:
             await trio.sleep(CRAWLER_IDLE_SLEEP)
 
 
-async def slab_mover(cache: Cache) -> None:
-    """Empty the page being moved (``slabs reassign``, automove, a lowered memlimit)."""
+async def _in_steps(step: Callable[[int], int], budget: int, rest: float, idle: float) -> None:
+    """Call ``step(budget)`` while it finds work, resting ``rest`` times its run time."""
     while True:
         start = time.perf_counter()
-        if cache.rebalance_step(MOVER_BUDGET):
-            await trio.sleep((time.perf_counter() - start) * MOVER_REST)
+        if step(budget):
+            await trio.sleep((time.perf_counter() - start) * rest)
         else:
-            await trio.sleep(MOVER_IDLE_SLEEP)
+            await trio.sleep(idle)
+
+
+async def slab_mover(cache: Cache) -> None:
+    """Empty the page being moved (``slabs reassign``, automove, a lowered memlimit)."""
+    await _in_steps(cache.rebalance_step, MOVER_BUDGET, MOVER_REST, MOVER_IDLE_SLEEP)
 
 
 async def index_expander(cache: Cache) -> None:
-    """Move the key index to its doubled table in bounded steps (memcached's assoc
-    maintenance thread)."""
-    while True:
-        start = time.perf_counter()
-        if cache.index_step(EXPANDER_BUDGET):
-            await trio.sleep((time.perf_counter() - start) * EXPANDER_REST)
-        else:
-            await trio.sleep(EXPANDER_IDLE_SLEEP)
+    """Move the key index to its doubled table (memcached's assoc maintenance thread)."""
+    await _in_steps(cache.index_step, EXPANDER_BUDGET, EXPANDER_REST, EXPANDER_IDLE_SLEEP)
 
 
 def start(nursery: trio.Nursery, cache: Cache, tuning: StoreTuning) -> None:
