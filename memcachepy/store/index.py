@@ -75,11 +75,20 @@ class KeyIndex:
         mask = self._mask
         i = h & mask
         t = tags[i]
+        n = len(key)
         while t:
             if t == tag:
+                # _holds, inlined: this is every read's path.
                 cid = self._ids[i] << 3
-                if self._holds(cid, key):
-                    return cid
+                page = self._pages[cid >> PAGE_SHIFT]
+                off = cid & OFFSET_MASK
+                if page[off + OFF_NKEY] == n:
+                    start = off + HEADER_SIZE
+                    if page[off + OFF_NCONT] or page[off + OFF_NCONT + 1]:
+                        return cid if self._holds(cid, key) else self._next(key, i, h, tag,
+                                                                             default)
+                    if page[start : start + n] == key:
+                        return cid
             i = (i + 1) & mask
             t = tags[i]
         if self._old_tags is not None:
@@ -226,6 +235,17 @@ class KeyIndex:
         if page[off + OFF_NCONT] or page[off + OFF_NCONT + 1]:  # chunked: ids come first
             start += 8 * (page[off + OFF_NCONT] | page[off + OFF_NCONT + 1] << 8)
         return page[start : start + n] == key
+
+    def _next(self, key: bytes, i: int, h: int, tag: int, default: int) -> int:
+        """:meth:`get` past slot ``i`` of the new table (a chunked item's key differed)."""
+        tags = self._tags
+        mask = self._mask
+        i = (i + 1) & mask
+        while tags[i]:
+            if tags[i] == tag and self._holds(self._ids[i] << 3, key):
+                return self._ids[i] << 3
+            i = (i + 1) & mask
+        return default if self._old_tags is None else self._old_find(key, h, tag, default)
 
     def _key_at(self, cid: int) -> bytes:
         page = self._pages[cid >> PAGE_SHIFT]
