@@ -129,10 +129,11 @@ class Dispatcher:
     def retrieve(self, keys: list[bytes], with_cas: bool, exptime: int | None,
                  out: list[Reply], last: bool = True) -> int:
         """get / gets / gat / gats (the parser's fast path calls this directly)."""
-        if self.prefix_stats.enabled:  # stats detail on: key by key
-            return self._retrieve_recorded(ev.Retrieve(keys, with_cas, exptime, last), out)
         counters = self.counters
-        if len(keys) <= RETRIEVE_SLICE:
+        if self.prefix_stats.enabled:  # stats detail on: key by key, to record each hit
+            hits = self._collect_recorded(keys, with_cas, exptime, out)
+            answered = len(keys)
+        elif len(keys) <= RETRIEVE_SLICE:
             hits = self.cache.collect(keys, out, with_cas, exptime)  # type: ignore[arg-type]
             answered = len(keys)
         else:
@@ -174,23 +175,15 @@ class Dispatcher:
                     size *= 2
         return hits, done
 
-    def _retrieve_recorded(self, event: ev.Retrieve, out: list[Reply]) -> int:
-        """A get while per-prefix stats are on: key by key, to record each hit or miss."""
+    def _collect_recorded(self, keys: list[bytes], with_cas: bool, exptime: int | None,
+                          out: list[Reply]) -> int:
+        """A get while per-prefix stats are on: key by key, recording each hit or miss."""
         hits = 0
-        for key in event.keys:
-            hit = self.cache.collect([key], out, event.with_cas, event.exptime)  # type: ignore[arg-type]
+        for key in keys:
+            hit = self.cache.collect([key], out, with_cas, exptime)  # type: ignore[arg-type]
             self.prefix_stats.record_get(key, bool(hit))
             hits += hit
-        counters = self.counters
-        if event.exptime is None:
-            counters.cmd_get += len(event.keys)
-            counters.get_misses += len(event.keys) - hits
-        else:
-            counters.cmd_touch += len(event.keys)
-            counters.touch_misses += len(event.keys) - hits
-        if event.last:
-            out.append(END)
-        return Outcome.CONTINUE
+        return hits
 
     def take_remainder(self) -> ev.Retrieve:
         """The rest of the multi-get that answered :attr:`Outcome.MORE`."""
