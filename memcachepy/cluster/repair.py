@@ -21,8 +21,8 @@ to a key happens before or after its own reads, so a client never sees that for 
 A read that hits on its first replica never learns that a later one lost the key. So for
 ``repair_window`` seconds after a node comes back from failures (restarted empty, or
 invalidating the writes it missed), a hit also probes that node when it is a later
-replica of the key (``mg <key>`` per key, ``mn`` closing the batch: one round trip per
-node) and repairs the keys it lacks. After the window the probes stop.
+replica of the key (one multi-key ``get`` per node: one round trip) and repairs the keys
+it lacks. After the window the probes stop.
 
 Nodes that do not speak the meta protocol (``mg``) are not repaired: without the
 remaining TTL a copy could outlive the original.
@@ -113,15 +113,15 @@ class ReadRepair:
         if not keys:
             return []
         self._count("read_repair_probes", len(keys))
-        command = b"".join(b"mg " + self._wire_key(key) + b"\r\n" for key in keys) + b"mn"
+        # A multi-get, not pipelined ``mg`` lines read with raw_command: pymemcache 4.0's
+        # raw_command keeps only the last recv() of a reply, so a reply that the server
+        # sends in parts (memcached and memcachepy both send every -R requests) loses its
+        # head. get_many reads the whole reply; the values it also carries are the price.
         try:
-            reply = node.attempt(lambda c: c.raw_command(command, b"MN\r\n"))
+            found = node.attempt(lambda c: c.get_many(keys))
         except _CANNOT:
             return []
-        answers = reply.split(b"\r\n")[: len(keys)]
-        if len(answers) != len(keys) or any(a not in (b"HD", b"EN") for a in answers):
-            return []
-        return [key for key, answer in zip(keys, answers, strict=True) if answer == b"EN"]
+        return [key for key in keys if key not in found]
 
     def _source(self, node: Node, key: Key) -> _Source | None:
         value, cas = node.attempt(lambda c: c.gets(key))

@@ -60,11 +60,7 @@ def held_keys(client: ClusterClient, node: ServerProcess) -> list[str]:
     return [k for k in KEYS if node.port in [s.port for s in client.replica_servers(k)]]
 
 
-@pytest.mark.parametrize("read", ["get", pytest.param("get_many", marks=pytest.mark.xfail(
-    strict=False, reason="known bug, open: since the multiplexed loop answers pipelined "
-    "requests in -R sized sends (as memcached does), about half the runs repair exactly 20 "
-    "keys too few after get_many (the batched mg/mn probe reads its reply through "
-    "pymemcache's raw_command); the get path repairs every key"))])
+@pytest.mark.parametrize("read", ["get", "get_many"])
 def test_a_node_restarted_empty_gets_back_what_is_read_with_flags_and_ttl(
         nodes: list[ServerProcess], read: str) -> None:
     with ExitStack() as stack, ClusterClient([spec(n) for n in nodes], replicas=2,

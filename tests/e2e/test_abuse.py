@@ -104,14 +104,16 @@ def test_pipelining_client_does_not_starve_another() -> None:
         with srv.connect() as setup:
             exchange(setup, b"set p 0 0 100\r\n%s\r\n" % (b"p" * 100))
         stop = threading.Event()
-        batch = b"get p\r\n" * 200
+        # 2000 gets a batch: served to its end (-R 100000), one batch holds the others
+        # for about 50 ms here; served 20 requests per turn, a version takes 0.25 ms.
+        batch = b"get p\r\n" * 2000
 
         def hammer() -> None:
             with srv.connect() as sock:
                 sock.settimeout(10)
                 while not stop.is_set():
                     sock.sendall(batch)
-                    expected = 200 * len(b"VALUE p 0 100\r\n" + b"p" * 100 + b"\r\nEND\r\n")
+                    expected = 2000 * len(b"VALUE p 0 100\r\n" + b"p" * 100 + b"\r\nEND\r\n")
                     got = 0
                     while got < expected:
                         got += len(sock.recv(1 << 20))
@@ -130,7 +132,9 @@ def test_pipelining_client_does_not_starve_another() -> None:
         p99 = statistics.quantiles(rtts, n=100)[98]
         print(f"\nversion RTT beside 2 pipelining clients: p50 "
               f"{statistics.median(rtts) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms")
-        assert p99 < 0.010
+        # The median, not the tail: on a loaded 2-core machine the tail measures the
+        # scheduler.
+        assert statistics.median(rtts) < 0.010
 
 
 TEXT_WORDS = [b"get", b"gets", b"set", b"add", b"cas", b"incr", b"decr", b"touch", b"gat",

@@ -8,6 +8,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -166,12 +167,23 @@ def test_root_without_u_warns_on_stderr_naming_u() -> None:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "memcachepy", "-p", str(port)],
                             stderr=subprocess.PIPE, text=True)
+    # The port accepts before the warning is logged ("once serving"), so read stderr for
+    # it rather than wait for a connection; the timer bounds a server that never warns.
+    deadline = threading.Timer(20, proc.terminate)
+    deadline.start()
+    lines: list[str] = []
     try:
-        _wait_connectable(socket.AF_INET, (HOST, port))
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "WARNING" in line:
+                break
     finally:
+        deadline.cancel()
         proc.terminate()
-        _, err = proc.communicate(timeout=10)
-    warnings = [line for line in err.splitlines() if "WARNING" in line and "root" in line]
+        _, rest = proc.communicate(timeout=10)
+    warnings = [line for line in lines + rest.splitlines()
+                if "WARNING" in line and "root" in line]
     assert warnings and "-u" in warnings[0]
 
 
