@@ -322,11 +322,12 @@ def figure_restart() -> None:
 def figure_memory() -> None:
     print("## Memory per item\n")
     print("1,000,000 items, 30-byte keys, 100-byte values, `-m 1024`; RSS after the sets,")
-    print("minus the RSS of the same daemon empty, divided by the items.\n")
+    print("minus the RSS of the same daemon empty, divided by the items. The chunk is the")
+    print("slab chunk each item takes; the index is `hash_bytes` (memcached: its bucket array).\n")
     print("| server | RSS empty | RSS with 1M items | per item | overhead per item (beyond "
-          "key + value) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    results = {}
+          "key + value) | chunk | hash_bytes |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    growth = {}
     for kind in ("memcachepy", "memcached"):
         server = Server(kind, "-m", "1024")
         try:
@@ -336,21 +337,27 @@ def figure_memory() -> None:
                 value = b"v" * 100
                 for start_at in range(0, 1_000_000, 1000):
                     sock.sendall(b"".join(
-                        b"set key-%022d 0 0 100 noreply\r\n%s\r\n" % (i, value)
+                        b"set key-%026d 0 0 100 noreply\r\n%s\r\n" % (i, value)
                         for i in range(start_at, start_at + 1000)
                     ))
                 sync(sock)
+                time.sleep(1)  # let a background index expansion finish, as memcached's
                 figures = stats(sock)
+                slabs = stats(sock, b"slabs")
                 assert int(figures["curr_items"]) == 1_000_000, figures["curr_items"]
             full = server.rss()
+            chunk = max((int(v) for k, v in slabs.items() if k.endswith(":chunk_size")
+                         and int(slabs[k.replace("chunk_size", "used_chunks")]) > 0),
+                        default=0)
             per_item = (full - empty) / 1_000_000
-            results[kind] = full
+            growth[kind] = full - empty
             print(f"| {kind} | {empty / MB:.0f} MB | {full / MB:.0f} MB | {per_item:.0f} B | "
-                  f"{per_item - 130:.0f} B |", flush=True)
+                  f"{per_item - 130:.0f} B | {chunk} B | {int(figures['hash_bytes']) / MB:.1f}"
+                  f" MB |", flush=True)
         finally:
             server.stop()
-    print(f"\nRSS ratio memcachepy / memcached: "
-          f"{results['memcachepy'] / results['memcached']:.2f}\n")
+    print(f"\nRSS growth memcachepy / memcached: "
+          f"{growth['memcachepy'] / growth['memcached']:.2f}\n")
 
 
 FIGURES: dict[str, Callable[[], None]] = {

@@ -142,7 +142,7 @@ class Settings:
     detail_enabled: bool = False  # -D or `stats detail on`: per-prefix stats
     prefix_delimiter: str = ":"  # -D CHAR
     maxconns_fast: bool = True  # -o maxconns_fast / no_maxconns_fast
-    hashpower_init: int = 0  # -o hashpower=N (reported; a Python dict has no buckets)
+    hashpower_init: int = 0  # -o hashpower=N (also in store.hashpower_init)
     hash_expand: bool = True  # -o no_hashexpand
     tail_repair_time: int = 0  # -o tail_repair_time=S (no refcount leaks to repair here)
     hash_algorithm: str = "murmur3"  # -o hash_algorithm (reported; Python hashes keys)

@@ -98,9 +98,9 @@ def apply_one(settings: Settings, name: str, value: str | None, option: str) -> 
             raise ConfigError(f"Initial hashtable multiplier of {power} is too high "
                               "Choose a value based on \"STAT hash_power_level\" from a "
                               "running instance", BAD_VALUE)
-        settings.hashpower_init = power
+        settings.hashpower_init = settings.store.hashpower_init = power
     elif name == "no_hashexpand":
-        settings.hash_expand = False
+        settings.hash_expand = settings.store.hash_expand = False
     elif name == "tail_repair_time":
         seconds = _number(value, "Missing numeric argument for tail_repair_time", "")
         if seconds < 10:

@@ -25,7 +25,6 @@ from memcachepy.protocol.text import (
     NO_MEMORY,
     NON_NUMERIC,
     TOO_LARGE,
-    value_line,
 )
 from memcachepy.store.cache import Cache, DeltaResult, StoreMode, StoreResult
 from memcachepy.store.framing import Framing
@@ -33,7 +32,13 @@ from memcachepy.store.framing import Framing
 if TYPE_CHECKING:  # imported only by a node with --cluster-config (see server.py)
     from memcachepy.cluster.endpoint import ConfigEndpoint
 
-TEXT_FRAMING: Final = Framing(value_line, b"\r\n", cas_at=2, cas_format=b" %d")
+def _value_line_tail(key: bytes, flags: int, nbytes: int) -> bytes:
+    """What an item stores of its VALUE line: the key before it completes the line."""
+    return b" %d %d\r\n" % (flags, nbytes)
+
+
+TEXT_FRAMING: Final = Framing(_value_line_tail, b"\r\n", cas_at=2, cas_format=b" %d",
+                              lead=b"VALUE ")
 
 _STORE_MODES: Final = {
     b"set": StoreMode.SET,

@@ -24,18 +24,6 @@ except metadata.PackageNotFoundError:  # pragma: no cover - trio is a dependency
     _LOOP = "trio"
 
 
-def hash_power_level(settings: Settings, items: int) -> int:
-    """memcached's hash table size (a power of 2) for ``items``: it starts at
-    ``-o hashpower`` (16) and doubles once items pass 1.5 times the buckets, unless
-    ``no_hashexpand``. memcachepy's index is a Python dict; this is the size memcached's
-    table would have, which is what dashboards read the figure for."""
-    power = settings.hashpower_init or 16
-    if settings.hash_expand:
-        while items > (1 << power) * 3 // 2 and power < 32:
-            power += 1
-    return power
-
-
 _reserved: list[int] = []
 
 
@@ -63,7 +51,6 @@ def general_stats(
     usage = resource.getrusage(resource.RUSAGE_SELF)
     now = time.time()
     tuning = settings.store
-    power = hash_power_level(settings, cache.curr_items)
     lines: list[tuple[str, object]] = [
         ("pid", os.getpid()),
         ("uptime", int(now - started)),
@@ -125,9 +112,9 @@ def general_stats(
         ("time_in_listen_disabled_us", 0),
         ("threads", 1),  # one event loop, whatever -t says
         ("conn_yields", c.conn_yields),
-        ("hash_power_level", power),
-        ("hash_bytes", 8 << power),
-        ("hash_is_expanding", 0),
+        ("hash_power_level", cache.index.power),
+        ("hash_bytes", cache.index.nbytes),
+        ("hash_is_expanding", int(cache.index.expanding)),
     ]
     if tuning.slab_reassign:
         lines += [

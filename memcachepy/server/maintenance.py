@@ -1,4 +1,4 @@
-"""The store's background tasks: LRU maintainer, LRU crawler and slab mover.
+"""The store's background tasks: LRU maintainer, LRU crawler, slab mover, index expander.
 
 memcached runs these as threads; here they are trio tasks beside the connections. Each
 turn calls one bounded step of the store (:meth:`Cache.maintain_lru`,
@@ -10,6 +10,7 @@ memcached's maintainer does, so an idle daemon stays idle.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import trio
 
@@ -26,11 +27,14 @@ CRAWLER_BUDGET = 500  # chunks looked at per step
 CRAWLER_IDLE_SLEEP = 0.1
 MOVER_BUDGET = 50  # chunks of a page emptied per step (rescues copy items)
 MOVER_IDLE_SLEEP = 0.05
+EXPANDER_BUDGET = 2000  # key index slots moved per step while the index doubles
+EXPANDER_IDLE_SLEEP = 0.05
 # Each task sleeps at least this many times as long as its last step ran: the maintainer
 # takes at most a tenth of the CPU from the clients, the crawler and the mover half.
 MAINTAINER_REST = 9.0
 CRAWLER_REST = 1.0
 MOVER_REST = 1.0
+EXPANDER_REST = 1.0
 
 
 async def lru_maintainer(cache: Cache, tuning: StoreTuning) -> None:
@@ -61,18 +65,29 @@ async def lru_crawler(cache: Cache, tuning: StoreTuning) -> None:
             await trio.sleep(CRAWLER_IDLE_SLEEP)
 
 
-async def slab_mover(cache: Cache) -> None:
-    """Empty the page being moved (``slabs reassign``, automove, a lowered memlimit)."""
+async def _in_steps(step: Callable[[int], int], budget: int, rest: float, idle: float) -> None:
+    """Call ``step(budget)`` while it finds work, resting ``rest`` times its run time."""
     while True:
         start = time.perf_counter()
-        if cache.rebalance_step(MOVER_BUDGET):
-            await trio.sleep((time.perf_counter() - start) * MOVER_REST)
+        if step(budget):
+            await trio.sleep((time.perf_counter() - start) * rest)
         else:
-            await trio.sleep(MOVER_IDLE_SLEEP)
+            await trio.sleep(idle)
+
+
+async def slab_mover(cache: Cache) -> None:
+    """Empty the page being moved (``slabs reassign``, automove, a lowered memlimit)."""
+    await _in_steps(cache.rebalance_step, MOVER_BUDGET, MOVER_REST, MOVER_IDLE_SLEEP)
+
+
+async def index_expander(cache: Cache) -> None:
+    """Move the key index to its doubled table (memcached's assoc maintenance thread)."""
+    await _in_steps(cache.index_step, EXPANDER_BUDGET, EXPANDER_REST, EXPANDER_IDLE_SLEEP)
 
 
 def start(nursery: trio.Nursery, cache: Cache, tuning: StoreTuning) -> None:
-    """Start the three tasks in ``nursery`` (they run until it is cancelled)."""
+    """Start the four tasks in ``nursery`` (they run until it is cancelled)."""
     nursery.start_soon(lru_maintainer, cache, tuning)
     nursery.start_soon(lru_crawler, cache, tuning)
     nursery.start_soon(slab_mover, cache)
+    nursery.start_soon(index_expander, cache)

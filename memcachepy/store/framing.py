@@ -12,12 +12,17 @@ class Framing:
 
     A read that asks for the CAS value gets ``cas_format % cas`` spliced into the prefix
     ``cas_at`` bytes before its end (for the text protocol: before the VALUE line's CRLF).
+
+    With ``lead`` the reply is ``lead``, the stored key, prefix, data and suffix: the key,
+    stored once, doubles as part of the reply line (text: ``VALUE `` + ``key 0 5\r\n``...),
+    which keeps 1M small items in the same slab class as memcached's.
     """
 
     prefix: Callable[[bytes, int, int], bytes]
     suffix: bytes
     cas_at: int = 0
     cas_format: bytes = b"%d"
+    lead: bytes | None = None
 
 
 def _no_prefix(key: bytes, flags: int, nbytes: int) -> bytes:

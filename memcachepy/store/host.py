@@ -16,6 +16,7 @@ from typing import Protocol
 
 from memcachepy.store.counters import CacheCounters
 from memcachepy.store.framing import Framing
+from memcachepy.store.index import KeyIndex
 from memcachepy.store.items import ItemMemory
 from memcachepy.store.slabs import SlabAllocator
 from memcachepy.store.tuning import StoreTuning
@@ -58,7 +59,7 @@ class CacheHost(Protocol):
     def lru(self) -> TailAges: ...
 
     @property
-    def index(self) -> dict[builtins.bytes, int]:
+    def index(self) -> KeyIndex:
         """Key -> head chunk of every linked item."""
 
     @property

@@ -39,6 +39,11 @@ class StoreTuning:
     slab_chunk_max: int = 512 * 1024
     # ``-o slab_sizes=A-B-C``: the chunk sizes of the classes, instead of -f/-n's series.
     slab_sizes: tuple[int, ...] | None = None
+    # The key index's start size, 2**hashpower_init slots (0: memcached's default, 16),
+    # and whether it grows (``-o no_hashexpand``: only when it would otherwise be full).
+    # Set by the -o parser (memcachepy.extended).
+    hashpower_init: int = 0
+    hash_expand: bool = True
 
     def set_option(self, name: str, value: str | None) -> bool:
         """Apply one memcached ``-o`` suboption; False if ``name`` is not a store option.
