@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bench.chaos.__main__ import Cluster
+    from bench.chaos.cluster import Cluster
 
 
 @dataclass
