@@ -26,6 +26,7 @@ class Outcome:
     CONTINUE: Final = 0
     CLOSE: Final = 1  # close after sending what is queued
     MORE: Final = 2  # send what is queued, then handle Dispatcher.take_remainder()
+    CLOSE_ERROR: Final = 3  # CLOSE, for the client's fault (watch: reason=error)
 
 
 class DispatchContext(Protocol):

@@ -395,7 +395,9 @@ class Dispatcher:
     def _close(self, event: ev.Close, out: list[Reply]) -> int:
         if event.reason in ("line too long", "input limit"):
             self.counters.input_overflows += 1
-        return Outcome.CLOSE  # replies already queued still go out, as in memcached
+        # Replies already queued still go out, as in memcached; its conn_close logs any
+        # close but end of stream, quit, shutdown and idle timeout as reason=error.
+        return Outcome.CLOSE_ERROR
 
     # -- stats ---------------------------------------------------------------------------
 

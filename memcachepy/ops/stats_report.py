@@ -171,7 +171,7 @@ def general_stats(
             ("moves_to_warm", cc.total("moves_to_warm")),
             ("moves_within_lru", cc.total("moves_within_lru")),
             ("direct_reclaims", cc.total("direct_reclaims")),
-            ("lru_bumps_dropped", 0),
+            ("lru_bumps_dropped", cache.counters.lru_bumps_dropped),
         ]
     return lines
 

@@ -130,7 +130,7 @@ class Connection:
 
     __slots__ = ("sock", "fd", "address", "peer", "parser", "handle", "sink", "out", "unsent",
                  "last_active", "queued", "writing", "closing", "closed", "tls",
-                 "send_wants_read", "scope", "waiting")
+                 "send_wants_read", "scope", "waiting", "close_reason")
 
     def __init__(self, sock: socket.socket, address: object, tls: bool) -> None:
         self.sock = sock
@@ -151,6 +151,7 @@ class Connection:
         self.send_wants_read = False  # TLS: a send needs the peer's bytes first
         self.scope: trio.CancelScope | None = None  # a task's
         self.waiting = False  # a task's: in a read wait (a drain may cancel it)
+        self.close_reason = "normal"  # what `watch connevents` reports when it closes
 
 
 class ConnectionLoop:
@@ -305,7 +306,7 @@ class ConnectionLoop:
         """CLOSE: a watcher goes on in a task of its own; anyone else is closed."""
         stream = self.host.watch_stream(conn)
         if stream is None:
-            self._close(conn, "normal")
+            self._close(conn, conn.close_reason)
             return
         self._unregister(conn)
         assert self._nursery is not None
@@ -404,8 +405,8 @@ class ConnectionLoop:
                 self.counters.conn_yields += 1
                 state = AGAIN
                 break
-        if outcome == Outcome.CLOSE:
-            conn.closing = True
+        if outcome == Outcome.CLOSE or outcome == Outcome.CLOSE_ERROR:
+            self._closing(conn, outcome)
             state = CLOSE
         # Like memcached, hold replies while a data block is still arriving.
         if out and (state == CLOSE or not parser.mid_request) and not self._send(conn):
@@ -422,8 +423,8 @@ class ConnectionLoop:
             if outcome == Outcome.MORE:  # a long multi-get paused at its reply budget
                 conn.parser.requeue(self.host.take_remainder())  # type: ignore[attr-defined]
                 state = AGAIN
-            elif outcome == Outcome.CLOSE:
-                conn.closing = True
+            elif outcome == Outcome.CLOSE or outcome == Outcome.CLOSE_ERROR:
+                self._closing(conn, outcome)
                 state = CLOSE
             elif outcome == OUTPUT_FULL:  # send before answering more (backpressure)
                 self.counters.output_flushes += 1
@@ -436,6 +437,12 @@ class ConnectionLoop:
         if out and (state == CLOSE or not conn.parser.mid_request) and not self._send(conn):
             return WRITE
         return state
+
+    @staticmethod
+    def _closing(conn: Connection, outcome: int) -> None:
+        conn.closing = True
+        if outcome == Outcome.CLOSE_ERROR:
+            conn.close_reason = "error"
 
     def _send(self, conn: Connection) -> bool:
         """Send ``conn.out``: joined into one send unless big (no doubling). False if the

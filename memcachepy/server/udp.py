@@ -129,7 +129,7 @@ def answer(data: bytes, session: Session) -> Iterator[list[bytes]]:
                 yield _frame_all(framer, held)
                 held.clear()
                 held_bytes = 0
-        if outcome == Outcome.CLOSE:
+        if outcome == Outcome.CLOSE or outcome == Outcome.CLOSE_ERROR:
             break  # the rest of the datagram is dropped
     if held:
         yield _frame_all(framer, held)

@@ -12,7 +12,8 @@ Keys are URI-encoded, as memcached writes them. What is produced, and from where
 kind         lines                                  source
 ===========  =====================================  ===================================
 fetchers     ``item_get`` per key of get/gets/gat/  a :mod:`memcachepy.ops.hooks` layer on
-             gats/touch, found or not_found         Retrieve and Touch
+             gats/touch, and for the lookup of      Retrieve, Touch, Store, Delete and
+             each store/delete/incr/decr            Arithmetic
 mutations    ``item_store`` per set/add/replace/    a layer on Store (a ``noreply``
              append/prepend/cas with its status     request is answered and the answer
                                                     dropped, to learn its status)
@@ -21,7 +22,7 @@ connevents   ``conn_new``, ``conn_close``           the server's connection task
 ===========  =====================================  ===================================
 
 Each source is only hooked while a watcher wants it. A watcher whose client reads too slowly
-loses lines (its buffer is bounded, as memcached's is) and is told ``[skipped: N]``. This
+loses lines (its buffer is bounded, as memcached's is) and is told ``skipped=N``. This
 module is pure: the server streams the lines (memcachepy.server.operations).
 """
 
@@ -53,6 +54,10 @@ TOO_MANY: Final = b"WATCHER_TOO_MANY log watcher limit reached\r\n"
 NO_PIPELINE: Final = b"ERROR cannot pipeline other commands before watch\r\n"
 NOT_HERE: Final = b"CLIENT_ERROR watch commands not allowed\r\n"
 
+# The requests whose key lookup `watch fetchers` logs.
+_FETCHING: Final = (ev.Retrieve, ev.Touch, ev.Store, ev.Delete, ev.Arithmetic)
+_LOOKUP_STATUS: Final = ("not_found", "found", "flushed", "expired")  # memcached's was_found
+
 _STORE_STATUS: Final = {
     b"STORED\r\n": "stored",
     b"NOT_STORED\r\n": "not_stored",
@@ -82,7 +87,7 @@ class Watcher:
             self.skipped += 1
             return
         if self.skipped:
-            note = b"[skipped: %d]\n" % self.skipped
+            note = b"skipped=%d\n" % self.skipped
             self._lines.append(note)
             self._size += len(note)
             self.skipped = 0
@@ -113,7 +118,7 @@ class WatchHub:
         self._gid = 0
         hooks.set_base(ev.Watch, self.handle_watch)
         hooks.add("watch-fetchers", self._fetchers_layer,
-                  lambda t: self._counts[FETCHERS] > 0 and t in (ev.Retrieve, ev.Touch))
+                  lambda t: self._counts[FETCHERS] > 0 and t in _FETCHING)
         hooks.add("watch-mutations", self._mutations_layer,
                   lambda t: self._counts[MUTATIONS] > 0 and t is ev.Store)
 
@@ -173,6 +178,14 @@ class WatchHub:
     # -- sources ------------------------------------------------------------------------
 
     def _fetchers_layer(self, event: Any, out: list[Any], call: Handler) -> int:
+        if not isinstance(event, (ev.Retrieve, ev.Touch)):
+            # memcached's store, delete and incr/decr look the key up first (do_item_get),
+            # and that lookup is logged before the command's own line.
+            found, class_id, size = self.cache.lookup_state(event.key)
+            self.emit(FETCHERS, f"type=item_get key={uri(event.key)} "
+                      f"status={_LOOKUP_STATUS[found]} clsid={class_id} "
+                      f"cfd={CURRENT_CONNECTION.get()} size={size}")
+            return call(event, out)
         start = len(out)
         outcome = call(event, out)
         fd = CURRENT_CONNECTION.get()

@@ -151,6 +151,10 @@ class Cache:
         self.lru = LruMaintainer(self)
         self.crawler = Crawler(self)
         self.rebalancer = Rebalancer(self)
+        restored = self._memory.restored if self._memory is not None else None
+        # A warm restart keeps the index's size, as memcached's restores its hashpower.
+        self._hashpower = (restored.hashpower if restored is not None and restored.hashpower
+                           else self.tuning.hashpower_init or DEFAULT_HASHPOWER)
         self._empty(limit, growth_factor, min_chunk)
         if self._memory is not None:
             if self._memory.restored is not None:
@@ -171,8 +175,7 @@ class Cache:
         self.items = ItemMemory(self.slabs)
         # memcached's process_started: relative times count from here and are never 0.
         self.started = int(self._clock()) - ITEM_UPDATE_INTERVAL - 2
-        self._index = KeyIndex(self.slabs.pages, self.tuning.hashpower_init or DEFAULT_HASHPOWER,
-                               limit)
+        self._index = KeyIndex(self.slabs.pages, self._hashpower, limit)
         self._index.expand = self.tuning.hash_expand
         self._cas = 0
         self._oldest_live = 0
@@ -382,6 +385,11 @@ class Cache:
     ) -> StoreResult:
         """set/add/replace/append/prepend/cas, with memcached's do_store_item rules."""
         now = self.now()
+        flat = not self.tuning.lru_segmented
+        if flat:
+            # memcached allocates the new item before it looks the key up, and a flat LRU
+            # reclaims an expired or flushed COLD tail item at every allocation.
+            self._reclaim_flat(self.items.plan(self._stream_len(key, flags, len(data)))[0], now)
         old = self._live(key, now)
         slabs = self.slabs
         if not self.item_fits(len(key), flags, len(data)):
@@ -416,7 +424,8 @@ class Cache:
                 return StoreResult.NOT_STORED
             rel_exptime = self.realtime(exptime, now)
         is_set = mode == StoreMode.SET
-        cid = self._write(key, flags, rel_exptime, data, now, replace_on_failure=is_set)
+        cid = self._write(key, flags, rel_exptime, data, now, replace_on_failure=is_set,
+                          reclaimed=flat)
         if cid < 0:
             return (
                 StoreResult.NOT_STORED
@@ -574,24 +583,38 @@ class Cache:
     def _activate(self, cid: int, page: Page, off: int, class_id: int, lru: int, now: int) -> None:
         """A second hit: ACTIVE, and the access time.
 
-        memcached also queues an ACTIVE COLD item for a move to WARM right away. Here it
-        stays in COLD, marked, until it reaches the COLD tail under memory pressure, where
-        it is moved to WARM instead of being evicted (:mod:`.lru`): the same protection,
-        without a list move on the read path nor the churn of items going back and forth
-        while there is room for everything.
+        As memcached, an item of COLD is queued for the maintainer to move to WARM (no
+        list move on the read path); it moves only while WARM has room (:mod:`.lru`).
         """
         page[off + OFF_LRU] = lru | ACTIVE
         I32.pack_into(page, off + OFF_ATIME, now)
+        if lru & SEG_MASK == SEG_COLD and self.tuning.lru_maintainer:
+            self.lru.bump_later(cid)
+
+    def _stream_len(self, key: bytes, flags: int, nbytes: int) -> int:
+        """Bytes an item of this shape takes after its header (key, framing, value)."""
+        framing = self.framing
+        return len(key) + len(framing.prefix(key, flags, nbytes)) + nbytes + len(framing.suffix)
+
+    def _reclaim_flat(self, class_id: int, now: int) -> None:
+        """memcached's flat LRU (do_item_alloc_pull): before any allocation, free memory
+        or not, an expired or flushed item at the class's COLD tail is reclaimed."""
+        self.lru.pull_tail(class_id, SEG_COLD, 0, 0, now, evict=False)
 
     def _write(
         self, key: bytes, flags: int, rel_exptime: int, data: bytes, now: int,
-        replace_on_failure: bool,
+        replace_on_failure: bool, reclaimed: bool = False,
     ) -> int:
-        """Allocate and link a new item for ``key``, replacing any old one; -1 if no memory."""
+        """Allocate and link a new item for ``key``, replacing any old one; -1 if no memory.
+
+        ``reclaimed``: the caller made the flat LRU's tail reclaim already.
+        """
         prefix = self.framing.prefix(key, flags, len(data))
         suffix = self.framing.suffix
         stream_len = len(key) + len(prefix) + len(data) + len(suffix)
         class_id, ncont = self.items.plan(stream_len)
+        if not reclaimed and not self.tuning.lru_segmented:
+            self._reclaim_flat(class_id, now)
         chunks = self._alloc(class_id, 1 + ncont, now)
         old = self._index.get(key)
         if chunks is None:
@@ -736,6 +759,28 @@ class Cache:
     # base64-encoded (KEY_BINARY), and reads that report an item's last access and
     # hit-before state as they were before the request (the bump comes last). The classic
     # operations ignore these item flags: a new item starts without them.
+
+    def lookup_state(self, key: bytes) -> tuple[int, int, int]:
+        """What memcached's do_item_get would meet for ``key``, changing nothing:
+        (0 not found, 1 found, 2 flushed, 3 expired; the class; the value length).
+
+        ``watch fetchers`` logs it for the lookup every store, delete and incr/decr makes
+        first. The class and length are those of a found item only, as memcached's log.
+        """
+        cid = self._index.get(key)
+        if cid < 0:
+            return 0, 0, 0
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        off = cid & OFFSET_MASK
+        cas, exptime, atime = TIMES.unpack_from(page, off + OFF_CAS)
+        now = self.now()
+        oldest = self._oldest_live
+        if oldest and oldest <= now and self.is_flushed(cas, atime):
+            return 2, 0, 0
+        if exptime and exptime <= now:
+            return 3, 0, 0
+        _, _, _, _, _, _, nbytes, _, _, _, _ = HEADER.unpack_from(page, off)
+        return 1, self.slabs.page_class[cid >> PAGE_SHIFT], int(nbytes)
 
     def meta_find(self, key: bytes) -> MetaItem | None:
         """The live item for ``key`` without bumping or counting it (memcached's locked get)."""
@@ -1098,7 +1143,8 @@ class Cache:
         classes = list(self.slabs.page_class)
         classes += [0] * (self._memory.npages - len(classes))
         self._memory.save(
-            SavedState(self.started, self._cas, self._oldest_live, self._oldest_cas, classes)
+            SavedState(self.started, self._cas, self._oldest_live, self._oldest_cas, classes,
+                       self._index.power)
         )
 
     def close(self) -> None:

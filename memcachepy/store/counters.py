@@ -64,6 +64,7 @@ class CacheCounters:
     slab_reassign_busy_items: int = 0
     slab_reassign_busy_deletes: int = 0
     lru_maintainer_juggles: int = 0
+    lru_bumps_dropped: int = 0
     classes: list[ClassCounters] = field(default_factory=list)
 
     def total(self, name: str) -> int:

@@ -10,6 +10,8 @@ passed; every store with a TTL lowers that deadline, so expired items are found 
 second or so of expiring. Consecutive automatic crawls are spaced by at least a second plus
 one second per 100,000 items checked by the previous one, which bounds the crawler's share
 of the CPU on big caches. ``lru_crawler crawl <classes|all>`` starts one at once.
+With the LRU maintainer on, an automatic crawl first lets it reclaim the expired items at
+the list tails (memcached's ``reclaimed``); the crawl frees the rest (``crawler_reclaimed``).
 """
 
 from __future__ import annotations
@@ -105,8 +107,15 @@ class Crawler:
         cache = self.cache
         now = cache.now()
         if not self.queue:
-            if not cache.tuning.lru_crawler or now < self.due or now < self.not_before:
+            tuning = cache.tuning
+            if not tuning.lru_crawler or now < self.due or now < self.not_before:
                 return 0
+            if tuning.lru_maintainer and tuning.lru_segmented:
+                # memcached's maintainer meets expired items at the list tails within a
+                # second and reclaims them before its crawler's next run: so here too.
+                freed = cache.lru.reclaim_tails(now, budget)
+                if freed >= budget:
+                    return freed
             self.due = NEVER
             classes = [c.id for c in cache.slabs.classes if c.pages]
             self._start(classes, 0, True)

@@ -29,9 +29,11 @@ class PageMover(Protocol):
 
 
 class TailAges(Protocol):
-    """What the rebalancer's automove asks of the LRU maintainer."""
+    """What the rebalancer's automove and the crawler ask of the LRU maintainer."""
 
     def tail_age(self, lru: int, now: int) -> int: ...
+
+    def reclaim_tails(self, now: int, budget: int) -> int: ...
 
 
 class CacheHost(Protocol):

@@ -7,6 +7,11 @@ slot. Keys are not copied: a probe whose tag matches compares the key where the 
 it, in slab memory. Collisions are resolved by linear probing, deletions by backward shift
 (no tombstones), so a probe stops at the first empty slot.
 
+The table has two slots for each bucket memcached's chained table has at the same
+``hash_power_level``: a bucket holds 1.5 items on average when assoc.c doubles, a slot at
+most one, so at 3/4 full both double at the same item count and report the same level
+(``power``, memcached's hash_power_level; the table has ``2 << power`` slots).
+
 Growth follows memcached's assoc.c: past 3/4 full the table doubles, the old table stays
 beside the new one, and :meth:`KeyIndex.expand_step` moves a bounded number of its slots
 per call, from the background. Lookups look in both meanwhile; new keys go to the new
@@ -41,10 +46,10 @@ class KeyIndex:
                  limit: int = 0) -> None:
         self._pages = pages
         self._code = "I" if limit < NARROW_LIMIT else "q"
-        self.power = hashpower
-        self._mask = (1 << hashpower) - 1
-        self._tags = bytearray(1 << hashpower)
-        self._ids = _table(self._code, 1 << hashpower)
+        self.power = hashpower  # memcached's hash_power_level: 2 << power slots
+        self._mask = (2 << hashpower) - 1
+        self._tags = bytearray(2 << hashpower)
+        self._ids = _table(self._code, 2 << hashpower)
         self._count = 0
         # During an expansion: the old table and how far its slots have been moved.
         self._old_tags: bytearray | None = None
@@ -217,9 +222,9 @@ class KeyIndex:
         self._old_tags, self._old_ids, self._old_mask = self._tags, self._ids, self._mask
         self._moved = 0
         self.power += 1
-        self._mask = (1 << self.power) - 1
-        self._tags = bytearray(1 << self.power)
-        self._ids = _table(self._code, 1 << self.power)
+        self._mask = (2 << self.power) - 1
+        self._tags = bytearray(2 << self.power)
+        self._ids = _table(self._code, 2 << self.power)
         return True
 
     # -- internals ------------------------------------------------------------------------------

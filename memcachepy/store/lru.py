@@ -9,6 +9,15 @@ the first hit, ACTIVE on the next. The maintainer then moves items between lists
 - WARM tail: over ``warm_lru_pct`` or older than ``warm_max_factor`` x the COLD age ->
   COLD (memcached first moves ACTIVE ones back to the WARM head).
 - COLD tail, when the class is short of memory: ACTIVE -> WARM, a second chance.
+- An item read twice while in COLD is queued (memcached's lru_bump_async) and moved to
+  WARM at the maintainer's next turn, while WARM is under its share; once WARM is full it
+  stays in COLD, marked ACTIVE, and has its second chance at the COLD tail. memcached
+  moves it anyway and lets WARM push its tail back down: with every item of a busy class
+  read again that is two list moves per read, which here would cost the readers.
+
+Expired and flushed items at the tails are the maintainer's (memcached's ``reclaimed``);
+an automatic crawl hands it the tails first (:meth:`LruMaintainer.reclaim_tails`) and then
+frees those further up (``crawler_reclaimed``).
 
 Evictions take the COLD tail, skipping (and moving to WARM) items read again, so items
 read at least twice live on and a one-pass scan of new keys flows HOT -> COLD -> out
@@ -28,12 +37,15 @@ from typing import TYPE_CHECKING, Final
 from memcachepy.store.items import (
     ACTIVE,
     FETCHED,
+    CONTINUATION,
     I32,
+    LINKED,
     OFF_ATIME,
     OFF_IFLAGS,
     OFF_LRU,
     SEG_COLD,
     SEG_HOT,
+    SEG_MASK,
     SEG_SHIFT,
     SEG_TEMP,
     SEG_WARM,
@@ -50,6 +62,9 @@ _LINKS_TIMES: Final = struct.Struct("<qqQii")
 TAIL_SEARCH: Final = 5
 # Juggles of one class per maintainer turn (memcached's lru_maintainer_juggle loop bound).
 JUGGLES_PER_CLASS: Final = 500
+# Items a read may queue for a move to WARM before the maintainer's next turn (memcached's
+# LRU_BUMP_BUF_SIZE per worker thread); past it the move is dropped (lru_bumps_dropped).
+BUMP_QUEUE: Final = 8192
 
 
 class LruMaintainer:
@@ -58,6 +73,82 @@ class LruMaintainer:
     def __init__(self, cache: CacheHost) -> None:
         self.cache = cache
         self._start = 0
+        self.bumps: list[int] = []  # COLD items read twice, to move to WARM
+
+    def bump_later(self, cid: int) -> None:
+        """Queue an item of COLD that just became ACTIVE for a move to WARM."""
+        if len(self.bumps) < BUMP_QUEUE:
+            self.bumps.append(cid)
+        else:
+            self.cache.counters.lru_bumps_dropped += 1
+
+    def apply_bumps(self, now: int) -> int:
+        """Move the queued items still ACTIVE in COLD to WARM (memcached's
+        lru_maintainer_bumps, then do_item_update); returns the moves made.
+
+        An entry may be stale: the item freed, its chunk reused, its page given to another
+        class. Only a chunk that still starts an item of its page's class, linked, in COLD
+        and ACTIVE, is moved.
+        """
+        bumps, self.bumps = self.bumps, []
+        cache = self.cache
+        slabs = cache.slabs
+        items = cache.items
+        pages = slabs.pages
+        warm_pct = cache.tuning.warm_lru_pct
+        moves = 0
+        for cid in bumps:
+            number = cid >> PAGE_SHIFT
+            class_id = slabs.page_class[number] if number < len(pages) else 0
+            off = cid & OFFSET_MASK
+            if not class_id or off % slabs.classes[class_id].chunk_size:
+                continue
+            page = pages[number]
+            lru_byte = page[off + OFF_LRU]
+            iflags = page[off + OFF_IFLAGS]
+            if (not iflags & LINKED or iflags & CONTINUATION or not lru_byte & ACTIVE
+                    or lru_byte & SEG_MASK != SEG_COLD):
+                continue
+            warm = items.seg_counts[class_id | SEG_WARM << SEG_SHIFT]
+            if warm >= items.counts[class_id] * warm_pct // 100:
+                continue  # WARM is full: the COLD tail gives it its second chance
+            page[off + OFF_LRU] = lru_byte & ~ACTIVE
+            I32.pack_into(page, off + OFF_ATIME, now)
+            items.move(cid, class_id, SEG_WARM)
+            cache.counters.classes[class_id].moves_to_warm += 1
+            moves += 1
+        return moves
+
+    def reclaim_tails(self, now: int, budget: int) -> int:
+        """Free the expired and flushed items at the tail of every list, as memcached's
+        maintainer does on its turns (counted as ``reclaimed``); returns how many.
+
+        Each list is searched from its tail up to its first live item, so this costs
+        about one look per freed item.
+        """
+        cache = self.cache
+        items = cache.items
+        pages = cache.slabs.pages
+        counts = items.counts
+        freed = 0
+        for class_id in range(1, len(counts)):
+            if not counts[class_id]:
+                continue
+            counters = cache.counters.classes[class_id]
+            for seg in (SEG_HOT, SEG_WARM, SEG_COLD, SEG_TEMP):
+                lru = class_id | seg << SEG_SHIFT
+                cid = items.tails[lru]
+                while cid >= 0 and freed < budget and cache.is_dead(cid, now):
+                    nxt = items.toward_head(cid)
+                    counters.reclaimed += 1
+                    if not pages[cid >> PAGE_SHIFT][(cid & OFFSET_MASK) + OFF_IFLAGS] & FETCHED:
+                        counters.expired_unfetched += 1
+                    cache.remove(cid)
+                    freed += 1
+                    cid = nxt
+                if freed >= budget:
+                    return freed
+        return freed
 
     def pull_tail(
         self, class_id: int, seg: int, total: int, max_age: int, now: int, evict: bool
@@ -201,7 +292,7 @@ class LruMaintainer:
         now = cache.now()
         counts = cache.items.counts
         n = len(counts) - 1
-        moves = 0
+        moves = self.apply_bumps(now) if self.bumps else 0
         # Each turn starts one class further, so a busy class cannot starve the others.
         self._start = self._start % n + 1
         for i in range(n):

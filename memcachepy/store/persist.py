@@ -5,15 +5,18 @@ Each page is its own ``mmap`` of its region, so pages are written in place while
 
 The header holds a magic and a format version, the settings that fix the memory layout
 (``-m``, ``-f``, ``-n``, ``-I``, ``-C`` and the reply framing), a clean-shutdown flag, the
-cache's clock base, CAS counter and flush horizon, a table with the class of every page,
-a CRC-32 of the used pages and a CRC-32 of the header itself.
+cache's clock base, CAS counter and flush horizon, the key index's hash_power_level (a
+restart starts the index at that size, as memcached's restores ``hashpower``), a table
+with the class of every page, a CRC-32 of the used pages and a CRC-32 of the header itself.
 
 The clean flag is written only by a graceful stop, after everything else is flushed to the
 file, and is cleared (and flushed) before a restored cache serves anything: a process that
 dies without a graceful stop leaves a file whose next start is a clean one. A file that is
 missing, truncated, written with other settings, or whose checksums do not match, gives a
 logged clean start. A non-empty file that does not start with the magic was not written by
-memcachepy: it is refused rather than overwritten.
+memcachepy: it is refused rather than overwritten. So is a start beside ``PATH.meta``, where
+memcached keeps the metadata of its memory file: memcached refuses to start when that file
+cannot be read, and neither its memory file nor an unreadable one is memcachepy's to wipe.
 
 Disk trouble gives a clear error, never a torn restore. The whole file is reserved
 (``posix_fallocate``) at start, so a full disk stops the daemon then ("cannot reserve"),
@@ -50,12 +53,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("memcachepy.store")
 
 MAGIC: Final = b"MCPYMEM\x00"
-VERSION: Final = 1
+VERSION: Final = 2  # 2: the hash power level
 ALIGN: Final = mmap.ALLOCATIONGRANULARITY
 # magic, version, header size, page count, clean flag, memory limit, growth factor,
 # min chunk, item size max, use_cas, layout tag (CRC-32 of the framing), clock base, CAS
-# counter, oldest_live, oldest_cas, data CRC-32.
-FIXED: Final = struct.Struct("<8sIIIBQdIQBIqQiQI")
+# counter, oldest_live, oldest_cas, data CRC-32, hash power level.
+FIXED: Final = struct.Struct("<8sIIIBQdIQBIqQiQIB")
 HEADER_CRC: Final = struct.Struct("<I")
 
 
@@ -82,6 +85,7 @@ class SavedState:
     oldest_live: int
     oldest_cas: int
     page_classes: list[int]
+    hashpower: int = 0  # the key index's hash_power_level (0: unknown)
 
 
 def header_size(npages: int) -> int:
@@ -126,6 +130,11 @@ class MemoryFile:
             raise MemoryFileError(f"memory file {self.path}: {exc.strerror}") from None
         if info is not None and not stat.S_ISREG(info.st_mode):
             raise MemoryFileError(f"memory file {self.path} is not a regular file")
+        if os.path.lexists(self.path + ".meta"):
+            raise MemoryFileError(
+                f"{self.path}.meta exists: memcached's restart metadata, for a memory file "
+                "memcachepy cannot read; refusing to start (remove both files for a clean "
+                "cache)")
         self._existed = info is not None
         try:
             return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -152,7 +161,7 @@ class MemoryFile:
             return self._clean("memory file is truncated")
         fields = FIXED.unpack(head)
         (_, version, hsize, npages, clean, limit, factor, min_chunk, item_max, use_cas,
-         tag, started, cas, oldest_live, oldest_cas, data_crc) = fields
+         tag, started, cas, oldest_live, oldest_cas, data_crc, hashpower) = fields
         if version != VERSION:
             return self._clean(f"memory file format {version}, this build reads {VERSION}")
         if hsize != header_size(npages) or size < hsize:
@@ -186,7 +195,7 @@ class MemoryFile:
         page_classes = list(header[FIXED.size : FIXED.size + npages])
         if self._data_crc(page_classes) != data_crc:
             return self._clean("memory file data checksum does not match")
-        return SavedState(started, cas, oldest_live, oldest_cas, page_classes)
+        return SavedState(started, cas, oldest_live, oldest_cas, page_classes, hashpower)
 
     def _clean(self, reason: str) -> SavedState | None:
         log.warning("[restart] %s: starting with a clean cache", reason)
@@ -279,7 +288,7 @@ class MemoryFile:
         body = FIXED.pack(
             MAGIC, VERSION, self.header_size, self.npages, int(clean), lay.limit,
             lay.growth_factor, lay.min_chunk, lay.item_size_max, int(lay.use_cas), lay.tag,
-            state.started, state.cas, state.oldest_live, state.oldest_cas, crc,
+            state.started, state.cas, state.oldest_live, state.oldest_cas, crc, state.hashpower,
         ) + classes
         header = body + HEADER_CRC.pack(zlib.crc32(body))
         os.pwrite(self._fd, header.ljust(self.header_size, b"\0"), 0)

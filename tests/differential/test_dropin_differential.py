@@ -156,6 +156,6 @@ def test_hash_power_level_follows_hashpower() -> None:
                 stats = dict(line.split()[1:] for line in _lines(sock, b"stats\r\n"))
             assert stats[b"hash_power_level"] == b"20"
             # hash_bytes is each server's true table size: memcached's 8-byte bucket
-            # pointers, memcachepy's 4-byte chunk id plus a 1-byte tag per slot.
-            per_slot = 8 if server is servers[0] else 5
-            assert stats[b"hash_bytes"] == str(per_slot << 20).encode()
+            # pointers, memcachepy's two slots per bucket of a 4-byte chunk id and a 1-byte tag.
+            per_bucket = 8 if server is servers[0] else 10
+            assert stats[b"hash_bytes"] == str(per_bucket << 20).encode()

@@ -23,10 +23,12 @@ def test_expired_items_are_freed_without_reads() -> None:
     clock = FakeClock()
     cache = Cache(64 * MB, clock=clock)
     crawl_until_idle(cache)  # the start-up crawl of an empty cache
+    # A live item before each run of 50 that expire: none of them is at a list tail, where
+    # the LRU maintainer would reclaim it first (see the next test).
     for i in range(5000):
+        if i % 50 == 0:
+            cache.store(StoreMode.SET, b"k%05d" % (i // 50), 0, 0, b"v" * 50)
         cache.store(StoreMode.SET, b"t%05d" % i, 0, 2, b"v" * 50)
-    for i in range(100):
-        cache.store(StoreMode.SET, b"k%05d" % i, 0, 0, b"v" * 50)
     used = cache.bytes
     assert crawl_until_idle(cache) == 0  # nothing is due before the first expiry
     clock.advance(3)
@@ -38,7 +40,40 @@ def test_expired_items_are_freed_without_reads() -> None:
     assert cache.counters.total("expired_unfetched") == 5000
     assert cache.counters.total("crawler_items_checked") == 5100
     assert cache.counters.get_expired == 0  # nobody read them
+    assert cache.counters.total("reclaimed") == 0
     assert cache.crawler.starts == 2
+
+
+def test_an_automatic_crawl_leaves_the_tails_to_the_lru_maintainer() -> None:
+    """memcached's maintainer reclaims expired items at the tails (``reclaimed``) before
+    its crawler comes by; the crawl frees those further up (``crawler_reclaimed``)."""
+    clock = FakeClock()
+    cache = Cache(64 * MB, clock=clock)
+    crawl_until_idle(cache)
+    for i in range(300):
+        cache.store(StoreMode.SET, b"old%03d" % i, 0, 1, b"v" * 50)
+    cache.store(StoreMode.SET, b"live", 0, 0, b"v" * 50)
+    for i in range(20):
+        cache.store(StoreMode.SET, b"new%03d" % i, 0, 1, b"v" * 50)
+    clock.advance(2)
+    crawl_until_idle(cache, budget=100)  # the tail run takes three steps of 100
+    assert len(cache) == 1
+    assert cache.counters.total("reclaimed") == 300
+    assert cache.counters.total("crawler_reclaimed") == 20
+    assert cache.counters.total("expired_unfetched") == 320
+
+
+def test_without_the_maintainer_the_crawler_frees_the_tails_too() -> None:
+    clock = FakeClock()
+    cache = Cache(8 * MB, clock=clock, tuning=StoreTuning(lru_maintainer=False))
+    crawl_until_idle(cache)
+    for i in range(30):
+        cache.store(StoreMode.SET, b"old%03d" % i, 0, 1, b"v")
+    clock.advance(2)
+    crawl_until_idle(cache)
+    assert len(cache) == 0
+    assert cache.counters.total("reclaimed") == 0
+    assert cache.counters.total("crawler_reclaimed") == 30
 
 
 def test_automatic_crawls_are_spaced_and_follow_the_soonest_expiry() -> None:
@@ -64,7 +99,8 @@ def test_flush_all_is_crawled_too() -> None:
     clock.advance(2)
     crawl_until_idle(cache)
     assert len(cache) == 0
-    assert cache.counters.total("crawler_reclaimed") == 50
+    # Every flushed item is in one run from a tail: the LRU maintainer's to reclaim.
+    assert cache.counters.total("reclaimed") == 50
 
 
 def test_requested_crawl_and_tocrawl() -> None:
