@@ -125,8 +125,6 @@ def apply_one(settings: Settings, name: str, value: str | None, option: str) -> 
         size = _number(value, "Missing read_buf_mem_limit argument",
                        "could not parse argument to read_buf_mem_limit")
         settings.read_buf_mem_limit = size * 1024 * 1024
-        settings.notes.append("-o read_buf_mem_limit: reply memory is bounded per "
-                              "connection here (sent past 256 KiB), not by a global pool")
     elif name == "slab_chunk_max":
         # memcached prints its complaints here and carries on; the checks after the option
         # loop then refuse what cannot work. A value that is not a number is refused here.

@@ -49,7 +49,8 @@ EXTENDED_HELP = """\
    - no_chunked_items:    slab_chunk_max = the 1 MiB page
    - track_sizes:         enable 'stats sizes'
    - watcher_logbuf_size / worker_logbuf_size: KiB (reported in stats settings)
-   - read_buf_mem_limit:  MiB; accepted (replies are bounded per connection here)
+   - read_buf_mem_limit:  MiB for connection read/response buffers, split by -t as
+                          memcached splits it (0, the default: unlimited)
    - modern:              1.6 defaults (currently: nothing); no_modern: 1.4 defaults
    - drop_privileges:     accepted (no seccomp filter here; -u drops root)
    - sock_cookie_id:      accepted (no socket cookies here)

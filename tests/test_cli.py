@@ -192,7 +192,7 @@ def test_every_memcached_flag_and_suboption_is_accepted() -> None:
     assert s.store.slab_chunk_max == 512 * 1024 and not s.store.lru_crawler
     # Every flag without effect here has its one note for -v.
     notes = " | ".join(s.notes)
-    for word in ("-t 8", "-L", "-N", "tail_repair_time", "read_buf_mem_limit", "ext_path",
+    for word in ("-t 8", "-L", "-N", "tail_repair_time", "ext_path",
                  "drop_privileges", "sock_cookie_id", "resp_obj_mem_limit"):
         assert word in notes
 

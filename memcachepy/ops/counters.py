@@ -37,6 +37,10 @@ class ServerCounters:
     auth_errors: int = 0
     output_flushes: int = 0  # sends forced mid-batch by the output bound (backpressure)
     input_overflows: int = 0  # connections closed for an over-long line
+    log_watchers: int = 0  # watch connections now
+    log_watcher_sent: int = 0  # lines queued for watchers
+    log_watcher_skipped: int = 0  # lines a slow watcher lost
+    response_obj_oom: int = 0  # requests refused for want of reply memory (read_buf_mem_limit)
 
     # Counters ``stats reset`` leaves alone: they describe the present, not history.
     GAUGES = frozenset({"curr_connections", "ssl_cert_loaded_at"})

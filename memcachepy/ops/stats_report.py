@@ -68,7 +68,7 @@ def general_stats(
         lines.append(("rejected_connections", c.rejected_connections))
     lines += [
         ("connection_structures", c.curr_connections + 1),
-        ("response_obj_oom", 0),
+        ("response_obj_oom", c.response_obj_oom),
         ("response_obj_count", 0),
         ("response_obj_bytes", 0),
         ("read_buf_count", 0),
@@ -138,9 +138,9 @@ def general_stats(
         ("malloc_fails", 0),
         ("log_worker_dropped", 0),
         ("log_worker_written", 0),
-        ("log_watcher_skipped", 0),
-        ("log_watcher_sent", 0),
-        ("log_watchers", 0),
+        ("log_watcher_skipped", c.log_watcher_skipped),
+        ("log_watcher_sent", c.log_watcher_sent),
+        ("log_watchers", c.log_watchers),
     ]
     if settings.tls_enabled:
         lines += [

@@ -28,8 +28,10 @@ import trio
 
 from memcachepy.dispatch.reply import Outcome, Reply
 from memcachepy.ops.counters import ServerCounters
+from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.text import OUTPUT_FULL
+from memcachepy.server.reply_memory import GET_OOM, UNLIMITED, responses
 
 log = logging.getLogger("memcachepy")
 
@@ -158,11 +160,14 @@ class ConnectionLoop:
     """Every connection of one server: the multiplexed ones and the task-served ones."""
 
     def __init__(self, host: Host, *, idle_timeout: float, requests_per_event: int,
-                 verbose: Callable[[], int]) -> None:
+                 verbose: Callable[[], int], reply_limit: int = UNLIMITED) -> None:
         self.host = host
         self.counters = host.counters
         self.idle_timeout = idle_timeout
         self.requests_per_event = requests_per_event
+        # Replies a connection may stack between sends (-o read_buf_mem_limit, see
+        # reply_memory); such a connection is served one event at a time.
+        self.reply_limit = reply_limit
         self._verbose = verbose
         self.connections: dict[int, Connection] = {}  # every open one, by fd
         self._epoll = select.epoll()
@@ -372,9 +377,11 @@ class ConnectionLoop:
             return READ
         self.host.set_current(conn.fd)
         sink = conn.sink
-        if sink is not None and sink.plain():
+        limit = self.reply_limit
+        if sink is not None and sink.plain() and limit == UNLIMITED:
             return self._process_batch(conn, sink)
         out = conn.out
+        held = 0  # response objects of this round, as memcached would count them
         budget = self.requests_per_event
         outcome = Outcome.CONTINUE
         next_check = OUTPUT_CHECK_PIECES
@@ -385,12 +392,21 @@ class ConnectionLoop:
             if event is NEED_DATA:
                 break
             count += 1
+            if limit != UNLIMITED:
+                held += responses(event)
+                if held > limit:
+                    outcome, held = self._out_of_reply_memory(event, handle, out, held, limit)
+                    if outcome != Outcome.CONTINUE:
+                        break
+                    continue
             outcome = handle(event, out)
             if outcome != Outcome.CONTINUE:
                 if outcome != Outcome.MORE:
                     break
                 # A long multi-get paused at its reply budget: send, then go on.
-                parser.requeue(self.host.take_remainder())  # type: ignore[attr-defined]
+                rest = self.host.take_remainder()
+                held -= responses(rest)  # counted already with the whole get
+                parser.requeue(rest)  # type: ignore[attr-defined]
                 outcome = Outcome.CONTINUE
                 next_check = 0
             if len(out) >= next_check and not parser.mid_request:
@@ -412,6 +428,21 @@ class ConnectionLoop:
         if out and (state == CLOSE or not parser.mid_request) and not self._send(conn):
             return WRITE
         return state
+
+    def _out_of_reply_memory(self, event: object, handle: Handler, out: list[Reply],
+                             held: int, limit: int) -> tuple[int, int]:
+        """memcached out of response objects: a get answers GET_OOM alone, after looking up
+        the keys it had room for; anything else closes. Returns (outcome, replies held)."""
+        self.counters.response_obj_oom += 1
+        room = limit - (held - responses(event))
+        if type(event) is not ev.Retrieve:
+            out.clear()  # memcached's conn_closing sends nothing more
+            return Outcome.CLOSE_ERROR, 0
+        if room > 0:
+            handle(event._replace(keys=event.keys[:room], last=False), [])
+        out.clear()  # memcached culls every stacked response before the error
+        out.append(GET_OOM)
+        return Outcome.CONTINUE, 1
 
     def _process_batch(self, conn: Connection, sink: BatchSink) -> int:
         """:meth:`_process` in one parser call: no event per request."""

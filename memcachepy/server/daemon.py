@@ -43,6 +43,7 @@ from memcachepy.server.listeners import (
     tcp_ports,
 )
 from memcachepy.server.operations import Operations
+from memcachepy.server.reply_memory import replies_per_round
 from memcachepy.server.tls import TlsError, build_server_context
 from memcachepy.server.udp import UdpListener
 from memcachepy.store.cache import Cache
@@ -112,6 +113,7 @@ class Server:
             self, idle_timeout=settings.idle_timeout,
             requests_per_event=settings.reqs_per_event,
             verbose=lambda: settings.verbosity,
+            reply_limit=replies_per_round(settings.read_buf_mem_limit, settings.threads),
         )
         self._started_at = time.monotonic()
         self.ports: list[int] = []

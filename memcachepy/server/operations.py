@@ -27,6 +27,7 @@ import trio
 
 from memcachepy.config import Settings
 from memcachepy.dispatch.text import Dispatcher
+from memcachepy.ops.counters import ServerCounters
 from memcachepy.ops.hooks import CURRENT_CONNECTION, TRACE, Handler, RequestHooks
 from memcachepy.ops.logs import CommandLog, apply_verbosity
 from memcachepy.ops.metrics import parse_stat_lines
@@ -66,6 +67,7 @@ class ServedBy(Protocol):
     settings: Settings
     dispatcher: Dispatcher
     cache: Cache
+    counters: ServerCounters
     ports: list[int]
 
 
@@ -98,7 +100,7 @@ class Operations:
             self.registry = CollectorRegistry(auto_describe=False)
             self.registry.register(StatsCollector(self.read_stats))
             self.sampler = LatencySampler(self.hooks, self.registry)  # innermost layer
-        self.watch = WatchHub(server.cache, self.hooks)
+        self.watch = WatchHub(server.cache, self.hooks, counters=server.counters)
         self.watch.enabled = settings.watch_enabled
         command_log = CommandLog(lambda: settings.verbosity)
         self.hooks.add("log", command_log, command_log.wants)

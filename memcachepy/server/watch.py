@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from memcachepy.dispatch.reply import Outcome
+from memcachepy.ops.counters import ServerCounters
 from memcachepy.ops.hooks import CURRENT_CONNECTION, Handler, RequestHooks
 from memcachepy.ops.logs import reply_values
 from memcachepy.protocol import events as ev
@@ -82,10 +83,11 @@ class Watcher:
         #: Called when a line arrives (the server sets it to wake its streaming task).
         self.wake: Callable[[], None] | None = None
 
-    def push(self, line: bytes) -> None:
+    def push(self, line: bytes) -> bool:
+        """Queue a line; False if the buffer is full and it is skipped."""
         if self._size + len(line) > WATCHER_BUFFER:
             self.skipped += 1
-            return
+            return False
         if self.skipped:
             note = b"skipped=%d\n" % self.skipped
             self._lines.append(note)
@@ -95,6 +97,7 @@ class Watcher:
         self._size += len(line)
         if self.wake is not None:
             self.wake()
+        return True
 
     def take(self) -> list[bytes]:
         """The lines queued so far (and forget them)."""
@@ -108,9 +111,12 @@ class WatchHub:
     """The watchers of one daemon, and the hooks that feed them."""
 
     def __init__(self, cache: Cache, hooks: RequestHooks,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 counters: ServerCounters | None = None) -> None:
         self.cache = cache
         self.hooks = hooks
+        # stats' log_watchers, log_watcher_sent and log_watcher_skipped.
+        self.counters = counters if counters is not None else ServerCounters()
         self._clock = clock
         self._watchers: dict[int, Watcher] = {}
         self.enabled = True  # -W turns watch off
@@ -151,12 +157,14 @@ class WatchHub:
         self.remove(fd)
         watcher = Watcher(fd, kinds)
         self._watchers[fd] = watcher
+        self.counters.log_watchers = len(self._watchers)
         self._changed(watcher.kinds, +1)
         return watcher
 
     def remove(self, fd: int) -> None:
         watcher = self._watchers.pop(fd, None)
         if watcher is not None:
+            self.counters.log_watchers = len(self._watchers)
             self._changed(watcher.kinds, -1)
 
     def _changed(self, kinds: frozenset[str], delta: int) -> None:
@@ -171,9 +179,13 @@ class WatchHub:
         now = self._clock()
         line = b"ts=%d.%06d gid=%d %s\n" % (
             int(now), int(now % 1 * 1_000_000), self._gid, body.encode("ascii", "replace"))
+        counters = self.counters
         for watcher in self._watchers.values():
             if kind in watcher.kinds:
-                watcher.push(line)
+                if watcher.push(line):
+                    counters.log_watcher_sent += 1
+                else:
+                    counters.log_watcher_skipped += 1
 
     # -- sources ------------------------------------------------------------------------
 
@@ -181,9 +193,9 @@ class WatchHub:
         if not isinstance(event, (ev.Retrieve, ev.Touch)):
             # memcached's store, delete and incr/decr look the key up first (do_item_get),
             # and that lookup is logged before the command's own line.
-            found, class_id, size = self.cache.lookup_state(event.key)
+            state, class_id, size = self.cache.lookup_state(event.key)
             self.emit(FETCHERS, f"type=item_get key={uri(event.key)} "
-                      f"status={_LOOKUP_STATUS[found]} clsid={class_id} "
+                      f"status={_LOOKUP_STATUS[state]} clsid={class_id} "
                       f"cfd={CURRENT_CONNECTION.get()} size={size}")
             return call(event, out)
         start = len(out)

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Final
 
 from memcachepy.store.items import (
     ACTIVE,
-    FETCHED,
     CONTINUATION,
+    FETCHED,
     I32,
     LINKED,
     OFF_ATIME,
