@@ -31,7 +31,7 @@ from memcachepy.ops.counters import ServerCounters
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.text import OUTPUT_FULL
-from memcachepy.server.reply_memory import GET_OOM, UNLIMITED, responses
+from memcachepy.server.reply_memory import GET_OOM, UNLIMITED, flushes, responses
 
 log = logging.getLogger("memcachepy")
 
@@ -399,6 +399,8 @@ class ConnectionLoop:
                     if outcome != Outcome.CONTINUE:
                         break
                     continue
+                if flushes(event):
+                    held = 0
             outcome = handle(event, out)
             if outcome != Outcome.CONTINUE:
                 if outcome != Outcome.MORE:

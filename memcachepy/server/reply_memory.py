@@ -45,3 +45,9 @@ def responses(event: object) -> int:
     if type(event) is ev.Retrieve:
         return max(len(event.keys), 1)
     return 1
+
+
+def flushes(event: object) -> bool:
+    """Whether memcached sends (and so frees) every stacked reply after this request:
+    ``mn`` forces its immediate writeback."""
+    return type(event) is ev.MetaNoop

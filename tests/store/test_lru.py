@@ -56,6 +56,53 @@ def test_a_second_hit_activates_and_the_maintainer_moves_active_items_to_warm() 
     assert cache.counters.total("get_hits") == 4
 
 
+def test_cold_items_read_twice_move_to_warm_at_the_next_turn_while_warm_has_room() -> None:
+    """memcached's lru_bump_async: the read queues the move, the maintainer makes it."""
+    cache = Cache(8 * MB, clock=FakeClock())
+    for i in range(10):
+        cache.store(StoreMode.SET, b"k%d" % i, 0, 0, b"v")
+    cache.maintain_lru()
+    cold = [b"k%d" % i for i in range(8)]  # HOT kept the two newest
+    assert {segment_of(cache, key) for key in cold} == {SEG_COLD}
+    for key in cold:
+        cache.get(key)
+        cache.get(key)
+    assert {segment_of(cache, key) for key in cold} == {SEG_COLD}  # not on the read path
+    cache.delete(b"k0")  # a queued item gone meanwhile is skipped
+    cache.maintain_lru()
+    # WARM takes up to warm_lru_pct (40%) of the class's 9 items: 3; the rest stay ACTIVE
+    # in COLD, for their second chance at the COLD tail.
+    assert [segment_of(cache, key) for key in cold[1:]] == [SEG_WARM] * 3 + [SEG_COLD] * 4
+    assert cache.counters.classes[1].moves_to_warm == 3
+    assert not cache.lru.bumps
+
+
+def test_the_bump_queue_is_bounded() -> None:
+    from memcachepy.store.lru import BUMP_QUEUE
+
+    cache = Cache(8 * MB, clock=FakeClock())
+    for _ in range(BUMP_QUEUE + 5):
+        cache.lru.bump_later(0)
+    assert len(cache.lru.bumps) == BUMP_QUEUE
+    assert cache.counters.lru_bumps_dropped == 5
+    cache.maintain_lru()  # chunk 0 holds no item: every entry is skipped
+    assert cache.counters.total("moves_to_warm") == 0
+
+
+def test_flat_mode_reclaims_an_expired_cold_tail_at_each_store() -> None:
+    """memcached's do_item_alloc_pull without lru_segmented: free memory or not."""
+    clock = FakeClock()
+    cache = Cache(8 * MB, clock=clock, tuning=StoreTuning(lru_segmented=False,
+                                                          lru_maintainer=False))
+    cache.store(StoreMode.SET, b"old", 0, 1, b"v")
+    clock.advance(2)
+    assert cache.store(StoreMode.SET, b"new", 0, 0, b"v") == StoreResult.STORED
+    assert len(cache) == 1
+    assert cache.counters.classes[1].reclaimed == 1
+    assert cache.counters.classes[1].expired_unfetched == 1
+    assert cache.counters.get_expired == 0
+
+
 def test_flat_mode_keeps_every_item_in_cold() -> None:
     cache = Cache(8 * MB, clock=FakeClock(), tuning=StoreTuning(lru_segmented=False))
     cache.store(StoreMode.SET, b"a", 0, 0, b"v")

@@ -189,6 +189,33 @@ def test_a_foreign_file_is_refused(tmp_path: Path) -> None:
         open_cache(tmp_path, FakeClock())
 
 
+def test_memcached_s_metadata_file_beside_it_is_refused(tmp_path: Path) -> None:
+    """memcached keeps PATH.meta and refuses to start on one it cannot read."""
+    path = tmp_path / "mem"
+    Path(f"{path}.meta").write_bytes(b"")
+    with pytest.raises(MemoryFileError, match=r"mem\.meta exists"):
+        open_cache(path, FakeClock())
+    assert not path.exists()
+
+
+def test_the_index_size_survives_a_restart(tmp_path: Path) -> None:
+    """As memcached's restart restores hashpower: grown, then emptied, it stays grown."""
+    path = tmp_path / "mem"
+    clock = FakeClock()
+    cache = open_cache(path, clock)
+    for i in range(100_000):  # past 1.5 x 2**16 buckets: level 17
+        cache.store(StoreMode.SET, b"z%d" % i, 0, 0, b"")
+    cache.index.finish()
+    for i in range(99_999):
+        cache.delete(b"z%d" % i)
+    assert cache.index.power == 17
+    cache.save()
+    cache.close()
+    cache = open_cache(path, clock)
+    assert cache.index.power == 17 and len(cache) == 1
+    cache.close()
+
+
 def test_inconsistent_content_with_good_checksums_starts_clean(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
