@@ -39,6 +39,10 @@ def _stats(server: ServerProcess, group: bytes = b"") -> dict[bytes, bytes]:
             (line.split(b" ", 2) for line in reply.split(b"\r\n") if line.startswith(b"STAT "))}
 
 
+def _get(sock: socket.socket, key: bytes) -> bytes:
+    return exchange(sock, b"get %s\r\n" % key, b"END\r\n")
+
+
 def _poll(servers: list[ServerProcess], done: Callable[[dict[bytes, bytes]], bool],
           group: bytes = b"", timeout: float = 6.0) -> list[dict[bytes, bytes]]:
     """Every server's stats, once ``done`` holds for all of them (or at the deadline)."""
@@ -92,7 +96,7 @@ def test_flat_lru_set_reclaims_a_flushed_tail_item() -> None:
                 assert exchange(sock, b"set key 0 0 1\r\n1\r\n") == b"STORED\r\n"
                 stats = _stats(server)
                 assert (stats[b"reclaimed"], stats[b"get_flushed"]) == (b"1", b"0")
-                assert exchange(sock, b"get key\r\n", b"END\r\n") == b"VALUE key 0 1\r\n1\r\nEND\r\n"
+                assert _get(sock, b"key") == b"VALUE key 0 1\r\n1\r\nEND\r\n"
         finally:
             for sock in socks:
                 sock.close()
@@ -110,7 +114,7 @@ def test_an_item_read_twice_in_cold_moves_to_warm() -> None:
         for server in servers:
             with server.connect() as sock:
                 for _ in range(2):
-                    assert exchange(sock, b"get c0\r\n", b"END\r\n") == b"VALUE c0 0 2\r\nok\r\nEND\r\n"
+                    assert _get(sock, b"c0") == b"VALUE c0 0 2\r\nok\r\nEND\r\n"
         items = _poll(servers, lambda s: s[b"items:1:moves_to_warm"] != b"0", b"items")
         for figures in items:
             assert figures[b"items:1:moves_to_warm"] == b"1"
@@ -191,7 +195,7 @@ def test_warm_restart_keeps_the_hash_power_level(
         server = spawn(argv(port, *flags), port)
         assert _stats(server)[b"hash_power_level"] == b"14"
         with server.connect() as sock:
-            assert exchange(sock, b"get z12299\r\n", b"END\r\n") == b"VALUE z12299 0 0\r\n\r\nEND\r\n"
+            assert _get(sock, b"z12299") == b"VALUE z12299 0 0\r\n\r\nEND\r\n"
     finally:
         server.stop()
         for name in os.listdir(tmp_path):
