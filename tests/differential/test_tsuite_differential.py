@@ -215,6 +215,7 @@ def test_watch_logs_the_lookup_of_a_store_before_it(start: Starter) -> None:
     item_store; the connection's fd is in both; log_watchers counts the watcher."""
     with start() as server, server.connect() as client, server.connect() as watcher:
         assert exchange(watcher, b"watch fetchers mutations\n") == b"OK\r\n"
+        time.sleep(1)  # memcached's worker threads learn of a new watcher within a second
         assert _stats(server)[b"log_watchers"] == b"1"
         assert exchange(client, b"set vfoo 0 0 4\r\nvbar\r\n") == b"STORED\r\n"
         client.sendall(b"incr vfoo 1\r\ndelete nokey\r\nget vfoo\r\n")
@@ -237,6 +238,7 @@ def test_watch_connevents_reports_a_protocol_error_close(start: Starter) -> None
     with reason=normal."""
     with start() as server, server.connect() as watcher:
         assert exchange(watcher, b"watch connevents\n") == b"OK\r\n"
+        time.sleep(1)  # memcached's worker threads learn of a new watcher within a second
         for request, reason in ((b"quit\r\n", b"normal"), (b"GET / HTTP/1.1\r\n", b"error")):
             with server.connect() as client:
                 client.sendall(request)
