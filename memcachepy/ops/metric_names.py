@@ -263,8 +263,7 @@ SKIPPED: Final = frozenset(("pid", "pointer_size", "version", "libevent"))
 # says what it is and what it reads here.
 _OWN_HELP: Final = {
     "connection_structures": "Connection structures in use (clients and a listener).",
-    "response_obj_oom": "Replies refused for want of response memory (0: bounded per "
-                        "connection here).",
+    "response_obj_oom": "Requests refused for want of reply memory (-o read_buf_mem_limit).",
     "response_obj_count": "Response objects in memcached's pool (0: none here).",
     "response_obj_bytes": "Bytes of memcached's response object pool (0: none here).",
     "read_buf_count": "Read buffers in memcached's pool (0: none here).",

@@ -237,7 +237,8 @@ def test_watch_connevents_reports_a_protocol_error_close(start: Starter) -> None
     """watcher: an HTTP request line closes the connection, logged with reason=error; a quit
     with reason=normal."""
     with start() as server, server.connect() as watcher:
-        assert exchange(watcher, b"watch connevents\n") == b"OK\r\n"
+        time.sleep(1)  # as t/watcher.t: memcached's logger thread may still be starting
+        assert exchange(watcher, b"watch connevents\n", timeout=10) == b"OK\r\n"
         time.sleep(1)  # memcached's worker threads learn of a new watcher within a second
         for request, reason in ((b"quit\r\n", b"normal"), (b"GET / HTTP/1.1\r\n", b"error")):
             with server.connect() as client:
