@@ -57,41 +57,49 @@ class MetaDispatch:
     # -- mg ---------------------------------------------------------------------------------
 
     def get(self, event: ev.MetaGet, out: list[Reply]) -> int:
+        return self.get_fields(event.key, event.binary, event.order, event.opaque, event.value,
+                               event.quiet, event.no_bump, event.ttl, event.vivify,
+                               event.recache, event.late_error, out)
+
+    def get_fields(self, key: bytes, binary: bool, order: bytes, opaque: bytes, value: bool,
+                   quiet: bool, no_bump: bool, ttl: int | None, vivify: int | None,
+                   recache: int | None, late_error: bytes | None, out: list[Reply]) -> int:
+        """mg, from the fields of its event."""
         cache = self.cache
         counters = self.counters
-        item = cache.meta_find(event.key)
+        item = cache.meta_find(key)
         created = False
-        if item is None and event.vivify is not None:
+        if item is None and vivify is not None:
             # A placeholder that never expires until the N flag, in its turn, sets the TTL.
-            item = cache.meta_create(event.key)
+            item = cache.meta_create(key)
             created = item is not None
         if item is None:
             counters.cmd_get += 1
             counters.get_misses += 1
-            if event.late_error is not None:
-                out.append(event.late_error)
-            elif not event.quiet:
-                out.append(b"EN" + _echo(event, event.key, event.binary) + CRLF)
+            if late_error is not None:
+                out.append(late_error)
+            elif not quiet:
+                out.append(b"EN" + _echo(order, opaque, key, binary) + CRLF)
             return CONTINUE
         cid = item.cid
-        parts = [b"VA %d" % item.nbytes if event.value else b"HD"]
+        parts = [b"VA %d" % item.nbytes if value else b"HD"]
         exptime = item.exptime
         won = ttl_set = False
-        for flag in event.order:
+        for flag in order:
             if flag == _T:
-                exptime = cache.meta_touch(cid, event.ttl)  # type: ignore[arg-type]
+                exptime = cache.meta_touch(cid, ttl)  # type: ignore[arg-type]
                 ttl_set = True
             elif flag == _N:
                 if created:
-                    exptime = cache.meta_touch(cid, event.vivify)  # type: ignore[arg-type]
+                    exptime = cache.meta_touch(cid, vivify)  # type: ignore[arg-type]
                     won = True
             elif flag == _R:
-                if not created and cache.meta_recache_due(cid, event.recache):  # type: ignore[arg-type]
+                if not created and cache.meta_recache_due(cid, recache):  # type: ignore[arg-type]
                     won = True
             else:
-                parts.append(_item_flag(flag, item, exptime, event, cache))
-        if event.late_error is not None:
-            out.append(event.late_error)
+                parts.append(_item_flag(flag, item, exptime, opaque, key, cache))
+        if late_error is not None:
+            out.append(late_error)
             return CONTINUE
         won, stale, sent = cache.meta_claim(cid, won)
         if sent:
@@ -102,10 +110,10 @@ class MetaDispatch:
             parts.append(b" W")
         parts.append(CRLF)
         out.append(b"".join(parts))
-        if event.value:
+        if value:
             out.append(cache.meta_value(cid))
             out.append(CRLF)
-        cache.meta_hit(cid, bump=not event.no_bump, touched=ttl_set)
+        cache.meta_hit(cid, bump=not no_bump, touched=ttl_set)
         if ttl_set:
             counters.cmd_touch += 1
         else:
@@ -115,11 +123,19 @@ class MetaDispatch:
     # -- ms ---------------------------------------------------------------------------------
 
     def set(self, event: ev.MetaSet, out: list[Reply]) -> int:
+        return self.set_fields(event.key, event.binary, event.data, _MODES[event.mode],
+                               event.flags, event.exptime, event.cas, event.invalidate,
+                               event.quiet, event.order, event.opaque, out)
+
+    def set_fields(self, key: bytes, binary: bool, data: bytes, mode: StoreMode, flags: int,
+                   exptime: int, cas_unique: int | None, invalidate: bool, quiet: bool,
+                   order: bytes, opaque: bytes, out: list[Reply]) -> int:
+        """ms, from the fields of its event."""
         counters = self.counters
         counters.cmd_set += 1
         result, cas = self.cache.meta_store(
-            _MODES[event.mode], event.key, event.flags, event.exptime, event.data, event.cas,
-            invalidate=event.invalidate, binary_key=event.binary,
+            mode, key, flags, exptime, data, cas_unique, invalidate=invalidate,
+            binary_key=binary,
         )
         if result == StoreResult.NOT_FOUND:
             counters.cas_misses += 1
@@ -127,22 +143,22 @@ class MetaDispatch:
             # memcached fails the allocation before reading the value, and drops the old
             # value whatever the mode, so no stale copy outlives a failed write.
             counters.store_no_memory += 1
-            self.cache.delete(event.key)
+            self.cache.delete(key)
             out.append(NO_MEMORY)
             return CONTINUE
         elif result == StoreResult.TOO_LARGE:
             counters.store_too_large += 1
-            self.cache.delete(event.key)
+            self.cache.delete(key)
             out.append(TOO_LARGE)
             return CONTINUE
-        if result == StoreResult.STORED and event.quiet:
+        if result == StoreResult.STORED and quiet:
             return CONTINUE
         parts = [_STORE_CODES[result]]
-        for flag in event.order:
+        for flag in order:
             if flag == _O:
-                parts.append(b" " + event.opaque)
+                parts.append(b" " + opaque)
             elif flag == _K:
-                parts.append(key_token(event.key, event.binary))
+                parts.append(key_token(key, binary))
             else:  # c: the CAS of what was stored, 0 if nothing was
                 parts.append(b" c%d" % cas)
         parts.append(CRLF)
@@ -158,15 +174,22 @@ class MetaDispatch:
     # -- md ---------------------------------------------------------------------------------
 
     def delete(self, event: ev.MetaDelete, out: list[Reply]) -> int:
-        result = self.cache.meta_delete(event.key, event.cas, event.invalidate, event.ttl)
+        return self.delete_fields(event.key, event.binary, event.cas, event.invalidate,
+                                  event.ttl, event.quiet, event.order, event.opaque, out)
+
+    def delete_fields(self, key: bytes, binary: bool, cas: int | None, invalidate: bool,
+                      ttl: int | None, quiet: bool, order: bytes, opaque: bytes,
+                      out: list[Reply]) -> int:
+        """md, from the fields of its event."""
+        result = self.cache.meta_delete(key, cas, invalidate, ttl)
         if result == MetaResult.DONE:
-            if event.quiet:
+            if quiet:
                 return CONTINUE
             code = b"HD"
         else:
             self.counters.delete_misses += 1
             code = b"NF" if result == MetaResult.NOT_FOUND else b"EX"
-        out.append(code + _echo(event, event.key, event.binary) + CRLF)
+        out.append(code + _echo(order, opaque, key, binary) + CRLF)
         return CONTINUE
 
     # -- ma ---------------------------------------------------------------------------------
@@ -202,7 +225,8 @@ class MetaDispatch:
             if event.late_error is not None:
                 out.append(event.late_error)
             else:
-                out.append(code + _echo(event, event.key, event.binary) + CRLF)
+                out.append(code + _echo(event.order, event.opaque, event.key, event.binary)
+                           + CRLF)
             return CONTINUE
         digits = b"%d" % value
         parts = [b"VA %d" % len(digits) if event.value else b"HD"]
@@ -219,7 +243,7 @@ class MetaDispatch:
             elif flag == _K:
                 parts.append(key_token(event.key, event.binary))
             else:
-                parts.append(_item_flag(flag, item, exptime, event, cache))
+                parts.append(_item_flag(flag, item, exptime, event.opaque, event.key, cache))
         if event.late_error is not None:
             out.append(event.late_error)
             return CONTINUE
@@ -254,9 +278,9 @@ class MetaDispatch:
 
 
 def _item_flag(
-    flag: int, item: MetaItem, exptime: int, event: ev.MetaGet | ev.MetaArithmetic, cache: Cache
+    flag: int, item: MetaItem, exptime: int, opaque: bytes, key: bytes, cache: Cache
 ) -> bytes:
-    """One return flag describing the item of ``event`` (``exptime``: its exptime by now)."""
+    """One return flag describing ``item`` (``exptime``: its exptime by now)."""
     if flag == 115:  # s
         return b" s%d" % item.nbytes
     if flag == 116:  # t
@@ -270,17 +294,16 @@ def _item_flag(
     if flag == 104:  # h
         return b" h1" if item.fetched else b" h0"
     if flag == _O:
-        return b" " + event.opaque
-    return key_token(event.key, item.binary_key)  # k (mg: as the item has it)
+        return b" " + opaque
+    return key_token(key, item.binary_key)  # k (mg: as the item has it)
 
 
-def _echo(event: ev.MetaGet | ev.MetaDelete | ev.MetaArithmetic, key: bytes,
-          binary: bool) -> bytes:
+def _echo(order: bytes, opaque: bytes, key: bytes, binary: bool) -> bytes:
     """The O and k return flags of a reply that has no item to describe."""
     parts = []
-    for flag in event.order:
+    for flag in order:
         if flag == _O:
-            parts.append(b" " + event.opaque)
+            parts.append(b" " + opaque)
         elif flag == _K:
             parts.append(key_token(key, binary))
     return b"".join(parts)
@@ -291,9 +314,8 @@ def _signed32(value: int) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
-def handlers(dispatcher: DispatchContext) -> dict[type, Handler]:
-    """The meta command handlers for a text dispatcher, by event type."""
-    meta = MetaDispatch(dispatcher)
+def handlers(meta: MetaDispatch) -> dict[type, Handler]:
+    """The meta command handlers of ``meta``, by event type."""
     return {
         ev.MetaGet: meta.get,
         ev.MetaSet: meta.set,

@@ -67,7 +67,8 @@ ERROR: Final = b"ERROR\r\n"
 # once its reply passes REPLY_BUDGET bytes: a get of many large values never sits whole
 # in memory, and a slow reader makes the connection wait rather than the server buffer.
 RETRIEVE_SLICE: Final = 8
-_FAST_EVENTS: Final = (ev.Retrieve, ev.Store, ev.Delete, ev.Arithmetic, ev.Touch)
+_FAST_EVENTS: Final = (ev.Retrieve, ev.Store, ev.Delete, ev.Arithmetic, ev.Touch,
+                       ev.MetaGet, ev.MetaSet, ev.MetaDelete)
 REPLY_BUDGET: Final = 256 * 1024
 
 
@@ -115,10 +116,11 @@ class Dispatcher:
             ev.AuthResult: self._auth_result,  # type: ignore[dict-item]
             ev.Watch: self._watch,  # type: ignore[dict-item]
         }
+        # mg ms md ma mn me arrive on text connections too
+        self.meta = dispatch_meta.MetaDispatch(self)
+        self._handlers.update(dispatch_meta.handlers(self.meta))
         # The handlers TextParser.serve bypasses; while one is wrapped, it uses events.
         self._fast_handlers = [(t, self._handlers[t]) for t in _FAST_EVENTS]
-        # mg ms md ma mn me arrive on text connections too
-        self._handlers.update(dispatch_meta.handlers(self))
         self.admin = dispatch_admin.AdminDispatch(self)  # slabs, lru_crawler, lru, refresh_certs
         self._handlers[ev.Admin] = self.admin.handle  # type: ignore[assignment]
 
@@ -284,6 +286,23 @@ class Dispatcher:
         if not noreply:
             out.append(reply)
         return Outcome.CONTINUE
+
+    def meta_get(self, key: bytes, order: bytes, opaque: bytes, value: bool, quiet: bool,
+                 no_bump: bool, out: list[Reply]) -> int:
+        """mg without T, N, R or b (the parser's fast path calls this directly)."""
+        return self.meta.get_fields(key, False, order, opaque, value, quiet, no_bump, None, None,
+                                    None, None, out)
+
+    def meta_set(self, key: bytes, data: bytes, flags: int, exptime: int, quiet: bool,
+                 order: bytes, opaque: bytes, out: list[Reply]) -> int:
+        """ms in set mode without C, I or b (the parser's fast path)."""
+        return self.meta.set_fields(key, False, data, StoreMode.SET, flags, exptime, None, False,
+                                    quiet, order, opaque, out)
+
+    def meta_delete(self, key: bytes, quiet: bool, order: bytes, opaque: bytes,
+                    out: list[Reply]) -> int:
+        """md without C, I, T or b (the parser's fast path)."""
+        return self.meta.delete_fields(key, False, None, False, None, quiet, order, opaque, out)
 
     def event(self, event: ev.Event, out: list[Reply]) -> int:
         """Any request as its event (the parser's batch path, for what has no fast path)."""

@@ -16,7 +16,14 @@ from typing import Any, Final, Protocol
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.buffer import ReceiveBuffer
 from memcachepy.protocol.events import NEED_DATA, _NeedData
-from memcachepy.protocol.meta import DataBlock, Swallow, parse_meta
+from memcachepy.protocol.meta import (
+    MAX_DATA_LENGTH,
+    MAX_META_TOKENS,
+    MAX_OPAQUE_LENGTH,
+    DataBlock,
+    Swallow,
+    parse_meta,
+)
 from memcachepy.protocol.numbers import parse_i32, parse_u32, parse_u64
 
 KEY_MAX_LENGTH: Final = 250
@@ -87,6 +94,15 @@ class RequestSink(Protocol):
 
     def touch(self, key: bytes, exptime: int, noreply: bool, out: list[Any]) -> int: ...
 
+    def meta_get(self, key: bytes, order: bytes, opaque: bytes, value: bool, quiet: bool,
+                 no_bump: bool, out: list[Any]) -> int: ...
+
+    def meta_set(self, key: bytes, data: bytes, flags: int, exptime: int, quiet: bool,
+                 order: bytes, opaque: bytes, out: list[Any]) -> int: ...
+
+    def meta_delete(self, key: bytes, quiet: bool, order: bytes, opaque: bytes,
+                    out: list[Any]) -> int: ...
+
     def event(self, event: ev.Event, out: list[Any]) -> int: ...
 
     def plain(self) -> bool:
@@ -102,6 +118,18 @@ _CHECK_PIECES: Final = 8  # replies between two checks of the output bound
 _RETRIEVALS: Final = {b"get": (False, False), b"gets": (True, False),
                       b"gat": (False, True), b"gats": (True, True)}
 _FAST_STORAGE: Final = frozenset((b"set", b"add", b"replace"))
+# What _serve_meta returns for a line the general rules must read.
+_GENERAL: Final = -100
+# The meta flags the fast paths take, each at most once: single letters (no token), O with
+# its opaque, and for ms T and F with a number. Any other flag, a repeat, or a letter with
+# trailing bytes goes the general way (protocol.meta), which knows every rule.
+_MG_FAST: Final = b"vkfcstqhlu"
+_MG_OPTIONS: Final = b"vqu"  # set options; every other mg flag answers in request order
+_MS_FAST: Final = b"qkc"
+_MD_FAST: Final = b"qk"
+_BIT_V: Final = 1 << (ord("v") & 63)
+_BIT_Q: Final = 1 << (ord("q") & 63)
+_BIT_U: Final = 1 << (ord("u") & 63)
 
 
 class TextParser:
@@ -235,6 +263,10 @@ class TextParser:
                     keys = tokens[2:]
                     if exptime is not None and max(map(len, keys)) <= KEY_MAX_LENGTH:
                         return sink.retrieve(keys, with_cas, exptime, out)
+            elif len(command) == 2 and command[0] == 109:  # m?: mg, ms, md
+                served = self._serve_meta(command[1], tokens, ntokens, sink, out)
+                if served != _GENERAL:
+                    return served
             elif ntokens <= _MAX_TOKENS:
                 noreply = tokens[-1] == b"noreply"
                 if command in _FAST_STORAGE and ntokens == 5 + noreply:
@@ -283,6 +315,78 @@ class TextParser:
             return sink.event(ev.ErrorReply(BAD_DATA_CHUNK, noreply), out)
         return sink.store(command, key, flags, exptime, bytes(raw[start : start + nbytes]),
                           noreply, out)
+
+    def _serve_meta(self, letter: int, tokens: list[bytes], ntokens: int, sink: RequestSink,
+                    out: list[Any]) -> int | None:
+        """mg, ms and md with only common flags, straight to ``sink``; else _GENERAL.
+
+        Takes only what the general rules would answer the same way: a key within the limit,
+        fewer tokens than memcached's flag limit, each flag once, an opaque within its limit;
+        for ms a sane length, a value that fits, and its whole data block, well ended.
+        """
+        if ntokens < 2 or ntokens >= MAX_META_TOKENS or len(tokens[1]) > KEY_MAX_LENGTH:
+            return _GENERAL
+        if letter == 103:  # mg
+            first, allowed = 2, _MG_FAST
+        elif letter == 115:  # ms
+            first, allowed = 3, _MS_FAST
+            if ntokens < 3:
+                return _GENERAL
+        elif letter == 100:  # md
+            first, allowed = 2, _MD_FAST
+        else:
+            return _GENERAL
+        seen = 0
+        order = b""
+        opaque = b""
+        exptime = flags = 0
+        for i in range(first, ntokens):
+            token = tokens[i]
+            flag = token[0]
+            bit = 1 << (flag & 63)
+            if seen & bit or flag >= 127:
+                return _GENERAL
+            seen |= bit
+            if flag == 79:  # O
+                if len(token) > MAX_OPAQUE_LENGTH:
+                    return _GENERAL
+                opaque = token
+                order += b"O"
+            elif len(token) == 1 and flag in allowed:
+                if flag not in _MG_OPTIONS:
+                    order += token
+            elif letter == 115 and flag == 84:  # ms T
+                number = parse_i32(token[1:])
+                if number is None:
+                    return _GENERAL
+                exptime = number
+            elif letter == 115 and flag == 70:  # ms F
+                number = parse_u32(token[1:])
+                if number is None:
+                    return _GENERAL
+                flags = number
+            else:
+                return _GENERAL
+        key = tokens[1]
+        quiet = bool(seen & _BIT_Q)
+        if letter == 103:
+            return sink.meta_get(key, order, opaque, bool(seen & _BIT_V), quiet,
+                                 bool(seen & _BIT_U), out)
+        if letter == 100:
+            return sink.meta_delete(key, quiet, order, opaque, out)
+        nbytes = parse_i32(tokens[2])
+        if (nbytes is None or not 0 <= nbytes <= MAX_DATA_LENGTH
+                or not self._item_fits(len(key), flags, nbytes)):
+            return _GENERAL
+        buf = self._buf
+        if len(buf) < nbytes + 2:
+            return _GENERAL  # the general path waits for the data block
+        raw, start = buf.data, buf.pos
+        if raw[start + nbytes] != 13 or raw[start + nbytes + 1] != 10:
+            return _GENERAL
+        buf.skip(nbytes + 2)
+        return sink.meta_set(key, bytes(raw[start : start + nbytes]), flags, exptime, quiet,
+                             order, opaque, out)
 
     def _no_newline(self) -> ev.Event | _NeedData:
         pending = len(self._buf)

@@ -276,6 +276,19 @@ CASES: list[Case] = [
          stat_values=("cmd_get", "cmd_set", "cmd_touch", "cmd_meta", "get_hits", "get_misses",
                       "touch_hits", "delete_hits", "delete_misses", "incr_misses",
                       "decr_misses", "cas_misses", "store_too_large", "curr_items")),
+    # --- the fast paths (protocol.text's _serve_meta) and lines just outside them ------------
+    case("meta-fast-path-mix",
+         ms(b"a", b"abc", b"T30 F5 k c O9") + ms(b"b", b"xy", b"q F+7 T-1") + ms(b"c", b"")
+         + b"mg a s v t f c k O1 q h l\r\nmg b v\r\nmg c v k\r\nmg z k O2\r\nmg z q\r\n"
+         b"mg a v v\r\nmg a vx\r\nmg a u h\r\nmg a h\r\nmg a O" + b"o" * 32 + b"\r\n"
+         b"mg a O" + b"o" * 31 + b" k\r\nmg a \xff\r\nmg a v k f s t c O1 h l u q 1 2 3 4 5 6\r\n"
+         b"mg a v k f s t c O1 h l u q 1 2 3 4 5 6 7\r\n"
+         + ms(b"a", b"abc", b"Tx") + ms(b"a", b"abc", b"F-1") + ms(b"a", b"abc", b"q q")
+         + b"ms a 3\r\nab\n\r\n" + ms(b"a", b"abcd", b"q k")
+         + b"md a q k O1\r\nmd a k O2\r\nmd b\r\nmd b q\r\nmd c q q\r\nmd c v\r\n"
+         b"mg a v\r\nmg b v\r\nmg c v\r\nstats\r\n", fresh=True,
+         stat_values=("cmd_get", "cmd_set", "get_hits", "get_misses", "delete_hits",
+                      "delete_misses", "curr_items")),
     # --- daemon flags -----------------------------------------------------------------------
     case("meta-without-cas",
          ms(b"k", b"a", b"c") + b"mg k c v\r\n" + ms(b"k", b"b", b"C0") + ms(b"k", b"b", b"C1")

@@ -18,6 +18,7 @@ class Recorder:
     def __init__(self, stop_on: type | None = None) -> None:
         self.seen: list[object] = []
         self.stop_on = stop_on
+        self.direct = 0  # meta requests handed over as calls rather than events
 
     def _note(self, event: object, out: list[Any]) -> int:
         self.seen.append(event)
@@ -41,6 +42,24 @@ class Recorder:
 
     def touch(self, key: bytes, exptime: int, noreply: bool, out: list[Any]) -> int:
         return self._note(ev.Touch(key, exptime, noreply), out)
+
+    def meta_get(self, key: bytes, order: bytes, opaque: bytes, value: bool, quiet: bool,
+                 no_bump: bool, out: list[Any]) -> int:
+        self.direct += 1
+        return self._note(ev.MetaGet(key, False, order, opaque, value, quiet, no_bump,
+                                     None, None, None, None), out)
+
+    def meta_set(self, key: bytes, data: bytes, flags: int, exptime: int, quiet: bool,
+                 order: bytes, opaque: bytes, out: list[Any]) -> int:
+        self.direct += 1
+        return self._note(ev.MetaSet(key, False, data, b"S", flags, exptime, None, False,
+                                     quiet, order, opaque), out)
+
+    def meta_delete(self, key: bytes, quiet: bool, order: bytes, opaque: bytes,
+                    out: list[Any]) -> int:
+        self.direct += 1
+        return self._note(ev.MetaDelete(key, False, None, False, None, quiet, order, opaque),
+                          out)
 
     def event(self, event: ev.Event, out: list[Any]) -> int:
         return self._note(event, out)
@@ -73,6 +92,20 @@ FAST = (
     b"set " + b"k" * 251 + b" 0 0 1\r\nx\r\n"
     b"version\r\nmn\r\nmg a v\r\n"
 )
+# mg ms md with the flags their fast paths take, and lines just outside them.
+META = (
+    b"mg a\r\nmg a s v t f c k O123 q\r\nmg a u l h\r\nmg a v v\r\nmg a vx\r\n"
+    b"mg a T30 v\r\nmg a b\r\nmg a N5 R3\r\nmg a E7\r\nmg a O" + b"x" * 32 + b"\r\n"
+    b"mg a O" + b"x" * 31 + b" k\r\nmg " + b"k" * 251 + b" v\r\nmg\r\nmg a \xff\r\n"
+    b"mg a " + b" ".join(bytes((c,)) for c in b"vkfcstqhlu") + b" O1 Z Y X W V U\r\n"
+    b"mg a " + b" ".join(bytes((c,)) for c in b"vkfcstqhlu") + b" O1 Z Y X W V\r\n"
+    b"ms a 3\r\nabc\r\nms a 3 T30 F5 q k c O9\r\nxyz\r\nms a 3 T-1 F+4\r\nabc\r\n"
+    b"ms a 3 Tx\r\nabc\r\nms a 3 F-1\r\nabc\r\nms a 2\r\nabc\r\nms a -1\r\n"
+    b"ms a 3 I\r\nabc\r\nms a 3 MA\r\nabc\r\nms a 3 C9\r\nabc\r\nms a 0 q q\r\n\r\n"
+    b"ms a\r\nms a x\r\nms a 3 b\r\nYWJj\r\nms a 3 v\r\nabc\r\nms a 3\r\nab\n\r\n"
+    b"md a\r\nmd a q k O1\r\nmd a C5\r\nmd a q q\r\nmd a I T5\r\nmd a v\r\nmd\r\n"
+    b"ma a\r\nme a\r\nmx a\r\n"
+)
 
 
 def test_fast_lines_hand_over_the_events_of_next_event() -> None:
@@ -84,7 +117,7 @@ def test_fast_lines_hand_over_the_events_of_next_event() -> None:
 
 
 def test_every_byte_split_hands_over_the_same_events() -> None:
-    for data in (PIPELINE, FAST):
+    for data in (PIPELINE, FAST, META):
         expected = parse_all(data)
         for cut in range(len(data) + 1):
             sink = Recorder()
@@ -94,6 +127,17 @@ def test_every_byte_split_hands_over_the_same_events() -> None:
             parser.receive_data(data[cut:])
             serve_all(parser, sink)
             assert sink.seen == expected, cut
+
+
+def test_meta_lines_hand_over_the_events_of_next_event() -> None:
+    sink = Recorder()
+    parser = TextParser(lambda nkey, flags, nbytes: nbytes < 100)
+    data = META + b"ms big 100\r\n" + b"x" * 100 + b"\r\nmg big v\r\n"
+    parser.receive_data(data)
+    serve_all(parser, sink)
+    assert sink.seen == parse_all(data, TextParser(lambda nkey, flags, nbytes: nbytes < 100))
+    meta = sum(type(event) in (ev.MetaGet, ev.MetaSet, ev.MetaDelete) for event in sink.seen)
+    assert 8 <= sink.direct < meta  # both ways taken
 
 
 def test_budget_stops_the_batch_and_the_rest_follows() -> None:
@@ -127,6 +171,8 @@ def test_output_bound_ends_the_batch() -> None:
     b"get a b\r\n", b"set k 0 0 3\r\nabc\r\n", b"delete k\r\n", b"incr k 1\r\n",
     b"touch k 1\r\n", b"gats 1 k\r\n", b"get  k\r\n", b"set k 0 0 1\r\nxx\r\n",
     b"bogus\r\n", b"\0\r\n", b"set k 0 0 4\r\n", b"get k\n", b"\r",
+    b"mg k v t\r\n", b"ms k 2 T9\r\nab\r\n", b"md k q\r\n", b"ms k 1 q\r\nab\r\n",
+    b"mg k v v\r\n", b"ms k 3\r\n",
 ]), max_size=12), st.integers(0, 200), st.integers(1, 5))
 def test_any_mix_split_anywhere(parts: list[bytes], cut: int, budget: int) -> None:
     data = b"".join(parts)
