@@ -138,6 +138,8 @@ class Cache:
         self.use_cas = use_cas
         self.evict = evict
         self.framing = framing
+        self._wire_shape = (len(framing.suffix), framing.cas_at, framing.cas_format,
+                            framing.lead)
         self.tuning = tuning if tuning is not None else StoreTuning()
         self._clock = clock
         #: Told (key, item, class id) of each eviction before it happens; set while a client
@@ -186,6 +188,9 @@ class Cache:
         self.counters = CacheCounters(classes=[
             ClassCounters(lru_hits=self.lru_hits, class_id=cls.id) for cls in self.slabs.classes
         ])
+        # What every collect reads, fetched in one load (these lists only change in place).
+        self._collect_tables = (self.slabs.pages, self.slabs.page_class,
+                                self.counters.classes, self.lru_hits)
         # stats sizes: items per 32-byte size bucket, with -o track_sizes.
         self.sizes: list[int] | None = (
             [0] * (self.item_size_max // 32 + 2) if self.tuning.track_sizes else None
@@ -246,21 +251,15 @@ class Cache:
         with one header unpack per hit. Values are copied out of slab memory, so a reply
         waiting to be sent never sees a later write to the same chunk.
         """
-        now = self.now()
+        now = int(self._clock()) - self.started  # self.now(), inlined: every get's path
         index_get = self._index.get
-        pages = self.slabs.pages
-        page_class = self.slabs.page_class
-        classes = self.counters.classes
+        pages, page_class, classes, lru_hits = self._collect_tables
+        suffix_len, cas_at, cas_format, lead = self._wire_shape
         oldest = self._oldest_live
         flushing = bool(oldest) and oldest <= now
         stale_atime = now - ITEM_UPDATE_INTERVAL
-        suffix_len = len(self.framing.suffix)
-        cas_at = self.framing.cas_at
-        cas_format = self.framing.cas_format
-        lead = self.framing.lead
         exptime_rel = None if touch_exptime is None else self.realtime(touch_exptime, now)
         segmented = self.tuning.lru_segmented
-        lru_hits = self.lru_hits
         hits = 0
         for key in keys:
             cid = index_get(key)
