@@ -9,6 +9,7 @@ bare ``ERROR``, and ``noreply`` is only recognised as the last token.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, Protocol
@@ -30,9 +31,15 @@ KEY_MAX_LENGTH: Final = 250
 # memcached closes a connection whose pending line passes this without a newline,
 # unless it is a get/gets (multi-gets of thousands of keys are legal).
 MAX_LINE_WITHOUT_NEWLINE: Final = 2048
-# A get/gets line may be long (thousands of keys), but not unboundedly: past this the
-# connection is closed (memcached has no bound; this caps a connection's input buffer).
-MAX_GET_LINE: Final = 1 << 20
+# A get/gets line may be long (150,000 keys is 1.5 MB). memcached holds the whole line, as
+# it must: one bad key anywhere voids the reply, so nothing can be answered before the
+# newline. It grows its buffer until malloc fails, then answers READ_NO_MEMORY and closes;
+# here that happens past this many bytes, so one client cannot take all the memory.
+MAX_GET_LINE: Final = 64 << 20
+# A complete retrieval line longer than this is answered in slices of about this many
+# bytes of keys (Retrieve events with last=False but the final one), so that its keys are
+# never all Python objects at once: memory stays about the line's size, as memcached's.
+LONG_LINE: Final = 64 * 1024
 # memcached tokenizes at most 23 tokens of a line (MAX_TOKENS 24 with the terminator).
 _MAX_TOKENS: Final = 23
 
@@ -47,6 +54,7 @@ TOO_LARGE: Final = b"SERVER_ERROR object too large for cache\r\n"
 NO_MEMORY: Final = b"SERVER_ERROR out of memory storing object\r\n"
 NON_NUMERIC: Final = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
 DELTA_NO_MEMORY: Final = b"SERVER_ERROR out of memory\r\n"
+READ_NO_MEMORY: Final = b"SERVER_ERROR out of memory reading request\r\n"
 DELETE_USAGE: Final = (
     b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
 )
@@ -117,6 +125,8 @@ NOT_PLAIN: Final = -2
 _CHECK_PIECES: Final = 8  # replies between two checks of the output bound
 _RETRIEVALS: Final = {b"get": (False, False), b"gets": (True, False),
                       b"gat": (False, True), b"gats": (True, True)}
+_TOKEN: Final = re.compile(rb"[^ ]+")
+_KEY_TOO_LONG: Final = re.compile(rb"[^ ]{%d}" % (KEY_MAX_LENGTH + 1))
 _FAST_STORAGE: Final = frozenset((b"set", b"add", b"replace"))
 # What _serve_meta returns for a line the general rules must read.
 _GENERAL: Final = -100
@@ -136,13 +146,16 @@ class TextParser:
     """Turns a byte stream from one client into request events."""
 
     __slots__ = ("_buf", "_pending", "_swallow", "_item_fits", "_closed",
-                 "_queued", "_config_commands", "_config_credential", "_meta_set")
+                 "_queued", "_config_commands", "_config_credential", "_meta_set",
+                 "_long", "_long_at", "_long_shape", "_max_get_line")
 
     def __init__(
-        self, item_fits: ItemFits = _always_fits, *, config_commands: bool = False
+        self, item_fits: ItemFits = _always_fits, *, config_commands: bool = False,
+        max_get_line: int = MAX_GET_LINE,
     ) -> None:
         """``config_commands``: parse ElastiCache's ``config get|set`` (a node started with
-        ``--cluster-config``); otherwise ``config`` is an unknown command, as in memcached."""
+        ``--cluster-config``); otherwise ``config`` is an unknown command, as in memcached.
+        ``max_get_line``: the longest get line held before READ_NO_MEMORY."""
         self._buf = ReceiveBuffer()
         self._pending: tuple[bytes, bytes, int, int, int, int, bool] | None = None
         self._swallow = 0  # bytes of a rejected data block still to discard
@@ -152,6 +165,10 @@ class TextParser:
         self._config_commands = config_commands
         self._config_credential: bytes | None = None
         self._meta_set: ev.MetaSet | None = None  # an ms waiting for its data block
+        self._long = b""  # a long retrieval line being answered in slices, from _long_at
+        self._long_at = 0
+        self._long_shape: tuple[bool, int | None] = (False, None)  # (with_cas, exptime)
+        self._max_get_line = max_get_line
 
     def receive_data(self, data: bytes) -> None:
         """Append bytes read from the client."""
@@ -168,13 +185,16 @@ class TextParser:
 
     @property
     def buffered(self) -> int:
-        """Bytes received and not yet consumed (a half-sent line or data block)."""
-        return len(self._buf)
+        """Bytes received and not yet consumed (a half-sent line or data block, or the rest
+        of a long get line being answered)."""
+        return len(self._buf) + len(self._long) - self._long_at if self._long else len(self._buf)
 
     def next_event(self) -> ev.Event | _NeedData:
         """The next complete request, or NEED_DATA until more bytes arrive."""
         if self._queued:
             return self._queued.popleft()
+        if self._long:
+            return self._long_slice()
         if self._closed:
             return NEED_DATA
         if self._swallow:
@@ -212,7 +232,8 @@ class TextParser:
         next_check = _CHECK_PIECES
         while count < budget:
             slow = True
-            if self._queued or self._closed or self._swallow or self._pending is not None:
+            if (self._queued or self._long or self._closed or self._swallow
+                    or self._pending is not None):
                 event = self.next_event()
                 if event is NEED_DATA:
                     break
@@ -245,9 +266,9 @@ class TextParser:
 
     def _serve_line(self, line: bytes, sink: RequestSink, out: list[Any]) -> int | None:
         """One command line: the common commands straight to ``sink``, others as events."""
-        tokens = line.split(b" ")
+        tokens = line.split(b" ") if len(line) <= LONG_LINE else [b""]
         # The fast paths take only lines the general rules would read the same way: single
-        # spaces, no NUL, every key within the limit. Anything else goes the long way.
+        # spaces, no NUL, every key within the limit, not long. Anything else goes the long way.
         if b"" not in tokens and b"\0" not in line:
             command = tokens[0]
             ntokens = len(tokens)
@@ -398,10 +419,51 @@ class TextParser:
             ):
                 self._closed = True
                 return ev.Close("line too long")
-            if pending > MAX_GET_LINE:
+            if pending > self._max_get_line:  # where memcached's realloc would fail
                 self._closed = True
-                return ev.Close("input limit")
+                self._buf.clear()
+                self._queued.append(ev.Close("input limit"))
+                return ev.ErrorReply(READ_NO_MEMORY)
         return NEED_DATA
+
+    def _long_retrieval(self, line: bytes) -> ev.Event | _NeedData:
+        """A retrieval line longer than LONG_LINE: checked whole, then answered in slices.
+
+        The same replies as one Retrieve of every key: a key over the limit anywhere voids
+        the reply (checked first, in one scan), and only the last slice ends with END.
+        """
+        head = _TOKEN.finditer(line)
+        command = next(head).group()
+        with_cas, touches = _RETRIEVALS[command]
+        exptime: int | None = None
+        match = next(head, None)
+        if match is None:
+            return ev.ErrorReply(ERROR)
+        start = match.start()
+        if touches:
+            exptime = parse_i32(match.group())
+            if exptime is None:
+                return ev.ErrorReply(INVALID_EXPTIME)
+            start = match.end()
+        if _KEY_TOO_LONG.search(line, start) is not None:
+            return ev.ErrorReply(BAD_FORMAT, void_pending=True)
+        self._long, self._long_at, self._long_shape = line, start, (with_cas, exptime)
+        return self._long_slice()
+
+    def _long_slice(self) -> ev.Event:
+        """The next slice of keys of the long retrieval line being answered."""
+        line, start = self._long, self._long_at
+        end = start + LONG_LINE
+        if end >= len(line):
+            last, end = True, len(line)
+            self._long = b""
+        else:
+            last = False
+            end = line.rfind(b" ", start, end)  # keys are shorter than a slice: one is there
+            self._long_at = end + 1
+        with_cas, exptime = self._long_shape
+        keys = [key for key in line[start:end].split(b" ") if key]
+        return ev.Retrieve(keys, with_cas, exptime, last)
 
     def _read_data_block(self) -> ev.Event | _NeedData:
         assert self._pending is not None
@@ -422,6 +484,10 @@ class TextParser:
         return ev.Store(command, key, flags, exptime, data, cas_unique, noreply)
 
     def _parse_line(self, line: bytes) -> ev.Event | _NeedData:
+        if len(line) > LONG_LINE:
+            match = _TOKEN.search(line)
+            if match is not None and match.group() in _RETRIEVALS:
+                return self._long_retrieval(line)
         tokens = [t for t in line.split(b" ") if t]
         if not tokens or len(tokens[0]) < 2:
             return ev.ErrorReply(ERROR)

@@ -99,6 +99,31 @@ def test_slow_reader_of_a_gigabyte_is_not_buffered() -> None:
         assert max(rtts) < 0.05
 
 
+def test_long_get_lines_cost_about_their_size_and_have_a_bound() -> None:
+    line = b"get" + b"".join(b" key:%06d" % n for n in range(150_000)) + b"\r\n"
+    with memcachepy_server() as srv, srv.connect() as client:
+        exchange(client, b"set key:149999 0 0 1\r\nv\r\n")
+        base = settle_rss(srv.proc.pid)
+        peak = base
+        for _ in range(3):  # memory freed after one line is reused by the next
+            client.sendall(line)
+            assert exchange(client, b"", b"END\r\n") == b"VALUE key:149999 0 1\r\nv\r\nEND\r\n"
+            peak = max(peak, rss(srv.proc.pid))
+        print(f"\n150,000-key get line ({len(line) / MB:.2f} MiB): server RSS +"
+              f"{(peak - base) / MB:.1f} MiB")
+        assert peak - base < 4 * len(line)  # the line, a copy of it, one slice of its keys
+        # Past MAX_GET_LINE (64 MiB) memcached's malloc-failure answer, then close. The line
+        # passes the bound in its last read, so the close leaves nothing unread (no reset).
+        hog = socket.create_connection(srv.address, timeout=30)
+        hog.sendall(b"get" + b" k" * ((64 * MB + 100) // 2))
+        reply = b""
+        while data := hog.recv(4096):
+            reply += data
+        hog.close()
+        assert reply == b"SERVER_ERROR out of memory reading request\r\n"
+        assert version_rtt(client) < 1.0  # the server lives on
+
+
 def test_pipelining_client_does_not_starve_another() -> None:
     with memcachepy_server() as srv:
         with srv.connect() as setup:

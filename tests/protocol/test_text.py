@@ -11,7 +11,10 @@ from memcachepy.protocol.text import (
     BAD_DATA_CHUNK,
     BAD_FORMAT,
     ERROR,
+    INVALID_EXPTIME,
+    LONG_LINE,
     NEED_DATA,
+    READ_NO_MEMORY,
     TextParser,
 )
 
@@ -137,9 +140,50 @@ def test_requeued_event_comes_next() -> None:
 
 
 def test_get_line_input_is_bounded() -> None:
-    parser = TextParser()
+    # Past the bound memcached's realloc would have failed: its out-of-memory line, then close.
+    parser = TextParser(max_get_line=1 << 20)
     parser.receive_data(b"get " + b"k " * 600_000)
-    assert drain(parser) == [ev.Close("input limit")]
+    assert drain(parser) == [ev.ErrorReply(READ_NO_MEMORY), ev.Close("input limit")]
+    assert parser.buffered == 0  # the held line is let go at once
+
+
+def long_line(command: bytes, count: int, extra: bytes = b"") -> tuple[bytes, list[bytes]]:
+    keys = [b"key:%06d" % n for n in range(count)]
+    return command + b" " + b" ".join(keys) + extra + b"\r\n", keys
+
+
+def test_long_get_line_is_answered_in_slices_of_its_keys() -> None:
+    line, keys = long_line(b"get", 150_000)  # 1.65 MB
+    parser = TextParser()
+    for start in range(0, len(line), 16384):  # as reads bring it
+        parser.receive_data(line[start : start + 16384])
+    parser.receive_data(b"get a\r\n")
+    events = drain(parser)
+    slices, after = events[:-1], events[-1]
+    assert all(type(e) is ev.Retrieve and not e.with_cas and e.exptime is None
+               for e in slices)
+    assert [e.last for e in slices] == [False] * (len(slices) - 1) + [True]
+    assert [key for e in slices for key in e.keys] == keys
+    assert max(len(e.keys) for e in slices) * 10 <= LONG_LINE + 10  # slices, not the whole
+    assert after == ev.Retrieve([b"a"], False, None)
+
+
+def test_long_gats_line_keeps_its_exptime_and_odd_spacing() -> None:
+    keys = [b"k%d" % n for n in range(30_000)]
+    line = b"gats  -1   " + b"  ".join(keys) + b"   \r\n"
+    events = parse_all(line)
+    assert len(events) > 1
+    assert all(e.with_cas and e.exptime == -1 for e in events)  # type: ignore[attr-defined]
+    assert [key for e in events for key in e.keys] == keys  # type: ignore[attr-defined]
+
+
+def test_long_get_line_with_one_key_too_long_voids_the_reply() -> None:
+    line, _ = long_line(b"get", 20_000, b" " + b"x" * 251)
+    [event] = parse_all(line + b"get a\r\n")[:1]
+    assert type(event) is ev.ErrorReply
+    assert (event.line, event.void_pending) == (BAD_FORMAT, True)
+    line, _ = long_line(b"gat x", 20_000)
+    assert parse_all(line)[0].line == INVALID_EXPTIME  # type: ignore[attr-defined]
 
 
 def test_http_request_line_closes() -> None:

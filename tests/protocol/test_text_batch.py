@@ -140,6 +140,23 @@ def test_meta_lines_hand_over_the_events_of_next_event() -> None:
     assert 8 <= sink.direct < meta  # both ways taken
 
 
+def test_long_get_lines_hand_over_the_events_of_next_event() -> None:
+    keys = b" ".join(b"k%d" % n for n in range(20_000))
+    data = (b"set k 0 0 1\r\nx\r\nget " + keys + b"\r\ngats 9 " + keys + b"\r\nget a\r\n"
+            b"get " + keys + b" " + b"x" * 251 + b"\r\ngat x " + keys + b"\r\nmg k v\r\n")
+    expected = parse_all(data)
+    assert sum(type(e) is ev.Retrieve and not e.last for e in expected) == 2  # sliced
+    for cut in (0, 1, 4, 70_000, len(data) // 2, len(data) - 3, len(data)):
+        for budget in (1, 3, 1000):
+            sink = Recorder()
+            parser = TextParser()
+            parser.receive_data(data[:cut])
+            serve_all(parser, sink, budget)
+            parser.receive_data(data[cut:])
+            serve_all(parser, sink, budget)
+            assert sink.seen == expected, (cut, budget)
+
+
 def test_budget_stops_the_batch_and_the_rest_follows() -> None:
     sink = Recorder()
     parser = TextParser()
