@@ -78,6 +78,17 @@ def serve_all(parser: TextParser, sink: Recorder, budget: int = 1000) -> int:
             return calls
 
 
+def serve_in_two(data: bytes, cut: int, budget: int = 1000) -> list[object]:
+    """What a parser hands over when ``data`` arrives in two reads, cut at ``cut``."""
+    sink = Recorder()
+    parser = TextParser()
+    parser.receive_data(data[:cut])
+    serve_all(parser, sink, budget)
+    parser.receive_data(data[cut:])
+    serve_all(parser, sink, budget)
+    return sink.seen
+
+
 # The fast paths and the lines that look like them but must take the general rules.
 FAST = (
     b"get a\r\nget a b c\r\ngets a\r\ngat 10 a b\r\ngats 5 c\r\n"
@@ -120,13 +131,7 @@ def test_every_byte_split_hands_over_the_same_events() -> None:
     for data in (PIPELINE, FAST, META):
         expected = parse_all(data)
         for cut in range(len(data) + 1):
-            sink = Recorder()
-            parser = TextParser()
-            parser.receive_data(data[:cut])
-            serve_all(parser, sink)
-            parser.receive_data(data[cut:])
-            serve_all(parser, sink)
-            assert sink.seen == expected, cut
+            assert serve_in_two(data, cut) == expected, cut
 
 
 def test_meta_lines_hand_over_the_events_of_next_event() -> None:
@@ -148,13 +153,7 @@ def test_long_get_lines_hand_over_the_events_of_next_event() -> None:
     assert sum(type(e) is ev.Retrieve and not e.last for e in expected) == 2  # sliced
     for cut in (0, 1, 4, 70_000, len(data) // 2, len(data) - 3, len(data)):
         for budget in (1, 3, 1000):
-            sink = Recorder()
-            parser = TextParser()
-            parser.receive_data(data[:cut])
-            serve_all(parser, sink, budget)
-            parser.receive_data(data[cut:])
-            serve_all(parser, sink, budget)
-            assert sink.seen == expected, (cut, budget)
+            assert serve_in_two(data, cut, budget) == expected, (cut, budget)
 
 
 def test_budget_stops_the_batch_and_the_rest_follows() -> None:
@@ -193,14 +192,7 @@ def test_output_bound_ends_the_batch() -> None:
 ]), max_size=12), st.integers(0, 200), st.integers(1, 5))
 def test_any_mix_split_anywhere(parts: list[bytes], cut: int, budget: int) -> None:
     data = b"".join(parts)
-    cut = min(cut, len(data))
-    sink = Recorder()
-    parser = TextParser()
-    parser.receive_data(data[:cut])
-    serve_all(parser, sink, budget)
-    parser.receive_data(data[cut:])
-    serve_all(parser, sink, budget)
-    assert sink.seen == parse_all(data)
+    assert serve_in_two(data, min(cut, len(data)), budget) == parse_all(data)
 
 
 def test_a_request_that_adds_an_observer_ends_the_batch() -> None:
