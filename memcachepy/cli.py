@@ -29,7 +29,7 @@ from memcachepy.ops.process import (
     write_pid_file,
 )
 from memcachepy.ops.systemd import activated_listeners
-from memcachepy.server.daemon import Server
+from memcachepy.server.daemon import Server, hold_stop_signals
 from memcachepy.server.listeners import (
     BoundListeners,
     add_listen_address,
@@ -332,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     except (AuthfileError, MemoryFileError) as exc:
         print(f"memcachepy: {exc}", file=sys.stderr)
         return 1
+    hold_stop_signals()
     try:
         bound = bind_listeners(settings, activated_listeners())
     except (OSError, ValueError) as exc:

@@ -69,6 +69,21 @@ def _address(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+_held_signals: list[int] = []
+
+
+def hold_stop_signals() -> None:
+    """Until :meth:`Server.serve` handles them, remember stop signals instead of dying.
+
+    The CLI binds the listeners before trio runs, so a client (or systemd) can connect and
+    send SIGTERM before the signal loop exists; memcached installs its handlers before it
+    binds. A held signal is acted on as soon as the signal loop starts.
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda signum, _frame: _held_signals.append(signum))
+
+
 class Server:
     """One memcachepy node: a cache and the listeners that serve it."""
 
@@ -218,11 +233,17 @@ class Server:
     async def _signal_loop(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
             task_status.started()
+            for signum in _held_signals:
+                self._stop_signal(signum)
+            _held_signals.clear()
             async for signum in signals:
-                log.info("signal %s", signal.Signals(signum).name)
-                self.request_shutdown(graceful=signum == signal.SIGUSR1)
+                self._stop_signal(signum)
+
+    def _stop_signal(self, signum: int) -> None:
+        log.info("signal %s", signal.Signals(signum).name)
+        self.request_shutdown(graceful=signum == signal.SIGUSR1)
 
     async def _hangup_loop(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
