@@ -12,6 +12,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import fields
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -1009,7 +1010,7 @@ class Cache:
     def reset_counters(self) -> None:
         """``stats reset``: zero the history counters; what describes the present stays."""
         for counters in self.counters.classes:
-            for name in counters.__slots__:
+            for name in (f.name for f in fields(counters)):
                 if name not in ("mem_requested", "lru_hits", "class_id"):
                     setattr(counters, name, 0)
         c = self.counters

@@ -135,14 +135,7 @@ class SlabAllocator:
         return free.pop() if free else -1
 
     def free(self, chunk: int, class_id: int) -> None:
-        self.classes[class_id].free.append(chunk)
-
-    def _free_unless_moving(self, chunk: int, class_id: int) -> None:
-        """:meth:`free` while a page is being emptied: its chunks stay out of the free list.
-
-        Installed over :meth:`free` only for the duration of a move, so that the common
-        case pays nothing for the check.
-        """
+        # A page being emptied (``moving``) keeps its chunks out of the free list.
         if chunk >> PAGE_SHIFT != self.moving:
             self.classes[class_id].free.append(chunk)
 
@@ -193,7 +186,6 @@ class SlabAllocator:
         self.pages[number][:] = bytes(PAGE_SIZE)
         if self.moving == number:
             self.moving = -1
-            del self.free  # back to the plain method
 
     def give_page(self, number: int, class_id: int) -> None:
         """Carve a detached page into chunks of ``class_id``; class 0 is the page pool."""
@@ -207,7 +199,6 @@ class SlabAllocator:
         cls = self.classes[self.page_class[number]]
         cls.free = [c for c in cls.free if c >> PAGE_SHIFT != number]
         self.moving = number
-        self.free = self._free_unless_moving  # type: ignore[method-assign]
 
     def release_pool_page(self) -> bool:
         """Give back the memory of one pool page (after the limit shrank)."""

@@ -50,17 +50,19 @@ class StoreTuning:
 
         Raises ValueError, with memcached's message, for a value memcached refuses.
         """
-        flags = {
+        # Typed as bool on purpose: compiled (mypyc) attributes refuse an int for a bool.
+        switches: dict[str, tuple[str, bool]] = {
             "slab_reassign": ("slab_reassign", True),
             "no_slab_reassign": ("slab_reassign", False),
-            "no_slab_automove": ("slab_automove", 0),
             "lru_crawler": ("lru_crawler", True),
             "no_lru_crawler": ("lru_crawler", False),
             "track_sizes": ("track_sizes", True),
         }
-        if name in flags:
-            attr, setting = flags[name]
+        if name in switches:
+            attr, setting = switches[name]
             setattr(self, attr, setting)
+        elif name == "no_slab_automove":
+            self.slab_automove = 0
         elif name == "modern":
             pass  # memcached 1.6's defaults already are what "modern" asked for
         elif name == "lru_maintainer":
