@@ -1,0 +1,1 @@
+"""The mypyc build: which modules are compiled, and the switch back to their sources."""

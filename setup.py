@@ -1,0 +1,97 @@
+"""Compiles the sans-I/O modules with mypyc where it can; pure Python otherwise.
+
+What is compiled is listed in memcachepy/native/modules.py. ``MEMCACHEPY_PURE=1`` skips
+compiling (and removes compiled modules an earlier in-place build left in the tree). Without
+mypy, or when mypyc or the C compiler fails, the build warns and installs the pure package:
+every compiled module keeps its .py twin, which is what runs then.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+# The mypyc runtime and every compiled module live in one extension, inside the package.
+GROUP = "memcachepy.native.lib"
+
+
+def _load_compiled() -> ModuleType:
+    # By path: importing the memcachepy package would start the import switch it holds.
+    spec = importlib.util.spec_from_file_location(
+        "_memcachepy_native_modules", ROOT / "memcachepy" / "native" / "modules.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+compiled = _load_compiled()
+
+
+def _warn(message: str) -> None:
+    print(f"memcachepy build: {message}; installing pure Python", file=sys.stderr)
+
+
+def _remove_inplace_outputs() -> None:
+    package = ROOT / "memcachepy"
+    (package / compiled.HASHES_FILE).unlink(missing_ok=True)
+    for path in (package / "native").glob("lib__mypyc.*"):
+        path.unlink()
+    for source in compiled.sources(package):
+        for path in source.parent.glob(source.stem + ".*"):
+            if path.suffix != ".py":
+                path.unlink()
+
+
+def ext_modules() -> list[Extension]:
+    if compiled.pure_requested():
+        print("memcachepy build: MEMCACHEPY_PURE is set; pure Python", file=sys.stderr)
+        _remove_inplace_outputs()
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        _warn("mypy (mypyc) is not installed")
+        return []
+    paths = [path.relative_to(ROOT).as_posix() for path in compiled.sources(ROOT / "memcachepy")]
+    try:
+        extensions: list[Extension] = mypycify(paths, opt_level="3", group_name=GROUP)
+    except (Exception, SystemExit) as error:  # mypyc exits on a type error
+        _warn(f"mypyc failed ({error!r})")
+        return []
+    for extension in extensions:
+        extension.optional = True  # no C compiler: setuptools warns and goes on
+    return extensions
+
+
+class BuildExt(build_ext):
+    """Records what was compiled, or leaves a tree that imports pure if anything failed."""
+
+    def run(self) -> None:
+        super().run()
+        built = [Path(self.build_lib, self.get_ext_filename(e.name)) for e in self.extensions]
+        package = ROOT / "memcachepy"
+        if not all(path.exists() for path in built):
+            _warn("a compiled module did not build")
+            if self.inplace:
+                _remove_inplace_outputs()
+            for path in built:
+                path.unlink(missing_ok=True)
+            return
+        hashes = json.dumps(compiled.source_hashes(compiled.sources(package), package), indent=1)
+        targets = [Path(self.build_lib, "memcachepy", compiled.HASHES_FILE)]
+        if self.inplace:
+            targets.append(package / compiled.HASHES_FILE)
+        for target in targets:
+            target.write_text(hashes + "\n")
+
+
+setup(ext_modules=ext_modules(), cmdclass={"build_ext": BuildExt})
