@@ -77,6 +77,8 @@ class BuildExt(build_ext):
 
     def run(self) -> None:
         super().run()
+        if not self.extensions:
+            return  # pure: nothing compiled, nothing to record
         built = [Path(self.build_lib, self.get_ext_filename(e.name)) for e in self.extensions]
         package = ROOT / "memcachepy"
         if not all(path.exists() for path in built):
