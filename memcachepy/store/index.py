@@ -157,8 +157,9 @@ class KeyIndex:
         """Every chunk id (the index must not change while this runs)."""
         for tags, ids in ((self._tags, self._ids), (self._old_tags, self._old_ids)):
             if tags is not None:
-                for i, t in enumerate(tags):
-                    if t:
+                # By index, not enumerate(): mypyc (2.4) fails on iterating a bytearray.
+                for i in range(len(tags)):
+                    if tags[i]:
                         yield ids[i] << 3
 
     # -- growth -------------------------------------------------------------------------------
