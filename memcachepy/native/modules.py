@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-# Packages compiled, relative to the memcachepy package directory.
-COMPILED_PACKAGES: Final = ("protocol", "store")
-# Modules of those packages kept pure (relative paths): text.py is being rewritten for the
-# batch parser (issue 12); it runs interpreted beside the compiled modules it imports.
-KEPT_PURE: Final[frozenset[str]] = frozenset({"protocol/text.py"})
+# Packages compiled, relative to the memcachepy package directory: the sans-I/O floors and
+# dispatch, which joins them (it imports no trio; ops/ and auth/ stay interpreted).
+COMPILED_PACKAGES: Final = ("protocol", "store", "dispatch")
+# Modules of those packages kept pure (relative paths, e.g. "protocol/text.py"): none today.
+KEPT_PURE: Final[frozenset[str]] = frozenset()
 # Written by the build beside the package: {relative source path: sha256 of what it compiled}.
 HASHES_FILE: Final = "compiled_sources.json"
 # Set (to anything but empty or 0) at build time, it skips compiling; at run time, it makes
