@@ -22,7 +22,13 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    # mypyc's native 64-bit int, for hash arithmetic: a hash spans 64 bits, and as a plain
+    # int half of them leave mypyc's 63-bit fast path. Only annotations use it (they are
+    # not evaluated at run time), so pure Python needs no mypy_extensions.
+    from mypy_extensions import i64
 
 from memcachepy.store.items import HEADER_SIZE, OFF_NCONT, OFF_NKEY
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, Page
@@ -74,12 +80,12 @@ class KeyIndex:
 
     def get(self, key: bytes, default: int = -1) -> int:
         """The chunk id for ``key``, or ``default``."""
-        h = hash(key)
-        tag = h >> 56 & 255 or 1
+        h: i64 = hash(key)
+        tag: i64 = h >> 56 & 255 or 1
         tags = self._tags
-        mask = self._mask
-        i = h & mask
-        t = tags[i]
+        mask: i64 = self._mask
+        i: i64 = h & mask
+        t: i64 = tags[i]
         n = len(key)
         while t:
             if t == tag:
