@@ -253,7 +253,9 @@ class Cache:
         waiting to be sent never sees a later write to the same chunk.
         """
         now = int(self._clock()) - self.started  # self.now(), inlined: every get's path
-        index_get = self._index.get
+        # The index itself, not its bound .get: compiled, a method of a native class is a
+        # direct C call, a bound method a Python call.
+        index = self._index
         pages, page_class, classes, lru_hits = self._collect_tables
         suffix_len, cas_at, cas_format, lead = self._wire_shape
         oldest = self._oldest_live
@@ -263,7 +265,7 @@ class Cache:
         segmented = self.tuning.lru_segmented
         hits = 0
         for key in keys:
-            cid = index_get(key)
+            cid = index.get(key)
             if cid < 0:
                 continue
             page = pages[cid >> PAGE_SHIFT]
