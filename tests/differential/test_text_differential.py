@@ -344,9 +344,12 @@ CASES: list[Case] = [
          b"stats settings\r\n", fresh=True,
          stat_values=("lru_crawler", "lru_crawler_sleep", "lru_crawler_tocrawl")),
     case("lru-crawler-crawl-and-metadump-errors",
-         Step(b"set k 0 0 1\r\na\r\n", sync=True), Step(b"lru_crawler crawl 1,2\r\n", sync=True),
-         # Both servers answer BUSY while that crawl runs; the pause lets it finish on a
-         # loaded machine, so that the dump is compared rather than the race.
+         Step(b"set k 0 0 1\r\na\r\n", sync=True),
+         # Both servers answer BUSY while a crawl runs. The first item's page starts an
+         # automatic crawl at once; memcached's (one linked item) ends in microseconds,
+         # memcachepy's walks the page and can still run on a loaded machine. The pauses
+         # let each crawl finish, so that replies are compared rather than the race.
+         Step(b"lru_crawler crawl 1,2\r\n", sync=True, pause=1.0),
          Step(b"version\r\nlru_crawler metadump all\r\n", pause=1.0), fresh=True),
     case("lru-admin-replies",
          b"lru tune 10 20 0.1 2.0\r\nlru tune 50 50 0.1 2\r\nlru tune 10 10 0 1\r\n"
