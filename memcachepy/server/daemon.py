@@ -12,7 +12,7 @@ import logging
 import signal
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -71,6 +71,8 @@ def _address(sock: socket.socket) -> str:
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 _held_signals: list[int] = []
+# The handlers hold_stop_signals replaced, put back once the signal loop ends.
+_original_handlers: dict[int, Any] = {}
 
 
 def hold_stop_signals() -> None:
@@ -78,10 +80,19 @@ def hold_stop_signals() -> None:
 
     The CLI binds the listeners before trio runs, so a client (or systemd) can connect and
     send SIGTERM before the signal loop exists; memcached installs its handlers before it
-    binds. A held signal is acted on as soon as the signal loop starts.
+    binds. A held signal is acted on as soon as the signal loop starts. Once that loop
+    ends (the drain and the -e save follow), the original handlers are back, so a second
+    SIGTERM during a long drain still ends the process as it did before.
     """
     for signum in STOP_SIGNALS:
-        signal.signal(signum, lambda signum, _frame: _held_signals.append(signum))
+        previous = signal.signal(signum, lambda signum, _frame: _held_signals.append(signum))
+        _original_handlers.setdefault(signum, previous)
+
+
+def _release_stop_signals() -> None:
+    for signum, handler in _original_handlers.items():
+        signal.signal(signum, handler)
+    _original_handlers.clear()
 
 
 class Server:
@@ -233,13 +244,16 @@ class Server:
     async def _signal_loop(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
-            task_status.started()
-            for signum in _held_signals:
-                self._stop_signal(signum)
-            _held_signals.clear()
-            async for signum in signals:
-                self._stop_signal(signum)
+        try:
+            with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+                task_status.started()
+                for signum in _held_signals:
+                    self._stop_signal(signum)
+                _held_signals.clear()
+                async for signum in signals:
+                    self._stop_signal(signum)
+        finally:
+            _release_stop_signals()
 
     def _stop_signal(self, signum: int) -> None:
         log.info("signal %s", signal.Signals(signum).name)
