@@ -166,15 +166,17 @@ class Dispatcher:
         :attr:`remainder`, answered after the connection has sent what is queued.
         Returns (hits, keys answered).
         """
-        start = len(out)
+        counted = len(out)  # collect only appends: each piece's bytes are summed once
         size = RETRIEVE_SLICE
-        done = hits = 0
+        done = hits = replied = 0
         while done < len(keys):
             piece = keys[done : done + size]
             hits += self.cache.collect(piece, out, with_cas, exptime)  # type: ignore[arg-type]
             done += len(piece)
             if done < len(keys):
-                replied = sum(map(len, out[start:]))
+                for i in range(counted, len(out)):
+                    replied += len(out[i])
+                counted = len(out)
                 if replied >= REPLY_BUDGET:
                     self.remainder = ev.Retrieve(keys[done:], with_cas, exptime, last)
                     return hits, done

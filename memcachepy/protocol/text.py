@@ -230,6 +230,10 @@ class TextParser:
         count = 0
         outcome = 0
         next_check = _CHECK_PIECES
+        # The bytes of out[:counted]: summed as pieces come, not again at every check
+        # (that was quadratic in a long multi-get's reply). Should out be culled and grow
+        # back past counted, this overcounts, which only sends sooner.
+        counted = queued = 0
         while count < budget:
             slow = True
             if (self._queued or self._long or self._closed or self._swallow
@@ -259,9 +263,15 @@ class TextParser:
             if slow and not sink.plain():
                 return NOT_PLAIN, count
             if len(out) >= next_check and not self.mid_request:
-                if sum(map(len, out)) >= high_water:
+                pieces = len(out)
+                if pieces < counted:
+                    counted = queued = 0
+                for i in range(counted, pieces):
+                    queued += len(out[i])
+                counted = pieces
+                if queued >= high_water:
                     return OUTPUT_FULL, count
-                next_check = len(out) + _CHECK_PIECES
+                next_check = pieces + _CHECK_PIECES
         return outcome, count
 
     def _serve_line(self, line: bytes, sink: RequestSink, out: list[Any]) -> int | None:
