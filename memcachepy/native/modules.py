@@ -15,6 +15,8 @@ from typing import Final
 # Packages compiled, relative to the memcachepy package directory: the sans-I/O floors and
 # dispatch, which joins them (it imports no trio; ops/ and auth/ stay interpreted).
 COMPILED_PACKAGES: Final = ("protocol", "store", "dispatch")
+# Single modules compiled besides: the connection loop's synchronous steps (no trio).
+COMPILED_MODULES: Final = ("server/steps.py",)
 # Modules of those packages kept pure (relative paths, e.g. "protocol/text.py"): none today.
 KEPT_PURE: Final[frozenset[str]] = frozenset()
 # Written by the build beside the package: {relative source path: sha256 of what it compiled}.
@@ -37,6 +39,7 @@ def sources(package_dir: Path = PACKAGE_DIR) -> list[Path]:
             relative = path.relative_to(package_dir).as_posix()
             if path.name != "__init__.py" and relative not in KEPT_PURE:
                 found.append(path)
+    found.extend(package_dir / relative for relative in COMPILED_MODULES)
     return found
 
 

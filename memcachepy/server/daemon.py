@@ -27,14 +27,7 @@ from memcachepy.protocol.ascii_auth import AsciiAuthParser
 from memcachepy.protocol.binary import REQUEST_MAGIC, BinaryParser
 from memcachepy.protocol.text import TextParser
 from memcachepy.server import maintenance
-from memcachepy.server.connections import (
-    BatchSink,
-    Connection,
-    ConnectionLoop,
-    Handler,
-    ProtocolParser,
-    WatchStream,
-)
+from memcachepy.server.connections import ConnectionLoop
 from memcachepy.server.listeners import (
     BoundListeners,
     bind_listeners,
@@ -44,6 +37,7 @@ from memcachepy.server.listeners import (
 )
 from memcachepy.server.operations import Operations
 from memcachepy.server.reply_memory import replies_per_round
+from memcachepy.server.steps import BatchSink, Connection, Handler, ProtocolParser, WatchStream
 from memcachepy.server.tls import TlsError, build_server_context
 from memcachepy.server.udp import UdpListener
 from memcachepy.store.cache import Cache

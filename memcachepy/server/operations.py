@@ -38,8 +38,9 @@ from memcachepy.ops.systemd import (
     watchdog_interval,
 )
 from memcachepy.protocol import events as ev
-from memcachepy.server.connections import Connection, ConnectionLoop
+from memcachepy.server.connections import ConnectionLoop
 from memcachepy.server.listeners import open_listeners
+from memcachepy.server.steps import Connection
 from memcachepy.server.watch import Watcher, WatchHub
 from memcachepy.store.cache import Cache
 

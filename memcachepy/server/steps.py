@@ -1,0 +1,448 @@
+"""The connection loop's synchronous steps: read, answer and send for one connection.
+
+:class:`Steps` holds every connection and the epoll set of the multiplexed ones, and does
+all the work of a wake-up (:meth:`Steps.serve_round`) without awaiting anything, so it
+imports no trio and mypyc compiles it with the sans-I/O floors: per request, the loop's
+own work (the read, the budget, the output bound, the send) runs as native code instead
+of some hundred bytecodes. The async shell around it, which waits and runs the tasks, is
+:mod:`memcachepy.server.connections`.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Protocol
+
+from memcachepy.dispatch.reply import Outcome, Reply
+from memcachepy.ops.counters import ServerCounters
+from memcachepy.protocol import events as ev
+from memcachepy.protocol.events import NEED_DATA
+from memcachepy.protocol.text import OUTPUT_FULL
+from memcachepy.server.reply_memory import GET_OOM, UNLIMITED, flushes, responses
+
+log = logging.getLogger("memcachepy")
+
+# memcached reads 16 KiB at a time; its "line over 2048 bytes without a newline" rule
+# depends on it, so a longer line arriving in one packet is judged the same way.
+READ_SIZE: Final = 16384
+# Replies queued for one connection are sent once they pass this many bytes (checked
+# every few pieces), so a multi-get of huge values never sits whole in memory.
+OUTPUT_HIGH_WATER: Final = 256 * 1024
+OUTPUT_CHECK_PIECES: Final = 8
+MAX_EVENTS: Final = 256  # epoll events taken per wake-up; the rest come next round
+
+# What a step leaves a connection waiting for.
+READ: Final = 0  # more bytes from the client
+AGAIN: Final = 1  # nothing: requests are buffered (budget spent, or TLS holds bytes)
+WRITE: Final = 2  # the socket to take the unsent replies
+CLOSE: Final = 3  # to be closed (quit, error, EOF, watch)
+
+EPOLLIN: Final = select.EPOLLIN
+EPOLLOUT: Final = select.EPOLLOUT
+
+
+class ProtocolParser(Protocol):
+    """What the connection loop needs of a sans-I/O parser (text, binary, ...)."""
+
+    def receive_data(self, data: bytes) -> None: ...
+
+    def next_event(self) -> object: ...
+
+    @property
+    def mid_request(self) -> bool: ...
+
+    @property
+    def buffered(self) -> int: ...
+
+
+Handler = Callable[[Any, list[Reply]], int]
+"""Applies one event, appending reply bytes; returns an Outcome."""
+WatchStream = Callable[[], Awaitable[None]]
+"""Streams a watcher's lines until it hangs up or the server drains."""
+
+
+class _NoParser:
+    """Stands in until a connection's first byte picks its protocol."""
+
+    mid_request = False
+    buffered = 0
+
+    def receive_data(self, data: bytes) -> None:
+        raise AssertionError("no protocol chosen yet")
+
+    def next_event(self) -> object:
+        return NEED_DATA
+
+
+
+_NO_PARSER: Final[ProtocolParser] = _NoParser()
+
+
+class BatchSink(Protocol):
+    """A dispatcher that text parsers may call directly (see TextParser.serve)."""
+
+    def plain(self) -> bool: ...
+
+
+class BatchParser(Protocol):
+    """A parser that answers a whole read in one call (TextParser.serve)."""
+
+    def serve(self, sink: Any, out: list[Reply], budget: int,
+              high_water: int) -> tuple[int, int]: ...
+
+
+class Host(Protocol):
+    """What the loop needs of the server around it."""
+
+    counters: ServerCounters
+
+    def session(self, first_byte: int) -> tuple[ProtocolParser, Handler, BatchSink | None]:
+        """The parser and handler for a connection, chosen by its first byte; and the
+        sink when the parser is a :class:`BatchParser` that may call it directly."""
+
+    def take_remainder(self) -> object: ...
+
+    def connection_opened(self, fd: int, address: object) -> None: ...
+
+    def connection_closed(self, fd: int, address: object, reason: str) -> None: ...
+
+    def set_current(self, fd: int) -> None: ...
+
+    def watch_stream(self, conn: Connection) -> WatchStream | None:
+        """What streams ``watch`` lines to ``conn``, or None if it is no watcher."""
+
+
+class Connection:
+    """One client connection's state between reads."""
+
+    def __init__(self, sock: socket.socket, address: object, tls: bool) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.address = address
+        self.peer = peer_name(address, sock.family)
+        self.parser: ProtocolParser = _NO_PARSER
+        self.handle: Handler | None = None
+        self.sink: BatchSink | None = None
+        self.out: list[Reply] = []
+        self.unsent: list[Reply] = []  # replies a blocked send left, in order
+        self.last_active = 0.0
+        self.queued = False  # in the loop's list of connections to serve again
+        self.writing = False  # registered for EPOLLOUT (not read until unsent is gone)
+        self.closing = False  # close once unsent is gone
+        self.closed = False
+        self.tls = tls
+        self.send_wants_read = False  # TLS: a send needs the peer's bytes first
+        self.scope: Any = None  # a task's trio.CancelScope
+        self.waiting = False  # a task's: in a read wait (a drain may cancel it)
+        self.close_reason = "normal"  # what `watch connevents` reports when it closes
+
+
+class Steps:
+    """The synchronous steps of serving connections, and the state they share."""
+
+    def __init__(self, host: Host, *, idle_timeout: float, requests_per_event: int,
+                 verbose: Callable[[], int], reply_limit: int = UNLIMITED) -> None:
+        self.host = host
+        self.counters = host.counters
+        self.idle_timeout = idle_timeout
+        self.requests_per_event = requests_per_event
+        # Replies a connection may stack between sends (-o read_buf_mem_limit, see
+        # reply_memory); such a connection is served one event at a time.
+        self.reply_limit = reply_limit
+        self.verbose = verbose
+        self.connections: dict[int, Connection] = {}  # every open one, by fd
+        self.epoll = select.epoll()
+        self.muxed: dict[int, Connection] = {}  # registered in the epoll set
+        self.again: list[Connection] = []
+        self.draining = False
+        # Set by the loop: streams a watcher's lines from a task of its own.
+        self.start_watch: Callable[[Connection, WatchStream], None] = _no_watch
+
+    def serve_round(self) -> int:
+        """One wake-up of the multiplexing task: serve every ready connection once, then
+        those served again (their budget was spent with requests still buffered).
+        Returns how many connections it served."""
+        again, self.again = self.again, []
+        now = time.monotonic() if self.idle_timeout else 0.0
+        muxed = self.muxed
+        ready = self.epoll.poll(0, MAX_EVENTS)
+        for fd, _ in ready:
+            conn = muxed.get(fd)
+            if conn is None or conn.queued:
+                continue
+            conn.last_active = now
+            if conn.writing:
+                state = self.guard(conn, self.send_unsent)
+            else:
+                state = self.guard(conn, self.read_and_process)
+            self.settle(conn, state)
+        for conn in again:
+            conn.queued = False
+            if not conn.closed:
+                self.settle(conn, self.guard(conn, self.process))
+        return len(ready) + len(again)
+
+    def settle(self, conn: Connection, state: int) -> None:
+        """Register a multiplexed connection for what it waits on now, or close it."""
+        if state == WRITE:
+            if not conn.writing:  # stop reading it until its replies are gone
+                conn.writing = True
+                self.epoll.modify(conn.fd, EPOLLOUT)
+            return
+        if conn.writing and not conn.closed:
+            conn.writing = False
+            self.epoll.modify(conn.fd, EPOLLIN)
+        if state == READ:
+            if self.draining and self.idle(conn):
+                self.close(conn, "shutdown")
+        elif state == AGAIN:
+            conn.queued = True
+            self.again.append(conn)
+        elif state == CLOSE:
+            self.finish(conn)
+
+    def guard(self, conn: Connection, step: Callable[[Connection], int]) -> int:
+        """Run one step; an error closes this connection, never the loop. -1: closed."""
+        try:
+            state = step(conn)
+        except OSError as exc:
+            log.debug("connection %d: %s", conn.fd, exc)
+            self.close(conn, "error")
+            return -1
+        except Exception:
+            # A bug met by one request must cost that client its connection, never the
+            # server: log it loudly, count it, close, and keep serving everyone else.
+            self.counters.internal_errors += 1
+            log.exception("connection %d: internal error; closing it", conn.fd)
+            self.close(conn, "error")
+            return -1
+        if state == READ:
+            if conn.closing:
+                return CLOSE
+            if conn.writing:
+                return AGAIN  # requests (or a multi-get's rest) may wait behind the send
+        return state
+
+    def finish(self, conn: Connection) -> None:
+        """CLOSE: a watcher goes on in a task of its own; anyone else is closed."""
+        stream = self.host.watch_stream(conn)
+        if stream is None:
+            self.close(conn, conn.close_reason)
+            return
+        self.unregister(conn)
+        self.start_watch(conn, stream)
+
+    def unregister(self, conn: Connection) -> None:
+        if self.muxed.pop(conn.fd, None) is not None:
+            self.epoll.unregister(conn.fd)
+
+    def close(self, conn: Connection, reason: str) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        self.unregister(conn)
+        del self.connections[conn.fd]
+        self.host.connection_closed(conn.fd, conn.address, reason)
+        self.counters.curr_connections -= 1
+        conn.sock.close()
+        if self.verbose():
+            log.info("<%d connection closed", conn.fd)
+
+    def idle(self, conn: Connection) -> bool:
+        return not conn.parser.buffered and not conn.unsent and not conn.out
+
+    def read_and_process(self, conn: Connection) -> int:
+        try:
+            data = conn.sock.recv(READ_SIZE)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return READ
+        except ssl.SSLWantWriteError:  # TLS must write first (a key update)
+            return WRITE
+        if not data:
+            return CLOSE
+        self.counters.bytes_read += len(data)
+        parser = conn.parser
+        if parser is _NO_PARSER:
+            parser, conn.handle, conn.sink = self.host.session(data[0])
+            conn.parser = parser
+        parser.receive_data(data)
+        state = self.process(conn)
+        if state == READ and conn.tls and conn.sock.pending():  # type: ignore[attr-defined]
+            return AGAIN  # TLS holds decrypted bytes the socket will never signal
+        return state
+
+    def process(self, conn: Connection) -> int:
+        """Answer the buffered requests, up to the budget; send what they produced."""
+        parser = conn.parser
+        handle = conn.handle
+        if handle is None:
+            return READ
+        self.host.set_current(conn.fd)
+        sink = conn.sink
+        limit = self.reply_limit
+        if sink is not None and sink.plain() and limit == UNLIMITED:
+            return self.process_batch(conn, sink)
+        out = conn.out
+        held = 0  # response objects of this round, as memcached would count them
+        budget = self.requests_per_event
+        outcome = Outcome.CONTINUE
+        next_check = OUTPUT_CHECK_PIECES
+        count = 0
+        state = READ
+        while True:
+            event = parser.next_event()
+            if event is NEED_DATA:
+                break
+            count += 1
+            if limit != UNLIMITED:
+                held += responses(event)
+                if held > limit:
+                    outcome, held = self.out_of_reply_memory(event, handle, out, held, limit)
+                    if outcome != Outcome.CONTINUE:
+                        break
+                    continue
+                if flushes(event):
+                    held = 0
+            outcome = handle(event, out)
+            if outcome != Outcome.CONTINUE:
+                if outcome != Outcome.MORE:
+                    break
+                # A long multi-get paused at its reply budget: send, then go on.
+                rest = self.host.take_remainder()
+                held -= responses(rest)  # counted already with the whole get
+                parser.requeue(rest)  # type: ignore[attr-defined]
+                outcome = Outcome.CONTINUE
+                next_check = 0
+            if len(out) >= next_check and not parser.mid_request:
+                # Backpressure: past a bound, send before answering more, so a client
+                # that asks for much and reads slowly makes us wait, not buffer.
+                if sum(map(len, out)) >= OUTPUT_HIGH_WATER:
+                    self.counters.output_flushes += 1
+                    state = AGAIN
+                    break
+                next_check = len(out) + OUTPUT_CHECK_PIECES
+            if count >= budget:
+                self.counters.conn_yields += 1
+                state = AGAIN
+                break
+        if outcome == Outcome.CLOSE or outcome == Outcome.CLOSE_ERROR:
+            self.closing(conn, outcome)
+            state = CLOSE
+        # Like memcached, hold replies while a data block is still arriving.
+        if out and (state == CLOSE or not parser.mid_request) and not self.send(conn):
+            return WRITE
+        return state
+
+    def out_of_reply_memory(self, event: object, handle: Handler, out: list[Reply],
+                             held: int, limit: int) -> tuple[int, int]:
+        """memcached out of response objects: a get answers GET_OOM alone, after looking up
+        the keys it had room for; anything else closes. Returns (outcome, replies held)."""
+        self.counters.response_obj_oom += 1
+        room = limit - (held - responses(event))
+        if type(event) is not ev.Retrieve:
+            out.clear()  # memcached's conn_closing sends nothing more
+            return Outcome.CLOSE_ERROR, 0
+        if room > 0:
+            handle(event._replace(keys=event.keys[:room], last=False), [])
+        out.clear()  # memcached culls every stacked response before the error
+        out.append(GET_OOM)
+        return Outcome.CONTINUE, 1
+
+    def process_batch(self, conn: Connection, sink: BatchSink) -> int:
+        """:meth:`_process` in one parser call: no event per request."""
+        parser: BatchParser = conn.parser  # type: ignore[assignment]
+        out = conn.out
+        outcome, count = parser.serve(sink, out, self.requests_per_event, OUTPUT_HIGH_WATER)
+        state = READ
+        if outcome:
+            if outcome == Outcome.MORE:  # a long multi-get paused at its reply budget
+                conn.parser.requeue(self.host.take_remainder())  # type: ignore[attr-defined]
+                state = AGAIN
+            elif outcome == Outcome.CLOSE or outcome == Outcome.CLOSE_ERROR:
+                self.closing(conn, outcome)
+                state = CLOSE
+            elif outcome == OUTPUT_FULL:  # send before answering more (backpressure)
+                self.counters.output_flushes += 1
+                state = AGAIN
+            else:  # NOT_PLAIN: an observer arrived; go on one event at a time
+                state = AGAIN
+        elif count >= self.requests_per_event:
+            self.counters.conn_yields += 1
+            state = AGAIN
+        if out and (state == CLOSE or not conn.parser.mid_request) and not self.send(conn):
+            return WRITE
+        return state
+
+    @staticmethod
+    def closing(conn: Connection, outcome: int) -> None:
+        conn.closing = True
+        if outcome == Outcome.CLOSE_ERROR:
+            conn.close_reason = "error"
+
+    def send(self, conn: Connection) -> bool:
+        """Send ``conn.out``: joined into one send unless big (no doubling). False if the
+        socket took only part (the rest waits in ``conn.unsent``)."""
+        out = conn.out
+        conn.out = []
+        if len(out) == 1:
+            pieces = out
+        elif sum(map(len, out)) <= OUTPUT_HIGH_WATER:
+            pieces = [b"".join(out)]
+        else:
+            pieces = _group(out)
+        for piece in pieces:
+            self.counters.bytes_written += len(piece)
+        conn.unsent = pieces
+        return self.send_unsent(conn) != WRITE
+
+    def send_unsent(self, conn: Connection) -> int:
+        pieces = conn.unsent
+        sock = conn.sock
+        while pieces:
+            piece = pieces[0]
+            try:
+                sent = sock.send(piece)
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                return WRITE
+            except ssl.SSLWantReadError:
+                conn.send_wants_read = True
+                return WRITE
+            if sent < len(piece):
+                pieces[0] = memoryview(piece)[sent:]
+                return WRITE
+            del pieces[0]
+        return READ
+
+
+def _no_watch(conn: Connection, stream: WatchStream) -> None:
+    raise AssertionError("no loop to stream a watcher from")
+
+
+def _group(out: list[Reply]) -> list[Reply]:
+    """Big replies on their own, runs of small ones joined (small data copied only)."""
+    pieces: list[Reply] = []
+    small: list[Reply] = []
+    for piece in out:
+        if len(piece) < 4096:
+            small.append(piece)
+            continue
+        if small:
+            pieces.append(b"".join(small))
+            small = []
+        pieces.append(piece)
+    if small:
+        pieces.append(b"".join(small))
+    return pieces
+
+
+def peer_name(address: object, family: int) -> str:
+    """How ``stats conns`` names a peer: ``tcp:host:port``, ``tcp:[v6]:port``, ``unix:path``."""
+    if family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"tcp:[{host}]:{port}" if ":" in str(host) else f"tcp:{host}:{port}"
+    return f"unix:{address}"
