@@ -121,6 +121,7 @@ class Dispatcher:
         self._handlers.update(dispatch_meta.handlers(self.meta))
         # The handlers TextParser.serve bypasses; while one is wrapped, it uses events.
         self._fast_handlers = [(t, self._handlers[t]) for t in _FAST_EVENTS]
+        self._plain = True  # see plain(); kept by handlers_changed()
         self.admin = dispatch_admin.AdminDispatch(self)  # slabs, lru_crawler, lru, refresh_certs
         self._handlers[ev.Admin] = self.admin.handle  # type: ignore[assignment]
 
@@ -312,12 +313,15 @@ class Dispatcher:
 
     def plain(self) -> bool:
         """Whether the fast-path requests go to their own handlers: no observer (``-vv``,
-        ``watch``, latency sampling) wraps them, so the parser may call them directly."""
+        ``watch``, latency sampling) wraps them, so the parser may call them directly.
+
+        Asked once per read, so it is a flag, which :meth:`handlers_changed` keeps."""
+        return self._plain
+
+    def handlers_changed(self) -> None:
+        """The handler table was rewrapped (ops.hooks.RequestHooks calls this)."""
         handlers = self._handlers
-        for event_type, handler in self._fast_handlers:
-            if handlers[event_type] is not handler:
-                return False
-        return True
+        self._plain = all(handlers[t] is handler for t, handler in self._fast_handlers)
 
     def _flush_all(self, event: ev.FlushAll, out: list[Reply]) -> int:
         self.counters.cmd_flush += 1

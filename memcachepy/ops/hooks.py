@@ -48,8 +48,10 @@ class RequestHooks:
     Layers registered first sit innermost, next to the handler.
     """
 
-    def __init__(self, table: MutableMapping[type, Handler]) -> None:
+    def __init__(self, table: MutableMapping[type, Handler],
+                 on_change: Callable[[], None] | None = None) -> None:
         self._table = table
+        self._on_change = on_change  # told after each rewrapping of the table
         self._base = dict(table)
         self._layers: dict[str, tuple[Layer, Wants]] = {}
         self._chains: dict[type, tuple[str, ...]] = {}  # layer names now wrapping each type
@@ -67,6 +69,8 @@ class RequestHooks:
         self._base[event_type] = handler
         self._table[event_type] = handler
         self._chains.pop(event_type, None)
+        if self._on_change is not None:
+            self._on_change()
 
     def refresh(self) -> None:
         """Rebuild the table entries whose set of wanting layers changed."""
@@ -79,6 +83,8 @@ class RequestHooks:
                 handler = _wrap(self._layers[name][0], handler)
             self._table[event_type] = handler
             self._chains[event_type] = chain
+        if self._on_change is not None:
+            self._on_change()
 
     def wrapped(self, event_type: type) -> bool:
         """Whether some layer wraps ``event_type`` now."""

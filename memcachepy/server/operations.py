@@ -87,7 +87,7 @@ class Operations:
         settings = server.settings
         self.notifier = Notifier.from_environment()
         self.watchdog_interval = watchdog_interval()
-        self.hooks = RequestHooks(server.dispatcher._handlers)
+        self.hooks = RequestHooks(server.dispatcher._handlers, server.dispatcher.handlers_changed)
         self._stats_handler: Handler = self.hooks.base(ev.Stats)
         self.registry: CollectorRegistry | None = None
         self.sampler: LatencySampler | None = None

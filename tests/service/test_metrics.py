@@ -227,8 +227,10 @@ def test_sampling_leaves_the_request_path_unwrapped_between_windows() -> None:
     hooks = operations.hooks
     assert operations.sampler is not None
     assert all(table[t] is hooks.base(t) for t in (ev.Retrieve, ev.Store, ev.Delete))
+    assert server.dispatcher.plain()
     operations.sampler.open_window()
     assert table[ev.Retrieve] is not hooks.base(ev.Retrieve)
+    assert not server.dispatcher.plain()
     out: list[object] = []
     for _ in range(operations.sampler.samples):
         assert server.dispatcher.handle(ev.Retrieve([b"k"], False, None), out) == (

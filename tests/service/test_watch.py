@@ -140,10 +140,13 @@ def test_watchers_cost_nothing_once_gone_and_are_bounded() -> None:
     hub = server.operations.watch
     table = server.dispatcher._handlers
     base = {t: table[t] for t in (ev.Retrieve, ev.Store, ev.Touch)}
+    assert server.dispatcher.plain()
     hub.add(7, ["fetchers", "mutations", "evictions"])
     assert all(table[t] is not base[t] for t in base) and server.cache.on_evict is not None
+    assert not server.dispatcher.plain()  # the parser must hand requests over as events
     hub.remove(7)
     assert all(table[t] is base[t] for t in base) and server.cache.on_evict is None
+    assert server.dispatcher.plain()
     watcher = hub.add(8, ["fetchers"])
     line_count = WATCHER_BUFFER // 60 + 100
     for _ in range(line_count):
