@@ -31,6 +31,9 @@ from memcachepy.server.reply_memory import UNLIMITED
 from memcachepy.server.steps import (
     AGAIN,
     CLOSE,
+    DO_PROCESS,
+    DO_READ,
+    DO_SEND,
     EPOLLIN,
     READ,
     WRITE,
@@ -193,18 +196,18 @@ class ConnectionLoop:
             while True:
                 if state == AGAIN:
                     await trio.lowlevel.checkpoint()
-                    state = steps.guard(conn, steps.process)
+                    state = steps.guard(conn, DO_PROCESS)
                 elif state == WRITE:
                     if conn.send_wants_read:
                         conn.send_wants_read = False
                         await trio.lowlevel.wait_readable(sock)
                     else:
                         await trio.lowlevel.wait_writable(sock)
-                    state = steps.guard(conn, steps.send_unsent)
+                    state = steps.guard(conn, DO_SEND)
                     if state == READ:
                         state = AGAIN  # requests (or a multi-get's rest) may be waiting
                 elif state == READ:
-                    state = steps.guard(conn, steps.read_and_process)
+                    state = steps.guard(conn, DO_READ)
                     if state != READ:
                         continue
                     if steps.draining and not conn.parser.buffered:

@@ -20,9 +20,10 @@ from typing import Any, Final, Protocol
 
 from memcachepy.dispatch.reply import Outcome, Reply
 from memcachepy.ops.counters import ServerCounters
+from memcachepy.ops.hooks import CURRENT_CONNECTION
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
-from memcachepy.protocol.text import OUTPUT_FULL
+from memcachepy.protocol.text import OUTPUT_FULL, TextParser
 from memcachepy.server.reply_memory import GET_OOM, UNLIMITED, flushes, responses
 
 log = logging.getLogger("memcachepy")
@@ -41,6 +42,11 @@ READ: Final = 0  # more bytes from the client
 AGAIN: Final = 1  # nothing: requests are buffered (budget spent, or TLS holds bytes)
 WRITE: Final = 2  # the socket to take the unsent replies
 CLOSE: Final = 3  # to be closed (quit, error, EOF, watch)
+
+# The steps Steps.guard runs.
+DO_READ: Final = 0  # read, answer, send
+DO_SEND: Final = 1  # send what a blocked send left
+DO_PROCESS: Final = 2  # answer what is buffered, send
 
 EPOLLIN: Final = select.EPOLLIN
 EPOLLOUT: Final = select.EPOLLOUT
@@ -89,13 +95,6 @@ class BatchSink(Protocol):
     def plain(self) -> bool: ...
 
 
-class BatchParser(Protocol):
-    """A parser that answers a whole read in one call (TextParser.serve)."""
-
-    def serve(self, sink: Any, out: list[Reply], budget: int,
-              high_water: int) -> tuple[int, int]: ...
-
-
 class Host(Protocol):
     """What the loop needs of the server around it."""
 
@@ -103,7 +102,8 @@ class Host(Protocol):
 
     def session(self, first_byte: int) -> tuple[ProtocolParser, Handler, BatchSink | None]:
         """The parser and handler for a connection, chosen by its first byte; and the
-        sink when the parser is a :class:`BatchParser` that may call it directly."""
+        sink when the parser answers a read in one call (TextParser.serve) and may call
+        it directly."""
 
     def take_remainder(self) -> object: ...
 
@@ -128,6 +128,9 @@ class Connection:
         self.parser: ProtocolParser = _NO_PARSER
         self.handle: Handler | None = None
         self.sink: BatchSink | None = None
+        # The parser again when it answers a read in one call (TextParser.serve), typed so
+        # that compiled code calls it natively.
+        self.batch: TextParser | None = None
         self.out: list[Reply] = []
         self.unsent: list[Reply] = []  # replies a blocked send left, in order
         self.last_active = 0.0
@@ -177,14 +180,14 @@ class Steps:
                 continue
             conn.last_active = now
             if conn.writing:
-                state = self.guard(conn, self.send_unsent)
+                state = self.guard(conn, DO_SEND)
             else:
-                state = self.guard(conn, self.read_and_process)
+                state = self.guard(conn, DO_READ)
             self.settle(conn, state)
         for conn in again:
             conn.queued = False
             if not conn.closed:
-                self.settle(conn, self.guard(conn, self.process))
+                self.settle(conn, self.guard(conn, DO_PROCESS))
         return len(ready) + len(again)
 
     def settle(self, conn: Connection, state: int) -> None:
@@ -206,10 +209,17 @@ class Steps:
         elif state == CLOSE:
             self.finish(conn)
 
-    def guard(self, conn: Connection, step: Callable[[Connection], int]) -> int:
-        """Run one step; an error closes this connection, never the loop. -1: closed."""
+    def guard(self, conn: Connection, step: int) -> int:
+        """Run one step (DO_READ, DO_SEND or DO_PROCESS: a code, not a bound method, so
+        that compiled code calls the step natively); an error closes this connection,
+        never the loop. -1: closed."""
         try:
-            state = step(conn)
+            if step == DO_READ:
+                state = self.read_and_process(conn)
+            elif step == DO_SEND:
+                state = self.send_unsent(conn)
+            else:
+                state = self.process(conn)
         except OSError as exc:
             log.debug("connection %d: %s", conn.fd, exc)
             self.close(conn, "error")
@@ -270,7 +280,13 @@ class Steps:
         if parser is _NO_PARSER:
             parser, conn.handle, conn.sink = self.host.session(data[0])
             conn.parser = parser
-        parser.receive_data(data)
+            if conn.sink is not None and isinstance(parser, TextParser):
+                conn.batch = parser
+        batch = conn.batch
+        if batch is not None:
+            batch.receive_data(data)
+        else:
+            parser.receive_data(data)
         state = self.process(conn)
         if state == READ and conn.tls and conn.sock.pending():  # type: ignore[attr-defined]
             return AGAIN  # TLS holds decrypted bytes the socket will never signal
@@ -282,11 +298,12 @@ class Steps:
         handle = conn.handle
         if handle is None:
             return READ
-        self.host.set_current(conn.fd)
+        CURRENT_CONNECTION.set(conn.fd)
         sink = conn.sink
         limit = self.reply_limit
-        if sink is not None and sink.plain() and limit == UNLIMITED:
-            return self.process_batch(conn, sink)
+        batch = conn.batch
+        if batch is not None and sink is not None and sink.plain() and limit == UNLIMITED:
+            return self.process_batch(conn, batch, sink)
         out = conn.out
         held = 0  # response objects of this round, as memcached would count them
         budget = self.requests_per_event
@@ -353,15 +370,15 @@ class Steps:
         out.append(GET_OOM)
         return Outcome.CONTINUE, 1
 
-    def process_batch(self, conn: Connection, sink: BatchSink) -> int:
-        """:meth:`_process` in one parser call: no event per request."""
-        parser: BatchParser = conn.parser  # type: ignore[assignment]
+    def process_batch(self, conn: Connection, parser: TextParser, sink: BatchSink) -> int:
+        """:meth:`process` in one parser call: no event per request."""
         out = conn.out
-        outcome, count = parser.serve(sink, out, self.requests_per_event, OUTPUT_HIGH_WATER)
+        outcome, count = parser.serve(sink, out,  # type: ignore[arg-type]
+                                      self.requests_per_event, OUTPUT_HIGH_WATER)
         state = READ
         if outcome:
             if outcome == Outcome.MORE:  # a long multi-get paused at its reply budget
-                conn.parser.requeue(self.host.take_remainder())  # type: ignore[attr-defined]
+                parser.requeue(self.host.take_remainder())  # type: ignore[arg-type]
                 state = AGAIN
             elif outcome == Outcome.CLOSE or outcome == Outcome.CLOSE_ERROR:
                 self.closing(conn, outcome)
@@ -374,7 +391,7 @@ class Steps:
         elif count >= self.requests_per_event:
             self.counters.conn_yields += 1
             state = AGAIN
-        if out and (state == CLOSE or not conn.parser.mid_request) and not self.send(conn):
+        if out and (state == CLOSE or not parser.mid_request) and not self.send(conn):
             return WRITE
         return state
 
@@ -389,14 +406,16 @@ class Steps:
         socket took only part (the rest waits in ``conn.unsent``)."""
         out = conn.out
         conn.out = []
+        size = 0
+        for piece in out:
+            size += len(piece)
         if len(out) == 1:
             pieces = out
-        elif sum(map(len, out)) <= OUTPUT_HIGH_WATER:
+        elif size <= OUTPUT_HIGH_WATER:
             pieces = [b"".join(out)]
         else:
             pieces = _group(out)
-        for piece in pieces:
-            self.counters.bytes_written += len(piece)
+        self.counters.bytes_written += size
         conn.unsent = pieces
         return self.send_unsent(conn) != WRITE
 
