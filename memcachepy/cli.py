@@ -325,12 +325,21 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s", note)
     _raise_fd_limit(settings.max_connections)
     from memcachepy.auth.authfile import AuthfileError
+    from memcachepy.store.flash_pages import FlashError
     from memcachepy.store.persist import MemoryFileError
 
+    if settings.ext.enabled and settings.memory_file:
+        # memcached 1.6.18 says so and starts without restoring (or keeping) memory.
+        print("[restart] memory restart with extstore not presently supported.",
+              file=sys.stderr)
+        settings.memory_file = None
     try:
         server = Server(settings)
     except (AuthfileError, MemoryFileError) as exc:
         print(f"memcachepy: {exc}", file=sys.stderr)
+        return 1
+    except FlashError as exc:
+        print(f"Failed to initialize external storage: {exc}", file=sys.stderr)
         return 1
     hold_stop_signals()
     try:

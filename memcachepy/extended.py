@@ -9,6 +9,7 @@ memcached makes once every flag is read (Settings.validate) exit 64.
 from __future__ import annotations
 
 from memcachepy.config import ConfigError, Settings, TlsError
+from memcachepy.store import ext_config
 
 BAD_VALUE = 1  # memcached returns 1 from main() for a bad suboption value
 PAGE_SIZE = 1024 * 1024
@@ -29,16 +30,7 @@ _NOTED = {
     "drop_privileges": "memcached's seccomp filter; memcachepy drops root with -u only",
     "no_drop_privileges": "memcached's seccomp filter is not used here (the default)",
     "sock_cookie_id": "no socket cookies are set here",
-    "ext_path": "no external storage here: items that do not fit in -m are evicted",
-    "slab_automove_freeratio": "an extstore option; no external storage here",
 }
-# memcached's extstore options (a build with extstore accepts them all).
-_EXTSTORE = frozenset({
-    "ext_page_size", "ext_wbuf_size", "ext_threads", "ext_io_depth", "ext_item_size",
-    "ext_item_age", "ext_low_ttl", "ext_drop_unread", "ext_recache_rate",
-    "ext_compact_under", "ext_drop_under", "ext_max_frag", "ext_max_sleep", "ext_path",
-    "slab_automove_freeratio",
-})
 
 
 def apply_extended(settings: Settings, groups: list[str]) -> bool:
@@ -147,8 +139,16 @@ def apply_one(settings: Settings, name: str, value: str | None, option: str) -> 
             raise ConfigError(str(exc), BAD_VALUE) from None
         if not known:
             raise ConfigError(f"Illegal suboption \"{option}\"", BAD_VALUE)
-    elif name in _NOTED or name in _EXTSTORE:
-        reason = _NOTED.get(name, "an extstore option; no external storage here")
+    elif name in ext_config.OPTIONS:
+        try:
+            settings.ext.set_option(name, value)
+        except ValueError as exc:
+            raise ConfigError(str(exc), BAD_VALUE) from None
+        if name in ("ext_threads", "ext_io_depth"):
+            settings.notes.append(f"-o {name}: flash reads and writes run in the event "
+                                  "loop's thread here (os.pread/os.pwrite)")
+    elif name in _NOTED:
+        reason = _NOTED[name]
         settings.notes.append(f"-o {name}: {reason}")
         if name == "drop_privileges":
             settings.drop_privileges = True

@@ -21,9 +21,10 @@ class UsageParser(argparse.ArgumentParser):
         self.exit(code, f"{self.prog}: {' '.join(message.split())}\n")
 
 
-# The -o suboptions, as `memcached -h` lists them, with what each does here. (The words
-# "ext_path" and "no_drop_privileges" are kept out on purpose: memcached's test harness
-# reads `-h` to decide whether extstore and seccomp tests apply, and neither exists here.)
+# The -o suboptions, as `memcached -h` lists them, with what each does here. (The word
+# "no_drop_privileges" is kept out on purpose: memcached's test harness reads `-h` to
+# decide whether the seccomp tests apply, and there is no seccomp filter here. "ext_path"
+# is in: its harness runs the extstore tests when it sees it.)
 EXTENDED_HELP = """\
 -o, --extended: comma separated list of extended options (most have a 'no_' prefix):
    - maxconns_fast:       close new connections over -c at once with an error (default)
@@ -54,7 +55,25 @@ EXTENDED_HELP = """\
    - modern:              1.6 defaults (currently: nothing); no_modern: 1.4 defaults
    - drop_privileges:     accepted (no seccomp filter here; -u drops root)
    - sock_cookie_id:      accepted (no socket cookies here)
-   - ext_* extstore options: accepted, with no external storage (items are evicted)
+   - External storage (ext_*) related options (see: https://memcached.org/extstore)
+   - ext_path:            file to write to for external storage.
+                          ie: ext_path=/mnt/d1/extstore:1G (repeat for several files)
+   - ext_page_size:       size in megabytes of storage pages. (default: 64)
+   - ext_wbuf_size:       size in megabytes of page write buffers. (default: 4)
+   - ext_threads:         accepted (reads and writes run in the event loop here)
+   - ext_io_depth:        accepted (likewise)
+   - ext_item_size:       store items larger than this (bytes, default 512)
+   - ext_item_age:        store items idle at least this long (seconds, default: no age limit)
+   - ext_low_ttl:         consider TTLs lower than this specially (default: 0)
+   - ext_drop_unread:     don't re-write unread values during compaction (default: disabled)
+   - ext_recache_rate:    recache an item every N accesses (default: 2000)
+   - ext_compact_under:   compact when fewer than this many free pages
+                          (default: 1/4th of the assigned storage)
+   - ext_drop_under:      drop COLD items when fewer than this many free pages
+                          (default: 1/4th of the assigned storage)
+   - ext_max_frag:        max page fragmentation to tolerate (default: 0.80)
+   - ext_max_sleep:       max sleep time of background work in us (default: 1000000)
+   - slab_automove_freeratio: ratio of memory to hold free as buffer (default: 0.010)
    - ssl_chain_cert, ssl_key, ssl_ca_cert, ssl_verify_mode=0..3, ssl_ciphers,
      ssl_min_version, ssl_keyformat, ssl_wbuf_size, ssl_session_cache, ssl_kernel_tls
    - sasl_pwdb:           SASL password file for -S (else $MEMCACHED_SASL_PWDB)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 from memcachepy import VERSION
 from memcachepy.config import MIB, Settings
 from memcachepy.dispatch import admin as dispatch_admin
+from memcachepy.dispatch import extstore_admin
 from memcachepy.dispatch import meta as dispatch_meta
 from memcachepy.dispatch.reply import Outcome, Reply
 from memcachepy.ops import stats_report
@@ -27,6 +28,7 @@ from memcachepy.protocol.text import (
     TOO_LARGE,
 )
 from memcachepy.store.cache import Cache, DeltaResult, StoreMode, StoreResult
+from memcachepy.store.extstore import FlashOutOfMemory
 from memcachepy.store.framing import Framing
 
 if TYPE_CHECKING:  # imported only by a node with --cluster-config (see server.py)
@@ -138,14 +140,21 @@ class Dispatcher:
                  out: list[Reply], last: bool = True) -> int:
         """get / gets / gat / gats (the parser's fast path calls this directly)."""
         counters = self.counters
-        if self.prefix_stats.enabled:  # stats detail on: key by key, to record each hit
-            hits = self._collect_recorded(keys, with_cas, exptime, out)
-            answered = len(keys)
-        elif len(keys) <= RETRIEVE_SLICE:
-            hits = self.cache.collect(keys, out, with_cas, exptime)  # type: ignore[arg-type]
-            answered = len(keys)
-        else:
-            hits, answered = self._retrieve_slices(keys, with_cas, exptime, out, last)
+        try:
+            if self.prefix_stats.enabled:  # stats detail on: key by key, to record each hit
+                hits = self._collect_recorded(keys, with_cas, exptime, out)
+                answered = len(keys)
+            elif len(keys) <= RETRIEVE_SLICE:
+                hits = self.cache.collect(keys, out, with_cas, exptime)  # type: ignore[arg-type]
+                answered = len(keys)
+            else:
+                hits, answered = self._retrieve_slices(keys, with_cas, exptime, out, last)
+        except FlashOutOfMemory:
+            # A value on flash had no memory to be read into: memcached drops the replies
+            # stacked so far and answers the error instead.
+            out.clear()
+            out.append(extstore_admin.GET_OOM)
+            return Outcome.CONTINUE
         if exptime is None:
             counters.cmd_get += answered
             counters.get_misses += answered - hits
@@ -396,7 +405,14 @@ class Dispatcher:
         return Outcome.CONTINUE
 
     def _error(self, event: ev.ErrorReply, out: list[Reply]) -> int:
+        if extstore_admin.is_extstore_line(event.request) and event.line == ERROR:
+            assert event.request is not None
+            reply = extstore_admin.extstore_command(event.request, self.settings.ext)
+            if reply is not None:
+                out.append(reply)
+            return Outcome.CONTINUE
         if event.void_pending:
+            extstore_admin.count_aborted(self.cache, event.request)
             out.clear()
         if not event.noreply:
             out.append(event.line)
@@ -458,6 +474,8 @@ class Dispatcher:
             out.append(format_stats(lines).removesuffix(END))
         elif sub == b"conns":
             out.append(format_stats(self.connection_lines()))
+        elif sub == b"extstore":
+            out.append(format_stats(stats_report.extstore_page_stats(self.cache)))
         elif sub == b"cachedump":
             out.append(self._cachedump(args[1:]) if self.settings.dump_enabled
                        else b"CLIENT_ERROR stats cachedump not allowed\r\n")

@@ -85,6 +85,7 @@ def general_stats(
         ("get_misses", c.get_misses),
         ("get_expired", cc.get_expired),
         ("get_flushed", cc.get_flushed),
+        *_flash_get_stats(cache),
         ("delete_misses", c.delete_misses),
         ("delete_hits", cc.total("delete_hits")),
         ("incr_misses", c.incr_misses),
@@ -142,6 +143,7 @@ def general_stats(
         ("log_watcher_sent", c.log_watcher_sent),
         ("log_watchers", c.log_watchers),
     ]
+    lines += _flash_stats(cache)
     if settings.tls_enabled:
         lines += [
             ("ssl_handshake_errors", c.ssl_handshake_errors),
@@ -172,6 +174,88 @@ def general_stats(
             ("moves_within_lru", cc.total("moves_within_lru")),
             ("direct_reclaims", cc.total("direct_reclaims")),
             ("lru_bumps_dropped", cache.counters.lru_bumps_dropped),
+        ]
+    return lines
+
+
+def _flash_get_stats(cache: Cache) -> list[tuple[str, object]]:
+    ext = cache.ext
+    if ext is None:
+        return []
+    f = ext.counters
+    return [
+        ("get_extstore", f.get_extstore),
+        ("get_aborted_extstore", f.get_aborted_extstore),
+        ("get_oom_extstore", f.get_oom_extstore),
+        ("recache_from_extstore", f.recache_from_extstore),
+        ("miss_from_extstore", f.miss_from_extstore),
+        ("badcrc_from_extstore", f.badcrc_from_extstore),
+    ]
+
+
+def _flash_stats(cache: Cache) -> list[tuple[str, object]]:
+    """memcached's storage_stats: the flash tier's figures (none without it)."""
+    ext = cache.ext
+    if ext is None:
+        return []
+    f = ext.counters
+    pages = ext.pages
+    st = pages.stats
+    return [
+        ("extstore_compact_lost", f.compact_lost),
+        ("extstore_compact_rescues", f.compact_rescues),
+        ("extstore_compact_skipped", f.compact_skipped),
+        ("extstore_page_allocs", st.page_allocs),
+        ("extstore_page_evictions", st.page_evictions),
+        ("extstore_page_reclaims", st.page_reclaims),
+        ("extstore_pages_free", pages.pages_free),
+        ("extstore_pages_used", pages.pages_used),
+        ("extstore_objects_evicted", st.objects_evicted),
+        ("extstore_objects_read", st.objects_read),
+        ("extstore_objects_written", st.objects_written),
+        ("extstore_objects_used", st.objects_used),
+        ("extstore_bytes_evicted", st.bytes_evicted),
+        ("extstore_bytes_written", st.bytes_written),
+        ("extstore_bytes_read", st.bytes_read),
+        ("extstore_bytes_used", st.bytes_used),
+        ("extstore_bytes_fragmented", pages.bytes_fragmented),
+        ("extstore_limit_maxbytes", len(pages.pages) * ext.config.page_size),
+        ("extstore_io_queue", 0),  # reads and writes complete before the request does
+    ]
+
+
+def _flash_settings(s: Settings) -> list[tuple[str, object]]:
+    """The ext_* lines of ``stats settings`` (a memcached build with extstore prints them
+    with or without ext_path)."""
+    e = s.ext
+    return [
+        ("ext_item_size", e.item_size),
+        ("ext_item_age", e.item_age),
+        ("ext_low_ttl", e.low_ttl),
+        ("ext_recache_rate", e.recache_rate),
+        ("ext_wbuf_size", e.wbuf_size),
+        ("ext_compact_under", e.compact_under),
+        ("ext_drop_under", e.drop_under),
+        ("ext_max_sleep", e.max_sleep),
+        ("ext_max_frag", b"%.2f" % e.max_frag),
+        ("slab_automove_freeratio", b"%.3f" % e.automove_freeratio),
+        ("ext_drop_unread", e.drop_unread),
+    ]
+
+
+def extstore_page_stats(cache: Cache) -> list[tuple[str, object]]:
+    """``stats extstore``: each page's version, bytes used, bucket and free bucket."""
+    ext = cache.ext
+    if ext is None:
+        return []
+    lines: list[tuple[str, object]] = []
+    for number in range(len(ext.pages.pages)):
+        version, used, bucket = ext.pages.page_data(number)
+        lines += [
+            (f"{number}:version", version),
+            (f"{number}:bytes", used),
+            (f"{number}:bucket", bucket),
+            (f"{number}:free_bucket", 0),
         ]
     return lines
 
@@ -248,6 +332,7 @@ def settings_stats(settings: Settings, cache: Cache,
         ("read_buf_mem_limit", s.read_buf_mem_limit),
         ("track_sizes", cache.sizes is not None),
         ("inline_ascii_response", False),
+        *_flash_settings(s),
         ("ssl_enabled", s.tls_enabled),
         ("ssl_chain_cert", tls.chain_cert or "(null)"),
         ("ssl_key", tls.key or "(null)"),

@@ -35,6 +35,9 @@ MAINTAINER_REST = 9.0
 CRAWLER_REST = 1.0
 MOVER_REST = 1.0
 EXPANDER_REST = 1.0
+FLASH_MIN_SLEEP = 0.001
+FLASH_BUDGET = 50  # items written out per step (each a copy and a share of a pwrite)
+FLASH_REST = 1.0  # the flash worker takes at most half the CPU while it has work
 
 
 async def lru_maintainer(cache: Cache, tuning: StoreTuning) -> None:
@@ -85,9 +88,29 @@ async def index_expander(cache: Cache) -> None:
     await _in_steps(cache.index_step, EXPANDER_BUDGET, EXPANDER_REST, EXPANDER_IDLE_SLEEP)
 
 
+async def flash_worker(cache: Cache, max_sleep: Callable[[], int]) -> None:
+    """The flash tier's writer, page maintenance and compactor (memcached's storage
+    write and compaction threads): 1 ms apart while they find work, backing off to
+    ``ext_max_sleep`` when idle."""
+    sleep = FLASH_MIN_SLEEP
+    while True:
+        start = time.perf_counter()
+        done = cache.ext_step(FLASH_BUDGET)
+        spent = time.perf_counter() - start
+        if done:
+            sleep = FLASH_MIN_SLEEP
+        else:
+            sleep = min(sleep * 2, max(max_sleep() / 1_000_000, FLASH_MIN_SLEEP))
+        await trio.sleep(max(sleep, spent * FLASH_REST))
+
+
 def start(nursery: trio.Nursery, cache: Cache, tuning: StoreTuning) -> None:
-    """Start the four tasks in ``nursery`` (they run until it is cancelled)."""
+    """Start the store's tasks in ``nursery`` (they run until it is cancelled)."""
     nursery.start_soon(lru_maintainer, cache, tuning)
     nursery.start_soon(lru_crawler, cache, tuning)
     nursery.start_soon(slab_mover, cache)
     nursery.start_soon(index_expander, cache)
+    ext = cache.ext
+    if ext is not None:
+        config = ext.config
+        nursery.start_soon(flash_worker, cache, lambda: config.max_sleep)

@@ -18,10 +18,13 @@ from typing import NamedTuple
 
 from memcachepy.store.counters import CacheCounters, ClassCounters
 from memcachepy.store.crawler import Crawler, CrawlResult, MetadumpRow
+from memcachepy.store.ext_config import ExtConfig
+from memcachepy.store.extstore import ExtStore, FlashOutOfMemory
 from memcachepy.store.framing import NO_FRAMING, Framing
 from memcachepy.store.index import DEFAULT_HASHPOWER, NARROW_LIMIT, KeyIndex
 from memcachepy.store.items import (
     ACTIVE,
+    EXT,
     FETCHED,
     HEADER,
     HEADER_SIZE,
@@ -134,6 +137,7 @@ class Cache:
         framing: Framing = NO_FRAMING,
         tuning: StoreTuning | None = None,
         memory_file: str | None = None,
+        ext: ExtConfig | None = None,
     ) -> None:
         self.item_size_max = item_size_max
         self.use_cas = use_cas
@@ -169,6 +173,12 @@ class Cache:
                     self._memory.wipe()
                     self._empty(limit, growth_factor, min_chunk)
             self._memory.mark_in_use()
+        # The flash tier (-o ext_path=...): None without it, so a get pays one test.
+        self.ext: ExtStore | None = None
+        # The value the last get() read back from flash, for value() to hand out.
+        self._flash_value: tuple[int, bytes] | None = None
+        if ext is not None and ext.enabled:
+            self.ext = ExtStore(self, ext)
 
     def _empty(self, limit: int, growth_factor: float, min_chunk: int) -> None:
         """An empty cache: no pages, no items, the clock starting now."""
@@ -277,6 +287,9 @@ class Cache:
                 self._live(key, now)  # removes and counts it
                 continue
             hits += 1
+            if iflags & EXT:  # the value is on flash
+                self._collect_flash(cid, page, off, out, with_cas, exptime_rel, now)
+                continue
             class_id = page_class[cid >> PAGE_SHIFT]
             if segmented:
                 # memcached's do_item_bump: the first hit sets FETCHED, the next ACTIVE;
@@ -316,11 +329,12 @@ class Cache:
                 out.append(page[start:end])
         return hits
 
-    def get(self, key: bytes, touch_exptime: int | None = None) -> int:
+    def get(self, key: bytes, touch_exptime: int | None = None, read_flash: bool = True) -> int:
         """The live item for ``key`` (an id for :meth:`wire` and friends) or -1.
 
         A hit marks the item fetched and refreshes its LRU position; with
-        ``touch_exptime`` it also takes that exptime (gat).
+        ``touch_exptime`` it also takes that exptime (gat). A value on flash is read back
+        here (``read_flash``; a touch needs none): -1 if it cannot be.
         """
         now = self.now()
         cid = self._live(key, now)
@@ -336,6 +350,8 @@ class Cache:
         if touch_exptime is not None:
             I32.pack_into(page, off + OFF_EXPTIME, self.realtime(touch_exptime, now))
             counters.touch_hits += 1
+        if page[off + OFF_IFLAGS] & EXT and read_flash:
+            return self._get_flash(cid, now)
         return cid
 
     def wire(self, cid: int) -> bytes | bytearray:
@@ -344,6 +360,11 @@ class Cache:
         off = cid & OFFSET_MASK
         _, _, _, _, _, _, nbytes, nkey, _, plen, ncont = HEADER.unpack_from(page, off)
         lead = self.framing.lead
+        flash = self._flash_value
+        if flash is not None and flash[0] == cid:
+            head = self.items.read(cid, 0 if lead is not None else nkey,
+                                   plen + (nkey if lead is not None else 0))
+            return (lead or b"") + head + flash[1] + self.framing.suffix
         length = plen + nbytes + len(self.framing.suffix)
         if lead is not None:  # the stored key is part of the reply
             return lead + self.items.read(cid, 0, nkey + length)
@@ -366,6 +387,9 @@ class Cache:
 
     def value(self, cid: int) -> bytes:
         """The data of an item, unframed."""
+        flash = self._flash_value
+        if flash is not None and flash[0] == cid:
+            return flash[1]
         page = self.slabs.pages[cid >> PAGE_SHIFT]
         _, _, _, _, _, _, nbytes, nkey, _, plen, _ = HEADER.unpack_from(page, cid & OFFSET_MASK)
         return bytes(self.items.read(cid, nkey + plen, nbytes))
@@ -413,6 +437,8 @@ class Cache:
                 counters.cas_hits += 1
             rel_exptime = self.realtime(exptime, now)
             if mode == StoreMode.APPEND or mode == StoreMode.PREPEND:
+                if page[off + OFF_IFLAGS] & EXT:
+                    return StoreResult.NOT_STORED  # as memcached: not for items on flash
                 old_data = self.value(old)
                 data = old_data + data if mode == StoreMode.APPEND else data + old_data
                 flags = self.flags_of(old)
@@ -446,7 +472,7 @@ class Cache:
         return True
 
     def touch(self, key: bytes, exptime: int) -> bool:
-        return self.get(key, touch_exptime=exptime) >= 0
+        return self.get(key, touch_exptime=exptime, read_flash=False) >= 0
 
     def incr_decr(self, key: bytes, incr: bool, delta: int) -> tuple[DeltaResult, int]:
         """incr (wraps at 2**64) or decr (stops at 0); the new value on success."""
@@ -456,8 +482,9 @@ class Cache:
             return DeltaResult.NOT_FOUND, 0
         page = self.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        _, _, _, exptime, _, flags, nbytes, nkey, _, plen, ncont = HEADER.unpack_from(page, off)
-        if nbytes == 0 or ncont:
+        _, _, _, exptime, _, flags, nbytes, nkey, iflags, plen, ncont = HEADER.unpack_from(
+            page, off)
+        if nbytes == 0 or ncont or iflags & EXT:
             return DeltaResult.NON_NUMERIC, 0
         start = off + HEADER_SIZE + nkey + plen
         current = parse_stored_number(page[start : start + nbytes])
@@ -605,13 +632,17 @@ class Cache:
 
     def _write(
         self, key: bytes, flags: int, rel_exptime: int, data: bytes, now: int,
-        replace_on_failure: bool, reclaimed: bool = False,
+        replace_on_failure: bool, reclaimed: bool = False, prefix: bytes | None = None,
+        iflags: int = LINKED,
     ) -> int:
         """Allocate and link a new item for ``key``, replacing any old one; -1 if no memory.
 
-        ``reclaimed``: the caller made the flat LRU's tail reclaim already.
+        ``reclaimed``: the caller made the flat LRU's tail reclaim already. ``prefix`` and
+        ``iflags``: the flash tier's header items keep the framing of the value they
+        stand for.
         """
-        prefix = self.framing.prefix(key, flags, len(data))
+        if prefix is None:
+            prefix = self.framing.prefix(key, flags, len(data))
         suffix = self.framing.suffix
         stream_len = len(key) + len(prefix) + len(data) + len(suffix)
         class_id, ncont = self.items.plan(stream_len)
@@ -628,7 +659,7 @@ class Cache:
             self.remove(old)
         head = chunks[0]
         cas = self._next_cas()
-        header = (-1, -1, cas, rel_exptime, now, flags, len(data), len(key), LINKED,
+        header = (-1, -1, cas, rel_exptime, now, flags, len(data), len(key), iflags,
                   len(prefix), ncont)
         tuning = self.tuning
         seg = SEG_HOT if tuning.lru_segmented else SEG_COLD
@@ -653,7 +684,10 @@ class Cache:
         slabs = self.slabs
         page = slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        _, _, _, _, _, _, nbytes, nkey, _, plen, ncont = HEADER.unpack_from(page, off)
+        _, _, _, _, _, _, nbytes, nkey, iflags, plen, ncont = HEADER.unpack_from(page, off)
+        if iflags & EXT and self.ext is not None:
+            self.ext.forget(cid)
+            self._flash_value = None  # the chunk may hold another item next
         del self._index[bytes(self.items.read(cid, 0, nkey))]
         class_id = slabs.page_class[cid >> PAGE_SHIFT]
         self.items.unlink(cid, class_id)
@@ -668,7 +702,8 @@ class Cache:
         if self.sizes is not None:
             self.sizes[(size + 31) // 32] -= 1
 
-    def _alloc(self, class_id: int, count: int, now: int) -> list[int] | None:
+    def _alloc(self, class_id: int, count: int, now: int,
+               move_pages: bool = True) -> list[int] | None:
         """``count`` chunks of ``class_id``, reclaiming or evicting as memcached does."""
         slabs = self.slabs
         got: list[int] = []
@@ -681,7 +716,8 @@ class Cache:
             pulls += 1
             if pulls <= ALLOC_TRIES * count and self._pull_tail(class_id, now):
                 continue
-            if self.evict and self.items.counts[class_id] == 0 and self._move_page_to(class_id):
+            if (move_pages and self.evict and self.items.counts[class_id] == 0
+                    and self._move_page_to(class_id)):
                 continue
             for chunk in got:
                 slabs.free(chunk, class_id)
@@ -693,7 +729,10 @@ class Cache:
 
     def _pull_tail(self, class_id: int, now: int) -> bool:
         """One step of making room in a full class: reclaim an expired item at a tail,
-        push HOT/WARM items down to COLD, or evict the COLD tail (see :mod:`.lru`)."""
+        push HOT/WARM items down to COLD, or evict the COLD tail (see :mod:`.lru`). With
+        the flash tier, the COLD tail is written out instead while flash takes it."""
+        if self.ext is not None and self.ext.make_room(class_id, now):
+            return True
         return self.lru.free_one(class_id, now)
 
     def evict_item(self, cid: int, now: int) -> None:
@@ -787,6 +826,8 @@ class Cache:
     def meta_find(self, key: bytes) -> MetaItem | None:
         """The live item for ``key`` without bumping or counting it (memcached's locked get)."""
         cid = self._live(key, self.now())
+        if cid >= 0 and self.ext is not None:
+            cid = self._unflash(cid)
         return None if cid < 0 else self._meta_item(cid)
 
     def meta_create(self, key: bytes, data: bytes = b"") -> MetaItem | None:
@@ -1023,6 +1064,8 @@ class Cache:
         c.lru_maintainer_juggles = 0
         self.crawler.starts = 0
         self.lru_hits[:] = [0] * len(self.lru_hits)  # in place: the class counters share it
+        if self.ext is not None:
+            self.ext.reset_counters()
 
     def class_item_counts(self) -> list[int]:
         return list(self.items.counts)
@@ -1088,6 +1131,112 @@ class Cache:
             cid = nxt
         return rows
 
+    # -- the flash tier (memcachepy.store.extstore) ---------------------------------------------
+
+    def _collect_flash(self, cid: int, page: Page, off: int, out: list[bytes | bytearray],
+                       with_cas: bool, exptime_rel: int | None, now: int) -> None:
+        """collect's hit on a header item: count and bump it, then read the value back.
+
+        A value its page no longer holds is left out of the reply (the hit stays counted,
+        as memcached counts it); no memory to read it into raises FlashOutOfMemory.
+        """
+        ext = self.ext
+        assert ext is not None
+        class_id = self.slabs.page_class[cid >> PAGE_SHIFT]
+        if exptime_rel is None:
+            self.lru_hits[class_id | (page[off + OFF_LRU] & SEG_MASK) << SEG_SHIFT] += 1
+        else:
+            I32.pack_into(page, off + OFF_EXPTIME, exptime_rel)
+            self.counters.classes[class_id].touch_hits += 1
+        self._bump(cid, page, off, now)
+        data = ext.fetch(cid, now)
+        if data is None:
+            return
+        cas, _, _, _, _, nkey, _, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
+        suffix_len, cas_at, cas_format, lead = self._wire_shape
+        if lead is None:
+            head = self.items.read(cid, nkey, plen)
+        else:
+            out.append(lead)
+            head = self.items.read(cid, 0, nkey + plen)
+        if with_cas:
+            out.append(head[: len(head) - cas_at])
+            out.append(cas_format % cas)
+            out.append(head[len(head) - cas_at :])
+        else:
+            out.append(head)
+        out.append(data)
+        out.append(self.framing.suffix)
+        ext.recache(cid, data, now)
+
+    def _get_flash(self, cid: int, now: int) -> int:
+        """get()'s hit on a header item: read the value for value() and wire(); -1 if it
+        cannot be read (gone from its page, or no memory to read it into)."""
+        assert self.ext is not None
+        try:
+            data = self.ext.fetch(cid, now)
+        except FlashOutOfMemory:
+            return -1
+        if data is None:
+            return -1
+        key = self.key_of(cid)
+        if self.ext.recache(cid, data, now):
+            return self._index.get(key)  # the value is in memory again
+        self._flash_value = (cid, data)
+        return cid
+
+    def _unflash(self, cid: int) -> int:
+        """Meta commands work on items in memory: a header item's value is read back and
+        linked in its place first (counted as a recache); -1 if it cannot be."""
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        off = cid & OFFSET_MASK
+        if not page[off + OFF_IFLAGS] & EXT:
+            return cid
+        assert self.ext is not None
+        now = self.now()
+        key = self.key_of(cid)
+        try:
+            data = self.ext.fetch(cid, now)
+        except FlashOutOfMemory:
+            return -1
+        if data is None:
+            return -1
+        cas, exptime, _, flags, _, nkey, iflags, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
+        prefix = bytes(self.items.read(cid, nkey, plen))
+        head = self.write_item(key, flags & 0xFFFFFFFF, exptime, data, now, prefix,
+                               LINKED | (iflags & KEY_BINARY), cas)
+        if head >= 0:
+            self.ext.counters.recache_from_extstore += 1
+        return head
+
+    def on_flash(self, key: bytes) -> bool:
+        """Whether ``key``'s item is a header item (its value on flash); no side effects."""
+        cid = self._index.get(key)
+        return cid >= 0 and bool(
+            self.slabs.pages[cid >> PAGE_SHIFT][(cid & OFFSET_MASK) + OFF_IFLAGS] & EXT)
+
+    def write_item(self, key: bytes, flags: int, rel_exptime: int, data: bytes, now: int,
+                   prefix: bytes, iflags: int, cas: int) -> int:
+        """Link an item with a given framing prefix, item flags and CAS (the flash tier's
+        header items and recached values); -1 if there is no memory."""
+        cid = self._write(key, flags, rel_exptime, data, now, replace_on_failure=False,
+                          prefix=prefix, iflags=iflags)
+        if cid >= 0:
+            U64.pack_into(self.slabs.pages[cid >> PAGE_SHIFT], (cid & OFFSET_MASK) + OFF_CAS,
+                          cas)
+        return cid
+
+    def alloc_chunks(self, class_id: int, count: int, now: int) -> list[int] | None:
+        """Chunks of ``class_id`` made room for within the class (no page moves)."""
+        return self._alloc(class_id, count, now, move_pages=False)
+
+    def ext_step(self, budget: int = 50) -> int:
+        """One turn of the flash tier's background work (write out, page maintenance,
+        compaction); 0 when it found nothing to do or there is no flash tier."""
+        if self.ext is None:
+            return 0
+        return self.ext.step(self.now(), budget)
+
     # -- background work, in bounded steps ---------------------------------------------------
 
     def maintain_lru(self, budget: int = 1000) -> int:
@@ -1150,9 +1299,12 @@ class Cache:
         )
 
     def close(self) -> None:
-        """Release the memory file (the cache must not be used afterwards)."""
+        """Release the memory file and the flash files (the cache must not be used
+        afterwards)."""
         if self._memory is not None:
             self._memory.close()
+        if self.ext is not None:
+            self.ext.close()
 
 
 # -- meta support: result types -------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""``extstore <setting> <value>`` and the flash tier's side of a get, as memcached 1.6.18's
+proto_text.c answers them (process_extstore_command, process_get_command's error path).
+
+The text parser has no ``extstore`` command: its unknown-command ``ERROR`` carries the
+line, and the dispatcher hands lines starting with ``extstore`` here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from memcachepy.store.cache import Cache
+from memcachepy.store.ext_config import RUNTIME, ExtConfig, parse_double, parse_u32
+
+OK: Final = b"OK\r\n"
+ERROR: Final = b"ERROR\r\n"
+GET_OOM: Final = b"SERVER_ERROR out of memory writing get response\r\n"
+KEY_MAX_LENGTH: Final = 250
+
+
+def is_extstore_line(line: bytes | None) -> bool:
+    return line is not None and (line == b"extstore" or line.startswith(b"extstore "))
+
+
+def extstore_command(line: bytes, config: ExtConfig) -> bytes | None:
+    """The reply to an ``extstore`` line (None: ``noreply``). memcached takes these with
+    or without ext_path: they only change settings."""
+    tokens = [t for t in line.split(b" ") if t][1:]
+    noreply = bool(tokens) and tokens[-1] == b"noreply"
+    if noreply:
+        tokens = tokens[:-1]
+    reply = _apply(tokens, config)
+    return None if noreply else reply
+
+
+def _apply(tokens: list[bytes], config: ExtConfig) -> bytes:
+    if len(tokens) < 2:
+        return ERROR
+    name = tokens[0].decode("ascii", "replace")
+    text = tokens[1].decode("ascii", "replace")
+    if name == "free_memchunks":  # deprecated and ignored, but checked, as memcached does
+        if len(tokens) < 3:
+            return ERROR
+        clsid, limit = parse_u32(text), parse_u32(tokens[2].decode("ascii", "replace"))
+        return OK if clsid is not None and limit is not None and clsid < 64 else ERROR
+    if name not in RUNTIME:
+        return ERROR
+    value = parse_double(text) if name == "max_frag" else parse_u32(text)
+    if value is None:
+        return ERROR
+    config.set_runtime(name, value)
+    return OK
+
+
+def count_aborted(cache: Cache, line: bytes | None) -> None:
+    """A multi-get voided by a bad key: the reads memcached had queued for the keys before
+    it are aborted (get_extstore and get_aborted_extstore count each)."""
+    ext = cache.ext
+    if ext is None or line is None:
+        return
+    tokens = [t for t in line.split(b" ") if t]
+    if not tokens or tokens[0] not in (b"get", b"gets", b"gat", b"gats"):
+        return
+    keys = tokens[2:] if tokens[0] in (b"gat", b"gats") else tokens[1:]
+    for key in keys:
+        if len(key) > KEY_MAX_LENGTH:
+            break
+        if cache.on_flash(key):
+            ext.counters.get_extstore += 1
+            ext.counters.get_aborted_extstore += 1
