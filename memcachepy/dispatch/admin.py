@@ -10,6 +10,7 @@ import string
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from memcachepy.dispatch.extstore_admin import extstore_command
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.numbers import parse_i32, parse_u32
 from memcachepy.store.crawler import CrawlResult, MetadumpRow
@@ -74,11 +75,16 @@ class AdminDispatch:
             b"lru_crawler": self.lru_crawler,
             b"lru": self.lru,
             b"refresh_certs": self.refresh_certs,
+            b"extstore": self.extstore,
         }[event.command]
         reply = handler(event.args, event.ntokens, out)
         if reply is not None:
             out.append(reply)
         return 0  # Outcome.CONTINUE
+
+    def extstore(self, args: list[bytes], ntokens: int, out: list[Reply]) -> bytes | None:
+        """``extstore <setting> <value> [noreply]`` (memcachepy.dispatch.extstore_admin)."""
+        return extstore_command(args, self.d.settings.ext)
 
     # -- slabs --------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """``extstore <setting> <value>`` and the flash tier's side of a get, as memcached 1.6.18's
 proto_text.c answers them (process_extstore_command, process_get_command's error path).
 
-The text parser has no ``extstore`` command: its unknown-command ``ERROR`` carries the
-line, and the dispatcher hands lines starting with ``extstore`` here.
+The text parser hands ``extstore`` lines to the admin dispatcher (memcachepy.dispatch.admin)
+as it does ``slabs`` and ``lru``.
 """
 
 from __future__ import annotations
@@ -18,14 +18,10 @@ GET_OOM: Final = b"SERVER_ERROR out of memory writing get response\r\n"
 KEY_MAX_LENGTH: Final = 250
 
 
-def is_extstore_line(line: bytes | None) -> bool:
-    return line is not None and (line == b"extstore" or line.startswith(b"extstore "))
-
-
-def extstore_command(line: bytes, config: ExtConfig) -> bytes | None:
-    """The reply to an ``extstore`` line (None: ``noreply``). memcached takes these with
-    or without ext_path: they only change settings."""
-    tokens = [t for t in line.split(b" ") if t][1:]
+def extstore_command(args: list[bytes], config: ExtConfig) -> bytes | None:
+    """The reply to ``extstore`` with these arguments (None: ``noreply``). memcached takes
+    these with or without ext_path: they only change settings."""
+    tokens = list(args)
     noreply = bool(tokens) and tokens[-1] == b"noreply"
     if noreply:
         tokens = tokens[:-1]

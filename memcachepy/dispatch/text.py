@@ -405,12 +405,6 @@ class Dispatcher:
         return Outcome.CONTINUE
 
     def _error(self, event: ev.ErrorReply, out: list[Reply]) -> int:
-        if extstore_admin.is_extstore_line(event.request) and event.line == ERROR:
-            assert event.request is not None
-            reply = extstore_admin.extstore_command(event.request, self.settings.ext)
-            if reply is not None:
-                out.append(reply)
-            return Outcome.CONTINUE
         if event.void_pending:
             extstore_admin.count_aborted(self.cache, event.request)
             out.clear()

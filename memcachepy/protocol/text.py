@@ -546,8 +546,8 @@ class TextParser:
                 return ev.ErrorReply(INVALID_EXPTIME)
             keys = tokens[2:]
         for key in keys:
-            if len(key) > KEY_MAX_LENGTH:
-                return ev.ErrorReply(BAD_FORMAT, void_pending=True)
+            if len(key) > KEY_MAX_LENGTH:  # the line: the flash tier counts aborted reads
+                return ev.ErrorReply(BAD_FORMAT, void_pending=True, request=b" ".join(tokens))
         return ev.Retrieve(keys, command in (b"gets", b"gats"), exptime)
 
     def _storage(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
@@ -717,7 +717,8 @@ _HANDLERS: dict[bytes, _Handler] = {
     b"cache_memlimit": TextParser._memlimit,
     b"config": TextParser._config,
     b"watch": TextParser._watch,
-    **{name: TextParser._admin for name in (b"slabs", b"lru_crawler", b"lru", b"refresh_certs")},
+    **{name: TextParser._admin for name in (b"slabs", b"lru_crawler", b"lru", b"refresh_certs",
+                                            b"extstore")},
     **{name: TextParser._meta for name in (b"mg", b"ms", b"md", b"ma", b"mn", b"me")},
 }
 

@@ -179,6 +179,7 @@ class Cache:
         self._flash_value: tuple[int, bytes] | None = None
         if ext is not None and ext.enabled:
             self.ext = ExtStore(self, ext)
+            self.slabs.prefill_pool()
 
     def _empty(self, limit: int, growth_factor: float, min_chunk: int) -> None:
         """An empty cache: no pages, no items, the clock starting now."""

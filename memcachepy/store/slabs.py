@@ -200,6 +200,16 @@ class SlabAllocator:
         cls.free = [c for c in cls.free if c >> PAGE_SHIFT != number]
         self.moving = number
 
+    def prefill_pool(self) -> None:
+        """memcached's slabs_prefill_global, which it runs with extstore: every page of the
+        limit is made now and put in the pool, so classes draw on it and the flash writer
+        can tell memory running short (an empty pool) from memory not yet used."""
+        while not self.released and self.malloced + PAGE_SIZE <= self.limit:
+            number = len(self.pages)
+            self.pages.append(self._new_page(number))
+            self.page_class.append(0)
+            self.pool.append(number)
+
     def release_pool_page(self) -> bool:
         """Give back the memory of one pool page (after the limit shrank)."""
         if not self.pool or self.fixed_memory:
