@@ -43,6 +43,10 @@ def _apply(tokens: list[bytes], config: ExtConfig) -> bytes:
         return ERROR
     value = parse_double(text) if name == "max_frag" else parse_u32(text)
     if value is None:
+        if name != "drop_unread":
+            # memcached's safe_strtoul/strtod zero their output before parsing: a bad
+            # value answers ERROR and leaves the setting at 0.
+            config.set_runtime(name, 0)
         return ERROR
     config.set_runtime(name, value)
     return OK
