@@ -180,7 +180,7 @@ def test_every_memcached_flag_and_suboption_is_accepted() -> None:
         "-o", "idle_timeout=30,slab_chunk_max=524288,watcher_logbuf_size=8",
         "-o", "worker_logbuf_size=8,track_sizes,no_hashexpand,modern,no_inline_ascii_resp",
         "-o", "read_buf_mem_limit=1,drop_privileges,resp_obj_mem_limit,sock_cookie_id=3",
-        "-o", "ext_path=/tmp/e:64m,ext_page_size=8,ext_threads=1,slab_automove_freeratio=0.1",
+        "-o", "ext_page_size=8,ext_path=/tmp/e:64m,ext_threads=1,slab_automove_freeratio=0.1",
     ])
     assert (s.unix_socket, s.unix_mask, s.user, s.daemonize, s.pid_file) == (
         "/tmp/x.sock", 0o700, "nobody", True, "/tmp/x.pid")
@@ -192,7 +192,9 @@ def test_every_memcached_flag_and_suboption_is_accepted() -> None:
     assert s.store.slab_chunk_max == 512 * 1024 and not s.store.lru_crawler
     # Every flag without effect here has its one note for -v.
     notes = " | ".join(s.notes)
-    for word in ("-t 8", "-L", "-N", "tail_repair_time", "ext_path",
+    assert s.ext.enabled and s.ext.page_size == 8 * MIB and s.ext.files[0].page_count == 8
+    assert s.ext.automove_freeratio == 0.1
+    for word in ("-t 8", "-L", "-N", "tail_repair_time", "ext_threads",
                  "drop_privileges", "sock_cookie_id", "resp_obj_mem_limit"):
         assert word in notes
 
@@ -240,5 +242,5 @@ def test_help_lists_every_suboption_and_what_the_harness_looks_for() -> None:
                  "--unix-socket", "--enable-ssl", "sasl", "--unix-mask", "--user", "--pidfile",
                  "--threads", "--listen-backlog", "--max-reqs-per-event", "--disable-watch"):
         assert name in text, name
-    # memcached's t/lib reads -h: no extstore and no seccomp here.
-    assert "ext_path" not in text and "no_drop_privileges" not in text
+    # memcached's t/lib reads -h: extstore is here (it runs those tests), seccomp is not.
+    assert "ext_path" in text and "no_drop_privileges" not in text
