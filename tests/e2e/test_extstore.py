@@ -48,7 +48,8 @@ def test_values_go_to_flash_and_read_back(tmp_path: Path) -> None:
         while int(stats(sock)["extstore_objects_written"]) < 100:
             assert time.monotonic() < deadline, stats(sock)
             time.sleep(0.1)
-        assert ask(sock, b"get k7\r\n", b"END\r\n") == b"VALUE k7 0 20000\r\n" + value + b"\r\nEND\r\n"
+        assert ask(sock, b"get k7\r\n", b"END\r\n") == (
+            b"VALUE k7 0 20000\r\n" + value + b"\r\nEND\r\n")
         assert ask(sock, b"incr k7 1\r\n") == (
             b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n")
         assert ask(sock, b"append k7 0 0 2\r\nhi\r\n") == b"NOT_STORED\r\n"
