@@ -1210,6 +1210,10 @@ class Cache:
             self.ext.counters.recache_from_extstore += 1
         return head
 
+    def flash_stale(self, cid: int) -> bool:
+        """Whether a header item's value is gone from flash (the crawler reclaims it)."""
+        return self.ext is not None and not self.ext.valid(cid)
+
     def on_flash(self, key: bytes) -> bool:
         """Whether ``key``'s item is a header item (its value on flash); no side effects."""
         cid = self._index.get(key)

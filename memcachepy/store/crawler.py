@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 
 from memcachepy.store.items import (
     CONTINUATION,
+    EXT,
     FETCHED,
     LINKED,
     OFF_CAS,
@@ -149,7 +150,10 @@ class Crawler:
                 flushed = flushing and (
                     atime <= oldest or bool(oldest_cas and cas and cas < oldest_cas)
                 )
-                if flushed or (exptime and exptime <= now):
+                # A header item whose flash page is gone is reclaimed too (memcached's
+                # storage_validate_item in the crawler).
+                if (flushed or (exptime and exptime <= now)
+                        or (iflags & EXT and cache.flash_stale(base | off))):
                     counters.crawler_reclaimed += 1
                     if not iflags & FETCHED and not flushed:
                         counters.expired_unfetched += 1

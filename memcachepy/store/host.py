@@ -90,6 +90,9 @@ class CacheHost(Protocol):
     def is_dead(self, cid: int, now: int) -> bool:
         """Whether an item is expired or flushed."""
 
+    def flash_stale(self, cid: int) -> bool:
+        """Whether a header item's value is no longer on flash (its page was freed)."""
+
     def remove(self, cid: int) -> None:
         """Unlink an item: index, LRU, chunks, accounting."""
 

@@ -191,3 +191,24 @@ def test_binary_gets_and_meta_reads_see_the_value(tmp_path: Path) -> None:
     assert item is not None and not cache.on_flash(b"b")
     assert cache.meta_value(cache.index.get(b"b")) == VALUE
     cache.close()
+
+
+def test_the_crawler_reclaims_headers_whose_page_is_gone(tmp_path: Path) -> None:
+    cache, clock = flash_cache(tmp_path, pages=4)
+    assert cache.ext is not None
+    for i in range(900):
+        cache.store(StoreMode.SET, b"g%d" % i, 0, 0, VALUE)
+        if i % 100 == 99:
+            settle(cache, clock, rounds=1)
+    settle(cache, clock)
+    assert cache.ext.pages.stats.page_evictions > 0
+    stale = [i for i in range(900) if cache.flash_stale(cache.index.get(b"g%d" % i))]
+    assert stale and cache.index.get(b"g%d" % stale[0]) >= 0
+    assert cache.crawl([c.id for c in cache.slabs.classes if c.pages]).name == "OK"
+    for _ in range(100):
+        if not cache.crawl_step(10_000):
+            break
+    assert all(cache.index.get(b"g%d" % i) < 0 for i in stale)
+    assert cache.ext.counters.miss_from_extstore == 0
+    assert get(cache, b"g899").endswith(VALUE + b"\r\n")
+    cache.close()
