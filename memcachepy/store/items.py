@@ -53,7 +53,7 @@ WIN_SENT: Final = 16  # some client already got the W (recache win) flag for thi
 KEY_BINARY: Final = 32  # stored by a meta command with a base64 key: return keys encoded
 # memcached's ITEM_HDR: the value is on flash (memcachepy.store.extstore); the item holds
 # the key, the framing and the value's location.
-EXT: Final = 64
+EXT: Final = 64  # the highest flag: Cache.collect tests it as `iflags >= 64`
 
 # The LRU byte: the segment in the low two bits, memcached's ITEM_ACTIVE above them.
 SEG_HOT: Final = 0
