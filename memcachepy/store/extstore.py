@@ -249,7 +249,13 @@ class ExtStore:
         _, _, _, _, _, nkey, _, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
         nbytes = length - RECORD.size - nkey
         class_id, ncont = host.items.plan(nkey + plen + nbytes + 2)
-        chunks = host.alloc_chunks(class_id, 1 + ncont, now)
+        # Making room may evict within that class, but must write nothing out: a write
+        # links a new header item, and its allocation could push this header out.
+        writing, self._writing = self._writing, True
+        try:
+            chunks = host.alloc_chunks(class_id, 1 + ncont, now)
+        finally:
+            self._writing = writing
         if chunks is None:
             self.counters.get_oom_extstore += 1
             raise FlashOutOfMemory

@@ -114,3 +114,25 @@ def test_the_extstore_command_and_stat_names_match_memcached(tmp_path: Path) -> 
                 "slab_automove_freeratio"]:
             assert cand_settings[name] == ref_settings[name], name
         assert list(stats(cand_sock, b"extstore")) == list(stats(ref_sock, b"extstore"))
+
+
+def test_a_memory_file_with_extstore_is_refused_and_the_daemon_starts(tmp_path: Path) -> None:
+    port = free_port()
+    argv = memcachepy_argv(port, "-e", str(tmp_path / "mem"), *flash_args(tmp_path / "ext"))
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        with sock:
+            assert ask(sock, b"set a 0 0 1\r\nx\r\n") == b"STORED\r\n"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert b"[restart] memory restart with extstore not presently supported." in err
+    assert not (tmp_path / "mem").exists()
