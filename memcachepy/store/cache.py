@@ -830,7 +830,7 @@ class Cache:
         """The live item for ``key`` without bumping or counting it (memcached's locked get)."""
         cid = self._live(key, self.now())
         if cid >= 0 and self.ext is not None:
-            cid = self._unflash(cid)
+            cid = self.ext.unflash(cid, self.now())  # meta works on values in memory
         return None if cid < 0 else self._meta_item(cid)
 
     def meta_create(self, key: bytes, data: bytes = b"") -> MetaItem | None:
@@ -1155,21 +1155,7 @@ class Cache:
         data = ext.fetch(cid, now)
         if data is None:
             return
-        cas, _, _, _, _, nkey, _, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
-        suffix_len, cas_at, cas_format, lead = self._wire_shape
-        if lead is None:
-            head = self.items.read(cid, nkey, plen)
-        else:
-            out.append(lead)
-            head = self.items.read(cid, 0, nkey + plen)
-        if with_cas:
-            out.append(head[: len(head) - cas_at])
-            out.append(cas_format % cas)
-            out.append(head[len(head) - cas_at :])
-        else:
-            out.append(head)
-        out.append(data)
-        out.append(self.framing.suffix)
+        ext.frame(cid, data, out, with_cas)
         ext.recache(cid, data, now)
 
     def _get_flash(self, cid: int, now: int) -> int:
@@ -1187,30 +1173,6 @@ class Cache:
             return self._index.get(key)  # the value is in memory again
         self._flash_value = (cid, data)
         return cid
-
-    def _unflash(self, cid: int) -> int:
-        """Meta commands work on items in memory: a header item's value is read back and
-        linked in its place first (counted as a recache); -1 if it cannot be."""
-        page = self.slabs.pages[cid >> PAGE_SHIFT]
-        off = cid & OFFSET_MASK
-        if not page[off + OFF_IFLAGS] & EXT:
-            return cid
-        assert self.ext is not None
-        now = self.now()
-        key = self.key_of(cid)
-        try:
-            data = self.ext.fetch(cid, now)
-        except FlashOutOfMemory:
-            return -1
-        if data is None:
-            return -1
-        cas, exptime, _, flags, _, nkey, iflags, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
-        prefix = bytes(self.items.read(cid, nkey, plen))
-        head = self.write_item(key, flags & 0xFFFFFFFF, exptime, data, now, prefix,
-                               LINKED | (iflags & KEY_BINARY), cas)
-        if head >= 0:
-            self.ext.counters.recache_from_extstore += 1
-        return head
 
     def flash_stale(self, cid: int) -> bool:
         """Whether a header item's value is gone from flash (the crawler reclaims it)."""

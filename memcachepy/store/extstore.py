@@ -30,6 +30,7 @@ from memcachepy.store.ext_config import (
     ExtConfig,
 )
 from memcachepy.store.flash_pages import FlashPages
+from memcachepy.store.framing import Framing
 from memcachepy.store.index import KeyIndex
 from memcachepy.store.items import (
     ACTIVE,
@@ -75,6 +76,11 @@ class FlashHost(Protocol):
 
     @property
     def index(self) -> KeyIndex: ...
+
+    @property
+    def framing(self) -> Framing: ...
+
+    def key_of(self, cid: int) -> bytes: ...
 
     def is_dead(self, cid: int, now: int) -> bool: ...
 
@@ -273,6 +279,52 @@ class ExtStore:
         self.counters.miss_from_extstore += 1
         host.remove(cid)
         return None
+
+    def frame(self, cid: int, data: bytes, out: list[bytes | bytearray], with_cas: bool) -> None:
+        """Append a header item's reply for ``data``: its stored framing (with the CAS
+        put in where the framing says), the value, the suffix."""
+        host = self.host
+        page = host.slabs.pages[cid >> PAGE_SHIFT]
+        cas, _, _, _, _, nkey, _, plen, _ = HOT.unpack_from(page, (cid & OFFSET_MASK) + OFF_CAS)
+        framing = host.framing
+        lead = framing.lead
+        if lead is None:
+            head = host.items.read(cid, nkey, plen)
+        else:
+            out.append(lead)
+            head = host.items.read(cid, 0, nkey + plen)
+        if with_cas:
+            split = len(head) - framing.cas_at
+            out.append(head[:split])
+            out.append(framing.cas_format % cas)
+            out.append(head[split:])
+        else:
+            out.append(head)
+        out.append(data)
+        out.append(framing.suffix)
+
+    def unflash(self, cid: int, now: int) -> int:
+        """Bring a header item's value back into memory, in its place (counted as a
+        recache): what meta commands work on. Returns the item, -1 if it cannot be read."""
+        host = self.host
+        page = host.slabs.pages[cid >> PAGE_SHIFT]
+        off = cid & OFFSET_MASK
+        if not page[off + OFF_IFLAGS] & EXT:
+            return cid
+        key = host.key_of(cid)
+        try:
+            data = self.fetch(cid, now)
+        except FlashOutOfMemory:
+            return -1
+        if data is None:
+            return -1
+        cas, exptime, _, flags, _, nkey, iflags, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
+        prefix = bytes(host.items.read(cid, nkey, plen))
+        head = host.write_item(key, flags & 0xFFFFFFFF, exptime, data, now, prefix,
+                               LINKED | (iflags & KEY_BINARY), cas)
+        if head >= 0:
+            self.counters.recache_from_extstore += 1
+        return head
 
     def recache(self, cid: int, data: bytes, now: int) -> bool:
         """After a read: bring a header's value back into memory if it was hit twice
