@@ -274,6 +274,7 @@ class Cache:
         stale_atime = now - ITEM_UPDATE_INTERVAL
         exptime_rel = None if touch_exptime is None else self.realtime(touch_exptime, now)
         segmented = self.tuning.lru_segmented
+        flash = self.ext is not None
         hits = 0
         for key in keys:
             cid = index.get(key)
@@ -288,9 +289,10 @@ class Cache:
                 self._live(key, now)  # removes and counts it
                 continue
             hits += 1
-            # EXT (64), the highest item flag, is set: the value is on flash. A compare
-            # with a literal: CPython specializes it, where `&` takes the generic path.
-            if iflags >= 64:
+            # EXT (64), the highest item flag, is set: the value is on flash. Without the
+            # tier the test is one local bool; with it, a compare with a literal (CPython
+            # specializes it, where `&` takes the generic path).
+            if flash and iflags >= 64:
                 self._collect_flash(cid, page, off, out, with_cas, exptime_rel, now)
                 continue
             class_id = page_class[cid >> PAGE_SHIFT]
