@@ -29,7 +29,6 @@ from memcachepy.store.items import (
     HEADER,
     HEADER_SIZE,
     HOT,
-    HOT_LRU,
     I32,
     KEY_BINARY,
     LINKED,
@@ -52,6 +51,7 @@ from memcachepy.store.items import (
     U16,
     U64,
     WIN_SENT,
+    HotFields,
     ItemMemory,
 )
 from memcachepy.store.lru import LruMaintainer
@@ -277,14 +277,14 @@ class Cache:
         flash = self.ext is not None
         hits = 0
         for key in keys:
-            cid = index.get(key)
+            cid = index.find(key)  # and the item's header, read while checking the key
             if cid < 0:
                 continue
             page = pages[cid >> PAGE_SHIFT]
             off = cid & OFFSET_MASK
-            cas, exptime, atime, _, nbytes, nkey, iflags, plen, ncont, lru = HOT_LRU.unpack_from(
-                page, off + OFF_CAS
-            )
+            # Typed: compiled, the fields are C ints from here on, not objects.
+            header: HotFields = index.found
+            cas, exptime, atime, _, nbytes, nkey, iflags, plen, ncont, lru = header
             if (flushing and self.is_flushed(cas, atime)) or (exptime and exptime <= now):
                 self._live(key, now)  # removes and counts it
                 continue
@@ -311,7 +311,8 @@ class Cache:
                     self.items.bump(cid, class_id)
                     I32.pack_into(page, off + OFF_ATIME, now)
             if exptime_rel is None:
-                lru_hits[class_id | (lru & 3) << 6] += 1  # get_hits, per segment
+                slot = class_id | (lru & 3) << 6  # get_hits, per segment
+                lru_hits[slot] = lru_hits[slot] + 1  # not +=: compiled, that is generic
             else:
                 I32.pack_into(page, off + OFF_EXPTIME, exptime_rel)
                 classes[class_id].touch_hits += 1

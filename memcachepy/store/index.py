@@ -1,9 +1,12 @@
 """The key index: key -> head chunk of every linked item, outside the Python object heap.
 
 A Python dict costs about 140 bytes per item (its entry, a bytes object for the key and an
-int for the chunk id). This table costs 5 bytes per slot: an ``array`` of chunk ids (divided
-by 8: chunks are 8-byte aligned) and a ``bytearray`` of 8-bit hash tags, 0 marking an empty
-slot. Keys are not copied: a probe whose tag matches compares the key where the item holds
+int for the chunk id). This table costs 5 bytes per slot: a vector of 32-bit chunk ids
+(divided by 8: chunks are 8-byte aligned) and one of 8-bit hash tags, 0 marking an empty
+slot. The vectors are librt's ``vec[i32]`` and ``vec[u8]``: as compact as an ``array`` and a
+``bytearray``, but compiled, mypyc reads and writes their items in C, where it indexes a
+``bytearray`` or an ``array`` through CPython's generic, boxed path (pure Python, they cost
+the same). Keys are not copied: a probe whose tag matches compares the key where the item holds
 it, in slab memory. Collisions are resolved by linear probing, deletions by backward shift
 (no tombstones), so a probe stops at the first empty slot.
 
@@ -20,26 +23,61 @@ table. Should the new table fill up before the move is done, the move finishes a
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-if TYPE_CHECKING:
-    # mypyc's native 64-bit int, for hash arithmetic: a hash spans 64 bits, and as a plain
-    # int half of them leave mypyc's 63-bit fast path. Only annotations use it (they are
-    # not evaluated at run time), so pure Python needs no mypy_extensions.
-    from mypy_extensions import i64
+from librt.vecs import extend, vec
 
-from memcachepy.store.items import HEADER_SIZE, OFF_NCONT, OFF_NKEY
+# mypyc's native ints: i64 for hash arithmetic (a hash spans 64 bits, and as a plain int half
+# of them leave mypyc's 63-bit fast path), u8 and i32 the vectors' items. Code converts them
+# by annotation (``x: int = ids[i]``), never by a call: pure Python, a call would cost.
+from mypy_extensions import i32, i64, u8
+
+from memcachepy.store.items import HEADER_SIZE, HOT_LRU, OFF_CAS, OFF_NCONT, OFF_NKEY, HotFields
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, Page
 
 DEFAULT_HASHPOWER: Final = 16  # memcached's HASHPOWER_DEFAULT
-# Chunk ids are stored >> 3: 32-bit slots name any chunk of up to 32 GiB of pages.
+# Chunk ids are stored >> 3: 32-bit slots name any chunk of up to 32 GiB of pages. Past that
+# (widen), a second vector holds the bits above 32 (8 bytes a slot in all, as an int64 would).
 NARROW_LIMIT: Final = 1 << 35
+_LOW: Final = 0xFFFFFFFF
+_SIGN: Final = 1 << 31
 
 
-def _table(typecode: str, size: int) -> array[int]:
-    return array(typecode, [0]) * size
+def _tag(h: i64) -> int:
+    """The 8-bit tag of hash ``h``, 1-255 (0 marks an empty slot)."""
+    tag: int = h >> 56 & 255
+    return tag if tag else 1
+
+
+def _tags(size: int) -> vec[u8]:
+    return vec[u8](bytes(size))
+
+
+def _ids(size: int) -> vec[i32]:
+    """``size`` zeros (a power of two, or 0), built by doubling: no list of ``size`` ints."""
+    ids = vec[i32]([0] * min(size, 1024))
+    while len(ids) < size:
+        ids = extend(ids, ids)
+    return ids
+
+
+def _load(ids: vec[i32], high: vec[i32], i: int) -> int:
+    """The chunk id in slot ``i``."""
+    low: int = ids[i]
+    if not high:
+        return (low & _LOW) << 3
+    top: int = high[i]
+    return ((low & _LOW) | top << 32) << 3
+
+
+def _store(ids: vec[i32], high: vec[i32], i: int, cid: int) -> None:
+    """Put chunk id ``cid`` in slot ``i`` (the low 32 bits of cid >> 3 as a signed i32)."""
+    value = cid >> 3
+    low = value & _LOW
+    ids[i] = low - (1 << 32) if low >= _SIGN else low
+    if high:
+        high[i] = value >> 32
 
 
 class KeyIndex:
@@ -51,18 +89,24 @@ class KeyIndex:
     def __init__(self, pages: list[Page], hashpower: int = DEFAULT_HASHPOWER,
                  limit: int = 0) -> None:
         self._pages = pages
-        self._code = "I" if limit < NARROW_LIMIT else "q"
+        self._wide = limit >= NARROW_LIMIT
         self.power = hashpower  # memcached's hash_power_level: 2 << power slots
         self._mask = (2 << hashpower) - 1
-        self._tags = bytearray(2 << hashpower)
-        self._ids = _table(self._code, 2 << hashpower)
+        self._tags = _tags(2 << hashpower)
+        self._ids = _ids(2 << hashpower)
+        # The bits of cid >> 3 above 32, once wide; empty (and never read) until then.
+        self._high = _ids(2 << hashpower if self._wide else 0)
         self._count = 0
         # During an expansion: the old table and how far its slots have been moved.
-        self._old_tags: bytearray | None = None
-        self._old_ids: array[int] = _table(self._code, 0)
+        self._expanding = False
+        self._old_tags = _tags(0)
+        self._old_ids = _ids(0)
+        self._old_high = _ids(0)
         self._old_mask = 0
         self._moved = 0
         self.expand = True  # False: memcached's -o no_hashexpand
+        # What the last hit of find() read of the item's header (HOT_LRU, from OFF_CAS).
+        self.found: HotFields = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
     # -- the dict interface ---------------------------------------------------------------
 
@@ -81,50 +125,104 @@ class KeyIndex:
     def get(self, key: bytes, default: int = -1) -> int:
         """The chunk id for ``key``, or ``default``."""
         h: i64 = hash(key)
-        tag: i64 = h >> 56 & 255 or 1
+        tag: int = h >> 56 & 255  # _tag(h), inlined
+        if not tag:
+            tag = 1
         tags = self._tags
         mask: i64 = self._mask
         i: i64 = h & mask
-        t: i64 = tags[i]
+        t: int = tags[i]
         n = len(key)
         while t:
             if t == tag:
                 # _holds, inlined: this is every read's path.
-                cid = self._ids[i] << 3
+                low: int = self._ids[i]
+                cid = (low & _LOW) << 3
+                if self._wide:
+                    cid = _load(self._ids, self._high, i)
                 page = self._pages[cid >> PAGE_SHIFT]
                 off = cid & OFFSET_MASK
-                if page[off + OFF_NKEY] == n:
+                nkey: int = page[off + OFF_NKEY]
+                if nkey == n:
                     start = off + HEADER_SIZE
-                    if page[off + OFF_NCONT] or page[off + OFF_NCONT + 1]:
+                    ncont: int = page[off + OFF_NCONT]
+                    ncont_high: int = page[off + OFF_NCONT + 1]
+                    if ncont or ncont_high:
                         return cid if self._holds(cid, key) else self._next(key, i, h, tag,
                                                                              default)
                     if page[start : start + n] == key:
                         return cid
             i = (i + 1) & mask
             t = tags[i]
-        if self._old_tags is not None:
+        if self._expanding:
             return self._old_find(key, h, tag, default)
         return default
+
+    def find(self, key: bytes) -> int:
+        """:meth:`get` for a read: the chunk id or -1, and on a hit the item's header fields
+        (HOT_LRU, from OFF_CAS) in :attr:`found`.
+
+        The one header unpack both checks the key's length and gives the caller what it
+        reads next: compiled, each read of a page is one of CPython's generic operations,
+        and this takes three fewer per hit than :meth:`get` and a separate unpack.
+        """
+        h: i64 = hash(key)
+        tag: int = h >> 56 & 255  # _tag(h), inlined
+        if not tag:
+            tag = 1
+        tags = self._tags
+        mask: i64 = self._mask
+        i: i64 = h & mask
+        t: int = tags[i]
+        n = len(key)
+        while t:
+            if t == tag:
+                low: int = self._ids[i]
+                cid = (low & _LOW) << 3
+                if self._wide:
+                    cid = _load(self._ids, self._high, i)
+                page = self._pages[cid >> PAGE_SHIFT]
+                off = cid & OFFSET_MASK
+                header: HotFields = HOT_LRU.unpack_from(page, off + OFF_CAS)
+                if header[5] == n:  # nkey
+                    if header[8]:  # continuations: the key follows their ids
+                        break
+                    start = off + HEADER_SIZE
+                    if page[start : start + n] == key:
+                        self.found = header
+                        return cid
+            i = (i + 1) & mask
+            t = tags[i]
+        else:
+            if not self._expanding:
+                return -1
+        # A chunked item on the probe, or the old table while it moves: the general way.
+        cid = self.get(key)
+        if cid >= 0:
+            page = self._pages[cid >> PAGE_SHIFT]
+            self.found = HOT_LRU.unpack_from(page, (cid & OFFSET_MASK) + OFF_CAS)
+        return cid
 
     def __setitem__(self, key: bytes, cid: int) -> None:
         self.set(key, cid)
 
     def set(self, key: bytes, cid: int) -> None:
         """Point ``key`` at ``cid`` (whose item must hold ``key``), replacing any entry."""
-        h = hash(key)
-        tag = h >> 56 & 255 or 1
-        if self._old_tags is not None:
-            at = self._old_slot(key, h, tag)
+        h: i64 = hash(key)
+        tag: int = _tag(h)
+        if self._expanding:
+            at = self._slot(self._old_tags, self._old_ids, self._old_high, self._old_mask,
+                            key, h, tag)
             if at >= 0:
-                self._old_ids[at] = cid >> 3
+                _store(self._old_ids, self._old_high, at, cid)
                 return
         tags = self._tags
-        mask = self._mask
-        i = h & mask
-        t = tags[i]
+        mask: i64 = self._mask
+        i: i64 = h & mask
+        t: int = tags[i]
         while t:
-            if t == tag and self._holds(self._ids[i] << 3, key):
-                self._ids[i] = cid >> 3
+            if t == tag and self._holds(_load(self._ids, self._high, i), key):
+                _store(self._ids, self._high, i, cid)
                 return
             i = (i + 1) & mask
             t = tags[i]
@@ -133,26 +231,26 @@ class KeyIndex:
             self._insert_new(key, cid)
             return
         tags[i] = tag
-        self._ids[i] = cid >> 3
+        _store(self._ids, self._high, i, cid)
 
     def pop(self, key: bytes, default: int | None = None) -> int:
         """Remove ``key``; its chunk id (``default`` if absent, KeyError without one)."""
-        h = hash(key)
-        tag = h >> 56 & 255 or 1
-        i = self._slot(self._tags, self._ids, self._mask, key, h, tag)
+        h: i64 = hash(key)
+        tag: int = _tag(h)
+        i = self._slot(self._tags, self._ids, self._high, self._mask, key, h, tag)
         if i >= 0:
-            cid = self._ids[i] << 3
-            self._delete(self._tags, self._ids, self._mask, i)
+            cid = _load(self._ids, self._high, i)
+            self._delete(self._tags, self._ids, self._high, self._mask, i)
         else:
-            old_tags = self._old_tags
-            i = -1 if old_tags is None else self._old_slot(key, h, tag)
+            if self._expanding:
+                i = self._slot(self._old_tags, self._old_ids, self._old_high, self._old_mask,
+                               key, h, tag)
             if i < 0:
                 if default is None:
                     raise KeyError(key)
                 return default
-            assert old_tags is not None
-            cid = self._old_ids[i] << 3
-            self._delete(old_tags, self._old_ids, self._old_mask, i)
+            cid = _load(self._old_ids, self._old_high, i)
+            self._delete(self._old_tags, self._old_ids, self._old_high, self._old_mask, i)
         self._count -= 1
         return cid
 
@@ -161,25 +259,27 @@ class KeyIndex:
 
     def values(self) -> Iterator[int]:
         """Every chunk id (the index must not change while this runs)."""
-        for tags, ids in ((self._tags, self._ids), (self._old_tags, self._old_ids)):
-            if tags is not None:
-                # By index, not enumerate(): mypyc (2.4) fails on iterating a bytearray.
-                for i in range(len(tags)):
-                    if tags[i]:
-                        yield ids[i] << 3
+        tables = [(self._tags, self._ids, self._high)]
+        if self._expanding:
+            tables.append((self._old_tags, self._old_ids, self._old_high))
+        for tags, ids, high in tables:
+            for i in range(len(tags)):
+                if tags[i]:
+                    yield _load(ids, high, i)
 
     # -- growth -------------------------------------------------------------------------------
 
     @property
     def expanding(self) -> bool:
-        return self._old_tags is not None
+        return self._expanding
 
     @property
     def nbytes(self) -> int:
         """Memory held by the table(s): memcached's hash_bytes (both tables while moving)."""
-        size = len(self._tags) * (1 + self._ids.itemsize)
-        if self._old_tags is not None:
-            size += len(self._old_tags) * (1 + self._old_ids.itemsize)
+        per_slot = 9 if self._wide else 5
+        size = len(self._tags) * per_slot
+        if self._expanding:
+            size += len(self._old_tags) * per_slot
         return size
 
     def expand_step(self, budget: int) -> int:
@@ -189,49 +289,53 @@ class KeyIndex:
         breaks no other entry's probe, so nothing is shifted or rehashed in the old table.
         Slots before the move's position stay empty, as new keys go to the new table.
         """
-        old_tags = self._old_tags
-        if old_tags is None:
+        if not self._expanding:
             return 0
-        old_ids = self._old_ids
+        old_tags = self._old_tags
         size = self._old_mask + 1
         start = i = self._moved
         end = min(start + budget, size)
         while i < end or (i < size and old_tags[i]):
             if old_tags[i]:
-                cid = old_ids[i] << 3
+                cid = _load(self._old_ids, self._old_high, i)
                 self._insert_new(self._key_at(cid), cid)
                 old_tags[i] = 0
             i += 1
         self._moved = i
         if i >= size:
-            self._old_tags = None
-            self._old_ids = _table(self._code, 0)
+            self._expanding = False
+            self._old_tags = _tags(0)
+            self._old_ids = _ids(0)
+            self._old_high = _ids(0)
         return max(i - start, 1)
 
     def finish(self) -> None:
         """Complete a move under way at once."""
-        while self._old_tags is not None:
+        while self._expanding:
             self.expand_step(1 << 16)
 
     def widen(self) -> None:
         """Take chunk ids of pages past 32 GiB (the memory limit was raised)."""
-        if self._code == "q":
+        if self._wide:
             return
-        self._code = "q"
-        self._ids = array("q", self._ids)
-        self._old_ids = array("q", self._old_ids)
+        self._wide = True
+        self._high = _ids(len(self._ids))
+        self._old_high = _ids(len(self._old_ids))
 
     def _grow(self) -> bool:
         """Double the table (if allowed) before it passes 3/4 full; True if it did."""
         if not self.expand and self._count < len(self._tags) - 1:
             return False  # -o no_hashexpand, until a full table could no longer probe
         self.finish()
-        self._old_tags, self._old_ids, self._old_mask = self._tags, self._ids, self._mask
+        self._old_tags, self._old_ids, self._old_high = self._tags, self._ids, self._high
+        self._old_mask = self._mask
+        self._expanding = True
         self._moved = 0
         self.power += 1
         self._mask = (2 << self.power) - 1
-        self._tags = bytearray(2 << self.power)
-        self._ids = _table(self._code, 2 << self.power)
+        self._tags = _tags(2 << self.power)
+        self._ids = _ids(2 << self.power)
+        self._high = _ids(2 << self.power if self._wide else 0)
         return True
 
     # -- internals ------------------------------------------------------------------------------
@@ -241,73 +345,82 @@ class KeyIndex:
         page = self._pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
         n = len(key)
-        if page[off + OFF_NKEY] != n:
+        nkey: int = page[off + OFF_NKEY]
+        if nkey != n:
             return False
         start = off + HEADER_SIZE
-        if page[off + OFF_NCONT] or page[off + OFF_NCONT + 1]:  # chunked: ids come first
-            start += 8 * (page[off + OFF_NCONT] | page[off + OFF_NCONT + 1] << 8)
+        ncont: int = page[off + OFF_NCONT] | page[off + OFF_NCONT + 1] << 8
+        if ncont:  # chunked: ids come first
+            start += 8 * ncont
         return page[start : start + n] == key
 
-    def _next(self, key: bytes, i: int, h: int, tag: int, default: int) -> int:
+    def _next(self, key: bytes, i: i64, h: i64, tag: int, default: int) -> int:
         """:meth:`get` past slot ``i`` of the new table (a chunked item's key differed)."""
         tags = self._tags
-        mask = self._mask
+        mask: i64 = self._mask
         i = (i + 1) & mask
-        while tags[i]:
-            if tags[i] == tag and self._holds(self._ids[i] << 3, key):
-                return self._ids[i] << 3
+        t: int = tags[i]
+        while t:
+            if t == tag:
+                cid = _load(self._ids, self._high, i)
+                if self._holds(cid, key):
+                    return cid
             i = (i + 1) & mask
-        return default if self._old_tags is None else self._old_find(key, h, tag, default)
+            t = tags[i]
+        return self._old_find(key, h, tag, default) if self._expanding else default
 
     def _key_at(self, cid: int) -> bytes:
         page = self._pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        start = off + HEADER_SIZE + 8 * (page[off + OFF_NCONT] | page[off + OFF_NCONT + 1] << 8)
-        return bytes(page[start : start + page[off + OFF_NKEY]])
+        ncont: int = page[off + OFF_NCONT] | page[off + OFF_NCONT + 1] << 8
+        nkey: int = page[off + OFF_NKEY]
+        start = off + HEADER_SIZE + 8 * ncont
+        return bytes(page[start : start + nkey])
 
-    def _slot(self, tags: bytearray, ids: array[int], mask: int, key: bytes, h: int,
-              tag: int) -> int:
-        i = h & mask
-        t = tags[i]
+    def _slot(self, tags: vec[u8], ids: vec[i32], high: vec[i32], mask: i64, key: bytes,
+              h: i64, tag: int) -> i64:
+        i: i64 = h & mask
+        t: int = tags[i]
         while t:
-            if t == tag and self._holds(ids[i] << 3, key):
+            if t == tag and self._holds(_load(ids, high, i), key):
                 return i
             i = (i + 1) & mask
             t = tags[i]
         return -1
 
-    def _old_slot(self, key: bytes, h: int, tag: int) -> int:
-        tags = self._old_tags
-        return -1 if tags is None else self._slot(tags, self._old_ids, self._old_mask, key,
-                                                  h, tag)
-
-    def _old_find(self, key: bytes, h: int, tag: int, default: int) -> int:
-        i = self._old_slot(key, h, tag)
-        return default if i < 0 else self._old_ids[i] << 3
+    def _old_find(self, key: bytes, h: i64, tag: int, default: int) -> int:
+        i = self._slot(self._old_tags, self._old_ids, self._old_high, self._old_mask, key, h,
+                       tag)
+        return default if i < 0 else _load(self._old_ids, self._old_high, i)
 
     def _insert_new(self, key: bytes, cid: int) -> None:
         """Put a key known to be absent into the new table (no growth check)."""
-        h = hash(key)
+        h: i64 = hash(key)
         tags = self._tags
-        mask = self._mask
-        i = h & mask
+        mask: i64 = self._mask
+        i: i64 = h & mask
         while tags[i]:
             i = (i + 1) & mask
-        tags[i] = h >> 56 & 255 or 1
-        self._ids[i] = cid >> 3
+        tag: int = _tag(h)
+        tags[i] = tag
+        _store(self._ids, self._high, i, cid)
 
-    def _delete(self, tags: bytearray, ids: array[int], mask: int, i: int) -> None:
+    def _delete(self, tags: vec[u8], ids: vec[i32], high: vec[i32], mask: i64, i: i64) -> None:
         """Empty slot ``i``, moving back later entries of its cluster whose probe passes it."""
         j = i
         while True:
             j = (j + 1) & mask
             if not tags[j]:
                 break
-            home = hash(self._key_at(ids[j] << 3)) & mask
+            home: i64 = hash(self._key_at(_load(ids, high, j))) & mask
             # The entry at j stays unless its home lies cyclically outside (i, j].
             if (j > i and (home <= i or home > j)) or (j < i and i >= home > j):
                 tags[i] = tags[j]
                 ids[i] = ids[j]
+                if high:
+                    high[i] = high[j]
                 i = j
         tags[i] = 0
         ids[i] = 0
+        if high:
+            high[i] = 0

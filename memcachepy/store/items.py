@@ -22,7 +22,7 @@ list it is on.
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Final, TypeAlias
 
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, SlabAllocator
 
@@ -77,6 +77,8 @@ TIMES: Final = struct.Struct("<Qii")  # cas, exptime, atime: what a lookup check
 HOT: Final = struct.Struct("<QiiIiBBHH")
 # The same and the LRU byte: what a read in segmented mode needs.
 HOT_LRU: Final = struct.Struct("<QiiIiBBHHB")
+# What HOT_LRU unpacks to: a variable so typed makes mypyc's code use C ints, not objects.
+HotFields: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int]
 CONT_ID: Final = struct.Struct("<q")
 # HEADER with the LRU byte: what a new item's header is written with.
 HEADER_LRU: Final = struct.Struct("<qqQiiIiBBHHBx")
