@@ -26,6 +26,7 @@ from memcachepy.protocol.text import (
     NO_MEMORY,
     NON_NUMERIC,
     TOO_LARGE,
+    RequestSink,
 )
 from memcachepy.store.cache import Cache, DeltaResult, StoreMode, StoreResult
 from memcachepy.store.extstore import FlashOutOfMemory
@@ -74,8 +75,10 @@ _FAST_EVENTS: Final = (ev.Retrieve, ev.Store, ev.Delete, ev.Arithmetic, ev.Touch
 REPLY_BUDGET: Final = 256 * 1024
 
 
-class Dispatcher:
-    """Handles one event at a time, appending reply bytes to ``out``."""
+class Dispatcher(RequestSink):
+    """Handles one event at a time, appending reply bytes to ``out``.
+
+    A :class:`RequestSink` by inheritance, so that the parser's calls are native ones."""
 
     def __init__(
         self,

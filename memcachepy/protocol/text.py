@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.buffer import ReceiveBuffer
@@ -81,41 +83,56 @@ def _always_fits(nkey: int, flags: int, nbytes: int) -> bool:
     return True
 
 
-class RequestSink(Protocol):
+@mypyc_attr(allow_interpreted_subclasses=True)
+class RequestSink:
     """What :meth:`TextParser.serve` hands requests to (the dispatcher, seen from here).
 
     The common requests arrive as calls with their fields, without an event object; every
     other request arrives as its event through :meth:`event`. Each call appends the reply
     to ``out`` and returns 0 to go on, or an outcome that ends the batch (returned as is).
+
+    A base class that the dispatcher subclasses, not a ``typing.Protocol``: compiled, the
+    parser calls a native class's methods through mypyc's vtable, a C call, where a
+    Protocol's stay Python-level calls. protocol/ still imports nothing of dispatch/.
     """
 
     def retrieve(self, keys: list[bytes], with_cas: bool, exptime: int | None,
-                 out: list[Any]) -> int: ...
+                 out: list[Any]) -> int:
+        raise NotImplementedError
 
     def store(self, command: bytes, key: bytes, flags: int, exptime: int, data: bytes,
-              noreply: bool, out: list[Any]) -> int: ...
+              noreply: bool, out: list[Any]) -> int:
+        raise NotImplementedError
 
-    def delete(self, key: bytes, noreply: bool, out: list[Any]) -> int: ...
+    def delete(self, key: bytes, noreply: bool, out: list[Any]) -> int:
+        raise NotImplementedError
 
     def arithmetic(self, incr: bool, key: bytes, delta: int, noreply: bool,
-                   out: list[Any]) -> int: ...
+                   out: list[Any]) -> int:
+        raise NotImplementedError
 
-    def touch(self, key: bytes, exptime: int, noreply: bool, out: list[Any]) -> int: ...
+    def touch(self, key: bytes, exptime: int, noreply: bool, out: list[Any]) -> int:
+        raise NotImplementedError
 
     def meta_get(self, key: bytes, order: bytes, opaque: bytes, value: bool, quiet: bool,
-                 no_bump: bool, out: list[Any]) -> int: ...
+                 no_bump: bool, out: list[Any]) -> int:
+        raise NotImplementedError
 
     def meta_set(self, key: bytes, data: bytes, flags: int, exptime: int, quiet: bool,
-                 order: bytes, opaque: bytes, out: list[Any]) -> int: ...
+                 order: bytes, opaque: bytes, out: list[Any]) -> int:
+        raise NotImplementedError
 
     def meta_delete(self, key: bytes, quiet: bool, order: bytes, opaque: bytes,
-                    out: list[Any]) -> int: ...
+                    out: list[Any]) -> int:
+        raise NotImplementedError
 
-    def event(self, event: ev.Event, out: list[Any]) -> int: ...
+    def event(self, event: ev.Event, out: list[Any]) -> int:
+        raise NotImplementedError
 
     def plain(self) -> bool:
         """False once an observer wraps the fast-path requests (``verbosity 2``, ``watch``):
         the batch then stops, and the caller goes on one event at a time."""
+        raise NotImplementedError
 
 
 #: What :meth:`TextParser.serve` returns when the replies passed the output bound.

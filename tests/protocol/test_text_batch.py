@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memcachepy.protocol import events as ev
-from memcachepy.protocol.text import NOT_PLAIN, OUTPUT_FULL, TextParser
+from memcachepy.protocol.text import NOT_PLAIN, OUTPUT_FULL, RequestSink, TextParser
 from tests.protocol.test_text import PIPELINE, parse_all
 
 
-class Recorder:
+class Recorder(RequestSink):
     """A sink that writes every call down as the event it stands for."""
 
     def __init__(self, stop_on: type | None = None) -> None:
