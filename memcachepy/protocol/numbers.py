@@ -11,9 +11,12 @@ and 32-bit fields keep only the low bits of a 64-bit parse.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 _NUMBER = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
 _SPACE = frozenset(b" \t\n\v\f\r")
+# b"-" as an int: ``int in bytes`` is a memchr, ``bytes in bytes`` first fails an int conversion.
+_MINUS: Final = 0x2D
 _U64 = 1 << 64
 _I64_MAX = (1 << 63) - 1
 
@@ -71,7 +74,7 @@ def parse_i32(token: bytes) -> int | None:
 
 def parse_stored_u64(data: bytes) -> int | None:
     """The number held in a value for incr/decr, as memcached reads it (None: non-numeric)."""
-    if b"-" in data:
+    if _MINUS in data:
         return None
     match = _NUMBER.match(data)
     if match is None:

@@ -296,7 +296,9 @@ class TextParser:
         tokens = line.split(b" ") if len(line) <= LONG_LINE else [b""]
         # The fast paths take only lines the general rules would read the same way: single
         # spaces, no NUL, every key within the limit, not long. Anything else goes the long way.
-        if b"" not in tokens and b"\0" not in line:
+        # 0, not b"\0": for a bytes operand, bytes.__contains__ first fails (and clears) an
+        # int conversion, which costs more than the search.
+        if b"" not in tokens and 0 not in line:
             command = tokens[0]
             ntokens = len(tokens)
             retrieval = _RETRIEVALS.get(command)
