@@ -28,7 +28,7 @@ from memcachepy.store.items import (
     FETCHED,
     HEADER,
     HEADER_SIZE,
-    HOT,
+    HOT_LRU,
     I32,
     KEY_BINARY,
     LINKED,
@@ -549,11 +549,12 @@ class Cache:
 
     def _live(self, key: bytes, now: int) -> int:
         """The item for ``key`` unless absent, expired or flushed (those are removed here)."""
-        cid = self._index.get(key)
+        index = self._index
+        cid = index.find(key)
         if cid < 0:
             return -1
-        page = self.slabs.pages[cid >> PAGE_SHIFT]
-        cas, exptime, atime = TIMES.unpack_from(page, (cid & OFFSET_MASK) + OFF_CAS)
+        header: HotFields = index.found  # typed: compiled, C ints
+        cas, exptime, atime = header[0], header[1], header[2]
         oldest = self._oldest_live
         if oldest and oldest <= now and (
             atime <= oldest or (self._oldest_cas and cas and cas < self._oldest_cas)
@@ -902,8 +903,13 @@ class Cache:
     def meta_value(self, cid: int) -> bytes | bytearray:
         """An item's data, unframed (a copy: later writes to the chunk do not show)."""
         page = self.slabs.pages[cid >> PAGE_SHIFT]
-        _, _, _, _, _, _, nbytes, nkey, _, plen, _ = HEADER.unpack_from(page, cid & OFFSET_MASK)
-        return self.items.read(cid, nkey + plen, nbytes)
+        off = cid & OFFSET_MASK
+        header: HotFields = HOT_LRU.unpack_from(page, off + OFF_CAS)  # typed: C ints
+        nbytes, nkey, plen, ncont = header[4], header[5], header[7], header[8]
+        if ncont:
+            return self.items.read(cid, nkey + plen, nbytes)
+        start = off + HEADER_SIZE + nkey + plen
+        return page[start : start + nbytes]
 
     def meta_store(
         self,
@@ -1008,9 +1014,8 @@ class Cache:
 
     def _meta_item(self, cid: int) -> MetaItem:
         page = self.slabs.pages[cid >> PAGE_SHIFT]
-        cas, exptime, atime, flags, nbytes, _, iflags, _, _ = HOT.unpack_from(
-            page, (cid & OFFSET_MASK) + OFF_CAS
-        )
+        header: HotFields = HOT_LRU.unpack_from(page, (cid & OFFSET_MASK) + OFF_CAS)
+        cas, exptime, atime, flags, nbytes, _, iflags, _, _, _ = header  # typed: C ints
         return MetaItem(cid, cas, flags, nbytes, exptime, (self.now() - atime) & 0xFFFFFFFF,
                         bool(iflags & FETCHED), bool(iflags & KEY_BINARY))
 
@@ -1282,17 +1287,22 @@ class Cache:
 # -- meta support: result types -------------------------------------------------------------
 
 
-class MetaItem(NamedTuple):
-    """What a meta command reads of an item before acting on it."""
+class MetaItem:
+    """What a meta command reads of an item before acting on it.
 
-    cid: int
-    cas: int
-    flags: int
-    nbytes: int
-    exptime: int  # relative clock, 0 = never
-    idle: int  # seconds since last access (memcached's current_time - it->time)
-    fetched: bool  # hit before (read by a get that bumped it)
-    binary_key: bool
+    A plain class, not a NamedTuple: compiled, a native class is built by a C call where a
+    NamedTuple's constructor is a Python-level call (every mg paid one)."""
+
+    def __init__(self, cid: int, cas: int, flags: int, nbytes: int, exptime: int, idle: int,
+                 fetched: bool, binary_key: bool) -> None:
+        self.cid = cid
+        self.cas = cas
+        self.flags = flags
+        self.nbytes = nbytes
+        self.exptime = exptime  # relative clock, 0 = never
+        self.idle = idle  # seconds since last access (memcached's current_time - it->time)
+        self.fetched = fetched  # hit before (read by a get that bumped it)
+        self.binary_key = binary_key
 
 
 class ItemDebug(NamedTuple):
