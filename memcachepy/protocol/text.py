@@ -83,6 +83,15 @@ def _always_fits(nkey: int, flags: int, nbytes: int) -> bool:
     return True
 
 
+def _keys_fit(tokens: list[bytes]) -> bool:
+    """Whether no token is longer than a key may be (a loop: compiled, that is C, where
+    ``max(map(len, tokens))`` is two calls of Python builtins)."""
+    for token in tokens:
+        if len(token) > KEY_MAX_LENGTH:
+            return False
+    return True
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)
 class RequestSink:
     """What :meth:`TextParser.serve` hands requests to (the dispatcher, seen from here).
@@ -304,14 +313,15 @@ class TextParser:
             retrieval = _RETRIEVALS.get(command)
             if retrieval is not None:
                 with_cas, touches = retrieval
+                # A line no longer than a key past its command holds no key too long.
+                short = len(line) - len(command) <= KEY_MAX_LENGTH + 1
                 if not touches:
-                    if ntokens > 1 and max(map(len, tokens)) <= KEY_MAX_LENGTH:
-                        del tokens[0]
-                        return sink.retrieve(tokens, with_cas, None, out)
+                    if ntokens > 1 and (short or _keys_fit(tokens)):
+                        return sink.retrieve(tokens[1:], with_cas, None, out)
                 elif ntokens > 2:
                     exptime = parse_i32(tokens[1])
                     keys = tokens[2:]
-                    if exptime is not None and max(map(len, keys)) <= KEY_MAX_LENGTH:
+                    if exptime is not None and (short or _keys_fit(keys)):
                         return sink.retrieve(keys, with_cas, exptime, out)
             elif len(command) == 2 and command[0] == 109:  # m?: mg, ms, md
                 served = self._serve_meta(command[1], tokens, ntokens, sink, out)
