@@ -41,6 +41,8 @@ DEFAULT_HASHPOWER: Final = 16  # memcached's HASHPOWER_DEFAULT
 # (widen), a second vector holds the bits above 32 (8 bytes a slot in all, as an int64 would).
 NARROW_LIMIT: Final = 1 << 35
 _LOW: Final = 0xFFFFFFFF
+# HOT_LRU's unpack_from, bound once: compiled, calling it saves the method lookup per hit.
+_unpack_hot: Final = HOT_LRU.unpack_from
 _SIGN: Final = 1 << 31
 
 
@@ -183,7 +185,7 @@ class KeyIndex:
                     cid = _load(self._ids, self._high, i)
                 page = self._pages[cid >> PAGE_SHIFT]
                 off = cid & OFFSET_MASK
-                header: HotFields = HOT_LRU.unpack_from(page, off + OFF_CAS)
+                header: HotFields = _unpack_hot(page, off + OFF_CAS)
                 if header[5] == n:  # nkey
                     if header[8]:  # continuations: the key follows their ids
                         break
