@@ -691,18 +691,22 @@ class Cache:
         slabs = self.slabs
         page = slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        _, _, _, _, _, _, nbytes, nkey, iflags, plen, ncont = HEADER.unpack_from(page, off)
+        header: HotFields = HOT_LRU.unpack_from(page, off + OFF_CAS)  # typed: C ints
+        flags, nbytes, nkey, iflags, ncont = header[3], header[4], header[5], header[6], header[8]
         if iflags & EXT and self.ext is not None:
             self.ext.forget(cid)
             self._flash_value = None  # the chunk may hold another item next
-        del self._index[bytes(self.items.read(cid, 0, nkey))]
+        if ncont:
+            key = bytes(self.items.read(cid, 0, nkey))
+        else:
+            key = bytes(page[off + HEADER_SIZE : off + HEADER_SIZE + nkey])
+        self._index.pop(key)
         class_id = slabs.page_class[cid >> PAGE_SHIFT]
         self.items.unlink(cid, class_id)
         conts = self.items.continuations(cid) if ncont else []
         for chunk in (cid, *conts):
             slabs.pages[chunk >> PAGE_SHIFT][(chunk & OFFSET_MASK) + OFF_IFLAGS] = 0
             slabs.free(chunk, class_id)
-        flags = I32.unpack_from(page, off + OFF_FLAGS)[0]
         size = self.item_total(nkey, flags, nbytes)
         self.bytes -= size
         self.counters.classes[class_id].mem_requested -= size
