@@ -17,18 +17,23 @@ class ReceiveBuffer:
     place (``struct.unpack_from(buf.data, buf.pos)``) before deciding what to take.
     """
 
-    __slots__ = ("data", "pos", "_scanned")
+    __slots__ = ("data", "pos", "_scanned", "_lines")
 
     def __init__(self) -> None:
         self.data = bytearray()
         self.pos = 0  # start of unconsumed data
         self._scanned = 0  # bytes after pos already known to hold no newline
+        # ``bytes(data)``, made by the first take_line after data changed (None: not yet):
+        # a line is then a slice of bytes, which mypyc cuts in C, where a line cut from the
+        # bytearray costs two of CPython's generic operations (the slice, then bytes()).
+        self._lines: bytes | None = None
 
     def __len__(self) -> int:
         return len(self.data) - self.pos
 
     def feed(self, data: bytes) -> None:
         """Append bytes read from the client."""
+        self._lines = None
         if self.pos:
             del self.data[: self.pos]
             self.pos = 0
@@ -38,6 +43,7 @@ class ReceiveBuffer:
         """Drop everything (the connection is closing)."""
         self.data = bytearray()
         self.pos = self._scanned = 0
+        self._lines = None
 
     def skip(self, count: int) -> int:
         """Discard up to ``count`` bytes; return how many were there to discard."""
@@ -60,12 +66,21 @@ class ReceiveBuffer:
 
     def take_line(self) -> bytes | None:
         """The bytes before the next ``\\n``, consumed with it; None until a ``\\n`` arrives."""
-        data = self.data
-        newline = data.find(b"\n", self.pos + self._scanned)
+        lines = self._lines
+        if lines is None:
+            # Copied only once a whole line is here: a line arriving a byte at a time is
+            # still scanned once in all, and copied once.
+            data = self.data
+            newline = data.find(b"\n", self.pos + self._scanned)
+            if newline >= 0:
+                lines = self._lines = bytes(data)
+        else:
+            newline = lines.find(b"\n", self.pos + self._scanned)
         if newline < 0:
-            self._scanned = len(data) - self.pos
+            self._scanned = len(self.data) - self.pos
             return None
+        assert lines is not None
         start = self.pos
         self.pos = newline + 1
         self._scanned = 0
-        return bytes(data[start:newline])
+        return lines[start:newline]
