@@ -9,6 +9,12 @@ in all, not once per byte.
 
 from __future__ import annotations
 
+from typing import Final
+
+# take_line copies a read to bytes only up to this size: a longer buffer (a long get line)
+# is cut line by line, so that it is never held three times.
+_COPY_MAX: Final = 64 * 1024
+
 
 class ReceiveBuffer:
     """Received, unconsumed bytes: ``data[pos:]``.
@@ -72,14 +78,20 @@ class ReceiveBuffer:
             # still scanned once in all, and copied once.
             data = self.data
             newline = data.find(b"\n", self.pos + self._scanned)
-            if newline >= 0:
-                lines = self._lines = bytes(data)
+            if newline < 0:
+                self._scanned = len(data) - self.pos
+                return None
+            if len(data) > _COPY_MAX:
+                start = self.pos
+                self.pos = newline + 1
+                self._scanned = 0
+                return bytes(data[start:newline])
+            lines = self._lines = bytes(data)
         else:
             newline = lines.find(b"\n", self.pos + self._scanned)
-        if newline < 0:
-            self._scanned = len(self.data) - self.pos
-            return None
-        assert lines is not None
+            if newline < 0:
+                self._scanned = len(lines) - self.pos
+                return None
         start = self.pos
         self.pos = newline + 1
         self._scanned = 0
