@@ -27,6 +27,7 @@ from memcachepy.protocol.text import (
     NON_NUMERIC,
     TOO_LARGE,
     RequestSink,
+    reply_bytes,
 )
 from memcachepy.store.cache import Cache, DeltaResult, StoreMode, StoreResult
 from memcachepy.store.extstore import FlashOutOfMemory
@@ -187,8 +188,7 @@ class Dispatcher(RequestSink):
             hits += self.cache.collect(piece, out, with_cas, exptime)  # type: ignore[arg-type]
             done += len(piece)
             if done < len(keys):
-                for i in range(counted, len(out)):
-                    replied += len(out[i])
+                replied += reply_bytes(out, counted)
                 counted = len(out)
                 if replied >= REPLY_BUDGET:
                     self.remainder = ev.Retrieve(keys[done:], with_cas, exptime, last)

@@ -92,6 +92,15 @@ def _keys_fit(tokens: list[bytes]) -> bool:
     return True
 
 
+def reply_bytes(out: list[Any], start: int) -> int:
+    """The bytes of ``out[start:]``. Output bounds add each reply piece once, as it comes
+    (summing the whole output at every check was quadratic in a read's replies)."""
+    size = 0
+    for i in range(start, len(out)):
+        size += len(out[i])
+    return size
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)
 class RequestSink:
     """What :meth:`TextParser.serve` hands requests to (the dispatcher, seen from here).
@@ -292,8 +301,7 @@ class TextParser:
                 pieces = len(out)
                 if pieces < counted:
                     counted = queued = 0
-                for i in range(counted, pieces):
-                    queued += len(out[i])
+                queued += reply_bytes(out, counted)
                 counted = pieces
                 if queued >= high_water:
                     return OUTPUT_FULL, count

@@ -23,7 +23,7 @@ from memcachepy.ops.counters import ServerCounters
 from memcachepy.ops.hooks import CURRENT_CONNECTION
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
-from memcachepy.protocol.text import OUTPUT_FULL, TextParser
+from memcachepy.protocol.text import OUTPUT_FULL, TextParser, reply_bytes
 from memcachepy.server.reply_memory import GET_OOM, UNLIMITED, flushes, responses
 
 log = logging.getLogger("memcachepy")
@@ -309,6 +309,9 @@ class Steps:
         budget = self.requests_per_event
         outcome = Outcome.CONTINUE
         next_check = OUTPUT_CHECK_PIECES
+        # The bytes of out[:counted], as TextParser.serve keeps them; a cull (an error,
+        # out of reply memory) starts the count again.
+        counted = queued = 0
         count = 0
         state = READ
         while True:
@@ -338,11 +341,16 @@ class Steps:
             if len(out) >= next_check and not parser.mid_request:
                 # Backpressure: past a bound, send before answering more, so a client
                 # that asks for much and reads slowly makes us wait, not buffer.
-                if sum(map(len, out)) >= OUTPUT_HIGH_WATER:
+                pieces = len(out)
+                if pieces < counted:
+                    counted = queued = 0
+                queued += reply_bytes(out, counted)
+                counted = pieces
+                if queued >= OUTPUT_HIGH_WATER:
                     self.counters.output_flushes += 1
                     state = AGAIN
                     break
-                next_check = len(out) + OUTPUT_CHECK_PIECES
+                next_check = pieces + OUTPUT_CHECK_PIECES
             if count >= budget:
                 self.counters.conn_yields += 1
                 state = AGAIN
@@ -406,9 +414,7 @@ class Steps:
         socket took only part (the rest waits in ``conn.unsent``)."""
         out = conn.out
         conn.out = []
-        size = 0
-        for piece in out:
-            size += len(piece)
+        size = reply_bytes(out, 0)
         if len(out) == 1:
             pieces = out
         elif size <= OUTPUT_HIGH_WATER:
