@@ -50,7 +50,6 @@ log = logging.getLogger("memcachepy")
 
 
 TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
-TLS_HANDSHAKE_TIMEOUT = 10.0
 # Errors from accept() that mean "try again later", not "stop serving".
 _ACCEPT_RETRY = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED}
 
