@@ -15,8 +15,9 @@ from typing import Final
 # Packages compiled, relative to the memcachepy package directory: the sans-I/O floors and
 # dispatch, which joins them (it imports no trio; ops/ and auth/ stay interpreted).
 COMPILED_PACKAGES: Final = ("protocol", "store", "dispatch")
-# Single modules compiled besides: the connection loop's synchronous steps (no trio).
-COMPILED_MODULES: Final = ("server/steps.py",)
+# Single modules compiled besides: the connection loop's synchronous steps (no trio), and
+# the server's counters, which every request updates.
+COMPILED_MODULES: Final = ("server/steps.py", "ops/counters.py")
 # Modules of those packages kept pure (relative paths, e.g. "protocol/text.py"): none today.
 KEPT_PURE: Final[frozenset[str]] = frozenset()
 # Written by the build beside the package: {relative source path: sha256 of what it compiled}.

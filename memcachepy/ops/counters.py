@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from typing import Final
+
+# Counters ``stats reset`` leaves alone: they describe the present, not history.
+GAUGES: Final = frozenset({"curr_connections", "ssl_cert_loaded_at"})
 
 
 @dataclass(slots=True)
 class ServerCounters:
-    """Counters kept by the protocol side, named as in memcached's ``stats``."""
+    """Counters kept by the protocol side, named as in memcached's ``stats``.
+
+    Compiled with mypyc (native/modules.py): every request updates a few of these from
+    compiled code, where a native class's attribute is a C field and an interpreted
+    dataclass's a generic attribute lookup and store (about 300 instructions each).
+    """
 
     cmd_get: int = 0
     cmd_set: int = 0
@@ -42,12 +51,9 @@ class ServerCounters:
     log_watcher_skipped: int = 0  # lines a slow watcher lost
     response_obj_oom: int = 0  # requests refused for want of reply memory (read_buf_mem_limit)
 
-    # Counters ``stats reset`` leaves alone: they describe the present, not history.
-    GAUGES = frozenset({"curr_connections", "ssl_cert_loaded_at"})
-
     def reset(self) -> None:
         for f in fields(self):
-            if f.name not in self.GAUGES:
+            if f.name not in GAUGES:
                 setattr(self, f.name, 0)
 
 

@@ -52,6 +52,7 @@ from memcachepy.store.items import (
     U64,
     WIN_SENT,
     HotFields,
+    HotKeyFields,
     ItemMemory,
 )
 from memcachepy.store.lru import LruMaintainer
@@ -283,8 +284,8 @@ class Cache:
             page = pages[cid >> PAGE_SHIFT]
             off = cid & OFFSET_MASK
             # Typed: compiled, the fields are C ints from here on, not objects.
-            header: HotFields = index.found
-            cas, exptime, atime, _, nbytes, nkey, iflags, plen, ncont, lru = header
+            header: HotKeyFields = index.found
+            cas, exptime, atime, _, nbytes, nkey, iflags, plen, ncont, lru, _ = header
             if (flushing and self.is_flushed(cas, atime)) or (exptime and exptime <= now):
                 self._live(key, now)  # removes and counts it
                 continue
@@ -553,7 +554,7 @@ class Cache:
         cid = index.find(key)
         if cid < 0:
             return -1
-        header: HotFields = index.found  # typed: compiled, C ints
+        header: HotKeyFields = index.found  # typed: compiled, C ints
         cas, exptime, atime = header[0], header[1], header[2]
         oldest = self._oldest_live
         if oldest and oldest <= now and (

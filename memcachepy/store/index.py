@@ -23,6 +23,7 @@ table. Should the new table fill up before the move is done, the move finishes a
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from typing import Final
 
@@ -33,7 +34,15 @@ from librt.vecs import extend, vec
 # by annotation (``x: int = ids[i]``), never by a call: pure Python, a call would cost.
 from mypy_extensions import i32, i64, u8
 
-from memcachepy.store.items import HEADER_SIZE, HOT_LRU, OFF_CAS, OFF_NCONT, OFF_NKEY, HotFields
+from memcachepy.store.items import (
+    HEADER_SIZE,
+    HOT_KEY,
+    KEY_MAX,
+    OFF_CAS,
+    OFF_NCONT,
+    OFF_NKEY,
+    HotKeyFields,
+)
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, Page
 
 DEFAULT_HASHPOWER: Final = 16  # memcached's HASHPOWER_DEFAULT
@@ -41,8 +50,11 @@ DEFAULT_HASHPOWER: Final = 16  # memcached's HASHPOWER_DEFAULT
 # (widen), a second vector holds the bits above 32 (8 bytes a slot in all, as an int64 would).
 NARROW_LIMIT: Final = 1 << 35
 _LOW: Final = 0xFFFFFFFF
-# HOT_LRU's unpack_from, bound once: compiled, calling it saves the method lookup per hit.
-_unpack_hot: Final = HOT_LRU.unpack_from
+# HOT_KEY's unpack_from for each key length, bound once: compiled, calling it saves the
+# method lookup per probe.
+_UNPACK_HOT_KEY: Final = [shape.unpack_from for shape in HOT_KEY]
+# What a probe reads of a slot whose item cannot hold the key: nkey 0 matches no key.
+_NO_ITEM: Final[HotKeyFields] = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b"")
 _SIGN: Final = 1 << 31
 
 
@@ -82,6 +94,19 @@ def _store(ids: vec[i32], high: vec[i32], i: int, cid: int) -> None:
         high[i] = value >> 32
 
 
+def _same_key(page: Page, start: int, key: bytes) -> bool:
+    """Whether ``key`` lies at ``start`` in ``page`` (whose item's key length is known to
+    equal ``len(key)``).
+
+    One C call that copies nothing: a slice and a compare cost about twice as much, and this
+    is every hit's path. An ``mmap`` (``-e``) has no ``startswith``; its ``find`` bounded to
+    the key's length looks at that one place only.
+    """
+    if isinstance(page, bytearray):
+        return page.startswith(key, start)
+    return page.find(key, start, start + len(key)) == start
+
+
 class KeyIndex:
     """Key -> chunk id of the item holding that key, with a dict's interface.
 
@@ -107,8 +132,9 @@ class KeyIndex:
         self._old_mask = 0
         self._moved = 0
         self.expand = True  # False: memcached's -o no_hashexpand
-        # What the last hit of find() read of the item's header (HOT_LRU, from OFF_CAS).
-        self.found: HotFields = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        # What the last hit of find() read of the item's header (HOT_LRU, from OFF_CAS),
+        # and its key (b"" for a chunked item).
+        self.found: HotKeyFields = _NO_ITEM
 
     # -- the dict interface ---------------------------------------------------------------
 
@@ -152,7 +178,7 @@ class KeyIndex:
                     if ncont or ncont_high:
                         return cid if self._holds(cid, key) else self._next(key, i, h, tag,
                                                                              default)
-                    if page[start : start + n] == key:
+                    if _same_key(page, start, key):
                         return cid
             i = (i + 1) & mask
             t = tags[i]
@@ -162,12 +188,16 @@ class KeyIndex:
 
     def find(self, key: bytes) -> int:
         """:meth:`get` for a read: the chunk id or -1, and on a hit the item's header fields
-        (HOT_LRU, from OFF_CAS) in :attr:`found`.
+        (HOT_LRU, from OFF_CAS) and its key in :attr:`found`.
 
-        The one header unpack both checks the key's length and gives the caller what it
-        reads next: compiled, each read of a page is one of CPython's generic operations,
-        and this takes three fewer per hit than :meth:`get` and a separate unpack.
+        One unpack (HOT_KEY) reads a candidate's header and the bytes where its key lies,
+        which checks the key and gives the caller what it reads next: compiled, each read
+        of a page is one of CPython's generic operations, and a compare of the key in the
+        page costs as much as the unpack.
         """
+        n = len(key)
+        if n > KEY_MAX:
+            return self._find_general(key)
         h: i64 = hash(key)
         tag: int = h >> 56 & 255  # _tag(h), inlined
         if not tag:
@@ -176,7 +206,7 @@ class KeyIndex:
         mask: i64 = self._mask
         i: i64 = h & mask
         t: int = tags[i]
-        n = len(key)
+        unpack = _UNPACK_HOT_KEY[n]
         while t:
             if t == tag:
                 low: int = self._ids[i]
@@ -184,13 +214,15 @@ class KeyIndex:
                 if self._wide:
                     cid = _load(self._ids, self._high, i)
                 page = self._pages[cid >> PAGE_SHIFT]
-                off = cid & OFFSET_MASK
-                header: HotFields = _unpack_hot(page, off + OFF_CAS)
+                try:
+                    header: HotKeyFields = unpack(page, (cid & OFFSET_MASK) + OFF_CAS)
+                except struct.error:
+                    # n bytes past the header run off the page: that item's key is shorter.
+                    header = _NO_ITEM
                 if header[5] == n:  # nkey
                     if header[8]:  # continuations: the key follows their ids
                         break
-                    start = off + HEADER_SIZE
-                    if page[start : start + n] == key:
+                    if header[10] == key:
                         self.found = header
                         return cid
             i = (i + 1) & mask
@@ -199,10 +231,13 @@ class KeyIndex:
             if not self._expanding:
                 return -1
         # A chunked item on the probe, or the old table while it moves: the general way.
+        return self._find_general(key)
+
+    def _find_general(self, key: bytes) -> int:
         cid = self.get(key)
         if cid >= 0:
             page = self._pages[cid >> PAGE_SHIFT]
-            self.found = HOT_LRU.unpack_from(page, (cid & OFFSET_MASK) + OFF_CAS)
+            self.found = _UNPACK_HOT_KEY[0](page, (cid & OFFSET_MASK) + OFF_CAS)
         return cid
 
     def __setitem__(self, key: bytes, cid: int) -> None:
@@ -354,7 +389,7 @@ class KeyIndex:
         ncont: int = page[off + OFF_NCONT] | page[off + OFF_NCONT + 1] << 8
         if ncont:  # chunked: ids come first
             start += 8 * ncont
-        return page[start : start + n] == key
+        return _same_key(page, start, key)
 
     def _next(self, key: bytes, i: i64, h: i64, tag: int, default: int) -> int:
         """:meth:`get` past slot ``i`` of the new table (a chunked item's key differed)."""
