@@ -39,10 +39,15 @@ class ReceiveBuffer:
 
     def feed(self, data: bytes) -> None:
         """Append bytes read from the client."""
-        self._lines = None
         if self.pos:
             del self.data[: self.pos]
             self.pos = 0
+        # Into an empty buffer, a read of bytes is already what take_line cuts lines from:
+        # no copy of the buffer is made later. (Not a bytearray: its owner may reuse it.)
+        if not self.data and type(data) is bytes and len(data) <= _COPY_MAX:
+            self._lines = data
+        else:
+            self._lines = None
         self.data += data
 
     def clear(self) -> None:
@@ -88,7 +93,10 @@ class ReceiveBuffer:
                 return bytes(data[start:newline])
             lines = self._lines = bytes(data)
         else:
-            newline = lines.find(b"\n", self.pos + self._scanned)
+            at = self.pos + self._scanned
+            if at >= len(lines):  # all of it taken or scanned: no search (one per read)
+                return None
+            newline = lines.find(b"\n", at)
             if newline < 0:
                 self._scanned = len(lines) - self.pos
                 return None
