@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, MutableMapping
-from contextvars import ContextVar
 from typing import Any
 
 log = logging.getLogger("memcachepy")
@@ -23,9 +22,6 @@ log = logging.getLogger("memcachepy")
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
-#: The file descriptor of the connection whose request is being handled (-1 outside one).
-#: The server sets it once per connection task; trio gives each task its own context.
-CURRENT_CONNECTION: ContextVar[int] = ContextVar("memcachepy_connection", default=-1)
 
 Handler = Callable[[Any, list[Any]], int]
 Layer = Callable[[Any, list[Any], Handler], int]

@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from memcachepy.ops.hooks import CURRENT_CONNECTION, TRACE, Handler
+from memcachepy.ops.current import CURRENT_CONNECTION
+from memcachepy.ops.hooks import TRACE, Handler
 from memcachepy.protocol import events as ev
 
 log = logging.getLogger("memcachepy")

@@ -21,11 +21,11 @@ from memcachepy.config import Settings
 from memcachepy.dispatch.binary import BinaryDispatcher
 from memcachepy.dispatch.text import TEXT_FRAMING, Dispatcher
 from memcachepy.ops.counters import ServerCounters
-from memcachepy.ops.hooks import CURRENT_CONNECTION
+from memcachepy.ops.current import CURRENT_CONNECTION
 from memcachepy.ops.stats_report import ConnectionRow, connection_stats
 from memcachepy.protocol.ascii_auth import AsciiAuthParser
 from memcachepy.protocol.binary import REQUEST_MAGIC, BinaryParser
-from memcachepy.protocol.text import TextParser
+from memcachepy.protocol.text import RequestSink, TextParser
 from memcachepy.server import maintenance
 from memcachepy.server.connections import ConnectionLoop
 from memcachepy.server.listeners import (
@@ -37,7 +37,7 @@ from memcachepy.server.listeners import (
 )
 from memcachepy.server.operations import Operations
 from memcachepy.server.reply_memory import replies_per_round
-from memcachepy.server.steps import BatchSink, Connection, Handler, ProtocolParser, WatchStream
+from memcachepy.server.steps import Connection, Handler, ProtocolParser, WatchStream
 from memcachepy.server.tls import TlsError, build_server_context
 from memcachepy.server.udp import UdpListener
 from memcachepy.store.cache import Cache
@@ -343,7 +343,7 @@ class Server:
 
     # -- what the connection loop asks of the server (connections.Host) ------------------
 
-    def session(self, first_byte: int) -> tuple[ProtocolParser, Handler, BatchSink | None]:
+    def session(self, first_byte: int) -> tuple[ProtocolParser, Handler, RequestSink | None]:
         parser, handle = self._session(first_byte)
         # A plain text connection's parser calls the dispatcher directly (one call per read).
         sink = self.dispatcher if type(parser) is TextParser else None

@@ -28,7 +28,8 @@ import trio
 from memcachepy.config import Settings
 from memcachepy.dispatch.text import Dispatcher
 from memcachepy.ops.counters import ServerCounters
-from memcachepy.ops.hooks import CURRENT_CONNECTION, TRACE, Handler, RequestHooks
+from memcachepy.ops.current import CURRENT_CONNECTION
+from memcachepy.ops.hooks import TRACE, Handler, RequestHooks
 from memcachepy.ops.logs import CommandLog, apply_verbosity
 from memcachepy.ops.metrics import parse_stat_lines
 from memcachepy.ops.systemd import (

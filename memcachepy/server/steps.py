@@ -20,10 +20,10 @@ from typing import Any, Final, Protocol
 
 from memcachepy.dispatch.reply import Outcome, Reply
 from memcachepy.ops.counters import ServerCounters
-from memcachepy.ops.hooks import CURRENT_CONNECTION
+from memcachepy.ops.current import CURRENT_CONNECTION
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
-from memcachepy.protocol.text import OUTPUT_FULL, TextParser, reply_bytes
+from memcachepy.protocol.text import OUTPUT_FULL, RequestSink, TextParser, reply_bytes
 from memcachepy.server.reply_memory import GET_OOM, UNLIMITED, flushes, responses
 
 log = logging.getLogger("memcachepy")
@@ -89,18 +89,12 @@ class _NoParser:
 _NO_PARSER: Final[ProtocolParser] = _NoParser()
 
 
-class BatchSink(Protocol):
-    """A dispatcher that text parsers may call directly (see TextParser.serve)."""
-
-    def plain(self) -> bool: ...
-
-
 class Host(Protocol):
     """What the loop needs of the server around it."""
 
     counters: ServerCounters
 
-    def session(self, first_byte: int) -> tuple[ProtocolParser, Handler, BatchSink | None]:
+    def session(self, first_byte: int) -> tuple[ProtocolParser, Handler, RequestSink | None]:
         """The parser and handler for a connection, chosen by its first byte; and the
         sink when the parser answers a read in one call (TextParser.serve) and may call
         it directly."""
@@ -127,7 +121,7 @@ class Connection:
         self.peer = peer_name(address, sock.family)
         self.parser: ProtocolParser = _NO_PARSER
         self.handle: Handler | None = None
-        self.sink: BatchSink | None = None
+        self.sink: RequestSink | None = None
         # The parser again when it answers a read in one call (TextParser.serve), typed so
         # that compiled code calls it natively.
         self.batch: TextParser | None = None
@@ -298,7 +292,7 @@ class Steps:
         handle = conn.handle
         if handle is None:
             return READ
-        CURRENT_CONNECTION.set(conn.fd)
+        CURRENT_CONNECTION.fd = conn.fd  # compiled: a native store, not a method call
         sink = conn.sink
         limit = self.reply_limit
         batch = conn.batch
@@ -378,10 +372,10 @@ class Steps:
         out.append(GET_OOM)
         return Outcome.CONTINUE, 1
 
-    def process_batch(self, conn: Connection, parser: TextParser, sink: BatchSink) -> int:
+    def process_batch(self, conn: Connection, parser: TextParser, sink: RequestSink) -> int:
         """:meth:`process` in one parser call: no event per request."""
         out = conn.out
-        outcome, count = parser.serve(sink, out,  # type: ignore[arg-type]
+        outcome, count = parser.serve(sink, out,
                                       self.requests_per_event, OUTPUT_HIGH_WATER)
         state = READ
         if outcome:

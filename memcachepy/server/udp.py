@@ -29,6 +29,7 @@ import trio
 
 from memcachepy.dispatch.reply import Outcome, Reply
 from memcachepy.ops.counters import ServerCounters
+from memcachepy.ops.current import CURRENT_CONNECTION
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
 
@@ -114,6 +115,9 @@ def answer(data: bytes, session: Session) -> Iterator[list[bytes]]:
     held_bytes = 0
     # Each request consumes at least one byte, so the payload bounds the loop.
     for _ in range(len(payload) + 1):
+        # No connection: `watch` is refused. Set again after each await between batches,
+        # as the loop serves other connections meanwhile.
+        CURRENT_CONNECTION.fd = -1
         event = parser.next_event()
         if event is NEED_DATA:
             break

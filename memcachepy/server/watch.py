@@ -36,7 +36,8 @@ from typing import Any, Final
 
 from memcachepy.dispatch.reply import Outcome
 from memcachepy.ops.counters import ServerCounters
-from memcachepy.ops.hooks import CURRENT_CONNECTION, Handler, RequestHooks
+from memcachepy.ops.current import CURRENT_CONNECTION
+from memcachepy.ops.hooks import Handler, RequestHooks
 from memcachepy.ops.logs import reply_values
 from memcachepy.protocol import events as ev
 from memcachepy.store.cache import Cache, MetaItem

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from memcachepy.config import Settings
-from memcachepy.ops.hooks import CURRENT_CONNECTION
+from memcachepy.ops.current import CURRENT_CONNECTION
 from memcachepy.protocol import events as ev
 from memcachepy.server.daemon import Server
 from memcachepy.server.watch import WATCHER_BUFFER, WATCHER_LIMIT
