@@ -24,6 +24,7 @@ KEYS = 10_000
 BATCH = 2_000  # requests per buffer (what one serve call answers)
 ROUNDS = 7
 VALUE = b"v" * 100
+VALUE_1K = b"v" * 1024  # ratio.sh's X1K value size
 
 
 def _key(n: int) -> bytes:
@@ -39,15 +40,20 @@ SCENARIOS: dict[str, Callable[[int], bytes]] = {
     "ms": lambda n: b"ms %s 100 T0 F5\r\n%s\r\n" % (_key(n), VALUE),
     "md+ms": lambda n: (b"md %s q\r\n" % _key(n)) if n % 2 else
                        (b"ms %s 100 q\r\n%s\r\n" % (_key(n - 1), VALUE)),
+    # Every set replaces an item of its own size (see PREFILL), as X1K's sets do.
+    "set1k": lambda n: b"set %s 0 0 1024\r\n%s\r\n" % (_key(n), VALUE_1K),
 }
+# The value the keys hold before a scenario runs, where it is not VALUE.
+PREFILL: dict[str, bytes] = {"set1k": VALUE_1K}
 
 
 def measure(name: str) -> float:
     """Best microseconds per request over ROUNDS buffers of BATCH requests."""
     server = Server(Settings())
     dispatcher = server.dispatcher
+    value = PREFILL.get(name, VALUE)
     for n in range(KEYS):
-        dispatcher.store(b"set", _key(n), 0, 0, VALUE, True, [])
+        dispatcher.store(b"set", _key(n), 0, 0, value, True, [])
     make = SCENARIOS[name]
     data = b"".join(make(n) for n in range(BATCH))
     budget = server.settings.reqs_per_event  # -R: what one serve call answers at most
