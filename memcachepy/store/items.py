@@ -90,6 +90,8 @@ assert OFF_CAS + HOT_KEY[0].size == HEADER_SIZE
 CONT_ID: Final = struct.Struct("<q")
 # HEADER with the LRU byte: what a new item's header is written with.
 HEADER_LRU: Final = struct.Struct("<qqQiiIiBBHHBx")
+# HEADER's fields (without the LRU byte), typed: compiled, a native tuple of C ints.
+HeaderFields: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int, int]
 
 
 class ItemMemory:
@@ -119,7 +121,7 @@ class ItemMemory:
         return slabs.largest, ncont
 
     def write(
-        self, head: int, conts: list[int], parts: tuple[bytes, ...], header: tuple[int, ...],
+        self, head: int, conts: list[int], parts: tuple[bytes, ...], header: HeaderFields,
         seg: int = 0,
     ) -> None:
         """Write the header and the concatenation of ``parts`` into ``head`` and ``conts``.
@@ -129,7 +131,11 @@ class ItemMemory:
         pages = self.slabs.pages
         page = pages[head >> PAGE_SHIFT]
         off = head & OFFSET_MASK
-        HEADER_LRU.pack_into(page, off, *header, seg)
+        # The fields one by one, not ``*header``: compiled, a star call builds a list and a
+        # tuple of them first.
+        prev, nxt, cas, exptime, atime, flags, nbytes, nkey, iflags, prefix, ncont = header
+        HEADER_LRU.pack_into(page, off, prev, nxt, cas, exptime, atime, flags, nbytes, nkey,
+                             iflags, prefix, ncont, seg)
         pos = off + HEADER_SIZE
         if not conts:
             # One slice assignment of the joined parts: compiled, each assignment is one of
