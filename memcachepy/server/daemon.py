@@ -178,16 +178,18 @@ class Server:
             async with trio.open_nursery() as connections:
                 await connections.start(self.loop.run)
                 async with trio.open_nursery() as acceptors:
+                    if handle_signals:
+                        # Started, not start_soon, and before the accept loops: a client
+                        # served before the SIGHUP receiver existed could send the signal
+                        # that Python's default action turns into an exit.
+                        await acceptors.start(self._signal_loop)
+                        await acceptors.start(self._hangup_loop)
                     for sock in listeners:
                         acceptors.start_soon(self._accept_loop, sock, connections)
                     for sock in udp_sockets:
                         udp = UdpListener(sock, lambda first: self._session(first, "auto"),
                                           self.counters)
                         acceptors.start_soon(udp.serve)
-                    if handle_signals:
-                        # Started, not start_soon: signals are handled before READY=1.
-                        await acceptors.start(self._signal_loop)
-                        await acceptors.start(self._hangup_loop)
                     maintenance.start(acceptors, self.cache, self.settings.store)
                     task_status.started(self.ports)
                     acceptors.start_soon(self.operations.run)  # READY=1, watchdog, metrics
