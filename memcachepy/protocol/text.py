@@ -101,6 +101,17 @@ def reply_bytes(out: list[Any], start: int) -> int:
     return size
 
 
+def count_replies(out: list[Any], counted: int, queued: int) -> tuple[int, int]:
+    """An output bound's running count, brought up to date: (pieces counted, their bytes),
+    given that ``queued`` bytes were the first ``counted`` pieces. Should ``out`` have been
+    culled meanwhile (an error, out of reply memory), the count starts again; should it
+    then grow back past ``counted``, this overcounts, which only sends sooner."""
+    pieces = len(out)
+    if pieces < counted:
+        counted = queued = 0
+    return pieces, queued + reply_bytes(out, counted)
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)
 class RequestSink:
     """What :meth:`TextParser.serve` hands requests to (the dispatcher, seen from here).
@@ -265,9 +276,8 @@ class TextParser:
         count = 0
         outcome = 0
         next_check = _CHECK_PIECES
-        # The bytes of out[:counted]: summed as pieces come, not again at every check
-        # (that was quadratic in a long multi-get's reply). Should out be culled and grow
-        # back past counted, this overcounts, which only sends sooner.
+        # The bytes (queued) of out[:counted], kept by count_replies: summed as pieces
+        # come, not again at every check (that was quadratic in a long multi-get's reply).
         counted = queued = 0
         while count < budget:
             slow = True
@@ -298,14 +308,10 @@ class TextParser:
             if slow and not sink.plain():
                 return NOT_PLAIN, count
             if len(out) >= next_check and not self.mid_request:
-                pieces = len(out)
-                if pieces < counted:
-                    counted = queued = 0
-                queued += reply_bytes(out, counted)
-                counted = pieces
+                counted, queued = count_replies(out, counted, queued)
                 if queued >= high_water:
                     return OUTPUT_FULL, count
-                next_check = pieces + _CHECK_PIECES
+                next_check = counted + _CHECK_PIECES
         return outcome, count
 
     def _serve_line(self, line: bytes, sink: RequestSink, out: list[Any]) -> int | None:

@@ -360,9 +360,6 @@ class Server:
     def connection_closed(self, fd: int, address: object, reason: str) -> None:
         self.operations.connection_closed(fd, address, reason)
 
-    def set_current(self, fd: int) -> None:
-        CURRENT_CONNECTION.set(fd)
-
     def watch_stream(self, conn: Connection) -> WatchStream | None:
         watcher = self.operations.watcher(conn.fd)  # the client sent `watch`
         if watcher is None:

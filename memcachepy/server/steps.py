@@ -23,7 +23,13 @@ from memcachepy.ops.counters import ServerCounters
 from memcachepy.ops.current import CURRENT_CONNECTION
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
-from memcachepy.protocol.text import OUTPUT_FULL, RequestSink, TextParser, reply_bytes
+from memcachepy.protocol.text import (
+    OUTPUT_FULL,
+    RequestSink,
+    TextParser,
+    count_replies,
+    reply_bytes,
+)
 from memcachepy.server.reply_memory import GET_OOM, UNLIMITED, flushes, responses
 
 log = logging.getLogger("memcachepy")
@@ -104,8 +110,6 @@ class Host(Protocol):
     def connection_opened(self, fd: int, address: object) -> None: ...
 
     def connection_closed(self, fd: int, address: object, reason: str) -> None: ...
-
-    def set_current(self, fd: int) -> None: ...
 
     def watch_stream(self, conn: Connection) -> WatchStream | None:
         """What streams ``watch`` lines to ``conn``, or None if it is no watcher."""
@@ -303,8 +307,7 @@ class Steps:
         budget = self.requests_per_event
         outcome = Outcome.CONTINUE
         next_check = OUTPUT_CHECK_PIECES
-        # The bytes of out[:counted], as TextParser.serve keeps them; a cull (an error,
-        # out of reply memory) starts the count again.
+        # The bytes (queued) of out[:counted], kept by count_replies as TextParser.serve's.
         counted = queued = 0
         count = 0
         state = READ
@@ -335,16 +338,12 @@ class Steps:
             if len(out) >= next_check and not parser.mid_request:
                 # Backpressure: past a bound, send before answering more, so a client
                 # that asks for much and reads slowly makes us wait, not buffer.
-                pieces = len(out)
-                if pieces < counted:
-                    counted = queued = 0
-                queued += reply_bytes(out, counted)
-                counted = pieces
+                counted, queued = count_replies(out, counted, queued)
                 if queued >= OUTPUT_HIGH_WATER:
                     self.counters.output_flushes += 1
                     state = AGAIN
                     break
-                next_check = pieces + OUTPUT_CHECK_PIECES
+                next_check = counted + OUTPUT_CHECK_PIECES
             if count >= budget:
                 self.counters.conn_yields += 1
                 state = AGAIN

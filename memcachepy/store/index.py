@@ -94,19 +94,6 @@ def _store(ids: vec[i32], high: vec[i32], i: int, cid: int) -> None:
         high[i] = value >> 32
 
 
-def _same_key(page: Page, start: int, key: bytes) -> bool:
-    """Whether ``key`` lies at ``start`` in ``page`` (whose item's key length is known to
-    equal ``len(key)``).
-
-    One C call that copies nothing: a slice and a compare cost about twice as much, and this
-    is every hit's path. An ``mmap`` (``-e``) has no ``startswith``; its ``find`` bounded to
-    the key's length looks at that one place only.
-    """
-    if isinstance(page, bytearray):
-        return page.startswith(key, start)
-    return page.find(key, start, start + len(key)) == start
-
-
 class KeyIndex:
     """Key -> chunk id of the item holding that key, with a dict's interface.
 
@@ -178,7 +165,7 @@ class KeyIndex:
                     if ncont or ncont_high:
                         return cid if self._holds(cid, key) else self._next(key, i, h, tag,
                                                                              default)
-                    if _same_key(page, start, key):
+                    if page[start : start + n] == key:
                         return cid
             i = (i + 1) & mask
             t = tags[i]
@@ -389,7 +376,7 @@ class KeyIndex:
         ncont: int = page[off + OFF_NCONT] | page[off + OFF_NCONT + 1] << 8
         if ncont:  # chunked: ids come first
             start += 8 * ncont
-        return _same_key(page, start, key)
+        return page[start : start + n] == key
 
     def _next(self, key: bytes, i: i64, h: i64, tag: int, default: int) -> int:
         """:meth:`get` past slot ``i`` of the new table (a chunked item's key differed)."""
