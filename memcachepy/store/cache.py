@@ -285,8 +285,8 @@ class Cache:
             off = cid & OFFSET_MASK
             # Typed: compiled, the fields are C ints from here on, not objects.
             header: HotKeyFields = index.found
-            cas, exptime, atime, _, nbytes, nkey, iflags, plen, ncont, lru, _ = header
-            if (flushing and self.is_flushed(cas, atime)) or (exptime and exptime <= now):
+            exptime, nbytes, nkey, iflags, plen, ncont, lru, _ = header
+            if (exptime and exptime <= now) or (flushing and self.is_dead(cid, now)):
                 self._live(key, now)  # removes and counts it
                 continue
             hits += 1
@@ -308,7 +308,7 @@ class Cache:
             else:
                 if not iflags & FETCHED:
                     page[off + OFF_IFLAGS] = iflags | FETCHED
-                if atime < stale_atime:
+                if I32.unpack_from(page, off + OFF_ATIME)[0] < stale_atime:
                     self.items.bump(cid, class_id)
                     I32.pack_into(page, off + OFF_ATIME, now)
             if exptime_rel is None:
@@ -328,6 +328,7 @@ class Cache:
                 wire = self.items.read(cid, nkey if lead is None else 0, end - start)
                 start, end, page = 0, end - start, wire  # type: ignore[assignment]
             if with_cas:
+                cas = U64.unpack_from(pages[cid >> PAGE_SHIFT], off + OFF_CAS)[0]
                 split = end - nbytes - suffix_len - cas_at
                 out.append(page[start:split])
                 out.append(cas_format % cas)
@@ -555,11 +556,9 @@ class Cache:
         if cid < 0:
             return -1
         header: HotKeyFields = index.found  # typed: compiled, C ints
-        cas, exptime, atime = header[0], header[1], header[2]
+        exptime = header[0]
         oldest = self._oldest_live
-        if oldest and oldest <= now and (
-            atime <= oldest or (self._oldest_cas and cas and cas < self._oldest_cas)
-        ):
+        if oldest and oldest <= now and self._flushed(cid):
             self.remove(cid)
             self.counters.get_flushed += 1
             return -1
@@ -574,6 +573,12 @@ class Cache:
         return atime <= self._oldest_live or bool(
             self._oldest_cas and cas and cas < self._oldest_cas
         )
+
+    def _flushed(self, cid: int) -> bool:
+        """:meth:`is_flushed` of an item, read from its header."""
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        cas, _, atime = TIMES.unpack_from(page, (cid & OFFSET_MASK) + OFF_CAS)
+        return self.is_flushed(cas, atime)
 
     def is_dead(self, cid: int, now: int) -> bool:
         page = self.slabs.pages[cid >> PAGE_SHIFT]

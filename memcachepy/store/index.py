@@ -54,7 +54,7 @@ _LOW: Final = 0xFFFFFFFF
 # method lookup per probe.
 _UNPACK_HOT_KEY: Final = [shape.unpack_from for shape in HOT_KEY]
 # What a probe reads of a slot whose item cannot hold the key: nkey 0 matches no key.
-_NO_ITEM: Final[HotKeyFields] = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b"")
+_NO_ITEM: Final[HotKeyFields] = (0, 0, 0, 0, 0, 0, 0, b"")
 _SIGN: Final = 1 << 31
 
 
@@ -175,7 +175,7 @@ class KeyIndex:
 
     def find(self, key: bytes) -> int:
         """:meth:`get` for a read: the chunk id or -1, and on a hit the item's header fields
-        (HOT_LRU, from OFF_CAS) and its key in :attr:`found`.
+        (HOT_KEY's, from OFF_CAS) and its key in :attr:`found`.
 
         One unpack (HOT_KEY) reads a candidate's header and the bytes where its key lies,
         which checks the key and gives the caller what it reads next: compiled, each read
@@ -206,10 +206,10 @@ class KeyIndex:
                 except struct.error:
                     # n bytes past the header run off the page: that item's key is shorter.
                     header = _NO_ITEM
-                if header[5] == n:  # nkey
-                    if header[8]:  # continuations: the key follows their ids
+                if header[2] == n:  # nkey
+                    if header[5]:  # continuations: the key follows their ids
                         break
-                    if header[10] == key:
+                    if header[7] == key:
                         self.found = header
                         return cid
             i = (i + 1) & mask

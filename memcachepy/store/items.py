@@ -79,13 +79,18 @@ HOT: Final = struct.Struct("<QiiIiBBHH")
 HOT_LRU: Final = struct.Struct("<QiiIiBBHHB")
 # What HOT_LRU unpacks to: a variable so typed makes mypyc's code use C ints, not objects.
 HotFields: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int]
-# HOT_LRU, the header's pad byte and the ``n`` bytes after the header, for each key length
+# What a read needs, from OFF_CAS, and the ``n`` bytes after the header, for each key length
 # ``n`` up to memcached's KEY_MAX_LENGTH: an unchunked item's key follows its header, so one
-# unpack reads both what a hit needs and the key to check (the key index's probe).
+# unpack reads both what a hit needs and the key to check (the key index's probe). It skips
+# what most reads do not need: the cas (gets and a due flush_all read it), the atime (a due
+# flush_all and the flat LRU) and the client flags (the framing prefix holds them). Each
+# field unpacked is an object built, and most of these are small ints, which CPython does
+# not allocate; the cas seldom is one.
 KEY_MAX: Final = 250
-HOT_KEY: Final = [struct.Struct(f"<QiiIiBBHHBx{n}s") for n in range(KEY_MAX + 1)]
-# What HOT_KEY unpacks to: HotFields and the bytes where an unchunked item's key lies.
-HotKeyFields: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int, bytes]
+HOT_KEY: Final = [struct.Struct(f"<8xi8xiBBHHBx{n}s") for n in range(KEY_MAX + 1)]
+# What HOT_KEY unpacks to: exptime, nbytes, nkey, item flags, prefix length, continuation
+# count, the LRU byte, and the bytes where an unchunked item's key lies.
+HotKeyFields: TypeAlias = tuple[int, int, int, int, int, int, int, bytes]
 assert OFF_CAS + HOT_KEY[0].size == HEADER_SIZE
 CONT_ID: Final = struct.Struct("<q")
 # HEADER with the LRU byte: what a new item's header is written with.
