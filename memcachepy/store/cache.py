@@ -38,6 +38,7 @@ from memcachepy.store.items import (
     OFF_FLAGS,
     OFF_IFLAGS,
     OFF_LRU,
+    OFF_NCONT,
     OFF_NKEY,
     OFF_PREFIX,
     SEG_COLD,
@@ -669,7 +670,7 @@ class Cache:
                 self.remove(old)  # memcached drops the old value when a set fails
             return -1
         if old >= 0:
-            self.remove(old)
+            self._release(old)  # its index entry is pointed at the new item below
         head = chunks[0]
         cas = self._next_cas()
         header = (-1, -1, cas, rel_exptime, now, flags, len(data), len(key), iflags,
@@ -683,7 +684,10 @@ class Cache:
                 self.crawler.due = rel_exptime
         self.items.write(head, chunks[1:], (key, prefix, data, suffix), header, seg)
         self.items.link_new(head, class_id | seg << SEG_SHIFT)
-        self._index[key] = head
+        if old >= 0:
+            self._index.replace(key, old, head)
+        else:
+            self._index[key] = head
         size = self.item_total(len(key), flags, len(data))
         self.bytes += size
         self.counters.total_items += 1
@@ -694,6 +698,18 @@ class Cache:
 
     def remove(self, cid: int) -> None:
         """Unlink an item: index, LRU, chunks, accounting."""
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        off = cid & OFFSET_MASK
+        nkey: int = page[off + OFF_NKEY]
+        if U16.unpack_from(page, off + OFF_NCONT)[0]:
+            key = bytes(self.items.read(cid, 0, nkey))
+        else:
+            key = bytes(page[off + HEADER_SIZE : off + HEADER_SIZE + nkey])
+        self._index.pop(key)
+        self._release(cid)
+
+    def _release(self, cid: int) -> None:
+        """:meth:`remove` but for the index entry, which the caller points elsewhere."""
         slabs = self.slabs
         page = slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
@@ -702,17 +718,15 @@ class Cache:
         if iflags & EXT and self.ext is not None:
             self.ext.forget(cid)
             self._flash_value = None  # the chunk may hold another item next
-        if ncont:
-            key = bytes(self.items.read(cid, 0, nkey))
-        else:
-            key = bytes(page[off + HEADER_SIZE : off + HEADER_SIZE + nkey])
-        self._index.pop(key)
         class_id = slabs.page_class[cid >> PAGE_SHIFT]
         self.items.unlink(cid, class_id)
-        conts = self.items.continuations(cid) if ncont else []
-        for chunk in (cid, *conts):
-            slabs.pages[chunk >> PAGE_SHIFT][(chunk & OFFSET_MASK) + OFF_IFLAGS] = 0
-            slabs.free(chunk, class_id)
+        conts = self.items.continuations(cid) if ncont else None  # read before the free
+        page[off + OFF_IFLAGS] = 0
+        slabs.free(cid, class_id)
+        if conts is not None:
+            for chunk in conts:
+                slabs.pages[chunk >> PAGE_SHIFT][(chunk & OFFSET_MASK) + OFF_IFLAGS] = 0
+                slabs.free(chunk, class_id)
         size = self.item_total(nkey, flags, nbytes)
         self.bytes -= size
         self.counters.classes[class_id].mem_requested -= size

@@ -257,6 +257,33 @@ class KeyIndex:
         tags[i] = tag
         _store(self._ids, self._high, i, cid)
 
+    def replace(self, key: bytes, old: int, cid: int) -> None:
+        """Point ``key``'s entry, which names chunk ``old``, at ``cid`` (a set that replaced
+        an item): the probe compares chunk ids only, as one entry names ``old``, and no
+        slot empties, so nothing shifts back as a pop and a set would."""
+        h: i64 = hash(key)
+        tag: int = h >> 56 & 255  # _tag(h), inlined
+        if not tag:
+            tag = 1
+        if self._replace(self._tags, self._ids, self._high, self._mask, h, tag, old, cid):
+            return
+        if self._expanding and self._replace(self._old_tags, self._old_ids, self._old_high,
+                                             self._old_mask, h, tag, old, cid):
+            return
+        self.set(key, cid)  # ``old`` was not key's entry: as a plain set
+
+    def _replace(self, tags: vec[u8], ids: vec[i32], high: vec[i32], mask: i64, h: i64,
+                 tag: int, old: int, cid: int) -> bool:
+        i: i64 = h & mask
+        t: int = tags[i]
+        while t:
+            if t == tag and _load(ids, high, i) == old:
+                _store(ids, high, i, cid)
+                return True
+            i = (i + 1) & mask
+            t = tags[i]
+        return False
+
     def pop(self, key: bytes, default: int | None = None) -> int:
         """Remove ``key``; its chunk id (``default`` if absent, KeyError without one)."""
         h: i64 = hash(key)

@@ -28,7 +28,8 @@ class Chunks:
 
 
 keys = st.binary(min_size=1, max_size=16)
-ops = st.lists(st.tuples(st.sampled_from(["set", "pop", "step"]), keys), max_size=300)
+ops = st.lists(st.tuples(st.sampled_from(["set", "pop", "step", "replace"]), keys),
+               max_size=300)
 
 
 def check(index: KeyIndex, model: dict[bytes, int], universe: set[bytes]) -> None:
@@ -55,6 +56,12 @@ def test_index_matches_a_dict(script: list[tuple[str, bytes]], power: int) -> No
             model[key] = cid
         elif op == "pop":
             assert index.pop(key, -1) == model.pop(key, -1)
+        elif op == "replace":
+            # A set that replaced an item: the key's entry, in whichever table, is pointed
+            # at the new chunk; naming a chunk that is not the key's entry is a plain set.
+            cid = chunks.put(key)
+            index.replace(key, model.get(key, 1 << 20), cid)
+            model[key] = cid
         else:
             index.expand_step(1)
         check(index, model, seen)
@@ -84,6 +91,12 @@ def test_lookups_stay_right_while_the_index_grows_in_steps() -> None:
         assert index.get(victim) == -1
         fresh = b"new:%d" % steps
         model[fresh] = index[fresh] = chunks.put(fresh)
+        kept = b"key:%d" % (steps * 13 + 1)  # often still in the old table
+        if kept in model:
+            renewed = chunks.put(kept)
+            index.replace(kept, model[kept], renewed)
+            model[kept] = renewed
+            assert index.get(kept) == renewed
     assert 20 <= steps <= 60
     assert index.expand_step(100) == 0 and index.nbytes == 8192 * 5
     check(index, model, set(model) | {b"key:%d" % i for i in range(3073)})
