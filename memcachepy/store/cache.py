@@ -663,7 +663,7 @@ class Cache:
         if not reclaimed and not self.tuning.lru_segmented:
             self._reclaim_flat(class_id, now)
         chunks = self._alloc(class_id, 1 + ncont, now)
-        old = self._index.get(key)
+        old = self._index.again(key)  # store() looked it up; _alloc may have evicted it
         if chunks is None:
             self.counters.classes[class_id].outofmemory += 1
             if replace_on_failure and old >= 0:
@@ -673,8 +673,6 @@ class Cache:
             self._release(old)  # its index entry is pointed at the new item below
         head = chunks[0]
         cas = self._next_cas()
-        header = (-1, -1, cas, rel_exptime, now, flags, len(data), len(key), iflags,
-                  len(prefix), ncont)
         tuning = self.tuning
         seg = SEG_HOT if tuning.lru_segmented else SEG_COLD
         if rel_exptime:
@@ -682,8 +680,13 @@ class Cache:
                 seg = SEG_TEMP
             if rel_exptime < self.crawler.due:
                 self.crawler.due = rel_exptime
-        self.items.write(head, chunks[1:], (key, prefix, data, suffix), header, seg)
-        self.items.link_new(head, class_id | seg << SEG_SHIFT)
+        lru = class_id | seg << SEG_SHIFT
+        items = self.items
+        # Written linked ahead of the list's head, which link_new then points back.
+        header = (-1, items.heads[lru], cas, rel_exptime, now, flags, len(data), len(key),
+                  iflags, len(prefix), ncont)
+        items.write(head, chunks[1:], (key, prefix, data, suffix), header, seg)
+        items.link_new(head, lru)
         if old >= 0:
             self._index.replace(key, old, head)
         else:

@@ -122,6 +122,11 @@ class KeyIndex:
         # What the last hit of find() read of the item's header (HOT_LRU, from OFF_CAS),
         # and its key (b"" for a chunked item).
         self.found: HotKeyFields = _NO_ITEM
+        # The last find(), for again(): its key, its answer, and _changes at the time.
+        self._changes = 0  # set(), pop() and replace() each count one
+        self._memo_key = b""
+        self._memo_cid = -1
+        self._memo_changes = -1
 
     # -- the dict interface ---------------------------------------------------------------
 
@@ -211,11 +216,17 @@ class KeyIndex:
                         break
                     if header[7] == key:
                         self.found = header
+                        self._memo_key = key
+                        self._memo_cid = cid
+                        self._memo_changes = self._changes
                         return cid
             i = (i + 1) & mask
             t = tags[i]
         else:
             if not self._expanding:
+                self._memo_key = key
+                self._memo_cid = -1
+                self._memo_changes = self._changes
                 return -1
         # A chunked item on the probe, or the old table while it moves: the general way.
         return self._find_general(key)
@@ -225,13 +236,25 @@ class KeyIndex:
         if cid >= 0:
             page = self._pages[cid >> PAGE_SHIFT]
             self.found = _UNPACK_HOT_KEY[0](page, (cid & OFFSET_MASK) + OFF_CAS)
+        self._memo_key = key
+        self._memo_cid = cid
+        self._memo_changes = self._changes
         return cid
+
+    def again(self, key: bytes) -> int:
+        """:meth:`get` of the key the last :meth:`find` looked up, answered from that find
+        while the index has not changed since (a set looks its key up once to check it,
+        and again after making room, which may have evicted it)."""
+        if key is self._memo_key and self._changes == self._memo_changes:
+            return self._memo_cid
+        return self.get(key)
 
     def __setitem__(self, key: bytes, cid: int) -> None:
         self.set(key, cid)
 
     def set(self, key: bytes, cid: int) -> None:
         """Point ``key`` at ``cid`` (whose item must hold ``key``), replacing any entry."""
+        self._changes += 1
         h: i64 = hash(key)
         tag: int = _tag(h)
         if self._expanding:
@@ -261,6 +284,7 @@ class KeyIndex:
         """Point ``key``'s entry, which names chunk ``old``, at ``cid`` (a set that replaced
         an item): the probe compares chunk ids only, as one entry names ``old``, and no
         slot empties, so nothing shifts back as a pop and a set would."""
+        self._changes += 1
         h: i64 = hash(key)
         tag: int = h >> 56 & 255  # _tag(h), inlined
         if not tag:
@@ -286,6 +310,7 @@ class KeyIndex:
 
     def pop(self, key: bytes, default: int | None = None) -> int:
         """Remove ``key``; its chunk id (``default`` if absent, KeyError without one)."""
+        self._changes += 1
         h: i64 = hash(key)
         tag: int = _tag(h)
         i = self._slot(self._tags, self._ids, self._high, self._mask, key, h, tag)

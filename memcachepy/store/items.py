@@ -93,8 +93,13 @@ HOT_KEY: Final = [struct.Struct(f"<8xi8xiBBHHBx{n}s") for n in range(KEY_MAX + 1
 HotKeyFields: TypeAlias = tuple[int, int, int, int, int, int, int, bytes]
 assert OFF_CAS + HOT_KEY[0].size == HEADER_SIZE
 CONT_ID: Final = struct.Struct("<q")
+# The link updates' pack/unpack, bound once: compiled, calling a bound method skips the
+# method lookup that ``I64.pack_into(...)`` makes on every call.
+_PACK_I64: Final = I64.pack_into
+_UNPACK_LINKS: Final = LINKS.unpack_from
 # HEADER with the LRU byte: what a new item's header is written with.
 HEADER_LRU: Final = struct.Struct("<qqQiiIiBBHHBx")
+_PACK_HEADER_LRU: Final = HEADER_LRU.pack_into
 # HEADER's fields (without the LRU byte), typed: compiled, a native tuple of C ints.
 HeaderFields: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int, int]
 
@@ -131,7 +136,8 @@ class ItemMemory:
     ) -> None:
         """Write the header and the concatenation of ``parts`` into ``head`` and ``conts``.
 
-        ``seg`` goes in the LRU byte (the item is not linked yet: see :meth:`link_new`).
+        ``seg`` goes in the LRU byte (the item is not linked yet: see :meth:`link_new`,
+        for which ``header``'s next may already name the head of the list it goes on).
         """
         pages = self.slabs.pages
         page = pages[head >> PAGE_SHIFT]
@@ -139,8 +145,8 @@ class ItemMemory:
         # The fields one by one, not ``*header``: compiled, a star call builds a list and a
         # tuple of them first.
         prev, nxt, cas, exptime, atime, flags, nbytes, nkey, iflags, prefix, ncont = header
-        HEADER_LRU.pack_into(page, off, prev, nxt, cas, exptime, atime, flags, nbytes, nkey,
-                             iflags, prefix, ncont, seg)
+        _PACK_HEADER_LRU(page, off, prev, nxt, cas, exptime, atime, flags, nbytes, nkey, iflags,
+                         prefix, ncont, seg)
         pos = off + HEADER_SIZE
         if not conts:
             # One slice assignment of the joined parts: compiled, each assignment is one of
@@ -238,36 +244,42 @@ class ItemMemory:
         self.seg_counts[lru] += 1
 
     def link_new(self, cid: int, lru: int) -> None:
-        """:meth:`link` for a just written item whose LRU byte already names list ``lru``."""
+        """:meth:`link` for a just written item whose LRU byte already names list ``lru``,
+        and whose header's prev is -1 and next the list's head (written so by the caller:
+        one pack fewer)."""
         pages = self.slabs.pages
-        page = pages[cid >> PAGE_SHIFT]
-        off = cid & OFFSET_MASK
-        head = self.heads[lru]
-        I64.pack_into(page, off + OFF_NEXT, head)  # prev is already -1
+        heads = self.heads
+        head = heads[lru]
         if head >= 0:
-            I64.pack_into(pages[head >> PAGE_SHIFT], (head & OFFSET_MASK) + OFF_PREV, cid)
+            _PACK_I64(pages[head >> PAGE_SHIFT], (head & OFFSET_MASK) + OFF_PREV, cid)
         else:
             self.tails[lru] = cid
-        self.heads[lru] = cid
-        self.counts[lru & 63] += 1
-        self.seg_counts[lru] += 1
+        heads[lru] = cid
+        counts = self.counts
+        counts[lru & 63] = counts[lru & 63] + 1  # not +=: compiled, that is generic
+        seg_counts = self.seg_counts
+        seg_counts[lru] = seg_counts[lru] + 1
 
     def unlink(self, cid: int, class_id: int) -> None:
         pages = self.slabs.pages
         page = pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        lru = class_id | (page[off + OFF_LRU] & 3) << 6  # SEG_MASK, SEG_SHIFT
-        prev, nxt = LINKS.unpack_from(page, off)
+        lru_byte: int = page[off + OFF_LRU]
+        lru = class_id | (lru_byte & SEG_MASK) << SEG_SHIFT
+        links: tuple[int, int] = _UNPACK_LINKS(page, off)  # typed: compiled, C ints
+        prev, nxt = links
         if prev >= 0:
-            I64.pack_into(pages[prev >> PAGE_SHIFT], (prev & OFFSET_MASK) + OFF_NEXT, nxt)
+            _PACK_I64(pages[prev >> PAGE_SHIFT], (prev & OFFSET_MASK) + OFF_NEXT, nxt)
         else:
             self.heads[lru] = nxt
         if nxt >= 0:
-            I64.pack_into(pages[nxt >> PAGE_SHIFT], (nxt & OFFSET_MASK) + OFF_PREV, prev)
+            _PACK_I64(pages[nxt >> PAGE_SHIFT], (nxt & OFFSET_MASK) + OFF_PREV, prev)
         else:
             self.tails[lru] = prev
-        self.counts[class_id] -= 1
-        self.seg_counts[lru] -= 1
+        counts = self.counts
+        counts[class_id] = counts[class_id] - 1  # not -=: compiled, that is generic
+        seg_counts = self.seg_counts
+        seg_counts[lru] = seg_counts[lru] - 1
 
     def bump(self, cid: int, class_id: int) -> None:
         """Move ``cid`` to the head of the LRU it is on."""

@@ -50,6 +50,8 @@ def test_index_matches_a_dict(script: list[tuple[str, bytes]], power: int) -> No
     seen: set[bytes] = set()
     for op, key in script:
         seen.add(key)
+        # A set's second lookup (again) is answered from this find unless the index changed.
+        assert index.find(key) == model.get(key, -1)
         if op == "set":
             cid = chunks.put(key)
             index[key] = cid
@@ -64,6 +66,7 @@ def test_index_matches_a_dict(script: list[tuple[str, bytes]], power: int) -> No
             model[key] = cid
         else:
             index.expand_step(1)
+        assert index.again(key) == model.get(key, -1)
         check(index, model, seen)
     index.finish()
     assert not index.expanding
