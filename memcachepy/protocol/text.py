@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from mypy_extensions import mypyc_attr
+from mypy_extensions import i64, mypyc_attr
 
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.buffer import ReceiveBuffer
@@ -95,9 +95,12 @@ def _keys_fit(tokens: list[bytes]) -> bool:
 def reply_bytes(out: list[Any], start: int) -> int:
     """The bytes of ``out[start:]``. Output bounds add each reply piece once, as it comes
     (summing the whole output at every check was quadratic in a read's replies)."""
-    size = 0
-    for i in range(start, len(out)):
+    size: i64 = 0  # native: a multi-get adds a piece a key
+    i: i64 = start
+    end: i64 = len(out)
+    while i < end:
         size += len(out[i])
+        i += 1
     return size
 
 
