@@ -377,13 +377,27 @@ def _params() -> list[object]:
     return params
 
 
+# Cases whose ``la=`` follows a write too large to be sure of the same second: the 700 KB
+# value takes pure Python long enough on a slow machine that the clock may tick before the
+# ``me`` (seen once in CI: la=1 against memcached's la=0). Their ``la=`` must be a number.
+LA_MAY_TICK = frozenset({"mg-large-value"})
+_LA = re.compile(rb" la=\d+ ")
+
+
+def _untimed(conns: dict[int, bytes]) -> dict[int, bytes]:
+    return {conn: _LA.sub(b" la=<s> ", data) for conn, data in conns.items()}
+
+
 @pytest.mark.parametrize("c", _params())
 def test_meta_same_bytes_as_memcached(
     c: Case, differential: Callable[[Case], tuple[Outcome, Outcome]]
 ) -> None:
     reference, candidate = differential(c)
     problems: list[str] = []
-    diff = differences(normalised(reference.transcript), normalised(candidate.transcript))
+    theirs_out, ours_out = normalised(reference.transcript), normalised(candidate.transcript)
+    if c.id in LA_MAY_TICK:
+        theirs_out, ours_out = _untimed(theirs_out), _untimed(ours_out)
+    diff = differences(theirs_out, ours_out)
     if diff:
         problems.append(diff)
     theirs, ours = reference.transcript.stats(), candidate.transcript.stats()
