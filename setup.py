@@ -1,6 +1,6 @@
 """Compiles the sans-I/O modules with mypyc where it can; pure Python otherwise.
 
-What is compiled is listed in memcachepy/native/modules.py. ``MEMCACHEPY_PURE=1`` skips
+What is compiled is listed in src/memcachepy/native/modules.py. ``MEMCACHEPY_PURE=1`` skips
 compiling (and removes compiled modules an earlier in-place build left in the tree). Without
 mypy, or when mypyc or the C compiler fails, the build warns and installs the pure package:
 every compiled module keeps its .py twin, which is what runs then.
@@ -20,6 +20,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
+PACKAGE = ROOT / "src" / "memcachepy"
 # The mypyc runtime and every compiled module live in one extension, inside the package.
 GROUP = "memcachepy.native.lib"
 
@@ -27,7 +28,7 @@ GROUP = "memcachepy.native.lib"
 def _load_compiled() -> ModuleType:
     # By path: importing the memcachepy package would start the import switch it holds.
     spec = importlib.util.spec_from_file_location(
-        "_memcachepy_native_modules", ROOT / "memcachepy" / "native" / "modules.py"
+        "_memcachepy_native_modules", PACKAGE / "native" / "modules.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -43,7 +44,7 @@ def _warn(message: str) -> None:
 
 
 def _remove_inplace_outputs() -> None:
-    package = ROOT / "memcachepy"
+    package = PACKAGE
     (package / compiled.HASHES_FILE).unlink(missing_ok=True)
     for path in (package / "native").glob("lib__mypyc.*"):
         path.unlink()
@@ -63,7 +64,7 @@ def ext_modules() -> list[Extension]:
     except ImportError:
         _warn("mypy (mypyc) is not installed")
         return []
-    paths = [path.relative_to(ROOT).as_posix() for path in compiled.sources(ROOT / "memcachepy")]
+    paths = [path.relative_to(ROOT).as_posix() for path in compiled.sources(PACKAGE)]
     try:
         # multi_file: one C file per module instead of one 11 MB file, so that
         # BuildExt can run a compiler per core (pip install stays well under 2 minutes).
@@ -104,7 +105,7 @@ class BuildExt(build_ext):
         if not self.extensions:
             return  # pure: nothing compiled, nothing to record
         built = [Path(self.build_lib, self.get_ext_filename(e.name)) for e in self.extensions]
-        package = ROOT / "memcachepy"
+        package = PACKAGE
         if not all(path.exists() for path in built):
             _warn("a compiled module did not build")
             if self.inplace:

@@ -126,7 +126,7 @@ def test_store_flags() -> None:
 
 def test_running_without_the_dependencies_says_how_to_install() -> None:
     # -S: no site-packages, as `python3 -m memcachepy` from a bare checkout on Debian.
-    result = subprocess.run([sys.executable, "-S", "-m", "memcachepy"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-S", "-m", "memcachepy"], cwd=ROOT / "src",
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert result.stderr.startswith("memcachepy: the trio package is missing.")
