@@ -1,0 +1,100 @@
+"""The documentation: the site builds cleanly, the README stays a front door, links resolve.
+
+``mkdocs build --strict`` fails on a link to a missing page or anchor and on a page left
+out of ``mkdocs.yml``'s nav (the validation settings there), so a renamed page or heading
+breaks this test, not the site.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+README_MAX_LINES = 250
+# The pages a reader of the checkout follows links in (docs/ is checked by mkdocs).
+FRONT_PAGES = [README, ROOT / "bench" / "README.md", ROOT / "CHANGELOG.md"]
+# [text](target) and <a href="target">, without images' sizes or titles.
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|href=\"([^\"]+)\"")
+_FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def _relative_links(page: Path) -> list[str]:
+    text = _FENCE.sub("", page.read_text(encoding="utf-8"))  # code is not links
+    links = [a or b for a, b in _LINK.findall(text)]
+    return [
+        link
+        for link in links
+        if not re.match(r"[a-z][a-z0-9+.-]*:", link) and not link.startswith("#")
+    ]
+
+
+def test_readme_is_a_front_door() -> None:
+    lines = README.read_text(encoding="utf-8").count("\n")
+    assert lines <= README_MAX_LINES, (
+        f"README.md has {lines} lines (at most {README_MAX_LINES}): move detail to docs/"
+    )
+
+
+@pytest.mark.parametrize("page", FRONT_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(page: Path) -> None:
+    missing = [
+        link for link in _relative_links(page) if not (page.parent / link.split("#", 1)[0]).exists()
+    ]
+    assert not missing, f"{page.relative_to(ROOT)} links to missing files: {missing}"
+
+
+def test_nothing_points_outside_the_repository() -> None:
+    pages = [*FRONT_PAGES, *sorted((ROOT / "docs").rglob("*.md"))]
+    offenders = [
+        str(p.relative_to(ROOT)) for p in pages if "../shared" in p.read_text(encoding="utf-8")
+    ]
+    assert not offenders, f"these pages refer to ../shared, outside the repository: {offenders}"
+
+
+def test_python_examples_compile() -> None:
+    """Every ```python block in the README and docs/ is valid Python (a cheap guard; the
+    examples that need a server are exercised by the tests of what they show)."""
+    broken = []
+    for page in [README, *sorted((ROOT / "docs").rglob("*.md"))]:
+        for number, (language, code) in enumerate(_FENCE.findall(page.read_text("utf-8"))):
+            if language != "python":
+                continue
+            try:
+                compile(code, f"{page.relative_to(ROOT)}, block {number}", "exec")
+            except SyntaxError as error:
+                broken.append(f"{error.filename}: {error.msg} (line {error.lineno})")
+    assert not broken, "\n".join(broken)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mkdocs") is None,
+    reason="mkdocs is not installed (the [test] extra has it)",
+)
+def test_site_builds_strict(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(tmp_path / "site"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "site" / "index.html").exists()
