@@ -21,40 +21,49 @@ class ReceiveBuffer:
 
     ``data`` and ``pos`` are public so that a parser's hot path can read a header in
     place (``struct.unpack_from(buf.data, buf.pos)``) before deciding what to take.
+
+    ``data`` is the ``bytes`` of the last read while everything before it was consumed:
+    the common case, where a read holds whole requests, costs no copy at all, and lines
+    are slices of bytes (mypyc cuts those in C). Only a request left unfinished by a read
+    makes ``data`` a ``bytearray`` that gathers what follows.
     """
 
     __slots__ = ("data", "pos", "_scanned", "_lines")
 
     def __init__(self) -> None:
-        self.data = bytearray()
+        self.data: bytes | bytearray = b""
         self.pos = 0  # start of unconsumed data
         self._scanned = 0  # bytes after pos already known to hold no newline
-        # ``bytes(data)``, made by the first take_line after data changed (None: not yet):
-        # a line is then a slice of bytes, which mypyc cuts in C, where a line cut from the
-        # bytearray costs two of CPython's generic operations (the slice, then bytes()).
-        self._lines: bytes | None = None
+        # ``bytes(data)``, made by the first take_line after a bytearray's data changed
+        # (None: not yet); ``data`` itself while that is bytes.
+        self._lines: bytes | None = b""
 
     def __len__(self) -> int:
         return len(self.data) - self.pos
 
     def feed(self, data: bytes) -> None:
         """Append bytes read from the client."""
-        if self.pos:
-            del self.data[: self.pos]
-            self.pos = 0
-        # Into an empty buffer, a read of bytes is already what take_line cuts lines from:
-        # no copy of the buffer is made later. (Not a bytearray: its owner may reuse it.)
-        if not self.data and type(data) is bytes and len(data) <= _COPY_MAX:
-            self._lines = data
+        held = self.data
+        pos = self.pos
+        if pos >= len(held) and type(data) is bytes and len(data) <= _COPY_MAX:
+            self.data = self._lines = data  # all consumed: the read itself is the buffer
+            self.pos = self._scanned = 0
+            return
+        if isinstance(held, bytearray):
+            gathered = held
+            if pos:
+                del gathered[:pos]
         else:
-            self._lines = None
-        self.data += data
+            gathered = bytearray(held[pos:])  # what is left of a request, and its rest
+        gathered += data
+        self.data = gathered
+        self.pos = 0
+        self._lines = None
 
     def clear(self) -> None:
         """Drop everything (the connection is closing)."""
-        self.data = bytearray()
+        self.data = self._lines = b""
         self.pos = self._scanned = 0
-        self._lines = None
 
     def skip(self, count: int) -> int:
         """Discard up to ``count`` bytes; return how many were there to discard."""

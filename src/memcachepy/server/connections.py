@@ -46,8 +46,9 @@ from memcachepy.server.steps import (
 log = logging.getLogger("memcachepy")
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
-# Rounds served back to back while each finds ready connections, before yielding to trio.
-ROUNDS_PER_WAKEUP = 4
+# How long rounds are served back to back while each finds work, before the other tasks
+# get their turn (a round that finds nothing goes back to trio at once).
+SERVE_SLICE = 0.002
 IDLE_SWEEP = 0.25  # seconds between idle-timeout sweeps of multiplexed connections
 
 
@@ -144,18 +145,13 @@ class ConnectionLoop:
     async def _serve_ready(self) -> None:
         steps = self.steps
         fileno = steps.epoll.fileno()
-        serve_round = steps.serve_round
+        serve_for = steps.serve_for
         while True:
             if steps.again:
                 await trio.lowlevel.checkpoint()
             else:
                 await trio.lowlevel.wait_readable(fileno)
-            # While rounds find work, take the next one at once: a wake-up through trio's
-            # scheduler costs more than the requests of a small round. Bounded, so that
-            # the other tasks (accept, timers, TLS) wait at most a few rounds.
-            for _ in range(ROUNDS_PER_WAKEUP):
-                if not serve_round():
-                    break
+            serve_for(SERVE_SLICE)
 
     async def _sweep_idle(self) -> None:
         """``idle_timeout`` for multiplexed connections: memcached's conn_timeout thread

@@ -188,6 +188,16 @@ class Steps:
                 self.settle(conn, self.guard(conn, DO_PROCESS))
         return len(ready) + len(again)
 
+    def serve_for(self, seconds: float) -> None:
+        """Serve rounds back to back until one finds nothing to do, or ``seconds`` pass.
+
+        A wake-up through trio's scheduler costs more than a small round's requests, so
+        the loop goes back to trio only when idle, or once a slice is spent, so that the
+        other tasks (accept, timers, TLS connections) still run at least that often."""
+        end = time.monotonic() + seconds
+        while self.serve_round() and time.monotonic() < end:
+            pass
+
     def settle(self, conn: Connection, state: int) -> None:
         """Register a multiplexed connection for what it waits on now, or close it."""
         if state == WRITE:
@@ -406,17 +416,26 @@ class Steps:
         """Send ``conn.out``: joined into one send unless big (no doubling). False if the
         socket took only part (the rest waits in ``conn.unsent``)."""
         out = conn.out
-        conn.out = []
         size = reply_bytes(out, 0)
-        if len(out) == 1:
-            pieces = out
-        elif size <= OUTPUT_HIGH_WATER:
-            pieces = [b"".join(out)]
-        else:
-            pieces = _group(out)
         self.counters.bytes_written += size
-        conn.unsent = pieces
-        return self.send_unsent(conn) != WRITE
+        if size > OUTPUT_HIGH_WATER:
+            conn.out = []
+            conn.unsent = _group(out)
+            return self.send_unsent(conn) != WRITE
+        # The common case: one send of one buffer, and the list kept for the next replies.
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        try:
+            sent = conn.sock.send(data)
+        except (BlockingIOError, ssl.SSLWantWriteError):
+            sent = 0
+        except ssl.SSLWantReadError:
+            conn.send_wants_read = True
+            sent = 0
+        if sent == len(data):
+            return True
+        conn.unsent = [memoryview(data)[sent:] if sent else data]
+        return False
 
     def send_unsent(self, conn: Connection) -> int:
         pieces = conn.unsent
