@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mmap
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +18,7 @@ class Chunks:
     """One page of chunks, each holding an item header and its key, as the cache writes them."""
 
     def __init__(self) -> None:
-        self.pages: list[Page] = [bytearray(PAGE_SIZE)]
+        self.pages: list[Page] = [mmap.mmap(-1, PAGE_SIZE)]
         self.next = 0
 
     def put(self, key: bytes) -> int:
@@ -110,7 +112,8 @@ def test_page_numbers_past_32_gib_need_the_wide_table() -> None:
     index = KeyIndex(chunks.pages, 12)
     index.widen()
     far = (40 << 30 >> PAGE_SHIFT) << PAGE_SHIFT
-    chunks.pages.extend(bytearray() for _ in range(far >> PAGE_SHIFT))
+    unused = mmap.mmap(-1, mmap.PAGESIZE)
+    chunks.pages.extend(unused for _ in range(far >> PAGE_SHIFT))
     chunks.pages[far >> PAGE_SHIFT] = chunks.pages[0]  # the same memory, far away
     cid = chunks.put(b"far")
     index[b"far"] = far | cid

@@ -325,11 +325,17 @@ class Cache:
                 out.append(lead)
                 start = off + HEADER_SIZE
                 end = start + nkey + plen + nbytes + suffix_len
-            if ncont:
+            if ncont:  # a chunked item: its stream gathered from its chunks
                 wire = self.items.read(cid, nkey if lead is None else 0, end - start)
-                start, end, page = 0, end - start, wire  # type: ignore[assignment]
-            if with_cas:
-                cas = U64.unpack_from(pages[cid >> PAGE_SHIFT], off + OFF_CAS)[0]
+                if with_cas:
+                    split = len(wire) - nbytes - suffix_len - cas_at
+                    out.append(wire[:split])
+                    out.append(cas_format % self.cas_of(cid))
+                    out.append(wire[split:])
+                else:
+                    out.append(wire)
+            elif with_cas:
+                cas = U64.unpack_from(page, off + OFF_CAS)[0]
                 split = end - nbytes - suffix_len - cas_at
                 out.append(page[start:split])
                 out.append(cas_format % cas)

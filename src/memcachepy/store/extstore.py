@@ -51,7 +51,7 @@ from memcachepy.store.items import (
     SEG_SHIFT,
     ItemMemory,
 )
-from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, SlabAllocator
+from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, Page, SlabAllocator
 
 # A record on flash: crc32 of key and value, key length, value length; then key, value.
 RECORD: Final = struct.Struct("<III")
@@ -134,12 +134,12 @@ class ExtStore:
 
     # -- header items ---------------------------------------------------------------------
 
-    def _location_at(self, cid: int) -> tuple[bytearray, int]:
+    def _location_at(self, cid: int) -> tuple[Page, int]:
         """The page and offset of a header item's location record."""
         page = self.host.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
         _, _, _, _, _, nkey, _, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
-        return page, off + HEADER_SIZE + nkey + plen  # type: ignore[return-value]
+        return page, off + HEADER_SIZE + nkey + plen
 
     def location(self, cid: int) -> tuple[int, int, int, int, int]:
         """(version, page, offset, record length, crc) of a header item."""

@@ -195,7 +195,7 @@ class ItemMemory:
         base = off + HEADER_SIZE
         return [CONT_ID.unpack_from(page, base + i * CONT_ID.size)[0] for i in range(ncont)]
 
-    def read(self, head: int, start: int, length: int) -> bytes | bytearray:
+    def read(self, head: int, start: int, length: int) -> bytes:
         """``length`` bytes of the item's stream from ``start``."""
         page = self.slabs.pages[head >> PAGE_SHIFT]
         off = head & OFFSET_MASK
@@ -211,7 +211,7 @@ class ItemMemory:
         for cont in conts:
             coff = (cont & OFFSET_MASK) + HEADER_SIZE
             stream += pages[cont >> PAGE_SHIFT][coff : coff + room]
-        return stream[start : start + length]
+        return bytes(stream[start : start + length])
 
     # -- LRU ------------------------------------------------------------------------
 

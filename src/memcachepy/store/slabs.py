@@ -22,11 +22,16 @@ CHUNK_ALIGN: Final = 8
 ITEM_HEADER_SIZE: Final = 48
 MAX_CLASSES: Final = 63
 
-Page: TypeAlias = bytearray | mmap.mmap
-"""One page of slab memory: a bytearray, or a mapping of the memory file (``-e``).
+Page: TypeAlias = mmap.mmap
+"""One page of slab memory: an anonymous mapping, or one of the memory file (``-e``).
 
-Both copy on slicing, so a slice handed to a reply never changes under it.
+A mapping, not a bytearray: slicing one gives ``bytes`` (one object, which ``b"".join``
+reads without the buffer protocol) and slice assignment copies without a resize check;
+CPython's bytearray costs more at both, and the store does both for every hit and write.
+A slice is a copy, so a slice handed to a reply never changes under it.
 """
+# What a released page's slot holds: no page's memory (the mapping is closed).
+_RELEASED: Final = mmap.mmap(-1, mmap.PAGESIZE)
 
 
 @dataclass(slots=True)
@@ -161,7 +166,7 @@ class SlabAllocator:
     def _new_page(self, number: int) -> Page:
         if self._page_source is not None:
             return self._page_source(number)
-        return bytearray(PAGE_SIZE)
+        return mmap.mmap(-1, PAGE_SIZE)
 
     def _assign(self, number: int, cls: SlabClass) -> None:
         self.page_class[number] = cls.id
@@ -215,7 +220,10 @@ class SlabAllocator:
         if not self.pool or self.fixed_memory:
             return False
         number = self.pool.pop()
-        self.pages[number] = bytearray()
+        page = self.pages[number]
+        self.pages[number] = _RELEASED
+        if self._page_source is None:
+            page.close()
         self.released.append(number)
         return True
 
