@@ -137,7 +137,7 @@ def test_bad_usage_exits_64() -> None:
 
 def test_console_script_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["memcachepy-tool"] == "memcachepy.tool.cli:main"
+    assert project["scripts"]["memcachepy-tool"] == "memcachepy.tool.__main__:main"
     assert any(dep.startswith("prometheus-client") for dep in project["dependencies"])
 
 
