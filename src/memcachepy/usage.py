@@ -1,4 +1,5 @@
-"""Command-line parsing that fails the way memcached does: one line, memcached's status."""
+"""Command-line parsing that fails the way memcached does (one line, memcached's status), and
+what the commands say when a dependency is missing."""
 
 from __future__ import annotations
 
@@ -77,6 +78,26 @@ def getopt_complaint(message: str, words: Sequence[str] = ()) -> str | None:
     if match := _AMBIGUOUS.match(message):
         return f"option '{match.group(1)}' is ambiguous"
     return None
+
+
+# What the commands' entry points (memcachepy/__main__.py, tool/__main__.py) say when a
+# dependency is missing, instead of a traceback: a Python without them (a checkout run with
+# the system Python, a venv filled with ``pip install --no-deps``) reaches them.
+INSTALL_HINT = (
+    "Install memcachepy and its dependencies in a virtual environment (Python 3.11 or "
+    "later). From a checkout, ./scripts/start.sh makes .venv, installs into it and starts "
+    "the daemon; or by hand:\n"
+    "  python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/memcachepy"
+)
+
+
+def exit_if_missing(missing: ModuleNotFoundError) -> NoReturn:
+    """Exit with the install hint when the missing module is a third-party package (any
+    of pyproject's dependencies, or theirs); re-raise for memcachepy's or the stdlib's."""
+    top = (missing.name or "").partition(".")[0]
+    if not top or top == "memcachepy" or top in sys.stdlib_module_names:
+        raise missing
+    sys.exit(f"memcachepy: the {top} package is missing. {INSTALL_HINT}")
 
 
 # The -o suboptions, as `memcached -h` lists them, with what each does here. (The word

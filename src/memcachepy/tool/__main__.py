@@ -2,7 +2,7 @@
 
 import sys
 
-from memcachepy.dependencies import exit_if_missing
+from memcachepy.usage import exit_if_missing
 
 
 def main() -> int:
