@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -367,6 +368,10 @@ def test_help_checks_the_config_file_as_a_start_does(tmp_path: Path) -> None:
     # A bad value given with -h (or --help) is refused too, before any help.
     refused = run("-c", "0", "--help")
     assert refused.returncode == 1 and refused.stdout == ""
+    if os.geteuid() == 0:  # as root, a start looks up the -u user first
+        nouser = run("-u", "nosuchuser", "-h")
+        assert (nouser.returncode, nouser.stderr) == (
+            67, "memcachepy: can't find the user nosuchuser to switch to\n")
 
 
 def test_threads_are_noted_whenever_given() -> None:

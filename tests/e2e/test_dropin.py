@@ -166,6 +166,24 @@ def test_a_pid_file_the_user_cannot_write_is_refused_before_detaching(
         _stop(pid)
 
 
+def test_a_relative_pid_file_is_where_the_command_ran(tmp_path: Path) -> None:
+    # The daemon moves to / (as memcached's daemon() does); the path is taken before that.
+    port = free_port()
+    user = ["-u", "root"] if os.geteuid() == 0 else []
+    result = subprocess.run([sys.executable, "-m", "memcachepy", "-d", "-p", str(port),
+                             "-P", "relative.pid", *user], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    pid = _daemon_pid(port)
+    try:
+        _wait_for_file(tmp_path / "relative.pid")
+        assert int((tmp_path / "relative.pid").read_text()) == pid
+    finally:
+        _stop(pid)
+    _wait_gone(pid)
+    assert not (tmp_path / "relative.pid").exists()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the warning is about running as root")
 def test_root_warning_is_logged_once_with_one_level(tmp_path: Path) -> None:
     port = free_port()
