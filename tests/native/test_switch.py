@@ -118,7 +118,8 @@ def test_the_checkout_runs_and_reports_the_installed_build(python_flags: tuple[s
 
 def test_sources_that_shadow_a_compiled_build_say_so_once() -> None:
     if _installed_build() != "compiled":
-        pytest.skip("the installed build is not compiled: nothing to shadow")
+        pytest.skip("pure Python runs here (MEMCACHEPY_PURE, or nothing compiled): no "
+                    "compiled build to shadow")
     # python -m from src/ imports the sources there (the current directory comes first).
     shadowed = _version(cwd=REPO / "src")
     assert shadowed.stdout.endswith(" (pure)\n")
