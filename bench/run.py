@@ -6,6 +6,11 @@
     python bench/run.py --crosscheck  # loadgen against memcaslap, on memcached
     python bench/run.py --help
 
+It measures the memcachepy installed in the Python that runs it (and says whether that
+build is compiled or pure); that Python also needs matplotlib for the plot:
+
+    pip install '.[bench]'            # from the repository's root, into a venv
+
 See bench/README.md.
 """
 

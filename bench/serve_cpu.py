@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from memcachepy.config import Settings
+from memcachepy.native.switch import running_build
 from memcachepy.protocol.text import TextParser
 from memcachepy.server.daemon import Server
 
@@ -74,6 +75,7 @@ def measure(name: str) -> float:
 
 
 def main(argv: list[str]) -> None:
+    print(f"memcachepy build: {running_build()}")  # pure costs several times compiled
     for name in argv or list(SCENARIOS):
         print(f"{name:10s} {measure(name):7.2f} us/request")
 

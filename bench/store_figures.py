@@ -4,7 +4,7 @@
     python bench/store_figures.py                 # everything (about 6 minutes)
     python bench/store_figures.py memory scan     # some of: scan expiry shift restart memory
 
-Each figure runs real daemons on loopback (memcachepy from this checkout, and Debian's
+Each figure runs real daemons on loopback (the memcachepy installed in this Python, and Debian's
 memcached 1.6.18 where a comparison is asked for) and prints one Markdown section; the
 README quotes them. Every loop is bounded in count and time.
 """
@@ -44,7 +44,8 @@ class Server:
             binary = shutil.which("memcached") or "/usr/bin/memcached"
             argv = [binary, "-t", "1", "-l", HOST, "-p", str(self.port), "-U", "0", "-u", "root"]
         else:
-            argv = [sys.executable, "-m", "memcachepy", "-l", HOST, "-p", str(self.port)]
+            # -P: the installed build, not a memcachepy folder in the current directory.
+            argv = [sys.executable, "-P", "-m", "memcachepy", "-l", HOST, "-p", str(self.port)]
         self.argv = argv + list(args)
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdin=subprocess.DEVNULL,

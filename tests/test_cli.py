@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -131,6 +132,76 @@ def test_running_without_the_dependencies_says_how_to_install() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("memcachepy: the trio package is missing.")
     assert "python3 -m venv .venv && .venv/bin/pip install ." in result.stderr
+    assert "./scripts/start.sh" in result.stderr
+
+
+# Runs a command's entry point (``python -m`` or the console script's function) in a Python
+# where one module cannot be imported, as if that package were not installed.
+WITHOUT = """
+import sys
+from importlib.abc import MetaPathFinder
+
+missing, entry = sys.argv[1], sys.argv[2]
+sys.argv[1:] = sys.argv[3:]
+
+class Missing(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == missing:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Missing())
+if entry.startswith("-m"):
+    import runpy
+    runpy.run_module(entry.split()[-1] if " " in entry else "memcachepy", run_name="__main__",
+                     alter_sys=True)
+else:
+    module, function = entry.split(":")
+    sys.exit(getattr(__import__(module, fromlist=[function]), function)())
+"""
+
+
+# Each runtime dependency, with a command that first needs it ("tool": memcachepy-tool).
+MISSING = [
+    ("librt", ["-V"]), ("mypy_extensions", ["-V"]), ("trio", ["-V"]),
+    ("prometheus_client", ["-V"]), ("pymemcache", ["cluster", "up", "--help"]),
+    ("pymemcache", ["tool", "cluster"]),
+]
+
+
+def test_every_runtime_dependency_is_tried_missing() -> None:
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~;\s\[]", dep)[0].replace("-", "_")
+             for dep in project["dependencies"]}
+    assert names == {name for name, _ in MISSING}
+
+
+@pytest.mark.parametrize(("missing", "command"), MISSING)
+@pytest.mark.parametrize("entry", ["-m", "console script"])
+def test_any_missing_dependency_says_how_to_install(missing: str, command: list[str],
+                                                   entry: str) -> None:
+    """Every runtime dependency (pyproject.toml's), where a command first needs it."""
+    if command[0] == "tool":
+        command = command[1:]
+        entry = "-m memcachepy.tool" if entry == "-m" else "memcachepy.tool.__main__:main"
+    elif entry != "-m":
+        entry = "memcachepy.__main__:main"
+    result = subprocess.run([sys.executable, "-c", WITHOUT, missing, entry, *command],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(f"memcachepy: the {missing} package is missing.")
+    assert "./scripts/start.sh" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_console_scripts_go_through_the_entry_points() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"memcachepy": "memcachepy.__main__:main",
+                       "memcachepy-tool": "memcachepy.tool.__main__:main"}
 
 
 # Values memcached 1.6.18 refuses: memcachepy must refuse each with memcached's message
@@ -244,3 +315,68 @@ def test_help_lists_every_suboption_and_what_the_harness_looks_for() -> None:
         assert name in text, name
     # memcached's t/lib reads -h: extstore is here (it runs those tests), seccomp is not.
     assert "ext_path" in text and "no_drop_privileges" not in text
+
+
+def test_version_names_the_build() -> None:
+    from memcachepy import VERSION
+    from memcachepy.native.switch import running_build
+
+    result = run("-V")
+    assert result.returncode == 0
+    assert result.stdout == f"memcachepy {VERSION} ({running_build()})\n"
+    assert running_build() in ("compiled", "pure")
+
+
+def _memcached_words(result: subprocess.CompletedProcess[str]) -> str:
+    """memcached's complaint as memcachepy words it: one line, our name for getopt's."""
+    text = " ".join((result.stdout + result.stderr).split())
+    return "memcachepy: " + text.split("memcached: ", 1)[-1]  # getopt names argv[0]
+
+
+@pytest.mark.parametrize("args", [["-Q"], ["-vQ"], ["--bogus"], ["--bogus=1"], ["-p"],
+                                  ["--port"], ["-m", "8", "--conn"], ["-o"]], ids=" ".join)
+def test_an_illegal_flag_fails_as_memcached_does(args: list[str]) -> None:
+    binary = require_binary("memcached")
+    real = subprocess.run([binary, "-p", "0", "-U", "0", "-u", "root", *args],
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    ours = run("-p", "0", "-U", "0", *args)
+    assert real.returncode == ours.returncode == 1
+    assert ours.stderr.splitlines() == [_memcached_words(real)]
+    assert ours.stderr.rstrip().endswith('Illegal argument "?"')
+
+
+def test_a_stray_word_is_refused_with_the_illegal_flags() -> None:
+    # memcached's getopt skips it silently; memcachepy refuses it, a typo being likelier.
+    result = run("-p", "0", "11311")
+    assert result.returncode == 1
+    assert result.stderr == 'memcachepy: unexpected argument \'11311\' Illegal argument "?"\n'
+
+
+def test_help_checks_the_config_file_as_a_start_does(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.conf", tmp_path / "bad.conf"
+    good.write_text("-m 128\n-p 11311\n")
+    bad.write_text("-m 128\n-Q\n")
+    missing = tmp_path / "missing.conf"
+    helped = run("--config-file", str(good), "-h")
+    assert helped.returncode == 0 and "--config-file" in helped.stdout
+    for conf in (bad, missing):
+        start = run("--config-file", str(conf), "-p", "0", "-U", "0")
+        check = run("--config-file", str(conf), "-p", "0", "-U", "0", "-h")
+        assert start.returncode != 0 and start.stderr.count("\n") == 1, start.stderr
+        assert (check.returncode, check.stderr, check.stdout) == (start.returncode,
+                                                                 start.stderr, "")
+    # A bad value given with -h (or --help) is refused too, before any help.
+    refused = run("-c", "0", "--help")
+    assert refused.returncode == 1 and refused.stdout == ""
+    if os.geteuid() == 0:  # as root, a start looks up the -u user first
+        nouser = run("-u", "nosuchuser", "-h")
+        assert (nouser.returncode, nouser.stderr) == (
+            67, "memcachepy: can't find the user nosuchuser to switch to\n")
+
+
+def test_threads_are_noted_whenever_given() -> None:
+    assert not any(note.startswith("-t") for note in settings_from_args([]).notes)
+    for threads in ("4", "8", "1"):
+        notes = settings_from_args(["-t", threads]).notes
+        assert any(note.startswith(f"-t {threads}: ") for note in notes), notes
+    assert settings_from_args([]).threads == 4

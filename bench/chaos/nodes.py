@@ -61,7 +61,7 @@ class DataNode:
         """Start the daemon; ``warm`` restores the memory file a graceful stop saved."""
         if not warm and self.memory_file.exists():
             self.memory_file.unlink()
-        argv = [sys.executable, "-m", "memcachepy", "-l", self.host, "-p", str(self.port),
+        argv = [sys.executable, "-P", "-m", "memcachepy", "-l", self.host, "-p", str(self.port),
                 "-m", str(self.memory_mb), "-e", str(self.memory_file)]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
@@ -102,7 +102,7 @@ class ConfigEndpoint:
         token_file = workdir / "admin.token"
         token_file.write_text(self.token + "\n")
         token_file.chmod(0o600)
-        argv = [sys.executable, "-m", "memcachepy", "-l", host, "-p", str(self.port),
+        argv = [sys.executable, "-P", "-m", "memcachepy", "-l", host, "-p", str(self.port),
                 "-m", "8", "--cluster-config", str(self.file),
                 "--cluster-admin-token-file", str(token_file)]
         with (workdir / "endpoint.log").open("ab") as log:

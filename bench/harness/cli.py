@@ -2,7 +2,6 @@
 
 import argparse
 import shlex
-import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -13,11 +12,11 @@ from .install import (
     SetupError,
     build_loadgen,
     ensure_binaries,
-    ensure_module,
-    ensure_project_dependencies,
+    installed_memcachepy,
+    require_module,
 )
 from .machine import CpuPlan, plan_cpus
-from .paths import REPO_DIR, RESULTS_DIR
+from .paths import RESULTS_DIR
 from .scenarios import LoadParams, Scenario, default_scenarios, select_scenarios
 from .servers import ServerError, ServerSpec, parse_server_definition, resolve_servers
 
@@ -64,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="results folder (default bench/results/<date>, -2, -3... if taken)")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     p.add_argument("--no-install", action="store_true",
-                   help="fail instead of installing missing tools with apt-get / pip")
+                   help="fail instead of installing missing tools with apt-get (Python "
+                        "packages are never installed: pip install '.[bench]')")
     p.add_argument("--rebuild", action="store_true", help="rebuild the loadgen even if fresh")
     p.add_argument("--crosscheck", action="store_true",
                    help="instead of the comparison: run loadgen and memcaslap against "
@@ -82,22 +82,6 @@ def pick_out_dir(marker: str) -> Path:
     return candidate
 
 
-def check_memcachepy_runnable() -> None:
-    """Fails with a clear message while `python -m memcachepy --help` does not work."""
-    try:
-        done = subprocess.run([sys.executable, "-m", "memcachepy", "--help"], cwd=REPO_DIR,
-                              capture_output=True, text=True, timeout=30, check=False)
-    except subprocess.TimeoutExpired:
-        raise SetupError("`python -m memcachepy --help` did not answer within 30 s") from None
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise SetupError(
-            "memcachepy is not runnable yet (`python -m memcachepy --help` failed: "
-            + " / ".join(tail)
-            + "); to validate the bench alone use --servers memcached,memcached"
-        )
-
-
 def ensure_tools(specs: list[ServerSpec], crosscheck: bool, allow_install: bool,
                  rebuild: bool) -> Path:
     """Installs and builds what this run needs; returns the loadgen binary."""
@@ -110,10 +94,10 @@ def ensure_tools(specs: list[ServerSpec], crosscheck: bool, allow_install: bool,
         needed.update(memcached="memcached", memcaslap="libmemcached-tools")
     ensure_binaries(needed, allow_install)
     if not crosscheck:
-        ensure_module("matplotlib", "matplotlib", allow_install)
+        require_module("matplotlib")
     if any("memcachepy" in spec.command for spec in specs):
-        ensure_project_dependencies(allow_install)
-        check_memcachepy_runnable()
+        build = installed_memcachepy()
+        print(f"memcachepy: the {build} build installed in {sys.executable}", file=sys.stderr)
     return build_loadgen(force=rebuild)
 
 

@@ -88,8 +88,12 @@ def run_comparison(opts: CompareOptions, loadgen: Path) -> int:
             log = opts.out_dir / f"server-{_file_name(spec.name)}.log"
             pin = opts.cpus.prefix(opts.cpus.server_cpu)
             srv = stack.enter_context(RunningServer(spec, pin, REPO_DIR, log))
-            print(f"started {spec.name} on 127.0.0.1:{srv.port} ({srv.version or 'no version'})",
-                  file=sys.stderr)
+            build = f", {srv.build} build" if srv.build else ""
+            print(f"started {spec.name} on 127.0.0.1:{srv.port} "
+                  f"({srv.version or 'no version'}{build})", file=sys.stderr)
+            if srv.build and srv.build != "compiled":
+                print(f"warning: {spec.name} runs its {srv.build} build, not the compiled one "
+                      "an install from a machine with a C compiler runs", file=sys.stderr)
             servers.append(srv)
         progress = Progress(len(opts.scenarios) * opts.repeats * len(servers),
                             opts.warmup_s + opts.duration_s + 1.0)
@@ -100,7 +104,8 @@ def run_comparison(opts: CompareOptions, loadgen: Path) -> int:
                 for srv in order:
                     records.append(_one_run(opts, loadgen, sc, srv, repeat, progress))
         progress.close()
-        infos = tuple(ServerInfo(s.spec.name, " ".join(s.argv), s.version) for s in servers)
+        infos = tuple(ServerInfo(s.spec.name, " ".join(s.argv), s.version, s.build)
+                      for s in servers)
     wall = (datetime.now().astimezone() - started).total_seconds()
     names = [s.name for s in opts.specs]
     summaries = {(sc.name, n): summarize(records, sc, n) for sc in opts.scenarios for n in names}

@@ -1,15 +1,17 @@
-"""Installs and builds what the benchmark needs: Debian packages, pip packages, the loadgen."""
+"""Installs and builds what the benchmark needs: Debian packages and the loadgen. Python
+packages are the user's to install (pip install '.[bench]'): they say which are missing."""
 
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
-import tomllib
-from importlib import metadata
 from pathlib import Path
 
 from .paths import BUILD_DIR, LOADGEN_BINARY, LOADGEN_SOURCE, REPO_DIR
+
+# What installs memcachepy and the benchmark's Python packages into the Python that runs it.
+BENCH_INSTALL = "pip install '.[bench]'"
 
 CFLAGS = ("-O2", "-Wall", "-Wextra", "-std=c11")
 
@@ -49,44 +51,30 @@ def ensure_binaries(binaries: dict[str, str], allow_install: bool) -> None:
         raise SetupError(f"{', '.join(still)} still missing after installing {packages}")
 
 
-def pip_install(requirements: list[str], allow_install: bool) -> None:
-    """Installs Python packages into this interpreter with pip."""
-    if not requirements:
-        return
-    if not allow_install:
-        raise SetupError(f"missing Python packages: pip install {' '.join(requirements)}")
-    _run([sys.executable, "-m", "pip", "install", "--quiet", *requirements],
-         "installing " + ", ".join(requirements))
-    importlib.invalidate_caches()
-
-
-def ensure_module(module: str, requirement: str, allow_install: bool) -> None:
-    """Makes `module` importable, installing `requirement` with pip if it is not."""
+def require_module(module: str) -> None:
+    """Fails, saying how to install it, when `module` cannot be imported here."""
     if importlib.util.find_spec(module) is None:
-        pip_install([requirement], allow_install)
+        raise SetupError(f"{module} is missing from {sys.executable}: {BENCH_INSTALL} "
+                         "(from the repository's root) installs what the benchmark needs")
 
 
-def _distribution_name(requirement: str) -> str:
-    for i, ch in enumerate(requirement):
-        if not (ch.isalnum() or ch in "-_."):
-            return requirement[:i]
-    return requirement
-
-
-def ensure_project_dependencies(allow_install: bool) -> None:
-    """Installs memcachepy's runtime dependencies (from pyproject.toml) that are missing."""
-    pyproject = REPO_DIR / "pyproject.toml"
-    if not pyproject.exists():
-        return
-    with pyproject.open("rb") as f:
-        deps: list[str] = tomllib.load(f).get("project", {}).get("dependencies", [])
-    missing = []
-    for requirement in deps:
-        try:
-            metadata.version(_distribution_name(requirement))
-        except metadata.PackageNotFoundError:
-            missing.append(requirement)
-    pip_install(missing, allow_install)
+def installed_memcachepy() -> str:
+    """The build (compiled or pure) of the memcachepy installed in this Python, as its
+    `-V` says; fails when there is none. -P: the current directory cannot shadow it."""
+    argv = [sys.executable, "-P", "-m", "memcachepy", "-V"]
+    try:
+        done = subprocess.run(argv, cwd=REPO_DIR, capture_output=True, text=True, timeout=30,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise SetupError("`python -P -m memcachepy -V` did not answer within 30 s") from None
+    if done.returncode != 0:
+        tail = " / ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise SetupError(
+            f"memcachepy is not installed in {sys.executable} ({tail}): {BENCH_INSTALL} "
+            "(from the repository's root; or run the benchmark with .venv/bin/python after "
+            "./scripts/start.sh); to validate the bench alone use --servers memcached,memcached")
+    version = done.stdout.strip()
+    return version.rsplit("(", 1)[-1].rstrip(")") if version.endswith(")") else "unknown"
 
 
 def build_loadgen(force: bool = False) -> Path:

@@ -20,7 +20,7 @@ PANELS: tuple[tuple[str, Metric | None], ...] = (
 def write_plot(path: Path, title: str, scenarios: list[Scenario], servers: list[str],
                baseline: str, summaries: dict[tuple[str, str], Summary]) -> None:
     """Writes a PNG with one panel per metric; bars are medians, whiskers min..max."""
-    import matplotlib  # imported here: the runner installs it first if it is missing
+    import matplotlib  # imported here: the runner checks first that it is installed
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -11,6 +11,7 @@ class ServerInfo:
     name: str
     command: str
     version: str
+    build: str = ""  # memcachepy's: compiled or pure
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +156,8 @@ def render(info: BenchInfo, scenarios: list[Scenario],
         f"- CPUs: {info.cpu_note}",
         f"- Load average (1, 5, 15 min) before: {info.load_before}; after: {info.load_after} "
         "(anything above what the benchmark itself adds is other work sharing the cores)",
-        *[f"- {s.name}: `{s.command}` ({s.version or 'no version reply'})"
+        *[f"- {s.name}: `{s.command}` ({s.version or 'no version reply'}"
+          + (f"; {s.build} build)" if s.build else ")")
           for s in info.servers],
         "- Load: bench/loadgen.c (epoll, closed loop, every reply parsed and verified), "
         "loopback only",

@@ -15,7 +15,8 @@ HOST = "127.0.0.1"
 
 BUILTIN_COMMANDS = {
     "memcached": "memcached -t 1 -l 127.0.0.1 -p {port} -U 0 -u root -m 64",
-    "memcachepy": "{python} -m memcachepy -l 127.0.0.1 -p {port} -m 64",
+    # -P: the memcachepy installed in this Python, whatever the current directory holds.
+    "memcachepy": "{python} -P -m memcachepy -l 127.0.0.1 -p {port} -m 64",
 }
 
 
@@ -74,6 +75,27 @@ def free_port() -> int:
         return port
 
 
+def ask_stats(port: int, group: bytes, timeout: float = 2.0) -> dict[str, str]:
+    """``stats <group>`` as name -> value (empty on any failure or an ERROR reply)."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as s:
+            s.sendall(b"stats " + group + b"\r\n")
+            reply = b""
+            while not reply.endswith((b"END\r\n", b"ERROR\r\n")):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+    except OSError:
+        return {}
+    found = {}
+    for line in reply.decode("ascii", "replace").splitlines():
+        words = line.split(" ", 2)
+        if len(words) == 3 and words[0] == "STAT":
+            found[words[1]] = words[2]
+    return found
+
+
 def ask(port: int, request: bytes, timeout: float = 2.0) -> bytes:
     """Sends one request and returns the first reply line (empty on any failure)."""
     try:
@@ -101,6 +123,8 @@ class RunningServer:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.version = ""
+        # memcachepy's `stats settings` says which build runs: compiled or pure.
+        self.build = ""
 
     def __enter__(self) -> "RunningServer":
         self.start()
@@ -126,6 +150,7 @@ class RunningServer:
                 time.sleep(0.05)
                 continue
             self.version = ask(self.port, b"version\r\n").decode("ascii", "replace")
+            self.build = ask_stats(self.port, b"settings").get("build", "")
             return
         self.stop()
         raise ServerError(f"{self.spec.name} did not accept connections on port {self.port} "

@@ -50,7 +50,8 @@ def rss_kb(pid: int) -> int:
 
 
 def start_node(port: int, memory: int, log: Path) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "memcachepy", "-l", HOST, "-p", str(port), "-m", str(memory)]
+    argv = [sys.executable, "-P", "-m", "memcachepy", "-l", HOST, "-p", str(port),
+            "-m", str(memory)]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=log.open("wb"))
     deadline = time.monotonic() + 15

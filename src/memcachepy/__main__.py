@@ -1,12 +1,18 @@
+"""``python -m memcachepy`` and the ``memcachepy`` command."""
+
 import sys
 
-try:
-    from memcachepy.cli import main
-except ModuleNotFoundError as missing:  # run from a checkout without its dependencies
-    if missing.name not in ("trio", "pymemcache", "prometheus_client"):
-        raise
-    sys.exit(f"memcachepy: the {missing.name} package is missing. Install memcachepy and its "
-             "dependencies in a virtual environment (Python 3.11 or later):\n"
-             "  python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/memcachepy")
+from memcachepy.usage import exit_if_missing
 
-sys.exit(main())
+
+def main() -> int:
+    try:
+        from memcachepy.cli import main as cli_main
+
+        return cli_main()
+    except ModuleNotFoundError as missing:  # some modules load only when needed
+        exit_if_missing(missing)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,10 +13,12 @@ import trio
 from memcachepy import VERSION
 from memcachepy.config import EX_USAGE, MIB, ConfigError, Settings
 from memcachepy.extended import apply_extended
+from memcachepy.native.switch import running_build
 from memcachepy.ops.logs import log_level
 from memcachepy.ops.process import (
     EX_OSERR,
     ProcessError,
+    can_write_as,
     daemonize,
     drop_privileges,
     enable_coredumps,
@@ -42,23 +44,29 @@ from memcachepy.usage import (
     DEBIAN_CONF,
     EXTENDED_HELP,
     ConfFileError,
-    UsageParser,
+    DaemonUsageParser,
     conf_file_flags,
 )
 
 LICENSE = "no license text ships with this version; see the README"
 
 
-def build_parser() -> UsageParser:
-    p = UsageParser(
+def build_parser() -> DaemonUsageParser:
+    p = DaemonUsageParser(
         prog="memcachepy",
         description="A memcached-compatible cache daemon. Flags follow memcached 1.6.18's "
                     "names and defaults, except that it listens on 127.0.0.1.",
         epilog=EXTENDED_HELP + "\n'memcachepy cluster up --nodes N' starts a local cluster "
                "instead (see 'memcachepy cluster --help').",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
     )
     add = p.add_argument
+    # Not argparse's help action, which prints at once: the flags given with -h (and the
+    # --config-file) are checked first, so that "-h" checks a configuration.
+    add("-h", "--help", action="store_true",
+        help="check the other flags given (and the --config-file) as a start would, then "
+             "print this help and exit")
     add("-p", "--port", type=int, default=None,
         help="TCP port to listen on (default: 11211; 0: TCP off; -1: a free port)")
     add("-U", "--udp-port", type=int, default=None,
@@ -86,7 +94,9 @@ def build_parser() -> UsageParser:
         help="-v: connection events, protocol errors and notes on flags; -vv: also "
              "every command and reply; -vvv: also internal detail (to stderr)")
     add("-i", "--license", action="store_true", help="print the license and exit")
-    add("-V", "--version", action="version", version=f"memcachepy {VERSION}")
+    add("-V", "--version", action="version",
+        version=f"memcachepy {VERSION} ({running_build()})",
+        help="print the version and the build that runs (compiled or pure) and exit")
     add("-P", "--pidfile", metavar="FILE", help="save PID in FILE, only used with -d option")
     add("-f", "--slab-growth-factor", type=float, default=1.25,
         help="chunk size growth factor (default: 1.25)")
@@ -96,8 +106,9 @@ def build_parser() -> UsageParser:
         help="accepted (no large pages here; noted at -v)")
     add("-D", dest="delimiter", metavar="CHAR",
         help="prefix delimiter for per-prefix stats; turns them on ('stats detail on')")
-    add("-t", "--threads", type=int, default=4,
-        help="accepted: one event loop serves every connection here (noted at -v)")
+    add("-t", "--threads", type=int, default=None,
+        help="accepted (default: 4): one event loop serves every connection here (noted "
+             "at -v)")
     add("-R", "--max-reqs-per-event", type=int, default=20,
         help="requests one connection runs before others get a turn (default: 20)")
     add("-C", "--disable-cas", action="store_true", help="disable use of CAS")
@@ -213,9 +224,12 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
     except ConfFileError as exc:
         parser.fail(str(exc), _BAD_VALUE)
     args = parser.parse_args(words)
-    if args.license:
+    if args.license and not args.help:
         print(f"memcachepy {VERSION}: {LICENSE}")
         raise SystemExit(0)
+    threads_given = args.threads is not None
+    if not threads_given:
+        args.threads = 4  # memcached's default, reported by stats settings
     try:
         _flag_checks(args)
         port = 11211 if args.port is None else args.port
@@ -253,13 +267,20 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
             store.slab_chunk_max = settings.item_size_max
             settings.notes.append(f"-I {args.max_item_size}: slab_chunk_max lowered to "
                                   f"{store.slab_chunk_max} (memcached would refuse)")
-        settings.notes[:0] = _flag_notes(settings)
+        settings.notes[:0] = _flag_notes(settings, threads_given)
         settings.validate()
         if settings.tls_enabled:
             build_server_context(settings.tls)  # refuse bad certificates before listening
         _check_cluster_files(settings)
+        if args.help and settings.user and running_as_root():
+            user_ids(settings.user)  # a start as root looks the user up first thing
     except (ConfigError, TlsError) as exc:
         parser.fail(str(exc), getattr(exc, "code", EX_USAGE))
+    except ProcessError as exc:
+        parser.fail(str(exc), exc.code)
+    if args.help:
+        parser.print_help()
+        raise SystemExit(0)
     return settings
 
 
@@ -273,10 +294,10 @@ def _octal(text: str) -> int:
     return int(digits, 8) & 0o777 if digits else 0
 
 
-def _flag_notes(settings: Settings) -> list[str]:
+def _flag_notes(settings: Settings, threads_given: bool) -> list[str]:
     """One line for each flag accepted without effect here (logged at -v)."""
     notes = []
-    if settings.threads != 4:
+    if threads_given:
         notes.append(f"-t {settings.threads}: one event loop serves every connection here "
                      "(stats report threads 1); run several daemons to use more cores")
     if settings.large_pages:
@@ -366,7 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bound.unlink_unix()
         if settings.pid_file and settings.daemonize:
-            remove_pid_file(settings.pid_file)
+            problem = remove_pid_file(settings.pid_file)
+            if problem:
+                log.warning("%s", problem)
     return 1 if server.save_error else 0  # a failed -e save (logged by the server)
 
 
@@ -384,50 +407,64 @@ class _WarnWhenServing:
 
 def _become_daemon(settings: Settings, bound: BoundListeners,
                    log: logging.Logger) -> str | None:
-    """memcached's order, after the sockets are bound: core limit, fork (-d), pid file
-    (-P, holding the daemon's pid), memory lock (-k), then drop root (-u).
+    """After the sockets are bound: core limit (-r), fork (-d), memory lock (-k), drop root
+    (-u), then the pid file (-P, holding the daemon's pid).
 
-    Returns the warning to log once serving, when running as root without ``-u``.
+    memcached writes its pid file as the user it runs as, so the daemon can remove it at
+    exit wherever it could write it; so does memcachepy. Returns the warning to log once
+    serving, when running as root without ``-u``.
     """
     root_warning = None
     if running_as_root() and not settings.user:
         # memcached refuses to start as root without -u; memcachepy keeps starting so
         # that a one-command start works in root containers, but says so loudly.
-        root_warning = ("WARNING: running as root without -u: anyone who breaks into the "
-                        "daemon gets root; start it with -u USER (e.g. -u memcache)")
+        root_warning = ("running as root without -u: anyone who breaks into the daemon "
+                        "gets root; start it with -u USER (e.g. -u memcache)")
     if settings.coredumps:
         enable_coredumps()
+    user = settings.user if running_as_root() else None
+    if user:
+        uid, gid = user_ids(user)  # an unknown user fails here, before -d detaches
     if settings.daemonize:
         if root_warning:
-            print(f"memcachepy: {root_warning}", file=sys.stderr)  # before stderr goes
-        daemonize(keep_stdio=settings.verbosity > 0)  # as memcached's daemon(0, verbose)
+            log.warning("%s", root_warning)  # while stderr is still the terminal
+            root_warning = None
         if settings.pid_file:
-            try:
-                warning = write_pid_file(settings.pid_file)
-            except OSError as exc:
-                log.error("Could not open the pid file %s for writing: %s",
-                          settings.pid_file, exc.strerror)
-            else:
-                if warning:
-                    log.warning("%s", warning)
+            # Where the command was started, not / where the daemon moves.
+            settings.pid_file = os.path.abspath(settings.pid_file)
+        if settings.pid_file and user:
+            directory = os.path.dirname(settings.pid_file)
+            if not can_write_as(user, directory):
+                # Said before the fork: the daemon's own complaint goes to /dev/null.
+                log.error("user %s cannot create files in %s: no pid file will be written",
+                          user, directory)
+        daemonize(keep_stdio=settings.verbosity > 0)  # as memcached's daemon(0, verbose)
     if settings.lock_memory:
         warning = lock_memory()
         if warning:
             log.warning("%s", warning)
-    if settings.user and running_as_root():
+    if user:
         # memcached makes its UNIX socket after dropping root; giving ours to the user
         # has the same effect (the user can remove it, clients see the user's socket).
-        uid, gid = user_ids(settings.user)
         for path in bound.unix_files:
             os.chown(path, uid, gid)
         preload_for_user()
-        drop_privileges(settings.user)
-        log.info("running as user %s", settings.user)
+        drop_privileges(user)
+        log.info("running as user %s", user)
         unreadable = library_unreadable()
         if unreadable:
             log.warning("user %s cannot read Python's library at %s: modules loaded later "
                         "may fail; install memcachepy where that user can read it",
-                        settings.user, unreadable)
+                        user, unreadable)
+    if settings.daemonize and settings.pid_file:
+        try:
+            warning = write_pid_file(settings.pid_file)
+        except OSError as exc:
+            log.error("Could not open the pid file %s for writing: %s",
+                      settings.pid_file, exc.strerror)
+        else:
+            if warning:
+                log.warning("%s", warning)
     return root_warning
 
 

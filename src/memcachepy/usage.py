@@ -1,13 +1,19 @@
-"""Command-line parsing that fails the way memcached does: one line, exit status 64."""
+"""Command-line parsing that fails the way memcached does (one line, memcached's status), and
+what the commands say when a dependency is missing."""
 
 from __future__ import annotations
 
 import argparse
 import re
 import shlex
+import sys
+from collections.abc import Sequence
 from typing import NoReturn
 
-EX_USAGE = 64  # memcached exits with EX_USAGE on a bad option
+EX_USAGE = 64  # memcached exits with EX_USAGE on a bad option value
+# memcached 1.6.18's status when getopt returns '?' (an unknown flag, or one missing its
+# value): it prints getopt's complaint, then 'Illegal argument "?"', and returns 1.
+ILLEGAL_ARGUMENT = 1
 
 
 class UsageParser(argparse.ArgumentParser):
@@ -19,6 +25,79 @@ class UsageParser(argparse.ArgumentParser):
     def fail(self, message: str, code: int) -> NoReturn:
         """One line on stderr and exit ``code`` (memcached's status for that error)."""
         self.exit(code, f"{self.prog}: {' '.join(message.split())}\n")
+
+
+class DaemonUsageParser(UsageParser):
+    """The daemon's parser: a flag memcached's getopt would not accept fails as memcached
+    fails, with getopt's words and 'Illegal argument "?"' on one line, status 1; a bad
+    value keeps EX_USAGE."""
+
+    _words: Sequence[str] = ()
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(self._words, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        complaint = getopt_complaint(message, self._words)
+        if complaint is None:
+            self.fail(message, EX_USAGE)
+        self.fail(f'{complaint} Illegal argument "?"', ILLEGAL_ARGUMENT)
+
+
+_UNRECOGNIZED = re.compile(r"unrecognized arguments: (\S+)")
+_MISSING_VALUE = re.compile(r"argument ([^:]+): expected one argument")
+_STRAY_LETTERS = re.compile(r"argument [^:]+: ignored explicit argument '(.)")
+_AMBIGUOUS = re.compile(r"ambiguous option: (\S+?)(?:=\S*)? could match")
+
+
+def getopt_complaint(message: str, words: Sequence[str] = ()) -> str | None:
+    """What glibc's getopt says for the flag argparse's ``message`` is about, or None when
+    the message is about a value (which getopt never checks). ``words``: the command line,
+    to tell whether a flag missing its value was written short or long."""
+    if match := _UNRECOGNIZED.match(message):
+        word = match.group(1)
+        if word.startswith("--"):
+            return f"unrecognized option '{word}'"
+        if word.startswith("-") and len(word) > 1:
+            return f"invalid option -- '{word[1]}'"
+        return f"unexpected argument '{word}'"  # getopt skips it; a typo is likelier
+    if match := _MISSING_VALUE.match(message):
+        names = match.group(1).split("/")
+        short = [name for name in names if not name.startswith("--")]
+        long = [name for name in names if name.startswith("--")]
+        written = [word for word in words if word in short
+                   or any(word.startswith("--") and name.startswith(word) for name in long)]
+        if short and (not long or not written or written[-1] in short):
+            return f"option requires an argument -- '{short[0][1:]}'"
+        return f"option '{long[0]}' requires an argument"
+    if match := _STRAY_LETTERS.match(message):
+        return f"invalid option -- '{match.group(1)}'"
+    if match := _AMBIGUOUS.match(message):
+        return f"option '{match.group(1)}' is ambiguous"
+    return None
+
+
+# What the commands' entry points (memcachepy/__main__.py, tool/__main__.py) say when a
+# dependency is missing, instead of a traceback: a Python without them (a checkout run with
+# the system Python, a venv filled with ``pip install --no-deps``) reaches them.
+INSTALL_HINT = (
+    "Install memcachepy and its dependencies in a virtual environment (Python 3.11 or "
+    "later). From a checkout, ./scripts/start.sh makes .venv, installs into it and starts "
+    "the daemon; or by hand:\n"
+    "  python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/memcachepy"
+)
+
+
+def exit_if_missing(missing: ModuleNotFoundError) -> NoReturn:
+    """Exit with the install hint when the missing module is a third-party package (any
+    of pyproject's dependencies, or theirs); re-raise for memcachepy's or the stdlib's."""
+    top = (missing.name or "").partition(".")[0]
+    if not top or top == "memcachepy" or top in sys.stdlib_module_names:
+        raise missing
+    sys.exit(f"memcachepy: the {top} package is missing. {INSTALL_HINT}")
 
 
 # The -o suboptions, as `memcached -h` lists them, with what each does here. (The word

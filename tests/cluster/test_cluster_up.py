@@ -31,9 +31,11 @@ READY = "Ctrl-C stops the cluster."
 class ClusterUp:
     """A running ``memcachepy cluster up`` and what its banner said."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, command: tuple[str, ...] = (sys.executable, "-m",
+                                                               "memcachepy"),
+                 cwd: Path | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "memcachepy", "cluster", "up", *args],
+            [*command, "cluster", "up", *args], cwd=cwd,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True)
         self.lines: queue.Queue[str | None] = queue.Queue()
@@ -95,8 +97,9 @@ def alive(pid: int) -> bool:
 
 
 @contextmanager
-def cluster_up(*args: str) -> Iterator[ClusterUp]:
-    cluster = ClusterUp(*args)
+def cluster_up(*args: str, command: tuple[str, ...] = (sys.executable, "-m", "memcachepy"),
+               cwd: Path | None = None) -> Iterator[ClusterUp]:
+    cluster = ClusterUp(*args, command=command, cwd=cwd)
     try:
         yield cluster
     finally:
@@ -199,3 +202,33 @@ def test_nodes_die_with_a_killed_command() -> None:
         while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not alive(pid)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("shadow", ["checkout", "package"])
+def test_cluster_up_from_the_folder_that_holds_the_checkout(tmp_path: Path,
+                                                            shadow: str) -> None:
+    """The installed command, run where a folder named memcachepy sits: a checkout (no
+    __init__.py, a namespace package to Python), or a broken package. The nodes must run
+    the installed memcachepy, not what the current directory holds."""
+    script = Path(sys.executable).parent / "memcachepy"
+    if not script.exists():
+        pytest.skip(f"no memcachepy console script beside {sys.executable}")
+    folder = tmp_path / "memcachepy"
+    folder.mkdir()
+    (folder / "src").symlink_to(ROOT / "src")
+    (folder / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    if shadow == "package":
+        (folder / "__init__.py").write_text("raise ImportError('the shadow was imported')\n")
+    with cluster_up("--nodes", "2", "--base-port", "0", command=(str(script),),
+                    cwd=tmp_path) as cluster:
+        cluster.read_until(READY)
+        nodes = cluster.nodes()
+        assert len(nodes) == 2
+        for port in nodes:
+            with socket.create_connection((HOST, port), timeout=5) as sock:
+                assert exchange(sock, b"version\r\n", b"\r\n").startswith(b"VERSION 1.6.18")
+        cluster.proc.send_signal(signal.SIGINT)
+        assert cluster.proc.wait(15) == 0

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,11 +81,31 @@ def _stop(pid: int, timeout: float = 10.0) -> None:
     os.kill(pid, 9)
 
 
+@pytest.fixture
+def run_dir() -> Iterator[Path]:
+    """A directory that nobody owns, as Debian makes /run/memcached for memcache (pytest's
+    tmp_path is root's, mode 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="memcachepy-run-"))
+    entry = pwd.getpwnam("nobody")
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        assert time.monotonic() < deadline, f"process {pid} still runs"
+        time.sleep(0.02)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="-u needs root")
 def test_debian_line_daemonizes_drops_to_nobody_and_serves_both_addresses(
-        tmp_path: Path) -> None:
+        run_dir: Path) -> None:
     port = free_port()
-    pid_file = tmp_path / "memcached.pid"
+    pid_file = run_dir / "memcached.pid"
     argv = [a.replace("PORT", str(port)) for a in DEBIAN_LINE]
     argv[argv.index("memcache")] = "nobody"
     argv[argv.index("/var/run/memcached/memcached.pid")] = str(pid_file)
@@ -111,8 +134,70 @@ def test_debian_line_daemonizes_drops_to_nobody_and_serves_both_addresses(
                 b"VALUE k 0 2\r\nv4\r\nEND\r\n")
         stats = _exchange(socket.AF_INET, (HOST, port), b"stats\r\n")
         assert b"STAT pid %d\r\n" % pid in stats  # the pid file holds the daemon's pid
+        assert pid_file.stat().st_uid == nobody  # written as the user, as memcached does
     finally:
         _stop(pid)
+    _wait_gone(pid)
+    assert not pid_file.exists()  # so the user could remove it at SIGTERM
+
+
+def _daemon_pid(port: int) -> int:
+    _wait_connectable(socket.AF_INET, (HOST, port))
+    stats = _exchange(socket.AF_INET, (HOST, port), b"stats\r\n")
+    return int(next(line.split()[2] for line in stats.splitlines()
+                    if line.startswith(b"STAT pid ")))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="-u needs root")
+def test_a_pid_file_the_user_cannot_write_is_refused_before_detaching(
+        tmp_path: Path) -> None:
+    port = free_port()
+    pid_file = tmp_path / "memcached.pid"  # root's directory, mode 0700
+    result = subprocess.run([sys.executable, "-m", "memcachepy", "-d", "-p", str(port),
+                             "-u", "nobody", "-P", str(pid_file)],
+                            capture_output=True, text=True, timeout=30)
+    pid = _daemon_pid(port)
+    try:
+        assert result.returncode == 0  # memcached starts without its pid file too
+        assert result.stderr.endswith(f" memcachepy ERROR user nobody cannot create files in "
+                                      f"{tmp_path}: no pid file will be written\n")
+        assert not pid_file.exists()
+    finally:
+        _stop(pid)
+
+
+def test_a_relative_pid_file_is_where_the_command_ran(tmp_path: Path) -> None:
+    # The daemon moves to / (as memcached's daemon() does); the path is taken before that.
+    port = free_port()
+    user = ["-u", "root"] if os.geteuid() == 0 else []
+    result = subprocess.run([sys.executable, "-m", "memcachepy", "-d", "-p", str(port),
+                             "-P", "relative.pid", *user], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    pid = _daemon_pid(port)
+    try:
+        _wait_for_file(tmp_path / "relative.pid")
+        assert int((tmp_path / "relative.pid").read_text()) == pid
+    finally:
+        _stop(pid)
+    _wait_gone(pid)
+    assert not (tmp_path / "relative.pid").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the warning is about running as root")
+def test_root_warning_is_logged_once_with_one_level(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "stderr"
+    with log.open("w") as err:  # -v keeps the daemon's stderr: this file
+        result = subprocess.run([sys.executable, "-m", "memcachepy", "-d", "-v", "-p",
+                                 str(port)], stderr=err, timeout=30)
+    assert result.returncode == 0
+    pid = _daemon_pid(port)
+    _stop(pid)
+    _wait_gone(pid)
+    warnings = [line for line in log.read_text().splitlines() if "running as root" in line]
+    assert len(warnings) == 1, warnings
+    assert " memcachepy WARNING running as root without -u: " in warnings[0]
 
 
 def test_unix_socket_with_mask_serves_pymemcache_text_and_binary(tmp_path: Path) -> None:

@@ -9,10 +9,13 @@ import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
-from memcachepy.native.modules import PACKAGE_DIR, source_hashes, sources
+import pytest
+
+from memcachepy.native.modules import PACKAGE_DIR, pure_requested, source_hashes, sources
 from memcachepy.native.switch import stale_modules
 
 ROOT = PACKAGE_DIR.parent
+REPO = Path(__file__).resolve().parents[2]
 # Imports a compiled-or-pure module, uses it, and says which file it came from.
 PROBE = (
     "import memcachepy.store.cache as c\n"
@@ -88,3 +91,64 @@ def test_a_stale_build_runs_pure_and_says_so(tmp_path: Path) -> None:
                             text=True, timeout=60, check=True, cwd=tmp_path)
     assert result.stdout.strip() == str(cache)
     assert "sources changed since they were compiled (store/cache.py)" in result.stderr
+
+
+def _installed_build() -> str:
+    """What the installed package runs, asked from a directory where nothing shadows it."""
+    if pure_requested():
+        return "pure"
+    return _run("import runpy; runpy.run_module('memcachepy.native', run_name='__main__')",
+                pure=False)
+
+
+def _version(*python_flags: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, *python_flags, "-m", "memcachepy", "-V"],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+                          check=True)
+
+
+@pytest.mark.parametrize("python_flags", [(), ("-P",)], ids=["plain", "safe-path"])
+def test_the_checkout_runs_and_reports_the_installed_build(python_flags: tuple[str, ...]) -> None:
+    # From the repository's root (src/ layout: no memcachepy folder there to shadow it).
+    result = _version(*python_flags, cwd=REPO)
+    assert result.stdout.endswith(f" ({_installed_build()})\n"), result.stdout
+    assert result.stderr == ""
+
+
+def test_sources_that_shadow_a_compiled_build_say_so_once() -> None:
+    if _installed_build() != "compiled":
+        pytest.skip("pure Python runs here (MEMCACHEPY_PURE, or nothing compiled): no "
+                    "compiled build to shadow")
+    # python -m from src/ imports the sources there (the current directory comes first).
+    shadowed = _version(cwd=REPO / "src")
+    assert shadowed.stdout.endswith(" (pure)\n")
+    assert shadowed.stderr.count("\n") == 1, shadowed.stderr
+    assert shadowed.stderr == (
+        f"memcachepy: the sources at {REPO / 'src' / 'memcachepy'} shadow the compiled build "
+        f"at {PACKAGE_DIR}; running pure Python (start it from another directory, with "
+        "python -P -m memcachepy, or with the memcachepy command)\n")
+    # -P leaves the current directory off sys.path: the installed build runs.
+    safe = _version("-P", cwd=REPO / "src")
+    assert (safe.stdout.endswith(" (compiled)\n"), safe.stderr) == (True, "")
+
+
+def test_pure_mode_is_not_a_shadow() -> None:
+    env = {**os.environ, "MEMCACHEPY_PURE": "1"}
+    result = subprocess.run([sys.executable, "-m", "memcachepy", "-V"], cwd=REPO / "src",
+                            env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.endswith(" (pure)\n") and result.stderr == ""
+
+
+def test_compiled_elsewhere_finds_only_a_compiled_build(tmp_path: Path) -> None:
+    from memcachepy.native.switch import compiled_elsewhere
+
+    sources_only, built = tmp_path / "a" / "memcachepy", tmp_path / "b" / "memcachepy"
+    for package in (sources_only, built):
+        (package / "store").mkdir(parents=True)
+        (package / "store" / "cache.py").write_text("X = 1\n")
+    (built / "compiled_sources.json").write_text("{}")
+    path = [str(sources_only.parent), str(built.parent)]
+    assert compiled_elsewhere(sources_only, path) == built
+    assert compiled_elsewhere(built, path) is None  # compiled itself
+    assert compiled_elsewhere(sources_only, path[:1]) is None  # nothing compiled further down

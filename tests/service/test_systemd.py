@@ -32,7 +32,7 @@ from memcachepy.ops.systemd import (
 )
 from memcachepy.server.daemon import Server
 from tests.e2e.wire import exchange
-from tests.servers import HOST, free_port, require_binary
+from tests.servers import HOST, free_port, memcachepy_server, require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION_REPLY = b"VERSION "
@@ -339,16 +339,42 @@ def test_under_socket_activation_the_start_up_line_comes_before_the_first_client
     assert listening and first_client and listening[0] < first_client[0], lines
 
 
+def _resident_mib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):  # the peak, in kB
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_cache_full_of_the_smallest_items_fits_the_memory_max_rule() -> None:
+    """What the rule rests on: filled with 10-byte keys and 1-byte values (the most items,
+    so the largest key index, per MB) until it evicts, the daemon stays below it."""
+    from memcachepy.ops.systemd import recommended_memory_max
+
+    megabytes = 16
+    with memcachepy_server("-m", str(megabytes)) as server, server.connect(30) as sock:
+        evictions, sent = 0, 0
+        while not evictions:
+            assert sent < 1_000_000, "no evictions"
+            sock.sendall(b"".join(b"set %010d 0 0 1 noreply\r\nx\r\n" % n
+                                  for n in range(sent, sent + 20_000)))
+            sent += 20_000
+            stats = exchange(sock, b"stats\r\n", b"END\r\n")
+            evictions = int(stats.split(b"STAT evictions ")[1].split(b"\r\n")[0])
+        peak = _resident_mib(server.proc.pid)
+    assert peak < recommended_memory_max(megabytes << 20) >> 20, peak
+
+
 def test_a_memory_max_below_the_rule_is_warned_about(monkeypatch: pytest.MonkeyPatch,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     from memcachepy.ops import systemd
 
     mib = 1024 * 1024
-    assert systemd.recommended_memory_max(64 * mib) == 224 * mib
+    assert systemd.recommended_memory_max(64 * mib) == 176 * mib
     monkeypatch.setattr(systemd, "cgroup_memory_max", lambda: 100 * mib)
     with caplog.at_level("WARNING", logger="memcachepy"):
         systemd.check_memory_max(64 * mib)
-        assert "MemoryMax=100M) is below the 224M that -m 64 may need" in caplog.text
+        assert "MemoryMax=100M) is below the 176M that -m 64 may need" in caplog.text
         caplog.clear()
         monkeypatch.setattr(systemd, "cgroup_memory_max", lambda: None)  # not limited
         systemd.check_memory_max(64 * mib)

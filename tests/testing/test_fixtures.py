@@ -107,7 +107,7 @@ def test_marker_passes_flags(memcachepy_server):
 def test_server_fixture_faults(pytester: pytest.Pytester, exe: str) -> None:
     result = run(pytester, FAULTS, *exe_args(exe))
     result.assert_outcomes(passed=8)
-    expected = "memcached" if exe == "memcached" else "python -m memcachepy"
+    expected = "memcached" if exe == "memcached" else "python -P -m memcachepy"
     result.stdout.fnmatch_lines([f"memcachepy fixtures run: *{expected}*"])
 
 

@@ -45,8 +45,8 @@ def tool(address: str, *args: str, timeout: float = 30) -> subprocess.CompletedP
                           capture_output=True, timeout=timeout)
 
 
-def text(result: subprocess.CompletedProcess[bytes]) -> str:
-    assert result.returncode == 0, result.stderr
+def text(result: subprocess.CompletedProcess[bytes], status: int = 0) -> str:
+    assert result.returncode == status, result.stderr
     return result.stdout.decode()
 
 
@@ -137,7 +137,7 @@ def test_bad_usage_exits_64() -> None:
 
 def test_console_script_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["memcachepy-tool"] == "memcachepy.tool.cli:main"
+    assert project["scripts"]["memcachepy-tool"] == "memcachepy.tool.__main__:main"
     assert any(dep.startswith("prometheus-client") for dep in project["dependencies"])
 
 
@@ -282,7 +282,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, lis
 def test_cluster_lists_nodes_with_health_and_key_share(
         cluster: tuple[str, list[int], int]) -> None:
     endpoint, ports, dead = cluster
-    data = json.loads(text(tool(endpoint, "cluster", "--json", "--timeout", "2")))
+    # Exit status 2: listed, but a node is DOWN (for scripts and health checks).
+    data = json.loads(text(tool(endpoint, "cluster", "--json", "--timeout", "2"), status=2))
     assert data["version"] >= 1 and data["endpoint"] == endpoint
     nodes = {node["port"]: node for node in data["nodes"]}
     assert set(nodes) == {*ports, dead}
@@ -292,7 +293,7 @@ def test_cluster_lists_nodes_with_health_and_key_share(
     assert abs(sum(shares) - 1) < 1e-9 and all(0.1 < share < 0.45 for share in shares)
     assert abs(sum(node["item_share"] for node in data["nodes"]) - 1) < 1e-9
 
-    table = text(tool(endpoint, "cluster", "--timeout", "2"))
+    table = text(tool(endpoint, "cluster", "--timeout", "2"), status=2)
     assert table.startswith(f"cluster config version {data['version']} from {endpoint}: "
                             "4 nodes, 3 up\n")
     assert re.search(rf"node3\|127\.0\.0\.1\|{dead} +DOWN", table)
@@ -301,10 +302,29 @@ def test_cluster_lists_nodes_with_health_and_key_share(
 
 def test_cluster_asks_another_endpoint(cluster: tuple[str, list[int], int]) -> None:
     endpoint, ports, _ = cluster
-    data = json.loads(text(tool(f"{HOST}:{ports[1]}", "cluster", endpoint, "--json")))
+    data = json.loads(text(tool(f"{HOST}:{ports[1]}", "cluster", endpoint, "--json"),
+                           status=2))
     assert data["endpoint"] == endpoint and len(data["nodes"]) == 4
     refused = tool(f"{HOST}:{ports[1]}", "cluster")  # no --cluster-config there: ERROR
     assert refused.returncode == 1
     assert refused.stderr.decode() == (
         f"memcachepy-tool: {HOST}:{ports[1]} answered ERROR to 'config get cluster': not a "
         "configuration endpoint (memcachepy is one with --cluster-config FILE)\n")
+
+
+def test_cluster_exits_0_when_every_node_is_up(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "nodes"
+    config.write_text(f"node0|127.0.0.1|{port}\n")
+    server = spawn(memcachepy_argv(port, "--cluster-config", str(config)), port)
+    try:
+        table = text(tool(f"{HOST}:{port}", "cluster", "--timeout", "2"))
+        assert table.startswith("cluster config version ") and "1 nodes, 1 up" in table
+        assert json.loads(text(tool(f"{HOST}:{port}", "cluster", "--json")))["nodes"][0]["up"]
+    finally:
+        server.stop()
+
+
+def test_help_gives_the_exit_statuses() -> None:
+    help_text = text(tool("--help"))
+    assert "2 cluster: the nodes are listed but some node is DOWN" in " ".join(help_text.split())

@@ -195,17 +195,15 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 def _start_node(port: int, path: Path, membership: Path, token: Path,
                 daemon_flags: list[str]) -> subprocess.Popen[bytes]:
-    # The nodes run this very memcachepy, wherever the command was started from.
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, (package_root, os.environ.get("PYTHONPATH"))))}
-    argv = [sys.executable, "-m", "memcachepy", "-l", HOST, "-p", str(port),
+    # The installed memcachepy of this Python: -P keeps the current directory off sys.path,
+    # where a folder named memcachepy (a checkout, from its parent) would shadow it.
+    argv = [sys.executable, "-P", "-m", "memcachepy", "-l", HOST, "-p", str(port),
             "--cluster-config", str(membership), "--cluster-admin-token-file", str(token),
             *daemon_flags]
     with open(path / f"node-{port}.log", "ab") as log:
         # Own process group: Ctrl-C reaches this command only, which then stops the nodes.
         return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             process_group=0, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
 
 

@@ -59,7 +59,7 @@ def write_pid_file(path: str) -> str | None:
             pid = int(old.readline().strip() or "0")
         if pid > 0 and pid != os.getpid():
             os.kill(pid, 0)
-            warning = f"WARNING: The pid file contained the following (running) pid: {pid}"
+            warning = f"The pid file contained the following (running) pid: {pid}"
     except (OSError, ValueError):
         pass
     temporary = f"{path}.tmp"
@@ -69,15 +69,34 @@ def write_pid_file(path: str) -> str | None:
     return warning
 
 
-def remove_pid_file(path: str) -> None:
-    """Remove the pid file at exit, if it still names this process."""
+def remove_pid_file(path: str) -> str | None:
+    """Remove the pid file at exit, if it still names this process. Returns memcached's
+    complaint when it cannot be removed (None when removed, gone, or another's)."""
     try:
         with open(path) as current:
             if current.readline().strip() != str(os.getpid()):
-                return
+                return None
         os.unlink(path)
-    except OSError:
-        pass
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"Could not remove the pid file {path}: {exc.strerror}"
+    return None
+
+
+def can_write_as(user: str, directory: str) -> bool:
+    """Whether ``user`` may create files in ``directory``: asked of a child process that
+    drops to ``user`` as the daemon will (so groups and ACLs count). As root only."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            drop_privileges(user)
+            allowed = os.access(directory, os.W_OK | os.X_OK)
+        except BaseException:
+            allowed = False
+        os._exit(0 if allowed else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def running_as_root() -> bool:
@@ -153,5 +172,5 @@ def lock_memory() -> str | None:
     """``-k``: mlockall(MCL_CURRENT | MCL_FUTURE); a warning when it fails, as memcached."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE) != 0:
-        return f"warning: -k invalid, mlockall() failed: {os.strerror(ctypes.get_errno())}"
+        return f"-k invalid, mlockall() failed: {os.strerror(ctypes.get_errno())}"
     return None

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from memcachepy import VERSION
 from memcachepy.config import PROTOCOLS, Settings
+from memcachepy.native.switch import running_build
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.store.cache import Cache
 
@@ -275,7 +276,7 @@ def extra_stats(counters: ServerCounters) -> list[tuple[str, object]]:
 def settings_stats(settings: Settings, cache: Cache,
                    detail_enabled: bool = False) -> list[tuple[str, object]]:
     """The lines of ``stats settings``, memcached 1.6.18's (built with TLS, without
-    extstore), in its order."""
+    extstore), in its order, then memcachepy's own: ``build`` (compiled or pure)."""
     s = settings
     t = settings.store
     tls = s.tls
@@ -346,6 +347,9 @@ def settings_stats(settings: Settings, cache: Cache,
         ("ssl_min_version", tls.min_version),
         ("num_napi_ids", s.napi_ids if s.napi_ids is not None else "(null)"),
         ("memory_file", s.memory_file or "(null)"),
+        # Last, after memcached's lines: tools reading them by position keep working
+        # (memcached's t/ suite reads these by name and counts only plain `stats`).
+        ("build", running_build()),
     ]
 
 

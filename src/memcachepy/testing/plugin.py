@@ -60,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    exe = _exe(config) or "python -m memcachepy"
+    exe = _exe(config) or "python -P -m memcachepy"
     return f"memcachepy fixtures run: {exe}"
 
 

@@ -1,6 +1,6 @@
 """A real memcached-compatible server in a child process, with faults on demand.
 
-:class:`Server` starts ``python -m memcachepy`` (or any memcached-like program, such as
+:class:`Server` starts ``python -P -m memcachepy`` (or any memcached-like program, such as
 Debian's ``memcached``) on a free loopback port or a UNIX socket, waits until it answers,
 and then lets a test hang it (:meth:`Server.pause`), kill it (:meth:`Server.kill`) or
 restart it on the same address, empty or with its items kept (:meth:`Server.restart`).
@@ -53,7 +53,7 @@ class Server:
     address is the Server's own business (``host``/``port``, or ``unix_socket``), so
     ``-l``, ``-p``, ``-s`` and ``-a`` are refused there.
 
-    ``exe`` is the program to run: by default this Python running ``-m memcachepy``. A
+    ``exe`` is the program to run: by default this Python running ``-P -m memcachepy``. A
     program whose name starts with ``memcached`` is taken to be memcached itself and gets
     ``-u root`` when running as root (memcached refuses to run as root otherwise).
 
@@ -440,7 +440,8 @@ class _PortTaken(Exception):
 
 def _command(exe: str | Sequence[str] | None) -> list[str]:
     if exe is None:
-        return [sys.executable, "-m", "memcachepy"]
+        # -P: the installed build, never a memcachepy folder in the current directory.
+        return [sys.executable, "-P", "-m", "memcachepy"]
     if isinstance(exe, str):
         found = shutil.which(exe)
         if found is None:

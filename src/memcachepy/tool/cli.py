@@ -25,7 +25,10 @@ commands:
   top                live view, every second (q quits)
   cluster [HOST:PORT]
                      nodes of 'config get cluster' (asked of HOST:PORT, default the node
-                     given first), each with its health and share of the keys
+                     given first), each with its health and share of the keys; exits 2
+                     when some node is DOWN
+exit status: 0 done; 1 the node could not be asked (unreachable, or not a configuration
+endpoint for cluster); 2 cluster: the nodes are listed but some node is DOWN; 64 bad usage
 examples:
   memcachepy-tool 127.0.0.1:11211 display
   memcachepy-tool 127.0.0.1:11211 stats --json

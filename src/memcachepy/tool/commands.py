@@ -154,8 +154,15 @@ def _dump_record(value: Any, exptime: int, as_json: bool, noreply: bool) -> byte
 
 # -- cluster ------------------------------------------------------------------------------
 
+# cluster's exit status when it printed the nodes but some node did not answer.
+NODE_DOWN: Final = 2
+
+
 def cluster(endpoint: tuple[str, int], as_json: bool, out: IO[str], timeout: float) -> int:
-    """The nodes ``config get cluster`` lists, each with its health and share of keys."""
+    """The nodes ``config get cluster`` lists, each with its health and share of keys.
+
+    Returns 0 when every node answers, :data:`NODE_DOWN` when some node does not (so that
+    scripts and health checks can use it), after printing the nodes either way."""
     from memcachepy.cluster.discovery import DiscoveryError, parse_cluster_config
     from memcachepy.cluster.members import Server, build_ring
 
@@ -181,10 +188,11 @@ def cluster(endpoint: tuple[str, int], as_json: bool, out: IO[str], timeout: flo
     total_items = sum(n.get("items", 0) for n in nodes)
     for n in nodes:
         n["item_share"] = n.get("items", 0) / total_items if total_items else 0.0
+    status = 0 if all(n["up"] for n in nodes) else NODE_DOWN
     if as_json:
         _print_json({"endpoint": format_address(endpoint), "version": config.version,
                      "nodes": nodes}, out)
-        return 0
+        return status
     out.write(f"cluster config version {config.version} from {format_address(endpoint)}: "
               f"{len(nodes)} nodes, {sum(n['up'] for n in nodes)} up\n")
     rows = [[f"{n['host']}|{n['ip']}|{n['port']}", "up" if n["up"] else "DOWN",
@@ -195,7 +203,7 @@ def cluster(endpoint: tuple[str, int], as_json: bool, out: IO[str], timeout: flo
              f"{100 * n['key_share']:.1f}%", f"{100 * n['item_share']:.1f}%"] for n in nodes]
     out.write(table(["node", "health", "latency", "items", "memory", "conns", "hits",
                      "key share", "item share"], rows, align="lllrrrrrr") + "\n")
-    return 0
+    return status
 
 
 def node_health(address: tuple[str, int], timeout: float) -> dict[str, Any]:
