@@ -36,7 +36,7 @@ from memcachepy.store.framing import Framing
 if TYPE_CHECKING:  # imported only by a node with --cluster-config (see server.py)
     from memcachepy.cluster.endpoint import ConfigEndpoint
 
-def _value_line_tail(key: bytes, flags: int, nbytes: int) -> bytes:
+def _value_line_tail(flags: int, nbytes: int) -> bytes:
     """What an item stores of its VALUE line: the key before it completes the line."""
     return b" %d %d\r\n" % (flags, nbytes)
 

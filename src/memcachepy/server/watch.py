@@ -249,10 +249,7 @@ class WatchHub:
 
     def _class_of(self, key: bytes, flags: int, nbytes: int) -> int:
         """The slab class an item of this shape is stored in (the cache's own framing)."""
-        framing = self.cache.framing
-        stream = len(key) + len(framing.prefix(key, flags, nbytes)) + nbytes + len(
-            framing.suffix)
-        return self.cache.items.plan(stream)[0]
+        return self.cache.items.plan(self.cache.stream_len(len(key), flags, nbytes))[0]
 
     def _on_evict(self, key: bytes, item: MetaItem, class_id: int) -> None:
         now = self.cache.now()

@@ -145,6 +145,10 @@ class Cache:
         self.use_cas = use_cas
         self.evict = evict
         self.framing = framing
+        # The last framing prefix made, and the shape it was made for (see _prefix).
+        self._prefix_flags = -1
+        self._prefix_nbytes = -1
+        self._prefix_last = b""
         self._wire_shape = (len(framing.suffix), framing.cas_at, framing.cas_format,
                             framing.lead)
         self.tuning = tuning if tuning is not None else StoreTuning()
@@ -213,7 +217,7 @@ class Cache:
     def _layout_tag(self) -> int:
         """What else shapes stored items: the layout version and the reply framing."""
         f = self.framing
-        sample = f.prefix(b"key", 1, 2) + f.suffix + f.cas_format + bytes([f.cas_at])
+        sample = f.prefix(1, 2) + f.suffix + f.cas_format + bytes([f.cas_at])
         return zlib.crc32(sample, ITEM_LAYOUT_VERSION)
 
     # -- time -------------------------------------------------------------------------
@@ -430,7 +434,7 @@ class Cache:
         if flat:
             # memcached allocates the new item before it looks the key up, and a flat LRU
             # reclaims an expired or flushed COLD tail item at every allocation.
-            self._reclaim_flat(self.items.plan(self._stream_len(key, flags, len(data)))[0], now)
+            self._reclaim_flat(self.items.plan(self.stream_len(len(key), flags, len(data)))[0], now)
         old = self._live(key, now)
         slabs = self.slabs
         if not self.item_fits(len(key), flags, len(data)):
@@ -640,10 +644,20 @@ class Cache:
         if lru & SEG_MASK == SEG_COLD and self.tuning.lru_maintainer:
             self.lru.bump_later(cid)
 
-    def _stream_len(self, key: bytes, flags: int, nbytes: int) -> int:
+    def stream_len(self, nkey: int, flags: int, nbytes: int) -> int:
         """Bytes an item of this shape takes after its header (key, framing, value)."""
-        framing = self.framing
-        return len(key) + len(framing.prefix(key, flags, nbytes)) + nbytes + len(framing.suffix)
+        return nkey + len(self._prefix(flags, nbytes)) + nbytes + len(self.framing.suffix)
+
+    def _prefix(self, flags: int, nbytes: int) -> bytes:
+        """The framing prefix for a value of this shape; the last one made is reused (a
+        client's writes tend to repeat a shape, and the prefix is formatted text)."""
+        if nbytes == self._prefix_nbytes and flags == self._prefix_flags:
+            return self._prefix_last
+        prefix = self.framing.prefix(flags, nbytes)
+        self._prefix_flags = flags
+        self._prefix_nbytes = nbytes
+        self._prefix_last = prefix
+        return prefix
 
     def _reclaim_flat(self, class_id: int, now: int) -> None:
         """memcached's flat LRU (do_item_alloc_pull): before any allocation, free memory
@@ -662,7 +676,7 @@ class Cache:
         stand for.
         """
         if prefix is None:
-            prefix = self.framing.prefix(key, flags, len(data))
+            prefix = self._prefix(flags, len(data))
         suffix = self.framing.suffix
         stream_len = len(key) + len(prefix) + len(data) + len(suffix)
         class_id, ncont = self.items.plan(stream_len)

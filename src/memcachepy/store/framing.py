@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Framing:
-    """How stored values are wrapped: ``prefix(key, flags, nbytes)`` before, ``suffix`` after.
+    """How stored values are wrapped: ``prefix(flags, nbytes)`` before, ``suffix`` after.
 
     A read that asks for the CAS value gets ``cas_format % cas`` spliced into the prefix
     ``cas_at`` bytes before its end (for the text protocol: before the VALUE line's CRLF).
@@ -18,14 +18,16 @@ class Framing:
     which keeps 1M small items in the same slab class as memcached's.
     """
 
-    prefix: Callable[[bytes, int, int], bytes]
+    # A function of the flags and the value's length only, so that the cache may reuse the
+    # last prefix it made for a value of the same shape.
+    prefix: Callable[[int, int], bytes]
     suffix: bytes
     cas_at: int = 0
     cas_format: bytes = b"%d"
     lead: bytes | None = None
 
 
-def _no_prefix(key: bytes, flags: int, nbytes: int) -> bytes:
+def _no_prefix(flags: int, nbytes: int) -> bytes:
     return b""
 
 

@@ -115,11 +115,25 @@ class ItemMemory:
         self.tails = [-1] * LRU_IDS
         self.seg_counts = [0] * LRU_IDS
         self.counts = [0] * n  # items of each class, all segments
+        # The last plan made, and the stream length it was made for (see plan).
+        self._plan_len = -1
+        self._plan: tuple[int, int] = (0, 0)
 
     # -- layout -----------------------------------------------------------------
 
     def plan(self, stream_len: int) -> tuple[int, int]:
-        """(class id, continuation chunk count) for an item whose stream is ``stream_len``."""
+        """(class id, continuation chunk count) for an item whose stream is ``stream_len``.
+
+        The last answer is reused: writes tend to repeat a size, and the class is found
+        by a search over the classes' sizes."""
+        if stream_len == self._plan_len:
+            return self._plan
+        plan = self._make_plan(stream_len)
+        self._plan_len = stream_len
+        self._plan = plan
+        return plan
+
+    def _make_plan(self, stream_len: int) -> tuple[int, int]:
         total = HEADER_SIZE + stream_len
         slabs = self.slabs
         if total <= slabs.chunk_max:
