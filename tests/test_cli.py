@@ -380,3 +380,15 @@ def test_threads_are_noted_whenever_given() -> None:
         notes = settings_from_args(["-t", threads]).notes
         assert any(note.startswith(f"-t {threads}: ") for note in notes), notes
     assert settings_from_args([]).threads == 4
+
+
+def test_license_prints_the_repositorys_license_file() -> None:
+    # As memcached -i: the version, a blank line, the licence. The text is embedded in
+    # cli.py (a wheel has no LICENSE beside the package); this keeps the two the same.
+    from memcachepy import VERSION
+
+    result = run("-i")
+    assert (result.returncode, result.stderr) == (0, "")
+    license_text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert result.stdout == f"memcachepy {VERSION}\n\n{license_text}"
+    assert "BSD 3-Clause License" in license_text

@@ -1,4 +1,5 @@
-"""The documentation: the site builds cleanly, the README stays a front door, links resolve.
+"""The documentation: the site builds cleanly, the README stays a front door, links resolve,
+and the figures the docs share with the code (MemoryMax=, the licence) agree with it.
 
 ``mkdocs build --strict`` fails on a link to a missing page or anchor and on a page left
 out of ``mkdocs.yml``'s nav (the validation settings there), so a renamed page or heading
@@ -98,3 +99,25 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "site" / "index.html").exists()
+
+
+def test_the_memory_max_in_the_systemd_guide_is_the_units_and_the_daemons() -> None:
+    """The guide's rule and figure, the units' MemoryMax= and the daemon's warning agree."""
+    from memcachepy.ops.systemd import recommended_memory_max
+
+    guide = (ROOT / "docs" / "how-to" / "systemd-service.md").read_text(encoding="utf-8")
+    default = recommended_memory_max(64 << 20) >> 20  # the units' CACHESIZE=64
+    assert "1.25 x `CACHESIZE` + 96M" in guide and f"`{default}M`" in guide
+    assert f"`MemoryMax={recommended_memory_max(1024 << 20) >> 20}M`" in guide
+    for unit in ("memcachepy.service", "memcachepy@.service"):
+        text = (ROOT / "systemd" / unit).read_text(encoding="utf-8")
+        assert f"\nMemoryMax={default}M\n" in text, unit
+
+
+def test_the_license_is_named_where_it_is_shown() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert (project["license"], project["license-files"]) == ("BSD-3-Clause", ["LICENSE"])
+    assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("BSD 3-Clause License\n")
+    assert "BSD-3-Clause" in README.read_text(encoding="utf-8")

@@ -48,7 +48,40 @@ from memcachepy.usage import (
     conf_file_flags,
 )
 
-LICENSE = "no license text ships with this version; see the README"
+# What -i prints after the version, as memcached prints its licence: the text of the
+# repository's LICENSE file, kept here because an installed wheel has no such file
+# beside the package (tests/test_cli.py checks that the two are the same).
+LICENSE = """\
+BSD 3-Clause License
+
+Copyright (c) 2026, the memcachepy developers
+All rights reserved.
+
+Redistribution and use in source and binary forms, with or without
+modification, are permitted provided that the following conditions are met:
+
+1. Redistributions of source code must retain the above copyright notice, this
+   list of conditions and the following disclaimer.
+
+2. Redistributions in binary form must reproduce the above copyright notice,
+   this list of conditions and the following disclaimer in the documentation
+   and/or other materials provided with the distribution.
+
+3. Neither the name of the copyright holder nor the names of its
+   contributors may be used to endorse or promote products derived from
+   this software without specific prior written permission.
+
+THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS"
+AND ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE
+IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
+DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR CONTRIBUTORS BE LIABLE
+FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR
+SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER
+CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY,
+OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
+OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+"""
 
 
 def build_parser() -> DaemonUsageParser:
@@ -225,7 +258,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         parser.fail(str(exc), _BAD_VALUE)
     args = parser.parse_args(words)
     if args.license and not args.help:
-        print(f"memcachepy {VERSION}: {LICENSE}")
+        print(f"memcachepy {VERSION}\n\n{LICENSE}", end="")
         raise SystemExit(0)
     threads_given = args.threads is not None
     if not threads_given:
