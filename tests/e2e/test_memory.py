@@ -8,7 +8,8 @@ from tests.e2e.wire import exchange
 from tests.servers import memcachepy_server
 
 MB = 1 << 20
-# Measured: RSS = -m + 32 MB at -m 64 and -m + 44 MB at -m 1024 for this mix (docs/discussion/store.md).
+# Measured: RSS = -m + 32 MB at -m 64 and -m + 44 MB at -m 1024 for this mix
+# (docs/discussion/store.md).
 RSS_OVERHEAD_BOUND = 64 * MB
 
 
