@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memcachepy.protocol.buffer import ReceiveBuffer
+from memcachepy.protocol.buffer import ReceiveBuffer, find_newline
 
 
 def _lines(buf: ReceiveBuffer) -> list[bytes]:
@@ -76,3 +76,15 @@ def test_lines_do_not_depend_on_where_reads_split(lines: list[bytes], cuts: list
         got += _lines(buf)
     assert got == lines
     assert len(buf) == 0
+
+
+@given(st.binary(max_size=200), st.integers(min_value=0, max_value=210))
+def test_find_newline_is_bytes_find(data: bytes, at: int) -> None:
+    assert find_newline(data, at) == data.find(b"\n", at)
+
+
+@given(st.integers(min_value=0, max_value=150), st.integers(min_value=0, max_value=150),
+       st.sampled_from([b"\x0b", b"\x09", b"\x8a", b"\x0a\x0a", b"\x00"]))
+def test_find_newline_finds_the_first_of_a_run(before: int, at: int, filler: bytes) -> None:
+    data = b"x" * before + b"\n" + filler * 20 + b"\n"
+    assert find_newline(data, at) == data.find(b"\n", at)

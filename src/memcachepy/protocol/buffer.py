@@ -11,9 +11,39 @@ from __future__ import annotations
 
 from typing import Final
 
+from librt.strings import read_i64_le
+from mypy_extensions import i64
+
 # take_line copies a read to bytes only up to this size: a longer buffer (a long get line)
 # is cut line by line, so that it is never held three times.
 _COPY_MAX: Final = 64 * 1024
+# How far take_line looks for a newline eight bytes at a time before it asks bytes.find:
+# most request lines are short, and compiled, a call of find costs as much as scanning
+# several dozen bytes in C.
+_SCAN: Final = 64
+_NEWLINES: Final[i64] = 0x0A0A0A0A0A0A0A0A
+_ONES: Final[i64] = 0x0101010101010101
+_HIGHS: Final[i64] = -0x7F7F7F7F7F7F7F80  # 0x8080808080808080 as a signed 64-bit int
+
+
+def find_newline(data: bytes, at: int) -> int:
+    """``data.find(b"\\n", at)``: the first eight-byte words are tested for a newline
+    without a call (a zero byte of ``word ^ 0x0A...`` is a newline), the rest by find."""
+    n: i64 = len(data)
+    i: i64 = at
+    stop: i64 = min(n, i + _SCAN)
+    while i + 8 <= stop:
+        word: i64 = read_i64_le(data, i) ^ _NEWLINES
+        if (word - _ONES) & ~word & _HIGHS:
+            break  # a newline in these eight bytes
+        i += 8
+    while i < stop:
+        if data[i] == 10:
+            return i
+        i += 1
+    if i >= n:
+        return -1
+    return data.find(b"\n", i)
 
 
 class ReceiveBuffer:
@@ -80,6 +110,20 @@ class ReceiveBuffer:
         self._scanned = 0
         return bytes(self.data[start : self.pos])
 
+    def data_block(self, count: int) -> bytes | None:
+        """The next ``count`` bytes, not consumed, if ``\\r\\n`` follows them (else None);
+        the caller has checked that ``count + 2`` bytes are here."""
+        data = self.data
+        start = self.pos
+        end = start + count
+        if isinstance(data, bytes):  # compiled: indexing and slicing bytes run in C
+            if data[end] != 13 or data[end + 1] != 10:
+                return None
+            return data[start:end]
+        if data[end] != 13 or data[end + 1] != 10:
+            return None
+        return bytes(data[start:end])
+
     def peek(self, count: int) -> bytes:
         """Up to ``count`` bytes from the front, not consumed."""
         return bytes(self.data[self.pos : self.pos + count])
@@ -105,7 +149,7 @@ class ReceiveBuffer:
             at = self.pos + self._scanned
             if at >= len(lines):  # all of it taken or scanned: no search (one per read)
                 return None
-            newline = lines.find(b"\n", at)
+            newline = find_newline(lines, at)
             if newline < 0:
                 self._scanned = len(lines) - self.pos
                 return None

@@ -194,9 +194,10 @@ _BIT_U: Final = 1 << (ord("u") & 63)
 class TextParser:
     """Turns a byte stream from one client into request events."""
 
-    __slots__ = ("_buf", "_pending", "_swallow", "_item_fits", "_closed",
-                 "_queued", "_config_commands", "_config_credential", "_meta_set",
-                 "_long", "_long_at", "_long_shape", "_max_get_line")
+    __slots__ = ("_buf", "_pending", "_swallow", "_item_fits", "_fits_nkey", "_fits_flags",
+                 "_fits_nbytes", "_fits_last", "_closed", "_queued", "_config_commands",
+                 "_config_credential", "_meta_set", "_long", "_long_at", "_long_shape",
+                 "_max_get_line")
 
     def __init__(
         self, item_fits: ItemFits = _always_fits, *, config_commands: bool = False,
@@ -209,6 +210,9 @@ class TextParser:
         self._pending: tuple[bytes, bytes, int, int, int, int, bool] | None = None
         self._swallow = 0  # bytes of a rejected data block still to discard
         self._item_fits = item_fits
+        # The last shape item_fits was asked about, and its answer (see _fits).
+        self._fits_nkey = self._fits_flags = self._fits_nbytes = -1
+        self._fits_last = False
         self._closed = False
         self._queued: deque[ev.Event] = deque()  # events put back by requeue()
         self._config_commands = config_commands
@@ -218,6 +222,18 @@ class TextParser:
         self._long_at = 0
         self._long_shape: tuple[bool, int | None] = (False, None)  # (with_cas, exptime)
         self._max_get_line = max_get_line
+
+    def _fits(self, nkey: int, flags: int, nbytes: int) -> bool:
+        """item_fits, with the last answer reused: a client's writes tend to repeat a shape,
+        and item_fits is a call through a callable (compiled, a generic call)."""
+        if nbytes == self._fits_nbytes and flags == self._fits_flags and nkey == self._fits_nkey:
+            return self._fits_last
+        fits = self._item_fits(nkey, flags, nbytes)
+        self._fits_nkey = nkey
+        self._fits_flags = flags
+        self._fits_nbytes = nbytes
+        self._fits_last = fits
+        return fits
 
     def receive_data(self, data: bytes) -> None:
         """Append bytes read from the client."""
@@ -376,7 +392,7 @@ class TextParser:
         exptime = parse_i32(tokens[3])
         nbytes = parse_i32(tokens[4])
         if (len(key) > KEY_MAX_LENGTH or flags is None or exptime is None or nbytes is None
-                or nbytes < 0 or not self._item_fits(len(key), flags, nbytes)):
+                or nbytes < 0 or not self._fits(len(key), flags, nbytes)):
             event = self._storage(command, tokens, len(tokens) + 1)  # the general rules
             if event is NEED_DATA:
                 return None
@@ -386,12 +402,11 @@ class TextParser:
             self._pending = (command, key, flags, exptime, nbytes, 0, noreply)
             return None
         # Read in place: one copy of the value, as _read_data_block makes.
-        raw, start = buf.data, buf.pos
+        value = buf.data_block(nbytes)
         buf.skip(nbytes + 2)
-        if raw[start + nbytes] != 13 or raw[start + nbytes + 1] != 10:
+        if value is None:
             return sink.event(ev.ErrorReply(BAD_DATA_CHUNK, noreply), out)
-        return sink.store(command, key, flags, exptime, bytes(raw[start : start + nbytes]),
-                          noreply, out)
+        return sink.store(command, key, flags, exptime, value, noreply, out)
 
     def _serve_meta(self, letter: int, tokens: list[bytes], ntokens: int, sink: RequestSink,
                     out: list[Any]) -> int | None:
@@ -453,17 +468,16 @@ class TextParser:
             return sink.meta_delete(key, quiet, order, opaque, out)
         nbytes = parse_i32(tokens[2])
         if (nbytes is None or not 0 <= nbytes <= MAX_DATA_LENGTH
-                or not self._item_fits(len(key), flags, nbytes)):
+                or not self._fits(len(key), flags, nbytes)):
             return _GENERAL
         buf = self._buf
         if len(buf) < nbytes + 2:
             return _GENERAL  # the general path waits for the data block
-        raw, start = buf.data, buf.pos
-        if raw[start + nbytes] != 13 or raw[start + nbytes + 1] != 10:
+        value = buf.data_block(nbytes)
+        if value is None:
             return _GENERAL
         buf.skip(nbytes + 2)
-        return sink.meta_set(key, bytes(raw[start : start + nbytes]), flags, exptime, quiet,
-                             order, opaque, out)
+        return sink.meta_set(key, value, flags, exptime, quiet, order, opaque, out)
 
     def _no_newline(self) -> ev.Event | _NeedData:
         pending = len(self._buf)
@@ -617,7 +631,7 @@ class TextParser:
             cas_unique = parsed_cas
         if nbytes < 0 or nbytes > 0x7FFFFFFF - 2:
             return ev.ErrorReply(BAD_FORMAT, noreply)
-        if not self._item_fits(len(key), flags, nbytes):
+        if not self._fits(len(key), flags, nbytes):
             self._swallow = nbytes + 2
             return ev.StoreTooLarge(command, key, noreply)
         self._pending = (command, key, flags, exptime, nbytes, cas_unique, noreply)

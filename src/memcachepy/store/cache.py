@@ -16,6 +16,9 @@ from dataclasses import fields
 from enum import IntEnum
 from typing import NamedTuple
 
+from librt.vecs import vec
+from mypy_extensions import i64
+
 from memcachepy.store.counters import CacheCounters, ClassCounters
 from memcachepy.store.crawler import Crawler, CrawlResult, MetadumpRow
 from memcachepy.store.ext_config import ExtConfig
@@ -41,6 +44,7 @@ from memcachepy.store.items import (
     OFF_NCONT,
     OFF_NKEY,
     OFF_PREFIX,
+    PACK_I32,
     SEG_COLD,
     SEG_HOT,
     SEG_MASK,
@@ -51,6 +55,7 @@ from memcachepy.store.items import (
     TIMES,
     U16,
     U64,
+    UNPACK_HOT_LRU,
     WIN_SENT,
     HotFields,
     HotKeyFields,
@@ -202,7 +207,7 @@ class Cache:
         self._oldest_cas = 0
         self.bytes = 0
         # Get hits per LRU id (class | segment << SEG_SHIFT): stats items' hits_to_*.
-        self.lru_hits = [0] * len(self.items.heads)
+        self.lru_hits = vec[i64]([0] * len(self.items.heads))
         self.counters = CacheCounters(classes=[
             ClassCounters(lru_hits=self.lru_hits, class_id=cls.id) for cls in self.slabs.classes
         ])
@@ -283,13 +288,14 @@ class Cache:
         flash = self.ext is not None
         hits = 0
         for key in keys:
-            cid = index.find(key)  # and the item's header, read while checking the key
+            # The item and its header, read while checking the key. Typed: compiled, the
+            # fields are C ints from here on, not objects.
+            found: tuple[int, HotKeyFields] = index.lookup(key)
+            cid, header = found
             if cid < 0:
                 continue
             page = pages[cid >> PAGE_SHIFT]
             off = cid & OFFSET_MASK
-            # Typed: compiled, the fields are C ints from here on, not objects.
-            header: HotKeyFields = index.found
             exptime, nbytes, nkey, iflags, plen, ncont, lru, _ = header
             if (exptime and exptime <= now) or (flushing and self.is_dead(cid, now)):
                 self._live(key, now)  # removes and counts it
@@ -640,7 +646,7 @@ class Cache:
         list move on the read path); it moves only while WARM has room (:mod:`.lru`).
         """
         page[off + OFF_LRU] = lru | ACTIVE
-        I32.pack_into(page, off + OFF_ATIME, now)
+        PACK_I32(page, off + OFF_ATIME, now)
         if lru & SEG_MASK == SEG_COLD and self.tuning.lru_maintainer:
             self.lru.bump_later(cid)
 
@@ -702,8 +708,8 @@ class Cache:
                 self.crawler.due = rel_exptime
         lru = class_id | seg << SEG_SHIFT
         items = self.items
-        # Written linked ahead of the list's head, which link_new then points back.
-        header = (-1, items.heads[lru], cas, rel_exptime, now, flags, len(data), len(key),
+        # The header's links are written only for a memory file (ItemMemory.links_to_headers).
+        header = (-1, -1, cas, rel_exptime, now, flags, len(data), len(key),
                   iflags, len(prefix), ncont)
         items.write(head, chunks[1:], (key, prefix, data, suffix), header, seg)
         items.link_new(head, lru)
@@ -736,7 +742,7 @@ class Cache:
         slabs = self.slabs
         page = slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        header: HotFields = HOT_LRU.unpack_from(page, off + OFF_CAS)  # typed: C ints
+        header: HotFields = UNPACK_HOT_LRU(page, off + OFF_CAS)  # typed: C ints
         flags, nbytes, nkey, iflags, ncont = header[3], header[4], header[5], header[6], header[8]
         if iflags & EXT and self.ext is not None:
             self.ext.forget(cid)
@@ -1121,7 +1127,9 @@ class Cache:
         c.slab_reassign_busy_items = c.slab_reassign_busy_deletes = 0
         c.lru_maintainer_juggles = 0
         self.crawler.starts = 0
-        self.lru_hits[:] = [0] * len(self.lru_hits)  # in place: the class counters share it
+        hits = self.lru_hits  # zeroed in place: the class counters share it
+        for slot in range(len(hits)):
+            hits[slot] = 0
         if self.ext is not None:
             self.ext.reset_counters()
 
@@ -1146,7 +1154,11 @@ class Cache:
     def segment_hits(self, class_id: int) -> tuple[int, int, int, int]:
         """Read hits on items of a class while in HOT, WARM, COLD and TEMP."""
         hits = self.lru_hits
-        return tuple(hits[class_id | seg << SEG_SHIFT] for seg in range(4))  # type: ignore[return-value]
+        hot: int = hits[class_id | SEG_HOT << SEG_SHIFT]
+        warm: int = hits[class_id | SEG_WARM << SEG_SHIFT]
+        cold: int = hits[class_id | SEG_COLD << SEG_SHIFT]
+        temp: int = hits[class_id | SEG_TEMP << SEG_SHIFT]
+        return hot, warm, cold, temp
 
     def oldest_age(self, class_id: int) -> int:
         """Seconds since the COLD tail of a class was last used (``stats items`` age)."""
@@ -1184,9 +1196,9 @@ class Cache:
         while cid >= 0 and (limit == 0 or len(rows) < limit):
             page = self.slabs.pages[cid >> PAGE_SHIFT]
             off = cid & OFFSET_MASK
-            _, nxt, _, exptime, _, _, nbytes, _, _, _, _ = HEADER.unpack_from(page, off)
+            _, _, _, exptime, _, _, nbytes, _, _, _, _ = HEADER.unpack_from(page, off)
             rows.append((self.key_of(cid), nbytes, exptime + self.started if exptime else 0))
-            cid = nxt
+            cid = self.items.toward_tail(cid)
         return rows
 
     # -- the flash tier (memcachepy.store.extstore) ---------------------------------------------
@@ -1315,6 +1327,7 @@ class Cache:
         """Graceful stop with a memory file: write what the next start needs to restore."""
         if self._memory is None:
             return
+        self.items.links_to_headers()
         classes = list(self.slabs.page_class)
         classes += [0] * (self._memory.npages - len(classes))
         self._memory.save(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from librt.vecs import vec
+from mypy_extensions import i64
+
 
 @dataclass(slots=True)
 class ClassCounters:
@@ -33,8 +36,9 @@ class ClassCounters:
     moves_within_lru: int = 0
     direct_reclaims: int = 0
     # The cache's get hits per LRU id, where the get paths count this class's hits: one
-    # list increment per hit gives both ``get_hits`` and ``stats items``' hits_to_*.
-    lru_hits: list[int] = field(default_factory=list, repr=False)
+    # increment per hit gives both ``get_hits`` and ``stats items``' hits_to_*. A vector of
+    # native ints: compiled, an increment allocates no int object once a count passes 256.
+    lru_hits: vec[i64] = field(default_factory=lambda: vec[i64](), repr=False)
     class_id: int = 0
 
     @property
@@ -42,7 +46,8 @@ class ClassCounters:
         hits, c = self.lru_hits, self.class_id
         if not hits:
             return self.get_hits_other
-        return self.get_hits_other + hits[c] + hits[c | 64] + hits[c | 128] + hits[c | 192]
+        total: int = hits[c] + hits[c | 64] + hits[c | 128] + hits[c | 192]
+        return self.get_hits_other + total
 
     @get_hits.setter
     def get_hits(self, value: int) -> None:

@@ -231,6 +231,46 @@ class KeyIndex:
         # A chunked item on the probe, or the old table while it moves: the general way.
         return self._find_general(key)
 
+    def lookup(self, key: bytes) -> tuple[int, HotKeyFields]:
+        """:meth:`find` for the multi-get path: (chunk id or -1, the item's header fields),
+        returned rather than kept, and without the note :meth:`again` reads (a read is
+        never followed by a store's second lookup)."""
+        n = len(key)
+        if n <= KEY_MAX:
+            h: i64 = hash(key)
+            tag: int = h >> 56 & 255  # _tag(h), inlined
+            if not tag:
+                tag = 1
+            tags = self._tags
+            mask: i64 = self._mask
+            i: i64 = h & mask
+            t: int = tags[i]
+            unpack = _UNPACK_HOT_KEY[n]
+            while t:
+                if t == tag:
+                    low: int = self._ids[i]
+                    cid = (low & _LOW) << 3
+                    if self._wide:
+                        cid = _load(self._ids, self._high, i)
+                    page = self._pages[cid >> PAGE_SHIFT]
+                    try:
+                        header: HotKeyFields = unpack(page, (cid & OFFSET_MASK) + OFF_CAS)
+                    except struct.error:
+                        header = _NO_ITEM  # n bytes past the header run off the page
+                    if header[2] == n:  # nkey
+                        if header[5]:  # continuations: the key follows their ids
+                            break
+                        if header[7] == key:
+                            return cid, header
+                i = (i + 1) & mask
+                t = tags[i]
+            else:
+                if not self._expanding:
+                    return -1, _NO_ITEM
+        # Long keys, a chunked item on the probe, the old table while it moves.
+        cid = self._find_general(key)
+        return cid, self.found
+
     def _find_general(self, key: bytes) -> int:
         cid = self.get(key)
         if cid >= 0:

@@ -6,8 +6,8 @@ a framing suffix). An item that does not fit in one chunk of the largest class
 is chunked: the first chunk lists the ids of its continuation chunks, each of
 which starts with a header whose ``prev`` names the first chunk.
 
-Header fields (little-endian): prev, next (LRU links, chunk ids, -1 = none),
-cas, exptime and atime (seconds on the cache's relative clock, exptime 0 =
+Header fields (little-endian): prev, next (LRU links, chunk ids, -1 = none;
+see below), cas, exptime and atime (seconds on the cache's relative clock, exptime 0 =
 never), client flags, data length, key length, item flags, framing prefix
 length, continuation count, then the LRU byte (segment and ACTIVE bit) and a
 spare byte. :data:`HEADER` skips those two as padding, so its field count stays
@@ -17,6 +17,14 @@ Each slab class has four LRU lists, as memcached's segmented LRU: HOT, WARM,
 COLD and TEMP. A list is named by its LRU id, ``class_id | segment << 6``
 (memcached's ``slabs_clsid | HOT_LRU`` ...), and an item's header records which
 list it is on.
+
+While the cache runs, the links themselves live beside the pages, not in the headers: a
+vector of native ints per page holds each chunk's prev and next. Compiled, following or
+changing a link is then a C array access, where a header field is one of CPython's
+generic struct calls; the maintainer moves items between lists all the time. The header
+fields are written only for a memory file (:meth:`ItemMemory.links_to_headers`), which
+restores them (:meth:`ItemMemory.set_links`). A continuation chunk's ``prev`` (its head)
+is a header field always.
 """
 
 from __future__ import annotations
@@ -24,7 +32,10 @@ from __future__ import annotations
 import struct
 from typing import Final, TypeAlias
 
-from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, SlabAllocator
+from librt.vecs import append, vec
+from mypy_extensions import i64
+
+from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, PAGE_SIZE, SlabAllocator
 
 HEADER: Final = struct.Struct("<qqQiiIiBBHHxx")
 HEADER_SIZE: Final = HEADER.size
@@ -70,6 +81,9 @@ I64: Final = struct.Struct("<q")
 LINKS: Final = struct.Struct("<qq")  # prev, next
 U64: Final = struct.Struct("<Q")
 I32: Final = struct.Struct("<i")
+# Bound once: compiled, a call of a bound method skips the lookup ``I32.pack_into`` makes.
+PACK_I32: Final = I32.pack_into
+UNPACK_I32: Final = I32.unpack_from
 U16: Final = struct.Struct("<H")
 TIMES: Final = struct.Struct("<Qii")  # cas, exptime, atime: what a lookup checks
 # Everything a read needs, from OFF_CAS: cas, exptime, atime, flags, nbytes, nkey,
@@ -93,13 +107,13 @@ HOT_KEY: Final = [struct.Struct(f"<8xi8xiBBHHBx{n}s") for n in range(KEY_MAX + 1
 HotKeyFields: TypeAlias = tuple[int, int, int, int, int, int, int, bytes]
 assert OFF_CAS + HOT_KEY[0].size == HEADER_SIZE
 CONT_ID: Final = struct.Struct("<q")
-# The link updates' pack/unpack, bound once: compiled, calling a bound method skips the
-# method lookup that ``I64.pack_into(...)`` makes on every call.
-_PACK_I64: Final = I64.pack_into
-_UNPACK_LINKS: Final = LINKS.unpack_from
 # HEADER with the LRU byte: what a new item's header is written with.
-HEADER_LRU: Final = struct.Struct("<qqQiiIiBBHHBx")
+# HEADER from OFF_CAS on, with the LRU byte: what a new item's header is written with (its
+# links live in the page's link vector while the cache runs).
+HEADER_LRU: Final = struct.Struct("<QiiIiBBHHBx")
 _PACK_HEADER_LRU: Final = HEADER_LRU.pack_into
+# The same read back, bound once (compiled, a bound method's call skips a lookup).
+UNPACK_HOT_LRU: Final = HOT_LRU.unpack_from
 # HEADER's fields (without the LRU byte), typed: compiled, a native tuple of C ints.
 HeaderFields: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int, int]
 
@@ -110,11 +124,17 @@ class ItemMemory:
     def __init__(self, slabs: SlabAllocator) -> None:
         self.slabs = slabs
         n = len(slabs.classes)
-        # Indexed by LRU id (class id | segment << SEG_SHIFT).
-        self.heads = [-1] * LRU_IDS
-        self.tails = [-1] * LRU_IDS
-        self.seg_counts = [0] * LRU_IDS
-        self.counts = [0] * n  # items of each class, all segments
+        # Indexed by LRU id (class id | segment << SEG_SHIFT). Native vectors: compiled,
+        # setting a chunk id (a large int) boxes no object.
+        self.heads = vec[i64]([-1] * LRU_IDS)
+        self.tails = vec[i64]([-1] * LRU_IDS)
+        self.seg_counts = vec[i64]([0] * LRU_IDS)
+        self.counts = vec[i64]([0] * n)  # items of each class, all segments
+        # Per page number: prev and next of the page's chunk i at 2i and 2i + 1, and the
+        # chunk size the page had when a chunk of it was last linked (what _slot divides
+        # by: every linked chunk was linked since its page took its class).
+        self._links: list[vec[i64]] = []
+        self._sizes = vec[i64]()
         # The last plan made, and the stream length it was made for (see plan).
         self._plan_len = -1
         self._plan: tuple[int, int] = (0, 0)
@@ -150,16 +170,16 @@ class ItemMemory:
     ) -> None:
         """Write the header and the concatenation of ``parts`` into ``head`` and ``conts``.
 
-        ``seg`` goes in the LRU byte (the item is not linked yet: see :meth:`link_new`,
-        for which ``header``'s next may already name the head of the list it goes on).
+        ``seg`` goes in the LRU byte (the item is not linked yet: see :meth:`link_new`).
+        ``header``'s prev and next are not written: see the module's note on links.
         """
         pages = self.slabs.pages
         page = pages[head >> PAGE_SHIFT]
         off = head & OFFSET_MASK
         # The fields one by one, not ``*header``: compiled, a star call builds a list and a
         # tuple of them first.
-        prev, nxt, cas, exptime, atime, flags, nbytes, nkey, iflags, prefix, ncont = header
-        _PACK_HEADER_LRU(page, off, prev, nxt, cas, exptime, atime, flags, nbytes, nkey, iflags,
+        _, _, cas, exptime, atime, flags, nbytes, nkey, iflags, prefix, ncont = header
+        _PACK_HEADER_LRU(page, off + OFF_CAS, cas, exptime, atime, flags, nbytes, nkey, iflags,
                          prefix, ncont, seg)
         pos = off + HEADER_SIZE
         if not conts:
@@ -232,68 +252,103 @@ class ItemMemory:
     def segment(self, cid: int) -> int:
         return self.slabs.pages[cid >> PAGE_SHIFT][(cid & OFFSET_MASK) + OFF_LRU] & SEG_MASK
 
+    def _slot(self, cid: int) -> int:
+        """Where ``cid``'s prev is in its page's link vector (its next is one further)."""
+        size: int = self._sizes[cid >> PAGE_SHIFT]
+        return (cid & OFFSET_MASK) // size * 2
+
+    def _page_links(self, cid: int) -> vec[i64]:
+        """The link vector of ``cid``'s page, made (or made big enough for the page's
+        class, which a page move may have changed) for a chunk about to be linked."""
+        number = cid >> PAGE_SHIFT
+        links = self._links
+        while len(links) <= number:
+            links.append(vec[i64]())
+            self._sizes = append(self._sizes, 1)
+        page_links = links[number]
+        slabs = self.slabs
+        size = slabs.classes[slabs.page_class[number]].chunk_size
+        self._sizes[number] = size
+        wanted = PAGE_SIZE // size * 2
+        if len(page_links) < wanted:
+            page_links = vec[i64]([-1] * wanted)
+            links[number] = page_links
+        return page_links
+
+    def _set_prev(self, cid: int, prev: int) -> None:
+        self._links[cid >> PAGE_SHIFT][self._slot(cid)] = prev
+
+    def _set_next(self, cid: int, nxt: int) -> None:
+        self._links[cid >> PAGE_SHIFT][self._slot(cid) + 1] = nxt
+
+    def set_links(self, cid: int, prev: int, nxt: int) -> None:
+        """Give a restored item the links its header names (the lists are rebuilt so)."""
+        page_links = self._page_links(cid)
+        slot = self._slot(cid)
+        page_links[slot] = prev
+        page_links[slot + 1] = nxt
+
+    def links_to_headers(self) -> None:
+        """Write every linked item's prev and next into its header (for a memory file)."""
+        pages = self.slabs.pages
+        for head in self.heads:
+            prev: int = -1
+            cid: int = head
+            while cid >= 0:
+                nxt = self.toward_tail(cid)
+                LINKS.pack_into(pages[cid >> PAGE_SHIFT], (cid & OFFSET_MASK) + OFF_PREV,
+                                prev, nxt)
+                prev = cid
+                cid = nxt
+
     def link(self, cid: int, class_id: int, seg: int = -1) -> None:
         """Put ``cid`` at the head (most recently used end) of one of its class's LRUs.
 
         ``seg`` is the segment; -1 keeps the one its header names. The ACTIVE bit is kept.
         """
-        pages = self.slabs.pages
-        page = pages[cid >> PAGE_SHIFT]
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        lru_byte = page[off + OFF_LRU]
+        lru_byte: int = page[off + OFF_LRU]
         if seg < 0:
             seg = lru_byte & SEG_MASK
         else:
             page[off + OFF_LRU] = (lru_byte & ~SEG_MASK) | seg
-        lru = class_id | seg << SEG_SHIFT
-        head = self.heads[lru]
-        I64.pack_into(page, off + OFF_PREV, -1)
-        I64.pack_into(page, off + OFF_NEXT, head)
-        if head >= 0:
-            I64.pack_into(pages[head >> PAGE_SHIFT], (head & OFFSET_MASK) + OFF_PREV, cid)
-        else:
-            self.tails[lru] = cid
-        self.heads[lru] = cid
-        self.counts[class_id] += 1
-        self.seg_counts[lru] += 1
+        self.link_new(cid, class_id | seg << SEG_SHIFT)
 
     def link_new(self, cid: int, lru: int) -> None:
-        """:meth:`link` for a just written item whose LRU byte already names list ``lru``,
-        and whose header's prev is -1 and next the list's head (written so by the caller:
-        one pack fewer)."""
-        pages = self.slabs.pages
+        """:meth:`link` for an item whose LRU byte already names list ``lru``."""
+        page_links = self._page_links(cid)
+        slot = self._slot(cid)
         heads = self.heads
-        head = heads[lru]
+        head: int = heads[lru]
+        page_links[slot] = -1
+        page_links[slot + 1] = head
         if head >= 0:
-            _PACK_I64(pages[head >> PAGE_SHIFT], (head & OFFSET_MASK) + OFF_PREV, cid)
+            self._set_prev(head, cid)
         else:
             self.tails[lru] = cid
         heads[lru] = cid
-        counts = self.counts
-        counts[lru & 63] = counts[lru & 63] + 1  # not +=: compiled, that is generic
-        seg_counts = self.seg_counts
-        seg_counts[lru] = seg_counts[lru] + 1
+        class_id = lru & 63
+        self.counts[class_id] += 1
+        self.seg_counts[lru] += 1
 
     def unlink(self, cid: int, class_id: int) -> None:
-        pages = self.slabs.pages
-        page = pages[cid >> PAGE_SHIFT]
-        off = cid & OFFSET_MASK
-        lru_byte: int = page[off + OFF_LRU]
+        lru_byte: int = self.slabs.pages[cid >> PAGE_SHIFT][(cid & OFFSET_MASK) + OFF_LRU]
         lru = class_id | (lru_byte & SEG_MASK) << SEG_SHIFT
-        links: tuple[int, int] = _UNPACK_LINKS(page, off)  # typed: compiled, C ints
-        prev, nxt = links
+        page_links = self._links[cid >> PAGE_SHIFT]
+        slot = self._slot(cid)
+        prev: int = page_links[slot]
+        nxt: int = page_links[slot + 1]
         if prev >= 0:
-            _PACK_I64(pages[prev >> PAGE_SHIFT], (prev & OFFSET_MASK) + OFF_NEXT, nxt)
+            self._set_next(prev, nxt)
         else:
             self.heads[lru] = nxt
         if nxt >= 0:
-            _PACK_I64(pages[nxt >> PAGE_SHIFT], (nxt & OFFSET_MASK) + OFF_PREV, prev)
+            self._set_prev(nxt, prev)
         else:
             self.tails[lru] = prev
-        counts = self.counts
-        counts[class_id] = counts[class_id] - 1  # not -=: compiled, that is generic
-        seg_counts = self.seg_counts
-        seg_counts[lru] = seg_counts[lru] - 1
+        self.counts[class_id] -= 1
+        self.seg_counts[lru] -= 1
 
     def bump(self, cid: int, class_id: int) -> None:
         """Move ``cid`` to the head of the LRU it is on."""
@@ -310,18 +365,20 @@ class ItemMemory:
 
     def replace(self, old: int, new: int, class_id: int) -> None:
         """Put chunk ``new`` (a copy of ``old``'s header) in ``old``'s place in its LRU list."""
-        pages = self.slabs.pages
-        page = pages[new >> PAGE_SHIFT]
-        off = new & OFFSET_MASK
-        lru = class_id | (page[off + OFF_LRU] & SEG_MASK) << SEG_SHIFT
-        prev = I64.unpack_from(page, off + OFF_PREV)[0]
-        nxt = I64.unpack_from(page, off + OFF_NEXT)[0]
+        page = self.slabs.pages[new >> PAGE_SHIFT]
+        lru = class_id | (page[(new & OFFSET_MASK) + OFF_LRU] & SEG_MASK) << SEG_SHIFT
+        prev = self.toward_head(old)
+        nxt = self.toward_tail(old)
+        page_links = self._page_links(new)  # before _slot: the page's size may be new
+        slot = self._slot(new)
+        page_links[slot] = prev
+        page_links[slot + 1] = nxt
         if prev >= 0:
-            I64.pack_into(pages[prev >> PAGE_SHIFT], (prev & OFFSET_MASK) + OFF_NEXT, new)
+            self._set_next(prev, new)
         else:
             self.heads[lru] = new
         if nxt >= 0:
-            I64.pack_into(pages[nxt >> PAGE_SHIFT], (nxt & OFFSET_MASK) + OFF_PREV, new)
+            self._set_prev(nxt, new)
         else:
             self.tails[lru] = new
 
@@ -331,21 +388,18 @@ class ItemMemory:
 
         One relink for the whole run: what moving them one at a time would give.
         """
-        pages = self.slabs.pages
-        fpage = pages[first >> PAGE_SHIFT]
-        foff = first & OFFSET_MASK
-        last = self.tails[src]
-        new_tail = I64.unpack_from(fpage, foff + OFF_PREV)[0]
+        last: int = self.tails[src]
+        new_tail = self.toward_head(first)
         if new_tail >= 0:
-            I64.pack_into(pages[new_tail >> PAGE_SHIFT], (new_tail & OFFSET_MASK) + OFF_NEXT, -1)
+            self._set_next(new_tail, -1)
         else:
             self.heads[src] = -1
         self.tails[src] = new_tail
-        head = self.heads[dst]
-        I64.pack_into(fpage, foff + OFF_PREV, -1)
-        I64.pack_into(pages[last >> PAGE_SHIFT], (last & OFFSET_MASK) + OFF_NEXT, head)
+        head: int = self.heads[dst]
+        self._set_prev(first, -1)
+        self._set_next(last, head)
         if head >= 0:
-            I64.pack_into(pages[head >> PAGE_SHIFT], (head & OFFSET_MASK) + OFF_PREV, last)
+            self._set_prev(head, last)
         else:
             self.tails[dst] = last
         self.heads[dst] = first
@@ -354,5 +408,10 @@ class ItemMemory:
 
     def toward_head(self, cid: int) -> int:
         """The item linked just after ``cid`` (one step from the tail toward the head)."""
-        page = self.slabs.pages[cid >> PAGE_SHIFT]
-        return int(I64.unpack_from(page, (cid & OFFSET_MASK) + OFF_PREV)[0])
+        value: int = self._links[cid >> PAGE_SHIFT][self._slot(cid)]
+        return value
+
+    def toward_tail(self, cid: int) -> int:
+        """The item linked just before ``cid`` (one step from the head toward the tail)."""
+        value: int = self._links[cid >> PAGE_SHIFT][self._slot(cid) + 1]
+        return value

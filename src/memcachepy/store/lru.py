@@ -31,7 +31,6 @@ size, so the counts of items are used here instead.
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING, Final
 
 from memcachepy.store.items import (
@@ -41,6 +40,7 @@ from memcachepy.store.items import (
     I32,
     LINKED,
     OFF_ATIME,
+    OFF_CAS,
     OFF_IFLAGS,
     OFF_LRU,
     SEG_COLD,
@@ -49,14 +49,14 @@ from memcachepy.store.items import (
     SEG_SHIFT,
     SEG_TEMP,
     SEG_WARM,
+    TIMES,
+    UNPACK_I32,
 )
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
 
 if TYPE_CHECKING:
     from memcachepy.store.host import CacheHost
 
-# prev, next, cas, exptime, atime: what a drain reads of each item.
-_LINKS_TIMES: Final = struct.Struct("<qqQii")
 
 # Items looked at from a tail per pull (memcached's lru_pull_tail "tries").
 TAIL_SEARCH: Final = 5
@@ -184,7 +184,7 @@ class LruMaintainer:
             lru_byte = page[off + OFF_LRU]
             if seg == SEG_HOT or seg == SEG_WARM:
                 pct = tuning.hot_lru_pct if seg == SEG_HOT else tuning.warm_lru_pct
-                age = now - I32.unpack_from(page, off + OFF_ATIME)[0]
+                age = now - UNPACK_I32(page, off + OFF_ATIME)[0]
                 over = items.seg_counts[lru] > total * pct // 100 or age > max_age
                 if seg == SEG_HOT and lru_byte & ACTIVE:
                     page[off + OFF_LRU] = lru_byte & ~ACTIVE
@@ -328,7 +328,8 @@ class LruMaintainer:
             lru_byte = page[off + OFF_LRU]
             if seg == SEG_HOT and lru_byte & ACTIVE:
                 break
-            prev, _, cas, exptime, atime = _LINKS_TIMES.unpack_from(page, off)
+            prev = items.toward_head(cid)
+            cas, exptime, atime = TIMES.unpack_from(page, off + OFF_CAS)
             if run >= excess and now - atime <= max_age:
                 break
             if (exptime and exptime <= now) or (flushing and cache.is_flushed(cas, atime)):

@@ -372,6 +372,7 @@ def restore_items(cache: CacheHost, state: SavedState) -> None:
             if key in index:
                 raise ValueError(f"key {key!r} is stored twice")
             index[key] = cid
+            items.set_links(cid, prev, nxt)
             lru = class_id | (page[off + OFF_LRU] & SEG_MASK) << SEG_SHIFT
             if prev < 0:
                 if items.heads[lru] >= 0:
