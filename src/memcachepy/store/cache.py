@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import fields
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from librt.vecs import vec
 from mypy_extensions import i64
@@ -70,16 +70,16 @@ from memcachepy.store.tuning import StoreTuning
 log = logging.getLogger("memcachepy.store")
 
 # Relative exptimes up to 30 days; larger values are absolute Unix times.
-REALTIME_MAXDELTA = 60 * 60 * 24 * 30
+REALTIME_MAXDELTA: Final = 60 * 60 * 24 * 30
 # An item's LRU position is refreshed at most this often (memcached's ITEM_UPDATE_INTERVAL).
-ITEM_UPDATE_INTERVAL = 60
+ITEM_UPDATE_INTERVAL: Final = 60
 # How many items from an LRU tail are searched for an expired one before evicting.
 TAIL_SEARCH = 5
 # Tail pulls an allocation may make per chunk it needs before it answers out of memory.
 ALLOC_TRIES = 64
 # The version of the item layout, part of what a memory file must match.
 ITEM_LAYOUT_VERSION = 2
-_U64_MOD = 1 << 64
+_U64_MOD: Final = 1 << 64
 
 
 class StoreMode(IntEnum):
