@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", default=None,
                    help="server the ratios divide by (default: memcached if listed, else the "
                         "first server)")
-    p.add_argument("--scenarios", default=None, help="comma-separated scenario names (all)")
+    p.add_argument("--scenarios", default=None,
+                   help="comma-separated scenario names (all), or 'probe': the five scenarios "
+                        "measured against the probe server (--servers probe,memcachepy)")
     p.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
     p.add_argument("--repeats", type=int, default=3, help="runs per scenario and server")
     p.add_argument("--duration", type=float, default=4.0, help="measured seconds per run")
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                         mix_value_size=args.mix_value_size,
                         large_value_size=args.large_value_size, large_keys=args.large_keys)
     try:
-        scenarios = select_scenarios(default_scenarios(params), args.scenarios)
+        scenarios = select_scenarios(default_scenarios(params), args.scenarios, params)
         custom = [parse_server_definition(text) for text in args.server]
         names = [n.strip() for n in args.servers.split(",") if n.strip()]
         specs = [] if args.crosscheck else resolve_servers(names, custom)

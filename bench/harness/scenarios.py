@@ -128,10 +128,42 @@ def default_scenarios(p: LoadParams) -> list[Scenario]:
     ]
 
 
-def select_scenarios(all_scenarios: list[Scenario], names: str | None) -> list[Scenario]:
-    """The scenarios named in a comma-separated list (all of them for None)."""
+def probe_scenarios(p: LoadParams) -> list[Scenario]:
+    """The set measured against the probe server (probe_server.py): the shapes of
+    memcachepy's performance goal, with its targets (as fast, p99 within 1.2x)."""
+    v, k = p.value_size, p.keys
+    goal = (Target("rps", 1.0), Target("p99_us", 1.2))
+    return [
+        Scenario(name="A4", title="4 connections, one request at a time",
+                 conns=4, depth=1, sets=1, gets=10, value_size=v, keys=k, targets=goal),
+        Scenario(name="A50", title="50 connections, one request at a time",
+                 conns=50, depth=1, sets=1, gets=10, value_size=v, keys=k, targets=goal),
+        Scenario(name="P16", title="4 connections, 16 kept in flight",
+                 conns=4, depth=16, sets=1, gets=10, value_size=v, keys=k, each=True,
+                 targets=goal),
+        Scenario(name="M100", title="gets of 100 keys, 4 connections",
+                 conns=4, depth=1, sets=0, gets=1, value_size=v, keys=k, multiget=100,
+                 throughput="keys_per_s",
+                 targets=(Target("keys_per_s", 1.0), Target("p99_us", 1.2))),
+        Scenario(name="X1K", title="1:1 set:get with 1 KB values, 4 connections",
+                 conns=4, depth=1, sets=1, gets=1, value_size=p.mix_value_size, keys=k,
+                 targets=goal),
+    ]
+
+
+# Names that select a whole set of scenarios.
+SCENARIO_SETS = {"probe": probe_scenarios}
+
+
+def select_scenarios(all_scenarios: list[Scenario], names: str | None,
+                     params: LoadParams | None = None) -> list[Scenario]:
+    """The scenarios named in a comma-separated list (all of them for None); a set's name
+    (``probe``) stands for its scenarios."""
     if not names:
         return all_scenarios
+    make = SCENARIO_SETS.get(names)
+    if make is not None:
+        return make(params or LoadParams())
     by_name = {s.name: s for s in all_scenarios}
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in by_name]

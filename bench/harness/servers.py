@@ -12,11 +12,14 @@ from types import TracebackType
 from .machine import process_cpu_seconds
 
 HOST = "127.0.0.1"
+# The yardstick server (see its docstring): about the least a trio server does per request.
+PROBE = Path(__file__).resolve().parent.parent / "probe_server.py"
 
 BUILTIN_COMMANDS = {
     "memcached": "memcached -t 1 -l 127.0.0.1 -p {port} -U 0 -u root -m 64",
     # -P: the memcachepy installed in this Python, whatever the current directory holds.
     "memcachepy": "{python} -P -m memcachepy -l 127.0.0.1 -p {port} -m 64",
+    "probe": f"{{python}} {shlex.quote(str(PROBE))} -p {{port}}",
 }
 
 

@@ -52,3 +52,39 @@ def test_the_bench_extra_is_declared() -> None:
     assert any(req.startswith("matplotlib") for req in extras["bench"])
     assert "pip" not in (root / "bench" / "harness" / "install.py").read_text().replace(
         "pip install '.[bench]'", "")
+
+
+def _exchange(port: int, request: bytes, expect_end: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        got = b""
+        while not got.endswith(expect_end):
+            chunk = sock.recv(65536)
+            assert chunk, got
+            got += chunk
+        return got
+
+
+def test_the_probe_server_answers_as_a_cache(tmp_path: Path) -> None:
+    (spec,) = resolve_servers(["probe"], [])
+    with RunningServer(spec, [], tmp_path, tmp_path / "probe.log") as server:
+        port = server.port
+        assert _exchange(port, b"set a 5 0 2\r\nhi\r\nset b 0 0 3 noreply\r\nbye\r\n"
+                               b"get a b c\r\n", b"END\r\n") == (
+            b"STORED\r\nVALUE a 5 2\r\nhi\r\nVALUE b 0 3\r\nbye\r\nEND\r\n")
+        assert _exchange(port, b"set t 0 1 1\r\nx\r\n", b"STORED\r\n") == b"STORED\r\n"
+        assert _exchange(port, b"get t\r\n", b"END\r\n") == b"VALUE t 0 1\r\nx\r\nEND\r\n"
+        import time
+
+        time.sleep(1.1)
+        assert _exchange(port, b"get t\r\nversion\r\n", b"ERROR\r\n") == b"END\r\nERROR\r\n"
+
+
+def test_the_probe_set_holds_the_five_goal_scenarios() -> None:
+    from bench.harness.scenarios import LoadParams, default_scenarios, select_scenarios
+
+    chosen = select_scenarios(default_scenarios(LoadParams()), "probe", LoadParams())
+    assert [s.name for s in chosen] == ["A4", "A50", "P16", "M100", "X1K"]
+    assert {t.metric for s in chosen for t in s.targets} == {"rps", "keys_per_s", "p99_us"}
