@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The static checks CI runs before the tests (scripts/test.sh calls this for a whole-suite
+# run): ruff's lint rules and mypy --strict, with the tools of the checkout's .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${VENV_BIN:-.venv/bin}
+echo "checks: ruff check"
+"$bin/ruff" check src tests bench fuzz noxfile.py
+echo "checks: mypy --strict"
+"$bin/mypy" --strict src/memcachepy
