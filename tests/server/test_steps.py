@@ -16,7 +16,6 @@ from memcachepy.config import Settings
 from memcachepy.server.daemon import Server
 from memcachepy.server.steps import EPOLLIN, Connection, Steps
 
-
 LINE = b"VERSION %s\r\n" % VERSION.encode()
 
 
