@@ -333,6 +333,14 @@ CASES: list[BinaryCase] = [
     # (Not compared: an undefined opcode whose discarded body runs into a bad magic byte.
     # memcached sends the 0x81 before closing about two times in three.)
     case("undefined-opcode-body-near-2-32", req(0x40, b"k", body_length=0xFFFFFFF0)),
+    # memcached's CVE inputs: a body length near 2^32 for SASL authentication
+    # (CVE-2016-8706); an extras length past the body (the buffer overflow of 1.6.0-1.6.1,
+    # memcached issue 629). Append and set (CVE-2016-8704, 8705) are value-past-2-gib's
+    # deliberate difference: tests/e2e/test_cve_inputs.py holds memcachepy to its answer.
+    case("cve-2016-8706-sasl-auth-body-near-2-32",
+         req(Op.SASL_AUTH, b"PLAIN", body_length=0xFFFFFFF8) + req(Op.NOOP)),
+    case("extras-length-past-the-body",
+         Header(0x80, Op.GET, 0, 0x30, 0, 0, 4, OPAQUE, 0).pack() + b"abcd" + req(Op.NOOP)),
     case("sasl-without-sasl", req(Op.SASL_LIST_MECHS)
          + req(Op.SASL_AUTH, b"PLAIN", value=b"\0user\0pass") + req(Op.SASL_STEP, b"PLAIN",
                                                                     value=b"xy")),

@@ -41,6 +41,12 @@ def ms(key: bytes, value: bytes, flags: bytes = b"") -> bytes:
 
 
 CASES: list[Case] = [
+    # --- crafted meta commands (CVE-2020-22570 and its kin): flags past every limit --------
+    case("crafted-meta-flags",
+         ms(b"k", b"val") + b"mg k " + b"v " * 40 + b"\r\n"
+         b"mg k O" + b"x" * 40 + b" v\r\nmg k b v\r\nmg ==== b v\r\nmg " + b"k" * 300
+         + b" v\r\nma k N0 J" + b"9" * 30 + b"\r\nmd k I T-1 q\r\nmn\r\n"
+         b"ms k 4294967296 T0\r\nms k -1\r\nms k 2 I\r\nhi\r\nmg k s v t f c k\r\n"),
     # --- mn, me, routing --------------------------------------------------------------------
     case("mn", b"mn\r\nmn foo bar\r\nmn\r\n"),
     case("unknown-m-commands",

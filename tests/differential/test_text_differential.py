@@ -47,6 +47,11 @@ def case(case_id: str, *steps: bytes | Step, **options: object) -> Case:
 
 
 CASES: list[Case] = [
+    # --- memcached's CVE inputs -----------------------------------------------------------
+    # Requests ending in a bare \n, with and without data blocks (CVE-2023-46853).
+    case("cve-2023-46853-bare-newlines",
+         b"set k 0 0 2\nhi\r\nget k\nset j 0 0 1\nx\nget j\ngets k j\ndelete k\nget k\n"
+         b"incr n 1\nversion\n"),
     # --- storage commands -----------------------------------------------------------------
     case("set-get-gets", b"set k 0 0 5\r\nhello\r\nget k\r\ngets k\r\n"),
     case("set-overwrite-flags-and-cas",
