@@ -369,6 +369,13 @@ def _binding_protocol(requested: str | None, auth_file: str | None, sasl: bool) 
 
 def _check_cluster_files(settings: Settings) -> None:
     """Refuse to start with a membership or token file that cannot be used."""
+    if settings.cluster_dns_server:
+        from memcachepy.cluster.dns import parse_nameserver
+
+        try:
+            parse_nameserver(settings.cluster_dns_server)
+        except ValueError as exc:
+            raise ConfigError(f"--cluster-dns-server: {exc}") from None
     if not settings.cluster_config:
         return
     from memcachepy.cluster.endpoint import load_endpoint

@@ -58,10 +58,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymemcache.client.base import (  # type: ignore[import-untyped, unused-ignore]
     PooledClient,
@@ -69,12 +69,15 @@ from pymemcache.client.base import (  # type: ignore[import-untyped, unused-igno
 )
 from pymemcache.exceptions import MemcacheError  # type: ignore[import-untyped, unused-ignore]
 
-from memcachepy.cluster.discovery import ClusterConfig, ConfigPoller
+from memcachepy.cluster.discovery import ClusterConfig, ClusterNode, ConfigPoller
 from memcachepy.cluster.hashing import KeyHash
 from memcachepy.cluster.health import HealthPolicy, Node, NodeStatus, NodeUnavailable
 from memcachepy.cluster.members import Server, ServerSpec, build_ring, to_server
 from memcachepy.cluster.repair import ReadRepair
 from memcachepy.cluster.ring import KetamaRing
+
+if TYPE_CHECKING:
+    from memcachepy.cluster.dns import DnsPoller
 
 __all__ = ["ClusterClient", "ClusterError", "NoAvailableNodesError"]
 
@@ -173,7 +176,7 @@ class ClusterClient:
         self._view = _View(build_ring([], **self._ring_options), {})
         self._executor = ThreadPoolExecutor(max_workers=max_workers,
                                             thread_name_prefix="memcachepy-cluster")
-        self._poller: ConfigPoller | None = None
+        self._poller: ConfigPoller | DnsPoller | None = None
         self.update_servers(servers)
 
     # -- membership ---------------------------------------------------------------------
@@ -239,6 +242,43 @@ class ClusterClient:
             poller.check()
         except BaseException:
             poller.stop()
+            client.close()
+            raise
+        poller.start()
+        client._poller = poller
+        return client
+
+    @classmethod
+    def from_dns(
+        cls,
+        name: str,
+        *,
+        port: int = 11211,
+        nameservers: Sequence[tuple[str, int]] | None = None,
+        poll_interval: float = 60.0,
+        **client_options: Any,
+    ) -> ClusterClient:
+        """A client whose membership follows DNS records (:mod:`memcachepy.cluster.dns`).
+
+        A name starting with ``_`` is resolved as SRV records, any other as A and AAAA
+        records on ``port``; ``nameservers`` (``(host, port)`` pairs) replace the system's
+        resolver. The name is resolved once now (errors propagate), then every
+        ``poll_interval`` seconds in a background thread, and the ring is rebuilt when the
+        set of nodes changes; a failed lookup keeps the nodes. :meth:`close` stops it.
+        """
+        from memcachepy.cluster.dns import DnsPoller
+
+        client = cls([], **client_options)
+
+        def apply(nodes: tuple[ClusterNode, ...]) -> None:
+            logger.info("cluster DNS %s: %d nodes", name, len(nodes))
+            client.update_servers(nodes)
+
+        poller = DnsPoller(name, apply, port=port, nameservers=nameservers,
+                           interval=poll_interval)
+        try:
+            poller.check()
+        except BaseException:
             client.close()
             raise
         poller.start()

@@ -196,6 +196,11 @@ class Server:
                     maintenance.start(acceptors, self.cache, self.settings.store)
                     if self.warmup is not None:
                         acceptors.start_soon(self.warmup.run)
+                    if self.settings.cluster_dns and self.cluster is not None:
+                        from memcachepy.server.membership import follow_dns
+
+                        acceptors.start_soon(follow_dns, self.cluster,
+                                             self.settings.cluster_dns_interval)
                     task_status.started(self.ports)
                     acceptors.start_soon(self.operations.run)  # READY=1, watchdog, metrics
                     await self._stop.wait()
@@ -392,7 +397,12 @@ class Server:
 
 
 def _cluster_endpoint(settings: Settings) -> ConfigEndpoint | None:
-    """What a node started with --cluster-config answers to ``config get|set cluster``."""
+    """What a node started with --cluster-config (or --cluster-dns) answers to
+    ``config get|set cluster``."""
+    if settings.cluster_dns:
+        from memcachepy.server.membership import dns_endpoint
+
+        return dns_endpoint(settings)
     if not settings.cluster_config:
         return None
     # Imported here so that a node without the flag never loads the cluster package.
