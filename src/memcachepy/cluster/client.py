@@ -28,6 +28,10 @@ A node that comes back (stale-value policy)
     failed, is recorded against that node. Before the node serves anything again it is
     sent a delete for each recorded key; if more than ``max_missed_writes`` keys piled up,
     it is flushed (``flush_all``) instead. Until that succeeds the node stays out of use.
+    With read repair on (R >= 2), each key so deleted is then copied back from another
+    replica that has it, with the same CAS checks (Read repair, below), before the request
+    that found the node back goes on: the key has its R copies again at once, not only
+    after its next read (at most ``MAX_REFILL`` keys each time).
     Non-idempotent operations (add, replace, append, prepend, incr, decr, cas) run on the
     first available replica; the others then get the same result (a ``set`` of the value,
     or the same operation, whose result must match) or lose the key, so a replica holds
@@ -87,6 +91,8 @@ Key = str | bytes
 T = TypeVar("T")
 _MISS = object()
 MAX_FORMER_VIEWS = 4
+# Keys a returning node gets copied back at once (see _refill); read repair does the rest.
+MAX_REFILL = 1000
 
 
 class ClusterError(MemcacheError):  # type: ignore[misc, unused-ignore]
@@ -193,7 +199,8 @@ class ClusterClient:
                 node = old.get(server)
                 if node is None:
                     client = self._client_factory(server.address, **self._client_kwargs)
-                    node = Node(server, client, self._policy)
+                    node = Node(server, client, self._policy,
+                                on_settled=self._refill if self._read_repair else None)
                 else:
                     node.server = server  # same member; its weight or name may have changed
                 nodes[server] = node
@@ -378,6 +385,24 @@ class ClusterClient:
             lacking += [node] if self._repair.missing(node, [key]) else []
         if lacking:
             self._repair.repair(key, hit, lacking)
+
+    def _refill(self, node: Node, keys: list[Key]) -> None:
+        """A node just deleted the keys whose writes it missed: copy their current values
+        back from another replica (read repair's copy, CAS-checked), so that they have R
+        copies again before the next fault rather than after their next read."""
+        view = self._view
+        for key in keys[:MAX_REFILL]:
+            try:
+                replicas = self._replicas(view, key)
+            except (MemcacheError, ValueError, TypeError):
+                continue
+            if node not in replicas:
+                continue
+            now = self._policy.clock()
+            for source in replicas:
+                if source is not node and not source.skipped(now):
+                    self._repair.repair(key, source, [node])
+                    break
 
     def gets(self, key: Key) -> tuple[Any, Any]:
         """``(value, cas)`` from the first reachable replica (``(None, None)`` on a miss).
