@@ -4,9 +4,10 @@ Each value carries its key's version, so every read is checked against the worke
 history: the latest version, or a miss. A value of an older version, or of a key deleted
 since, is a stale read. Misses are told apart: of a key whose last write the cluster
 acknowledged (the figure that matters), of a key never written or deleted (right), and of
-a key whose last write failed (either answer is right). Requests are tagged with the phase running when they were sent
-(a shared integer the controller moves on). Every 50 ms the worker also notes each
-node's state as its client sees it, for the time to re-admission.
+a key whose last write failed (either answer is right). Requests are tagged with the
+phase running when they were sent (a shared integer the controller moves on). Every 50 ms
+the worker also notes each node's state as its client sees it, for the time to
+re-admission.
 """
 
 from __future__ import annotations

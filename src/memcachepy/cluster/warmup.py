@@ -76,6 +76,9 @@ RELATIVE_TTL_MAX: Final = 60 * 60 * 24 * 30
 _BUSY_RETRIES: Final = 50  # metadump tries while memcached's crawler is on another job
 _BUSY_WAIT: Final = 0.1
 _ERRORS: Final = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
+# Seconds a peer may take to start its metadump: memcachepy builds the whole dump first
+# (about a second per million items), memcached streams it; a paused peer costs this much.
+METADUMP_TIMEOUT: Final = 5.0
 
 
 class PeerError(Exception):
@@ -168,8 +171,20 @@ class PeerConnection:
 
     # -- commands -------------------------------------------------------------------------
 
-    def metadump(self) -> list[DumpEntry]:
-        """Every item of ``lru_crawler metadump all`` (BUSY is retried a while)."""
+    def metadump(self, timeout: float | None = None) -> list[DumpEntry]:
+        """Every item of ``lru_crawler metadump all`` (BUSY is retried a while).
+
+        ``timeout`` replaces the connection's for this command: a large peer may take
+        seconds to build its dump before the first byte comes."""
+        previous = self._sock.gettimeout()
+        if timeout is not None:
+            self._sock.settimeout(timeout)
+        try:
+            return self._metadump()
+        finally:
+            self._sock.settimeout(previous)
+
+    def _metadump(self) -> list[DumpEntry]:
         for _ in range(_BUSY_RETRIES):
             self._sock.sendall(b"lru_crawler metadump all\r\n")
             line = self._line()
@@ -484,7 +499,7 @@ class Warmer:
 
     def _copy_from(self, peer: Server) -> None:
         with PeerConnection(peer.address, self.timeout) as conn:
-            wanted = [e for e in conn.metadump()
+            wanted = [e for e in conn.metadump(max(self.timeout, METADUMP_TIMEOUT))
                       if e.key not in self._decided and self.owned(e.key)]
             for start in range(0, len(wanted), self.batch):
                 if self._stopping():

@@ -19,7 +19,7 @@ Visible
     ``stats`` gains ``warmup_state`` (idle, waiting, running, done, aborted),
     ``warmup_items``, ``warmup_bytes``, ``warmup_dropped``, ``warmup_peers``,
     ``warmup_peer_failures`` and ``warmup_seconds``, and so does ``/metrics``; the log
-    says when it starts and ends.
+    says when it starts and ends, at the default level.
 """
 
 from __future__ import annotations
@@ -207,7 +207,8 @@ class Warmup:
         warmer = Warmer(me, nodes, self.settings.cluster_replicas, target,
                         item_rate=self.settings.warm_up_rate, byte_rate=DEFAULT_BYTE_RATE,
                         progress=self.progress, stop=self._stop)
-        log.info("warm-up started: %s copies its share (replicas=%d) from %d peers, "
+        # At the default level (WARNING): a node that lost its cache is worth a line.
+        log.warning("warm-up started: %s copies its share (replicas=%d) from %d peers, "
                  "at most %d items/s", me, self.settings.cluster_replicas,
                  len(warmer.peers()), self.settings.warm_up_rate)
         try:
@@ -216,7 +217,7 @@ class Warmup:
             self._stop.set()
         p = self.progress
         reason = self.deletes.aborted()
-        log.info("warm-up %s after %.1f s: %d items (%d bytes) copied, %d dropped, "
+        log.warning("warm-up %s after %.1f s: %d items (%d bytes) copied, %d dropped, "
                  "%d of %d peers%s", p.state, p.seconds, p.items, p.bytes, p.dropped, p.peers,
                  len(warmer.peers()), f" ({reason})" if reason else "")
 
