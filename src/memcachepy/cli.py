@@ -369,6 +369,8 @@ def _binding_protocol(requested: str | None, auth_file: str | None, sasl: bool) 
 
 def _check_cluster_files(settings: Settings) -> None:
     """Refuse to start with a membership or token file that cannot be used."""
+    if settings.cluster_dns:
+        import dns.resolver  # noqa: F401  (dnspython: missing, it stops the start here)
     if settings.cluster_dns_server:
         from memcachepy.cluster.dns import parse_nameserver
 
