@@ -17,6 +17,7 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v nc >/dev/null || need_apt+=(netcat-openbsd)
 # promtool checks and unit-tests deploy/prometheus/alerts.yml (about 10 s to install).
 command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
 if ((${#need_apt[@]})) && ! _apt_install "${need_apt[@]}"; then
     echo "warning: ${need_apt[*]} missing and cannot be installed here; those tests will skip" >&2
 fi

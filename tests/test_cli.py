@@ -143,10 +143,11 @@ from importlib.abc import MetaPathFinder
 
 missing, entry = sys.argv[1], sys.argv[2]
 sys.argv[1:] = sys.argv[3:]
+hidden = {"dnspython": "dns"}.get(missing, missing)  # a package and its import name
 
 class Missing(MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] == missing:
+        if name.partition(".")[0] == hidden:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
@@ -165,7 +166,7 @@ else:
 MISSING = [
     ("librt", ["-V"]), ("mypy_extensions", ["-V"]), ("trio", ["-V"]),
     ("prometheus_client", ["-V"]), ("pymemcache", ["cluster", "up", "--help"]),
-    ("pymemcache", ["tool", "cluster"]),
+    ("pymemcache", ["tool", "cluster"]), ("dnspython", ["--cluster-dns", "cache.test"]),
 ]
 
 

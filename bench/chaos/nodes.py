@@ -1,6 +1,7 @@
 """The chaos run's daemons: data nodes that can be killed, paused and restarted, and one
 configuration endpoint (``--cluster-config``) whose ``config set cluster`` changes the
-membership the clients follow.
+membership the clients follow. Data nodes know the membership too (a file of their own,
+with R=2), so a node restarted empty warms up from its peers unless the run says not to.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class DataNode:
         self.log = workdir / f"node-{self.port}.log"
         self.memory_mb = memory_mb
         self.proc: subprocess.Popen[bytes] | None = None
+        # --cluster-config FILE --cluster-replicas 2 [--no-warm-up]: set by the Cluster.
+        self.cluster_args: list[str] = []
 
     @property
     def spec(self) -> str:
@@ -62,7 +65,7 @@ class DataNode:
         if not warm and self.memory_file.exists():
             self.memory_file.unlink()
         argv = [sys.executable, "-P", "-m", "memcachepy", "-l", self.host, "-p", str(self.port),
-                "-m", str(self.memory_mb), "-e", str(self.memory_file)]
+                "-m", str(self.memory_mb), "-e", str(self.memory_file), *self.cluster_args]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=log)

@@ -120,6 +120,19 @@ def classic(seconds: float = 60.0) -> list[Phase]:
     return phases
 
 
+def every_3s(seconds: float = 60.0) -> list[Phase]:
+    """Issue 26's schedule: for 60 s, every 3 s, a node SIGKILLed and restarted empty at
+    once, or SIGSTOPped for 2 s, in turn (n0 killed, n1 stopped, n2 killed, n0 stopped...)."""
+    phases = [Phase("baseline", 3.0)]
+    for i in range(int(seconds // 3)):
+        if i % 2 == 0:
+            phases.append(Phase(f"kill n{i % 3}, restart empty", 3.0,
+                                kill_restart_empty(i % 3, down=0.0)))
+        else:
+            phases.append(Phase(f"SIGSTOP n{i % 3} 2 s", 3.0, stop_cont(i % 3)))
+    return phases
+
+
 def full() -> list[Phase]:
     """Every fault once; the membership change last (its moved keys stay moved)."""
     return [
@@ -135,14 +148,17 @@ def full() -> list[Phase]:
 
 
 def short() -> list[Phase]:
-    """About 20 s, for CI."""
+    """About 17 s, for CI: the every-3-s faults three times, then a warm restart."""
     return [
         Phase("baseline", 3.0),
-        Phase("kill n0, restart empty", 6.0, kill_restart_empty(0)),
-        Phase("SIGSTOP n1 2 s", 5.0, stop_cont(1)),
-        Phase("restart n2 warm (-e)", 6.0, restart_warm(2)),
+        Phase("kill n0, restart empty", 3.0, kill_restart_empty(0, down=0.0)),
+        Phase("SIGSTOP n1 2 s", 3.0, stop_cont(1)),
+        Phase("kill n2, restart empty", 3.0, kill_restart_empty(2, down=0.0)),
+        Phase("restart n0 warm (-e)", 5.0, restart_warm(0)),
     ]
 
 
 SCENARIOS: dict[str, Callable[[], list[Phase]]] = {"classic": classic, "full": full,
-                                                   "short": short}
+                                                   "short": short, "every3s": every_3s}
+#: The workload each scenario runs unless told otherwise: (keys per worker, writes share).
+WORKLOADS: dict[str, tuple[int, float]] = {"every3s": (500, 0.3), "short": (500, 0.3)}

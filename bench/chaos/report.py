@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-COUNTS = ("requests", "reads", "misses", "stale", "errors")
+COUNTS = ("requests", "reads", "reads_acked", "misses", "reads_unwritten", "misses_unwritten",
+          "misses_unacked", "stale", "errors")
 
 
 def _p99(values: list[float]) -> float:
@@ -42,25 +43,33 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             tally = r["tallies"].get(index) or r["tallies"].get(str(index))
             if tally:
                 for name in COUNTS:
-                    row[name] += tally[name]
+                    row[name] += tally.get(name, 0)
                 latencies += tally["latencies"]
         every += latencies
         row["p99_ms"] = _p99(latencies) * 1e3
         row["max_ms"] = max(latencies, default=0.0) * 1e3
-        row["miss_rate"] = row["misses"] / row["reads"] if row["reads"] else 0.0
+        # Misses of acknowledged keys, out of the reads of acknowledged keys.
+        acked = row["reads_acked"] or row["reads"]
+        row["miss_rate"] = row["misses"] / acked if acked else 0.0
         row["readmission_s"] = readmission(result, phase)
         row["skipped"] = phase["skipped"]
         row["notes"] = phase["notes"]
         rows.append(row)
     total: dict[str, Any] = {name: sum(r[name] for r in rows) for name in COUNTS}
-    total["miss_rate"] = total["misses"] / total["reads"] if total["reads"] else 0.0
+    acked = total["reads_acked"] or total["reads"]
+    total["miss_rate"] = total["misses"] / acked if acked else 0.0
     total["p99_ms"] = _p99(every) * 1e3
     total["max_ms"] = max(every, default=0.0) * 1e3
     repairs: dict[str, int] = {}
     for r in result["workers_results"]:
         for name, value in r["client_stats"].items():
             repairs[name] = repairs.get(name, 0) + value
-    return {"phases": rows, "total": total, "client_stats": repairs}
+    warmups = result.get("warmups", [])
+    return {"phases": rows, "total": total, "client_stats": repairs,
+            "warmups": {"count": len(warmups),
+                        "aborted": sum(w["aborted"] for w in warmups),
+                        "items": sum(w["items"] for w in warmups),
+                        "max_seconds": max((w["seconds"] for w in warmups), default=0.0)}}
 
 
 def write_report(path: Path, result: dict[str, Any]) -> None:
@@ -71,10 +80,16 @@ def write_report(path: Path, result: dict[str, Any]) -> None:
         f"{result['nodes']} memcachepy nodes, replicas={result['replicas']}, "
         f"{result['workers']} client processes of {result['keys_per_worker']} keys each, "
         f"{result['writes']:.0%} writes, read repair "
-        f"{'on' if result['read_repair'] else 'off'}; policy {result['policy']}.",
+        f"{'on' if result['read_repair'] else 'off'}, warm-up "
+        f"{'on' if result.get('warm_up', False) else 'off'}; policy {result['policy']}.",
         "",
-        "| phase | requests | misses | stale | errors | p99 ms | max ms | re-admission s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "Misses: of keys whose last write the cluster acknowledged (rate: of the reads of "
+        "such keys); apart, of keys never written or deleted (right answers) and of keys "
+        "whose last write failed.",
+        "",
+        "| phase | requests | acked misses | never-written misses | unacked misses | stale "
+        "| errors | p99 ms | max ms | re-admission s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in [*s["phases"], {"phase": "**total**", **s["total"], "readmission_s": None,
                                "skipped": None, "notes": []}]:
@@ -84,9 +99,13 @@ def write_report(path: Path, result: dict[str, Any]) -> None:
         name += "".join(f"; {note}" for note in row["notes"])
         lines.append(
             f"| {name} | {row['requests']} | {row['misses']} ({row['miss_rate']:.2%}) | "
+            f"{row['misses_unwritten']} | {row['misses_unacked']} | "
             f"{row['stale']} | {row['errors']} | {row['p99_ms']:.1f} | {row['max_ms']:.0f} | "
             f"{back_text} |")
-    lines += ["", "Client counters: " + ", ".join(f"{k} {v}" for k, v in
+    w = s["warmups"]
+    lines += ["", f"Warm-ups: {w['count']} ({w['aborted']} aborted), {w['items']} items "
+                  f"copied, the longest {w['max_seconds']:.1f} s.",
+              "", "Client counters: " + ", ".join(f"{k} {v}" for k, v in
                                                    s["client_stats"].items())]
     path.write_text("\n".join(lines) + "\n")
 

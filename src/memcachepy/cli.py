@@ -179,6 +179,20 @@ def build_parser() -> DaemonUsageParser:
     add("--cluster-admin-token-file", metavar="FILE",
         help="accept 'config set cluster' carrying the token in FILE "
              "(and save the new nodes to the --cluster-config FILE)")
+    add("--cluster-replicas", type=int, default=1, metavar="R",
+        help="copies the cluster clients keep of each key; with R >= 2 a node that starts "
+             "empty copies its share from the other nodes (default: 1)")
+    add("--no-warm-up", dest="warm_up", action="store_false",
+        help="do not copy items from the other nodes when starting empty")
+    add("--warm-up-rate", type=int, default=10_000, metavar="ITEMS",
+        help="items copied per second at most while warming up (default: 10000)")
+    add("--cluster-dns", metavar="NAME",
+        help="take the membership from DNS: SRV records for a name starting with '_', "
+             "else A/AAAA records with this node's port")
+    add("--cluster-dns-server", metavar="HOST:PORT",
+        help="ask this DNS server for --cluster-dns (default: the system's resolver)")
+    add("--cluster-dns-interval", type=float, default=60.0, metavar="SECONDS",
+        help="seconds between DNS polls for --cluster-dns (default: 60)")
     add("--metrics-port", type=int, metavar="PORT",
         help="serve Prometheus metrics at http://LISTEN:PORT/metrics (default: off)")
     add("--metrics-listen", default="127.0.0.1", metavar="ADDR",
@@ -237,6 +251,9 @@ _COPIED = {
     "slab_min_size": "min_chunk", "verbose": "verbosity", "enable_shutdown": "enable_shutdown",
     "auth_file": "auth_file", "enable_sasl": "sasl", "enable_ssl": "tls_enabled",
     "cluster_config": "cluster_config", "cluster_admin_token_file": "cluster_admin_token_file",
+    "cluster_replicas": "cluster_replicas", "warm_up": "warm_up", "warm_up_rate": "warm_up_rate",
+    "cluster_dns": "cluster_dns", "cluster_dns_server": "cluster_dns_server",
+    "cluster_dns_interval": "cluster_dns_interval",
     "memory_file": "memory_file", "metrics_port": "metrics_port",
     "metrics_listen": "metrics_listen", "unix_socket": "unix_socket",
     "listen_backlog": "backlog", "max_reqs_per_event": "reqs_per_event", "user": "user",
@@ -352,6 +369,15 @@ def _binding_protocol(requested: str | None, auth_file: str | None, sasl: bool) 
 
 def _check_cluster_files(settings: Settings) -> None:
     """Refuse to start with a membership or token file that cannot be used."""
+    if settings.cluster_dns:
+        import dns.resolver  # noqa: F401  (dnspython: missing, it stops the start here)
+    if settings.cluster_dns_server:
+        from memcachepy.cluster.dns import parse_nameserver
+
+        try:
+            parse_nameserver(settings.cluster_dns_server)
+        except ValueError as exc:
+            raise ConfigError(f"--cluster-dns-server: {exc}") from None
     if not settings.cluster_config:
         return
     from memcachepy.cluster.endpoint import load_endpoint

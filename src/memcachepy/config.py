@@ -121,6 +121,12 @@ class Settings:
     drain_timeout: float = 10.0  # seconds a graceful stop waits for in-flight requests
     cluster_config: str | None = None  # membership file answered to `config get cluster`
     cluster_admin_token_file: str | None = None  # enables `config set cluster`
+    cluster_replicas: int = 1  # --cluster-replicas: copies the clients keep of each key (R)
+    warm_up: bool = True  # --no-warm-up: an empty node with R >= 2 does not copy from peers
+    warm_up_rate: int = 10_000  # --warm-up-rate: items copied per second at most
+    cluster_dns: str | None = None  # --cluster-dns NAME: the membership from DNS records
+    cluster_dns_server: str | None = None  # --cluster-dns-server HOST:PORT (else the system's)
+    cluster_dns_interval: float = 60.0  # --cluster-dns-interval: seconds between DNS polls
     metrics_port: int | None = None  # --metrics-port: Prometheus /metrics (None = off)
     metrics_listen: str = "127.0.0.1"  # --metrics-listen: loopback unless told otherwise
     # -- listeners (memcachepy.server.listeners) ------------------------------------------
@@ -203,12 +209,28 @@ class Settings:
             raise ConfigError(f"metrics port {self.metrics_port} out of range")
         if self.cluster_admin_token_file and not self.cluster_config:
             raise ConfigError("--cluster-admin-token-file needs --cluster-config")
+        self._validate_cluster()
         if self.tls_enabled and not (self.tcp_enabled and not self.unix_socket):
             raise ConfigError("ERROR: You cannot enable SSL without a TCP port.")
         ext_problem = self.ext.check(self.item_size_max, self.udp_port)
         if ext_problem is not None:
             raise ConfigError(ext_problem)
         self.ext.apply_defaults()
+
+    def _validate_cluster(self) -> None:
+        if self.cluster_replicas < 1:
+            raise ConfigError("--cluster-replicas must be at least 1")
+        if self.warm_up_rate < 1:
+            raise ConfigError("--warm-up-rate must be at least 1 item per second")
+        if self.cluster_dns and self.cluster_config:
+            raise ConfigError("--cluster-dns and --cluster-config exclude each other")
+        if self.cluster_dns_server and not self.cluster_dns:
+            raise ConfigError("--cluster-dns-server needs --cluster-dns")
+        if self.cluster_dns_interval <= 0:
+            raise ConfigError("--cluster-dns-interval must be positive")
+        if self.cluster_replicas > 1 and not (self.cluster_config or self.cluster_dns):
+            raise ConfigError("--cluster-replicas needs the membership: --cluster-config "
+                              "or --cluster-dns")
 
     def _validate_chunk_max(self) -> None:
         chunk, item = self.store.slab_chunk_max, self.item_size_max

@@ -97,7 +97,12 @@ def exit_if_missing(missing: ModuleNotFoundError) -> NoReturn:
     top = (missing.name or "").partition(".")[0]
     if not top or top == "memcachepy" or top in sys.stdlib_module_names:
         raise missing
+    top = _DISTRIBUTIONS.get(top, top)
     sys.exit(f"memcachepy: the {top} package is missing. {INSTALL_HINT}")
+
+
+# Dependencies whose import name is not their package's name.
+_DISTRIBUTIONS = {"dns": "dnspython"}
 
 
 # The -o suboptions, as `memcached -h` lists them, with what each does here. (The word

@@ -187,3 +187,26 @@ def test_no_repair_without_replicas_or_when_turned_off(
             client.get(key)
         assert node_keys(nodes[0], KEYS) == set()
         assert client.stats()["read_repairs"] == 0
+
+
+def test_writes_a_node_missed_are_copied_back_when_it_returns(
+        nodes: list[ServerProcess]) -> None:
+    """Keys written while a node was down are deleted there when it returns (it missed
+    them), then copied back from the other replica at once: R copies again, unread."""
+    with ExitStack() as stack, ClusterClient([spec(n) for n in nodes], replicas=2,
+                                             **POLICY) as client:
+        for i, key in enumerate(KEYS):
+            assert client.set(key, b"old", expire=TTL, flags=i)
+        nodes[0].kill()
+        held = held_keys(client, nodes[0])
+        changed, deleted = held[0::2], held[1::4]
+        for key in changed:  # the node is down: recorded as missed
+            assert client.set(key, b"new", expire=TTL, flags=7)
+        for key in deleted:
+            client.delete(key)
+        before = client.stats()["read_repairs"]
+        back = restart_empty(client, nodes, 0, stack)  # one request to it settles it
+        assert node_keys(back, changed) == set(changed)
+        assert node_keys(back, deleted) == set()
+        assert all(meta(back, key, "f v")[2] == b"f7" for key in changed[:20])
+        assert client.stats()["read_repairs"] - before >= len(changed)

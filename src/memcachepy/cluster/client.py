@@ -28,6 +28,10 @@ A node that comes back (stale-value policy)
     failed, is recorded against that node. Before the node serves anything again it is
     sent a delete for each recorded key; if more than ``max_missed_writes`` keys piled up,
     it is flushed (``flush_all``) instead. Until that succeeds the node stays out of use.
+    With read repair on (R >= 2), each key so deleted is then copied back from another
+    replica that has it, with the same CAS checks (Read repair, below), before the request
+    that found the node back goes on: the key has its R copies again at once, not only
+    after its next read (at most ``MAX_REFILL`` keys each time).
     Non-idempotent operations (add, replace, append, prepend, incr, decr, cas) run on the
     first available replica; the others then get the same result (a ``set`` of the value,
     or the same operation, whose result must match) or lose the key, so a replica holds
@@ -58,10 +62,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymemcache.client.base import (  # type: ignore[import-untyped, unused-ignore]
     PooledClient,
@@ -69,12 +73,15 @@ from pymemcache.client.base import (  # type: ignore[import-untyped, unused-igno
 )
 from pymemcache.exceptions import MemcacheError  # type: ignore[import-untyped, unused-ignore]
 
-from memcachepy.cluster.discovery import ClusterConfig, ConfigPoller
+from memcachepy.cluster.discovery import ClusterConfig, ClusterNode, ConfigPoller
 from memcachepy.cluster.hashing import KeyHash
 from memcachepy.cluster.health import HealthPolicy, Node, NodeStatus, NodeUnavailable
 from memcachepy.cluster.members import Server, ServerSpec, build_ring, to_server
 from memcachepy.cluster.repair import ReadRepair
 from memcachepy.cluster.ring import KetamaRing
+
+if TYPE_CHECKING:
+    from memcachepy.cluster.dns import DnsPoller
 
 __all__ = ["ClusterClient", "ClusterError", "NoAvailableNodesError"]
 
@@ -84,6 +91,8 @@ Key = str | bytes
 T = TypeVar("T")
 _MISS = object()
 MAX_FORMER_VIEWS = 4
+# Keys a returning node gets copied back at once (see _refill); read repair does the rest.
+MAX_REFILL = 1000
 
 
 class ClusterError(MemcacheError):  # type: ignore[misc, unused-ignore]
@@ -173,7 +182,7 @@ class ClusterClient:
         self._view = _View(build_ring([], **self._ring_options), {})
         self._executor = ThreadPoolExecutor(max_workers=max_workers,
                                             thread_name_prefix="memcachepy-cluster")
-        self._poller: ConfigPoller | None = None
+        self._poller: ConfigPoller | DnsPoller | None = None
         self.update_servers(servers)
 
     # -- membership ---------------------------------------------------------------------
@@ -190,7 +199,8 @@ class ClusterClient:
                 node = old.get(server)
                 if node is None:
                     client = self._client_factory(server.address, **self._client_kwargs)
-                    node = Node(server, client, self._policy)
+                    node = Node(server, client, self._policy,
+                                on_settled=self._refill if self._read_repair else None)
                 else:
                     node.server = server  # same member; its weight or name may have changed
                 nodes[server] = node
@@ -239,6 +249,43 @@ class ClusterClient:
             poller.check()
         except BaseException:
             poller.stop()
+            client.close()
+            raise
+        poller.start()
+        client._poller = poller
+        return client
+
+    @classmethod
+    def from_dns(
+        cls,
+        name: str,
+        *,
+        port: int = 11211,
+        nameservers: Sequence[tuple[str, int]] | None = None,
+        poll_interval: float = 60.0,
+        **client_options: Any,
+    ) -> ClusterClient:
+        """A client whose membership follows DNS records (:mod:`memcachepy.cluster.dns`).
+
+        A name starting with ``_`` is resolved as SRV records, any other as A and AAAA
+        records on ``port``; ``nameservers`` (``(host, port)`` pairs) replace the system's
+        resolver. The name is resolved once now (errors propagate), then every
+        ``poll_interval`` seconds in a background thread, and the ring is rebuilt when the
+        set of nodes changes; a failed lookup keeps the nodes. :meth:`close` stops it.
+        """
+        from memcachepy.cluster.dns import DnsPoller
+
+        client = cls([], **client_options)
+
+        def apply(nodes: tuple[ClusterNode, ...]) -> None:
+            logger.info("cluster DNS %s: %d nodes", name, len(nodes))
+            client.update_servers(nodes)
+
+        poller = DnsPoller(name, apply, port=port, nameservers=nameservers,
+                           interval=poll_interval)
+        try:
+            poller.check()
+        except BaseException:
             client.close()
             raise
         poller.start()
@@ -338,6 +385,24 @@ class ClusterClient:
             lacking += [node] if self._repair.missing(node, [key]) else []
         if lacking:
             self._repair.repair(key, hit, lacking)
+
+    def _refill(self, node: Node, keys: list[Key]) -> None:
+        """A node just deleted the keys whose writes it missed: copy their current values
+        back from another replica (read repair's copy, CAS-checked), so that they have R
+        copies again before the next fault rather than after their next read."""
+        view = self._view
+        for key in keys[:MAX_REFILL]:
+            try:
+                replicas = self._replicas(view, key)
+            except (MemcacheError, ValueError, TypeError):
+                continue
+            if node not in replicas:
+                continue
+            now = self._policy.clock()
+            for source in replicas:
+                if source is not node and not source.skipped(now):
+                    self._repair.repair(key, source, [node])
+                    break
 
     def gets(self, key: Key) -> tuple[Any, Any]:
         """``(value, cas)`` from the first reachable replica (``(None, None)`` on a miss).

@@ -73,10 +73,15 @@ class NodeStatus:
 class Node:
     """One member's connection pool (a pymemcache client) and its health."""
 
-    def __init__(self, server: Server, client: Any, policy: HealthPolicy) -> None:
+    def __init__(self, server: Server, client: Any, policy: HealthPolicy,
+                 on_settled: Callable[[Node, list[Key]], None] | None = None) -> None:
         self.server = server
         self.client = client
         self.policy = policy
+        # Told the keys a settle just deleted here, so the cluster client can copy their
+        # current values back from another replica (they were deleted because this node
+        # missed writes of them, not because they are gone).
+        self.on_settled = on_settled
         self._lock = threading.Lock()
         self._settle_lock = threading.Lock()
         self.failures = 0
@@ -160,18 +165,23 @@ class Node:
             self._missed.clear()
             self._flush_seq = self._seq
 
-    def settle(self) -> None:
-        """Invalidate the writes this node missed; raises (and keeps them) on failure."""
+    def settle(self) -> list[Key]:
+        """Invalidate the writes this node missed; raises (and keeps them) on failure.
+
+        Returns the keys deleted here one by one (none after a flush)."""
+        deleted: list[Key] = []
         while self._missed or self._flush_seq:
             with self._settle_lock:
                 with self._lock:
                     missed, flush, done_seq = dict(self._missed), bool(self._flush_seq), self._seq
                 if not missed and not flush:
-                    return
+                    return deleted
                 if flush:
                     self.client.flush_all(noreply=False)
+                    deleted.clear()
                 else:
                     self.client.delete_many(list(missed), noreply=False)
+                    deleted += missed
                 with self._lock:
                     if flush and self._flush_seq <= done_seq:
                         self._flush_seq = 0
@@ -183,13 +193,16 @@ class Node:
                             del self._missed[key]
                 logger.info("%s: invalidated %s it missed", self.server,
                             "everything" if flush else f"{len(missed)} writes")
+        return deleted
 
     def attempt(self, operation: Callable[[Any], T]) -> T:
         """``operation(client)`` after settling; NodeUnavailable if skipped or failing."""
         if self.skipped():
             raise NodeUnavailable(str(self.server))
         try:
-            self.settle()
+            settled = self.settle()
+            if settled and self.on_settled is not None:
+                self.on_settled(self, settled)
             result = operation(self.client)
         except NODE_ERRORS as error:
             self.record_failure(error)

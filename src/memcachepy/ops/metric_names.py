@@ -158,7 +158,25 @@ GENERAL: Final[dict[str, MetricName]] = {
     "active_slabs": _g("memcached_active_slabs", "Slab classes with at least one page."),
     "total_malloced": _g("memcached_malloced_bytes",
                          "Number of bytes of memory allocated to slab pages."),
+    # The warm-up from peers (--cluster-replicas 2 or more; memcachepy.server.warmup).
+    "warmup_items": _c("memcachepy_warmup_items_total",
+                       "Items the warm-up copied from peers into this node (and kept)."),
+    "warmup_bytes": _c("memcachepy_warmup_bytes_total",
+                       "Value bytes of the items the warm-up copied from peers."),
+    "warmup_dropped": _c("memcachepy_warmup_dropped_total",
+                         "Keys the warm-up did not copy: changed at the source meanwhile, "
+                         "already here, or deleted here."),
+    "warmup_peers": _g("memcachepy_warmup_peers",
+                       "Peers the warm-up has copied from completely."),
+    "warmup_peer_failures": _c("memcachepy_warmup_peer_failures_total",
+                               "Failed attempts at a peer during the warm-up (each retried)."),
+    "warmup_seconds": _g("memcachepy_warmup_seconds",
+                         "How long the finished warm-up took (0 until it ends)."),
 }
+#: ``warmup_state`` as an enum: one series per state, 1 for the current one.
+WARMUP_STATES: Final = ("idle", "waiting", "running", "done", "aborted")
+WARMUP_STATE_METRIC: Final = _g("memcachepy_warmup_state",
+                                "The warm-up from peers: 1 for its current state, else 0.")
 
 #: Per slab class from ``stats items`` (``items:<class>:<field>``), with a ``slab`` label.
 ITEMS: Final[dict[str, MetricName]] = {

@@ -106,6 +106,10 @@ class StatsCollector(Collector):
     def _general(self, stats: dict[str, str], out: _Families) -> None:
         if "version" in stats:
             out.add(_VERSION, 1, {"version": stats["version"]})
+        if "warmup_state" in stats:
+            for state in names.WARMUP_STATES:
+                out.add(names.WARMUP_STATE_METRIC, float(state == stats["warmup_state"]),
+                        {"state": state})
         numbers = {name: v for name, text in stats.items()
                    if name not in names.SKIPPED and (v := _number(text)) is not None}
         commands = names.COMMANDS_METRIC

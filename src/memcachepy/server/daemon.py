@@ -45,6 +45,7 @@ from memcachepy.store.persist import MemoryFileError
 
 if TYPE_CHECKING:
     from memcachepy.cluster.endpoint import ConfigEndpoint
+    from memcachepy.server.warmup import Warmup
 
 log = logging.getLogger("memcachepy")
 
@@ -140,6 +141,8 @@ class Server:
         self.listeners: list[socket.socket] = []
         # systemd notify/watchdog/socket activation, --metrics-port, watch, -vv (service.py).
         self.operations = Operations(self)
+        # --cluster-replicas R >= 2: a node that starts empty copies its share from peers.
+        self.warmup = _warmup(self)
 
     def request_shutdown(self, graceful: bool) -> None:
         """Stop serving: at once, or after in-flight requests finish (``graceful``)."""
@@ -191,6 +194,13 @@ class Server:
                                           self.counters)
                         acceptors.start_soon(udp.serve)
                     maintenance.start(acceptors, self.cache, self.settings.store)
+                    if self.warmup is not None:
+                        acceptors.start_soon(self.warmup.run)
+                    if self.settings.cluster_dns and self.cluster is not None:
+                        from memcachepy.server.membership import follow_dns
+
+                        acceptors.start_soon(follow_dns, self.cluster,
+                                             self.settings.cluster_dns_interval)
                     task_status.started(self.ports)
                     acceptors.start_soon(self.operations.run)  # READY=1, watchdog, metrics
                     await self._stop.wait()
@@ -387,10 +397,24 @@ class Server:
 
 
 def _cluster_endpoint(settings: Settings) -> ConfigEndpoint | None:
-    """What a node started with --cluster-config answers to ``config get|set cluster``."""
+    """What a node started with --cluster-config (or --cluster-dns) answers to
+    ``config get|set cluster``."""
+    if settings.cluster_dns:
+        from memcachepy.server.membership import dns_endpoint
+
+        return dns_endpoint(settings)
     if not settings.cluster_config:
         return None
     # Imported here so that a node without the flag never loads the cluster package.
     from memcachepy.cluster.endpoint import load_endpoint
 
     return load_endpoint(settings.cluster_config, settings.cluster_admin_token_file)
+
+
+def _warmup(server: Server) -> Warmup | None:
+    """The warm-up of a node with a membership and --cluster-replicas of 2 or more."""
+    from memcachepy.server.warmup import Warmup, warmup_wanted
+
+    if server.cluster is None or not warmup_wanted(server.settings):
+        return None
+    return Warmup(server, server.cluster, server.operations.hooks, server.operations.add_stats)

@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import trio
 
 from memcachepy.config import Settings
 from memcachepy.dispatch.text import Dispatcher
-from memcachepy.ops.counters import ServerCounters
+from memcachepy.ops.counters import ServerCounters, format_stats
 from memcachepy.ops.current import CURRENT_CONNECTION
 from memcachepy.ops.hooks import TRACE, Handler, RequestHooks
 from memcachepy.ops.logs import CommandLog, apply_verbosity
@@ -60,6 +61,9 @@ HTTP_MAX_CLIENTS: Final = 16
 WATCH_POLL: Final = 1.0  # seconds between checks that a quiet watcher is still connected
 
 
+StatSource = Callable[[], list[tuple[str, object]]]
+
+
 class ServedBy(Protocol):
     """What the operations side uses of the server that owns it.
 
@@ -90,6 +94,8 @@ class Operations:
         self.watchdog_interval = watchdog_interval()
         self.hooks = RequestHooks(server.dispatcher._handlers, server.dispatcher.handlers_changed)
         self._stats_handler: Handler = self.hooks.base(ev.Stats)
+        # Features that add lines to plain `stats` (the warm-up); see add_stats.
+        self._stat_sources: list[StatSource] = []
         self.registry: CollectorRegistry | None = None
         self.sampler: LatencySampler | None = None
         self._metrics_socket: socket.socket | None = None
@@ -177,7 +183,27 @@ class Operations:
         """What ``stats [sub]`` answers now, as (name, value) pairs (not logged, not timed)."""
         out: list[Any] = []
         self._stats_handler(ev.Stats([sub] if sub else []), out)
-        return parse_stat_lines(b"".join(bytes(piece) for piece in out))
+        reply = b"".join(bytes(piece) for piece in out)
+        return parse_stat_lines(reply if sub else self._with_sources(reply))
+
+    def add_stats(self, source: StatSource) -> None:
+        """Append ``source()``'s lines to plain ``stats`` (and so to /metrics), read at
+        each request. Nodes without such a feature keep memcached's list exactly."""
+        self._stat_sources.append(source)
+        self.hooks.add("stat sources", self._stats_layer, lambda t: t is ev.Stats)
+        self.hooks.refresh()
+
+    def _stats_layer(self, event: Any, out: list[Any], call: Handler) -> int:
+        outcome = call(event, out)
+        if not event.args and out and isinstance(out[-1], bytes):
+            out[-1] = self._with_sources(out[-1])
+        return outcome
+
+    def _with_sources(self, reply: bytes) -> bytes:
+        if not reply.endswith(b"END\r\n"):
+            return reply
+        pairs = [pair for source in self._stat_sources for pair in source()]
+        return reply.removesuffix(b"END\r\n") + format_stats(pairs)
 
     def summary(self) -> str:
         """A one-line state for STATUS=: connections, items, memory, hit ratio."""

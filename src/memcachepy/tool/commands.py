@@ -206,6 +206,47 @@ def cluster(endpoint: tuple[str, int], as_json: bool, out: IO[str], timeout: flo
     return status
 
 
+def cluster_warm(endpoint: tuple[str, int], node: tuple[str, int], replicas: int, rate: int,
+                 as_json: bool, out: IO[str], timeout: float) -> int:
+    """Copy into ``node`` the items for which it is a replica, from the other members
+    (:mod:`memcachepy.cluster.warmup`, written with ``ms`` in add mode, so nothing ``node``
+    holds is overwritten). Returns 0 when every peer was copied from, else NODE_DOWN."""
+    from memcachepy.cluster.discovery import DiscoveryError, parse_cluster_config
+    from memcachepy.cluster.members import Server
+    from memcachepy.cluster.warmup import RemoteTarget, Warmer
+
+    with Connection(endpoint, timeout) as conn:
+        reply = conn.config_get_cluster()
+    try:
+        config = parse_cluster_config(reply)
+    except DiscoveryError as exc:
+        raise ToolError(f"{format_address(endpoint)} {exc}") from None
+    members = [Server(n.host, n.port, ip=n.ip) for n in config.nodes]
+    me = next((m for m in members if m.address == node or (m.host, m.port) == node), None)
+    if me is None:
+        raise ToolError(f"{format_address(node)} is not among the {len(members)} nodes of "
+                        f"cluster config version {config.version}")
+    try:
+        target = RemoteTarget(me.address, timeout)
+    except OSError as exc:
+        raise ToolError(f"cannot connect to {format_address(node)}: {exc}") from None
+    try:
+        warmer = Warmer(me, members, replicas, target, item_rate=rate, timeout=timeout)
+        progress = warmer.run()
+    finally:
+        target.close()
+    peers = len(warmer.peers())
+    status = 0 if progress.peers == peers else NODE_DOWN
+    if as_json:
+        _print_json({"node": format_address(node), "version": config.version,
+                     "replicas": replicas, **dict(progress.stats())}, out)
+        return status
+    out.write(f"{format_address(node)}: {progress.items} items ({size(progress.bytes)}) "
+              f"copied from {progress.peers} of {peers} peers in {progress.seconds:.1f} s, "
+              f"{progress.dropped} not copied (present, or changed meanwhile)\n")
+    return status
+
+
 def node_health(address: tuple[str, int], timeout: float) -> dict[str, Any]:
     """Whether a node answers, how fast, and its main figures."""
     start = time.perf_counter()
