@@ -65,6 +65,6 @@ def count_aborted(cache: Cache, line: bytes | None) -> None:
     for key in keys:
         if len(key) > KEY_MAX_LENGTH:
             break
-        if cache.on_flash(key):
+        if ext.holds(key):
             ext.counters.get_extstore += 1
             ext.counters.get_aborted_extstore += 1

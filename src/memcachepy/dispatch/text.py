@@ -29,9 +29,10 @@ from memcachepy.protocol.text import (
     RequestSink,
     reply_bytes,
 )
-from memcachepy.store.cache import Cache, DeltaResult, StoreMode, StoreResult
+from memcachepy.store.cache import Cache
 from memcachepy.store.extstore import FlashOutOfMemory
 from memcachepy.store.framing import Framing
+from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 
 if TYPE_CHECKING:  # imported only by a node with --cluster-config (see server.py)
     from memcachepy.cluster.endpoint import ConfigEndpoint
@@ -382,7 +383,7 @@ class Dispatcher(RequestSink):
             reply = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
         elif event.megabytes > 1000000000:
             reply = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
-        elif self.cache.set_limit(event.megabytes * MIB):
+        elif self.cache.rebalancer.set_limit(event.megabytes * MIB):
             self.settings.memory_limit = event.megabytes * MIB
             reply = OK
         else:  # -e: the memory file's size is fixed, as memcached's is
@@ -455,7 +456,7 @@ class Dispatcher(RequestSink):
         sub = args[0]
         if sub == b"reset":
             self.counters.reset()
-            self.cache.reset_counters()
+            stats_report.reset_store_counters(self.cache)
             self.prefix_stats.clear()
             out.append(b"RESET\r\n")
         elif sub == b"detail":
@@ -496,6 +497,6 @@ class Dispatcher(RequestSink):
             return b"CLIENT_ERROR Illegal slab id\r\n"
         lines = [
             b"ITEM %s [%d b; %d s]\r\n" % (key, nbytes, exptime)
-            for key, nbytes, exptime in self.cache.dump_class(class_id, limit)
+            for key, nbytes, exptime in stats_report.cachedump_rows(self.cache, class_id, limit)
         ]
         return b"".join(lines) + END
