@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 from memcachepy.dispatch.extstore_admin import extstore_command
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.numbers import parse_i32, parse_u32
+from memcachepy.protocol.wire import BAD_FORMAT, ERROR
 from memcachepy.store.crawler import CrawlResult, MetadumpRow
 from memcachepy.store.rebalance import ReassignResult
 
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from memcachepy.dispatch.reply import DispatchContext, Reply
 
 OK: Final = b"OK\r\n"
-ERROR: Final = b"ERROR\r\n"
-BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
 CRAWLER_DISABLED: Final = b"CLIENT_ERROR lru crawler disabled\r\n"
 MAX_CLASS_ID: Final = 63  # memcached's MAX_NUMBER_OF_SLAB_CLASSES - 1
 

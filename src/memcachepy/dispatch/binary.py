@@ -18,7 +18,7 @@ from memcachepy import VERSION
 from memcachepy.auth import sasl
 from memcachepy.auth.authfile import Authfile
 from memcachepy.config import Settings
-from memcachepy.dispatch.reply import Outcome, Reply
+from memcachepy.dispatch.reply import Reply
 from memcachepy.ops import stats_report
 from memcachepy.ops.counters import ServerCounters, stat_text
 from memcachepy.protocol import events as ev
@@ -37,6 +37,7 @@ from memcachepy.protocol.binary import (
     response,
     response_header,
 )
+from memcachepy.protocol.wire import Outcome
 from memcachepy.store.cache import Cache
 from memcachepy.store.meta import peek
 from memcachepy.store.results import DeltaResult, StoreMode, StoreResult

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import Final
 
+from memcachepy.protocol.wire import ERROR, KEY_MAX_LENGTH
 from memcachepy.store.cache import Cache
 from memcachepy.store.ext_config import RUNTIME, ExtConfig, parse_double, parse_u32
 
 OK: Final = b"OK\r\n"
-ERROR: Final = b"ERROR\r\n"
-GET_OOM: Final = b"SERVER_ERROR out of memory writing get response\r\n"
-KEY_MAX_LENGTH: Final = 250
 
 
 def extstore_command(args: list[bytes], config: ExtConfig) -> bytes | None:

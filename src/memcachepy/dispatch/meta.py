@@ -12,7 +12,7 @@ import base64
 from typing import TYPE_CHECKING, Final
 
 from memcachepy.protocol import events as ev
-from memcachepy.protocol.text import DELTA_NO_MEMORY, NO_MEMORY, NON_NUMERIC, TOO_LARGE
+from memcachepy.protocol.wire import DELTA_NO_MEMORY, NO_MEMORY, NON_NUMERIC, TOO_LARGE
 from memcachepy.store.cache import Cache
 from memcachepy.store.meta import (
     MetaItem,
@@ -33,7 +33,8 @@ from memcachepy.store.meta import (
 from memcachepy.store.results import StoreMode, StoreResult
 
 if TYPE_CHECKING:
-    from memcachepy.dispatch.reply import DispatchContext, Handler, Reply
+    from memcachepy.dispatch.reply import DispatchContext, Reply
+    from memcachepy.ops.hooks import Handler
 
 CONTINUE: Final = 0  # dispatch.Outcome.CONTINUE: meta commands never close the connection
 CRLF: Final = b"\r\n"

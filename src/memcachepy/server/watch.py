@@ -34,12 +34,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from memcachepy.dispatch.reply import Outcome
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.ops.current import CURRENT_CONNECTION
 from memcachepy.ops.hooks import Handler, RequestHooks
 from memcachepy.ops.logs import reply_values
 from memcachepy.protocol import events as ev
+from memcachepy.protocol.wire import NO_MEMORY, TOO_LARGE, Outcome
 from memcachepy.store.cache import Cache
 from memcachepy.store.meta import lookup_state, meta_find, meta_item
 
@@ -66,8 +66,8 @@ _STORE_STATUS: Final = {
     b"NOT_STORED\r\n": "not_stored",
     b"EXISTS\r\n": "exists",
     b"NOT_FOUND\r\n": "not_found",
-    b"SERVER_ERROR object too large for cache\r\n": "too_large",
-    b"SERVER_ERROR out of memory storing object\r\n": "no_memory",
+    TOO_LARGE: "too_large",
+    NO_MEMORY: "no_memory",
 }
 
 
