@@ -36,6 +36,7 @@ from memcachepy.store.items import (
     HEADER,
     HEADER_SIZE,
     I32,
+    ITEM_UPDATE_INTERVAL,
     LINKED,
     OFF_ATIME,
     OFF_CAS,
@@ -71,10 +72,6 @@ log = logging.getLogger("memcachepy.store")
 
 # Relative exptimes up to 30 days; larger values are absolute Unix times.
 REALTIME_MAXDELTA: Final = 60 * 60 * 24 * 30
-# An item's LRU position is refreshed at most this often (memcached's ITEM_UPDATE_INTERVAL).
-ITEM_UPDATE_INTERVAL: Final = 60
-# How many items from an LRU tail are searched for an expired one before evicting.
-TAIL_SEARCH = 5
 # Tail pulls an allocation may make per chunk it needs before it answers out of memory.
 ALLOC_TRIES = 64
 _U64_MOD: Final = 1 << 64

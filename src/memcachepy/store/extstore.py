@@ -43,6 +43,7 @@ from memcachepy.store.items import (
     HEADER_SIZE,
     HOT,
     I32,
+    ITEM_UPDATE_INTERVAL,
     KEY_BINARY,
     LINKED,
     OFF_ATIME,
@@ -65,7 +66,6 @@ RECORD: Final = struct.Struct("<III")
 # length, crc32.
 LOCATION: Final = struct.Struct("<QIIII")
 LOCATION_SIZE: Final = LOCATION.size
-ITEM_UPDATE_INTERVAL: Final = 60
 MIN_PAGES_FREE: Final = 3  # a class with fewer free chunks than this many pages writes at once
 
 
