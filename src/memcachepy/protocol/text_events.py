@@ -45,8 +45,12 @@ from memcachepy.protocol.wire import (
 _FIRST_LETTER_BRANCHES: Final = frozenset(b"gsacidt")
 _STORAGE: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend"))
 #: (with_cas, touches) of each retrieval command.
-RETRIEVALS: Final = {b"get": (False, False), b"gets": (True, False),
-                     b"gat": (False, True), b"gats": (True, True)}
+RETRIEVALS: Final = {
+    b"get": (False, False),
+    b"gets": (True, False),
+    b"gat": (False, True),
+    b"gats": (True, True),
+}
 #: What ``watch`` streams (memcached's log types that memcachepy produces).
 WATCH_KINDS: Final = frozenset(("fetchers", "mutations", "evictions", "connevents"))
 # The pending data block of a `config set` (compared by identity in _read_data_block).
@@ -60,13 +64,31 @@ _KEY_TOO_LONG: Final = re.compile(rb"[^ ]{%d}" % (KEY_MAX_LENGTH + 1))
 class TextEventParser:
     """Turns a byte stream from one client into request events."""
 
-    __slots__ = ("_buf", "_pending", "_swallow", "_item_fits", "_fits_nkey", "_fits_flags",
-                 "_fits_nbytes", "_fits_last", "_closed", "_queued", "_config_commands",
-                 "_config_credential", "_meta_set", "_long", "_long_at", "_long_shape",
-                 "_max_get_line")
+    __slots__ = (
+        "_buf",
+        "_pending",
+        "_swallow",
+        "_item_fits",
+        "_fits_nkey",
+        "_fits_flags",
+        "_fits_nbytes",
+        "_fits_last",
+        "_closed",
+        "_queued",
+        "_config_commands",
+        "_config_credential",
+        "_meta_set",
+        "_long",
+        "_long_at",
+        "_long_shape",
+        "_max_get_line",
+    )
 
     def __init__(
-        self, item_fits: ItemFits = always_fits, *, config_commands: bool = False,
+        self,
+        item_fits: ItemFits = always_fits,
+        *,
+        config_commands: bool = False,
         max_get_line: int = MAX_GET_LINE,
     ) -> None:
         """``config_commands``: parse ElastiCache's ``config get|set`` (a node started with
@@ -396,7 +418,7 @@ class TextEventParser:
         """slabs / lru_crawler / lru / refresh_certs; memcached wants 3+ tokens for ``lru``."""
         if command == b"lru" and ntokens < 3:
             return ev.ErrorReply(ERROR)
-        return ev.Admin(command, tokens[1:ntokens - 1], ntokens)
+        return ev.Admin(command, tokens[1 : ntokens - 1], ntokens)
 
     def _watch(self, command: bytes, tokens: list[bytes], ntokens: int) -> ev.Event | _NeedData:
         """``watch [kind]...``: an unknown kind answers ``ERROR``, as memcached does."""
@@ -446,7 +468,9 @@ _COMMANDS: dict[bytes, _CommandRule] = {
     b"cache_memlimit": TextEventParser._memlimit,
     b"config": TextEventParser._config,
     b"watch": TextEventParser._watch,
-    **{name: TextEventParser._admin
-       for name in (b"slabs", b"lru_crawler", b"lru", b"refresh_certs", b"extstore")},
+    **{
+        name: TextEventParser._admin
+        for name in (b"slabs", b"lru_crawler", b"lru", b"refresh_certs", b"extstore")
+    },
     **{name: TextEventParser._meta for name in (b"mg", b"ms", b"md", b"ma", b"mn", b"me")},
 }

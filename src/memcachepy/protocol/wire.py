@@ -60,9 +60,7 @@ NON_NUMERIC: Final = b"CLIENT_ERROR cannot increment or decrement non-numeric va
 DELTA_NO_MEMORY: Final = b"SERVER_ERROR out of memory\r\n"
 READ_NO_MEMORY: Final = b"SERVER_ERROR out of memory reading request\r\n"
 GET_OOM: Final = b"SERVER_ERROR out of memory writing get response\r\n"
-DELETE_USAGE: Final = (
-    b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
-)
+DELETE_USAGE: Final = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
 CONFIG_TOO_LARGE: Final = b"SERVER_ERROR config too large\r\n"
 # The meta commands' (protocol.meta).
 BAD_TOKEN: Final = b"CLIENT_ERROR bad token in command line format\r\n"
