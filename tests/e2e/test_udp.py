@@ -20,6 +20,7 @@ from memcachepy.config import Settings
 from memcachepy.dispatch.binary import BinaryDispatcher
 from memcachepy.dispatch.text import TEXT_FRAMING, Dispatcher
 from memcachepy.ops.counters import ServerCounters
+from memcachepy.ops.hooks import Handler
 from memcachepy.protocol.binary import Opcode, request
 from memcachepy.protocol.text import TextParser
 from memcachepy.server.udp import (
@@ -27,7 +28,6 @@ from memcachepy.server.udp import (
     FRAME_HEADER,
     MAX_DATA,
     MAX_DATAGRAM,
-    Handler,
     answer,
     frame_responses,
     handle_datagram,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from memcachepy.config import Settings
 from memcachepy.dispatch.binary import BinaryDispatcher
-from memcachepy.dispatch.reply import Outcome, Reply
+from memcachepy.dispatch.reply import Reply
 from memcachepy.dispatch.text import TEXT_FRAMING
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.protocol import events as ev
@@ -33,6 +33,7 @@ from memcachepy.protocol.binary import (
     request,
 )
 from memcachepy.protocol.events import NEED_DATA
+from memcachepy.protocol.wire import Outcome
 from memcachepy.store.cache import Cache
 
 VALUE_LIMIT = 1024

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from memcachepy.protocol import events as ev
-from memcachepy.protocol.text import (
+from memcachepy.protocol.text import TextParser
+from memcachepy.protocol.wire import (
     BAD_DATA_CHUNK,
     BAD_FORMAT,
     CONFIG_TOO_LARGE,
     ERROR,
     MAX_CONFIG_BLOCK,
-    TextParser,
 )
 from tests.protocol.test_text import drain, parse_all
 

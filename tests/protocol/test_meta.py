@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memcachepy.protocol import events as ev
-from memcachepy.protocol import meta
-from memcachepy.protocol.text import NEED_DATA, TextParser
+from memcachepy.protocol import meta, wire
+from memcachepy.protocol.events import NEED_DATA
+from memcachepy.protocol.text import TextParser
 
 ITEM_LIMIT = 1024
 
@@ -130,33 +131,33 @@ def test_base64_decoding_as_memcached(token: bytes, decoded: bytes | None) -> No
 @pytest.mark.parametrize(
     ("request_bytes", "reply"),
     [
-        (b"mg\r\n", meta.ERROR),
-        (b"mz k\r\n", meta.ERROR),
-        (b"mg " + b"k" * 251 + b" v\r\n", meta.BAD_FORMAT),
-        (b"mg k z\r\n", meta.INVALID_FLAG),
-        (b"mg k E\r\n", meta.INVALID_FLAG),  # not in memcached 1.6.18
-        (b"mg k x\r\n", meta.INVALID_FLAG),
-        (b"mg k v v\r\n", meta.DUPLICATE_FLAG),
-        (b"mg k \x80\r\n", meta.DUPLICATE_FLAG),
-        (b"mg k Tx\r\n", meta.BAD_TOKEN),
-        (b"mg k N\r\n", meta.BAD_TOKEN),
-        (b"mg k Fx\r\n", meta.BAD_FORMAT),
-        (b"mg k Nx Fx\r\n", meta.BAD_TOKEN),  # F keeps the previous message
-        (b"mg k Nx z\r\n", meta.INVALID_FLAG),
+        (b"mg\r\n", wire.ERROR),
+        (b"mz k\r\n", wire.ERROR),
+        (b"mg " + b"k" * 251 + b" v\r\n", wire.BAD_FORMAT),
+        (b"mg k z\r\n", wire.INVALID_FLAG),
+        (b"mg k E\r\n", wire.INVALID_FLAG),  # not in memcached 1.6.18
+        (b"mg k x\r\n", wire.INVALID_FLAG),
+        (b"mg k v v\r\n", wire.DUPLICATE_FLAG),
+        (b"mg k \x80\r\n", wire.DUPLICATE_FLAG),
+        (b"mg k Tx\r\n", wire.BAD_TOKEN),
+        (b"mg k N\r\n", wire.BAD_TOKEN),
+        (b"mg k Fx\r\n", wire.BAD_FORMAT),
+        (b"mg k Nx Fx\r\n", wire.BAD_TOKEN),  # F keeps the previous message
+        (b"mg k Nx z\r\n", wire.INVALID_FLAG),
         (b"mg k Jx Dx\r\n", b"CLIENT_ERROR invalid numeric delta value\r\n"),
-        (b"mg Zm9 b\r\n", meta.DECODING_KEY),
-        (b"mg k " + b"v " * 18 + b"\r\n", meta.MG_TOO_MANY_FLAGS),
-        (b"md k z\r\n", meta.INVALID_OR_DUPLICATE),
-        (b"md k O" + b"o" * 32 + b"\r\n", meta.OPAQUE_TOO_LONG),
-        (b"ma k MX\r\n", meta.MA_BAD_MODE),
-        (b"ma k MDD\r\n", meta.INVALID_OR_DUPLICATE),
-        (b"ma k " + b"v " * 18 + b"\r\n", meta.TOO_MANY_FLAGS),
-        (b"me\r\n", meta.BAD_FORMAT),
-        (b"me Zm9 b\r\n", meta.BAD_FORMAT),
-        (b"ms k\r\n", meta.BAD_FORMAT),
-        (b"ms k x\r\n", meta.BAD_FORMAT),
-        (b"ms k -1\r\n", meta.BAD_FORMAT),
-        (b"ms k 2147483646\r\n", meta.BAD_FORMAT),
+        (b"mg Zm9 b\r\n", wire.DECODING_KEY),
+        (b"mg k " + b"v " * 18 + b"\r\n", wire.MG_TOO_MANY_FLAGS),
+        (b"md k z\r\n", wire.INVALID_OR_DUPLICATE),
+        (b"md k O" + b"o" * 32 + b"\r\n", wire.OPAQUE_TOO_LONG),
+        (b"ma k MX\r\n", wire.MA_BAD_MODE),
+        (b"ma k MDD\r\n", wire.INVALID_OR_DUPLICATE),
+        (b"ma k " + b"v " * 18 + b"\r\n", wire.TOO_MANY_FLAGS),
+        (b"me\r\n", wire.BAD_FORMAT),
+        (b"me Zm9 b\r\n", wire.BAD_FORMAT),
+        (b"ms k\r\n", wire.BAD_FORMAT),
+        (b"ms k x\r\n", wire.BAD_FORMAT),
+        (b"ms k -1\r\n", wire.BAD_FORMAT),
+        (b"ms k 2147483646\r\n", wire.BAD_FORMAT),
     ],
 )
 def test_error_lines(request_bytes: bytes, reply: bytes) -> None:
@@ -164,30 +165,30 @@ def test_error_lines(request_bytes: bytes, reply: bytes) -> None:
 
 
 def test_unknown_two_letter_m_command_never_closes() -> None:
-    assert parse_all(b"mz HTTP/1.1\r\n") == [ev.ErrorReply(meta.ERROR)]
+    assert parse_all(b"mz HTTP/1.1\r\n") == [ev.ErrorReply(wire.ERROR)]
     assert parse_all(b"mzz HTTP/1.1\r\n") == [ev.Close("http request")]
 
 
 def test_too_long_opaque_in_mg_fails_after_the_flags_before_it() -> None:
     event = one(b"mg k T30 O" + b"o" * 32 + b" t v\r\n")
     assert isinstance(event, ev.MetaGet)
-    assert (event.order, event.late_error) == (b"T", meta.OPAQUE_TOO_LONG)
+    assert (event.order, event.late_error) == (b"T", wire.OPAQUE_TOO_LONG)
 
 
 def test_rejected_ms_line_leaves_the_data_as_a_command() -> None:
-    assert parse_all(b"ms k x\r\nmn\r\n") == [ev.ErrorReply(meta.BAD_FORMAT), ev.MetaNoop()]
+    assert parse_all(b"ms k x\r\nmn\r\n") == [ev.ErrorReply(wire.BAD_FORMAT), ev.MetaNoop()]
 
 
 @pytest.mark.parametrize(
     ("flags", "reply"),
     [
-        (b"z", meta.INVALID_FLAG),
-        (b"v v", meta.DUPLICATE_FLAG),
-        (b"MZ", meta.MS_BAD_MODE),
+        (b"z", wire.INVALID_FLAG),
+        (b"v v", wire.DUPLICATE_FLAG),
+        (b"MZ", wire.MS_BAD_MODE),
         (b"MEE", b"CLIENT_ERROR incorrect length for M token\r\n"),
-        (b"O" + b"o" * 32, meta.OPAQUE_TOO_LONG),
-        (b"MZ O" + b"o" * 32, meta.MS_BAD_MODE),
-        (b"Fx", meta.BAD_FORMAT),
+        (b"O" + b"o" * 32, wire.OPAQUE_TOO_LONG),
+        (b"MZ O" + b"o" * 32, wire.MS_BAD_MODE),
+        (b"Fx", wire.BAD_FORMAT),
     ],
 )
 def test_rejected_ms_flags_swallow_the_data(flags: bytes, reply: bytes) -> None:
@@ -207,7 +208,7 @@ def test_too_large_ms_is_swallowed_without_buffering() -> None:
 
 def test_bad_data_chunk_is_never_silenced() -> None:
     assert parse_all(b"ms k 1 q\r\nab\r\n") == [
-        ev.ErrorReply(b"CLIENT_ERROR bad data chunk\r\n", False), ev.ErrorReply(meta.ERROR)
+        ev.ErrorReply(b"CLIENT_ERROR bad data chunk\r\n", False), ev.ErrorReply(wire.ERROR)
     ]
 
 

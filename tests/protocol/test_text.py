@@ -7,15 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memcachepy.protocol import events as ev
-from memcachepy.protocol.text import (
+from memcachepy.protocol.events import NEED_DATA
+from memcachepy.protocol.text import TextParser
+from memcachepy.protocol.wire import (
     BAD_DATA_CHUNK,
     BAD_FORMAT,
     ERROR,
     INVALID_EXPTIME,
     LONG_LINE,
-    NEED_DATA,
     READ_NO_MEMORY,
-    TextParser,
 )
 
 

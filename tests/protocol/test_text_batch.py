@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memcachepy.protocol import events as ev
-from memcachepy.protocol.text import NOT_PLAIN, OUTPUT_FULL, RequestSink, TextParser
+from memcachepy.protocol.text import RequestSink, TextParser
+from memcachepy.protocol.wire import NOT_PLAIN, OUTPUT_FULL
 from tests.protocol.test_text import PIPELINE, parse_all
 
 

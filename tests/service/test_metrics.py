@@ -16,9 +16,9 @@ from prometheus_client.samples import Sample
 
 from memcachepy.cli import settings_from_args
 from memcachepy.config import Settings
-from memcachepy.dispatch.reply import Outcome
 from memcachepy.ops.metrics import StatsCollector
 from memcachepy.protocol import events as ev
+from memcachepy.protocol.wire import Outcome
 from memcachepy.server.daemon import Server
 from tests.e2e.wire import exchange
 from tests.servers import HOST, ServerProcess, free_port, memcachepy_server

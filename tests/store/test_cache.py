@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from memcachepy.store.cache import Cache, DeltaResult, StoreMode, StoreResult
+from memcachepy.store.cache import Cache
+from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 from tests.store.clock import FakeClock
 
 MB = 1 << 20

@@ -18,7 +18,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from memcachepy.store.cache import Cache, DeltaResult, StoreMode, StoreResult
+from memcachepy.store.cache import Cache
+from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 from tests.store.clock import FakeClock
 
 KEYS = st.sampled_from([b"a", b"b", b"c", b"key-%d" % 7, b"x" * 40])
@@ -186,11 +187,11 @@ class CacheModel(RuleBasedStateMachine):
 
     @rule()
     def maintain_lru(self) -> None:
-        self.cache.maintain_lru()
+        self.cache.lru.maintain(1000)
 
     @rule(budget=st.sampled_from([1, 3, 50]))
     def crawl(self, budget: int) -> None:
-        self.cache.crawl_step(budget)
+        self.cache.crawler.step(budget)
 
     @rule(down=st.sampled_from([0, 1, 5]))
     def restart(self, down: float) -> None:
@@ -257,14 +258,14 @@ class TinyCacheModel(RuleBasedStateMachine):
 
     @rule(src=st.integers(-1, 40), dst=st.integers(0, 40), budget=st.sampled_from([7, 1000]))
     def move_a_page(self, src: int, dst: int, budget: int) -> None:
-        self.cache.reassign(src, dst)
-        self.cache.rebalance_step(budget)
+        self.cache.rebalancer.reassign(src, dst)
+        self.cache.rebalancer.step(budget)
 
     @rule()
     def background(self) -> None:
-        self.cache.maintain_lru()
-        self.cache.crawl_step(100)
-        self.cache.automove_tick()
+        self.cache.lru.maintain(1000)
+        self.cache.crawler.step(100)
+        self.cache.rebalancer.automove_tick()
         self.clock.advance(1)
 
     @rule()

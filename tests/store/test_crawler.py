@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from memcachepy.store.cache import Cache, StoreMode
+from memcachepy.store.cache import Cache
 from memcachepy.store.crawler import CrawlResult
+from memcachepy.store.results import StoreMode
 from memcachepy.store.tuning import StoreTuning
 from tests.store.clock import FakeClock
 
@@ -13,7 +14,7 @@ MB = 1 << 20
 def crawl_until_idle(cache: Cache, budget: int = 100) -> int:
     steps = 0
     for _ in range(100_000):
-        if not cache.crawl_step(budget):
+        if not cache.crawler.step(budget):
             return steps
         steps += 1
     raise AssertionError("the crawler never went idle")
@@ -112,8 +113,8 @@ def test_requested_crawl_and_tocrawl() -> None:
         cache.store(StoreMode.SET, b"k%d" % i, 0, 1, b"v")
     clock.advance(2)
     tuning.lru_crawler = False  # no automatic crawls: only the one asked for
-    assert cache.crawl([1]) == CrawlResult.OK
-    assert cache.crawl([1]) == CrawlResult.RUNNING
+    assert cache.crawler.request([1]) == CrawlResult.OK
+    assert cache.crawler.request([1]) == CrawlResult.RUNNING
     crawl_until_idle(cache)
     assert len(cache) == 40  # lru_crawler_tocrawl items per class
     assert cache.counters.classes[1].crawler_items_checked == 10
@@ -127,7 +128,7 @@ def test_metadump_rows() -> None:
     cache.store(StoreMode.SET, b"gone", 0, 1, b"x")
     cache.get(b"a")
     clock.advance(2)
-    rows = cache.metadump(list(range(1, 64)))
+    rows = cache.crawler.metadump(list(range(1, 64)))
     assert [r.key for r in rows] == [b"a", b"b"]
     a, b = rows
     assert a.exptime == -1 and a.fetched and a.class_id == 1

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from memcachepy.dispatch.text import TEXT_FRAMING
-from memcachepy.store.cache import Cache, DeltaResult, StoreMode, StoreResult
+from memcachepy.store.cache import Cache
 from memcachepy.store.ext_config import MB, ExtConfig, ExtFile
 from memcachepy.store.extstore import FlashOutOfMemory
+from memcachepy.store.meta import meta_find, meta_value
+from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 from tests.store.clock import FakeClock
 
 VALUE = bytes(range(65, 91)) * 400  # 10,400 bytes
@@ -32,8 +34,8 @@ def settle(cache: Cache, clock: FakeClock, rounds: int = 5) -> None:
     """Let items age past ext_item_age and run the maintainer and the writer."""
     for _ in range(rounds):
         clock.advance(2)
-        cache.maintain_lru(10_000)
-        while cache.ext_step(1000):
+        cache.lru.maintain(10_000)
+        while cache.ext.step(cache.now(), 1000):
             pass
 
 
@@ -52,7 +54,7 @@ def test_old_large_items_go_to_flash_and_come_back(tmp_path: Path) -> None:
     settle(cache, clock)
     stats = cache.ext.pages.stats
     assert stats.objects_written == 50  # the small one stays in memory
-    assert cache.on_flash(b"k1") and not cache.on_flash(b"small")
+    assert cache.ext.holds(b"k1") and not cache.ext.holds(b"small")
     assert get(cache, b"k1") == b"VALUE k1 7 %d\r\n" % len(VALUE) + VALUE + b"\r\n"
     assert cache.ext.counters.get_extstore == 1
     # gets with CAS frame the value the same way
@@ -60,7 +62,7 @@ def test_old_large_items_go_to_flash_and_come_back(tmp_path: Path) -> None:
     cache.collect([b"k2"], out, with_cas=True)
     assert b"".join(out).startswith(b"VALUE k2 7 %d " % len(VALUE))
     # the header items are small: all 51 items sit in the two smallest classes
-    counts = cache.class_item_counts()
+    counts = list(cache.items.counts)
     assert sum(counts[3:]) == 0 and sum(counts) == 51
     cache.close()
 
@@ -69,7 +71,7 @@ def test_items_on_flash_refuse_incr_append_and_prepend(tmp_path: Path) -> None:
     cache, clock = flash_cache(tmp_path)
     cache.store(StoreMode.SET, b"n", 0, 0, b"1" * 600)
     settle(cache, clock)
-    assert cache.on_flash(b"n")
+    assert cache.ext.holds(b"n")
     assert cache.incr_decr(b"n", True, 1)[0] == DeltaResult.NON_NUMERIC
     assert cache.store(StoreMode.APPEND, b"n", 0, 0, b"x") == StoreResult.NOT_STORED
     assert cache.store(StoreMode.PREPEND, b"n", 0, 0, b"x") == StoreResult.NOT_STORED
@@ -151,12 +153,12 @@ def test_recache_brings_a_hot_value_back_into_memory(tmp_path: Path) -> None:
     assert cache.ext is not None
     cache.store(StoreMode.SET, b"r", 3, 0, VALUE)
     settle(cache, clock)
-    assert cache.on_flash(b"r")
+    assert cache.ext.holds(b"r")
     cas = cache.cas_of(cache.index.get(b"r"))
     get(cache, b"r")  # fetched
-    assert cache.on_flash(b"r")
+    assert cache.ext.holds(b"r")
     assert get(cache, b"r").endswith(VALUE + b"\r\n")  # active: recached
-    assert not cache.on_flash(b"r") and cache.ext.counters.recache_from_extstore == 1
+    assert not cache.ext.holds(b"r") and cache.ext.counters.recache_from_extstore == 1
     assert cache.cas_of(cache.index.get(b"r")) == cas
     assert cache.value(cache.index.get(b"r")) == VALUE
     cache.close()
@@ -167,7 +169,7 @@ def test_no_memory_to_read_into_raises(tmp_path: Path) -> None:
     assert cache.ext is not None
     cache.store(StoreMode.SET, b"big", 0, 0, b"z" * 600_000)
     settle(cache, clock)
-    assert cache.on_flash(b"big")
+    assert cache.ext.holds(b"big")
     slabs = cache.slabs
     # Take every free page and chunk of the large class away.
     slabs.pool.clear()
@@ -177,7 +179,7 @@ def test_no_memory_to_read_into_raises(tmp_path: Path) -> None:
         get(cache, b"big")
     assert cache.ext.counters.get_oom_extstore == 1
     assert cache.get(b"big") < 0  # binary get: a miss, the header stays
-    assert cache.on_flash(b"big")
+    assert cache.ext.holds(b"big")
     cache.close()
 
 
@@ -187,9 +189,9 @@ def test_binary_gets_and_meta_reads_see_the_value(tmp_path: Path) -> None:
     settle(cache, clock)
     cid = cache.get(b"b")
     assert cid >= 0 and cache.value(cid) == VALUE and cache.flags_of(cid) == 9
-    item = cache.meta_find(b"b")  # meta works on memory: the value comes back first
-    assert item is not None and not cache.on_flash(b"b")
-    assert cache.meta_value(cache.index.get(b"b")) == VALUE
+    item = meta_find(cache, b"b")  # meta works on memory: the value comes back first
+    assert item is not None and not cache.ext.holds(b"b")
+    assert meta_value(cache, cache.index.get(b"b")) == VALUE
     cache.close()
 
 
@@ -202,11 +204,11 @@ def test_the_crawler_reclaims_headers_whose_page_is_gone(tmp_path: Path) -> None
             settle(cache, clock, rounds=1)
     settle(cache, clock)
     assert cache.ext.pages.stats.page_evictions > 0
-    stale = [i for i in range(900) if cache.flash_stale(cache.index.get(b"g%d" % i))]
+    stale = [i for i in range(900) if not cache.ext.valid(cache.index.get(b"g%d" % i))]
     assert stale and cache.index.get(b"g%d" % stale[0]) >= 0
-    assert cache.crawl([c.id for c in cache.slabs.classes if c.pages]).name == "OK"
+    assert cache.crawler.request([c.id for c in cache.slabs.classes if c.pages]).name == "OK"
     for _ in range(100):
-        if not cache.crawl_step(10_000):
+        if not cache.crawler.step(10_000):
             break
     assert all(cache.index.get(b"g%d" % i) < 0 for i in stale)
     assert cache.ext.counters.miss_from_extstore == 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from memcachepy.store.cache import Cache, StoreMode, StoreResult
+from memcachepy.ops.stats_report import segment_counts, segment_hits
+from memcachepy.store.cache import Cache
 from memcachepy.store.items import SEG_COLD, SEG_HOT, SEG_TEMP, SEG_WARM
+from memcachepy.store.results import StoreMode, StoreResult
 from memcachepy.store.tuning import StoreTuning
 from tests.store.clock import FakeClock
 
@@ -21,13 +23,13 @@ def test_new_items_enter_hot_and_idle_ones_flow_to_cold() -> None:
     for i in range(10):
         cache.store(StoreMode.SET, b"k%d" % i, 0, 0, b"v")
     assert {segment_of(cache, b"k%d" % i) for i in range(10)} == {SEG_HOT}
-    assert cache.maintain_lru() > 0
-    hot, warm, cold, _ = cache.segment_counts(1)
+    assert cache.lru.maintain(1000) > 0
+    hot, warm, cold, _ = segment_counts(cache, 1)
     # HOT keeps at most hot_lru_pct (20%) of the class.
     assert (hot, warm, cold) == (2, 0, 8)
     clock.advance(2)  # older than the COLD age x hot_max_factor: the rest leaves HOT too
-    cache.maintain_lru()
-    assert cache.segment_counts(1)[:3] == (0, 0, 10)
+    cache.lru.maintain(1000)
+    assert segment_counts(cache, 1)[:3] == (0, 0, 10)
     assert cache.counters.classes[1].moves_to_cold == 10
 
 
@@ -40,7 +42,7 @@ def test_a_second_hit_activates_and_the_maintainer_moves_active_items_to_warm() 
         cache.store(StoreMode.SET, b"x%d" % i, 0, 0, b"v")
     assert cache.get(b"a") >= 0  # FETCHED
     assert cache.get(b"a") >= 0  # ACTIVE
-    cache.maintain_lru()
+    cache.lru.maintain(1000)
     assert segment_of(cache, b"a") == SEG_WARM
     assert segment_of(cache, b"b") == SEG_COLD
     # A COLD item that is hit twice is marked, and goes to WARM when it would be evicted.
@@ -52,7 +54,7 @@ def test_a_second_hit_activates_and_the_maintainer_moves_active_items_to_warm() 
     cache.lru.pull_tail(1, SEG_COLD, 0, 0, cache.now(), evict=True)
     assert segment_of(cache, b"b") == SEG_WARM and cache._index[b"b"] == cid
     assert cache.counters.classes[1].moves_to_warm == 2
-    assert cache.segment_hits(1)[SEG_HOT] == 2  # hits_to_hot: a's two gets
+    assert segment_hits(cache, 1)[SEG_HOT] == 2  # hits_to_hot: a's two gets
     assert cache.counters.total("get_hits") == 4
 
 
@@ -61,7 +63,7 @@ def test_cold_items_read_twice_move_to_warm_at_the_next_turn_while_warm_has_room
     cache = Cache(8 * MB, clock=FakeClock())
     for i in range(10):
         cache.store(StoreMode.SET, b"k%d" % i, 0, 0, b"v")
-    cache.maintain_lru()
+    cache.lru.maintain(1000)
     cold = [b"k%d" % i for i in range(8)]  # HOT kept the two newest
     assert {segment_of(cache, key) for key in cold} == {SEG_COLD}
     for key in cold:
@@ -69,7 +71,7 @@ def test_cold_items_read_twice_move_to_warm_at_the_next_turn_while_warm_has_room
         cache.get(key)
     assert {segment_of(cache, key) for key in cold} == {SEG_COLD}  # not on the read path
     cache.delete(b"k0")  # a queued item gone meanwhile is skipped
-    cache.maintain_lru()
+    cache.lru.maintain(1000)
     # WARM takes up to warm_lru_pct (40%) of the class's 9 items: 3; the rest stay ACTIVE
     # in COLD, for their second chance at the COLD tail.
     assert [segment_of(cache, key) for key in cold[1:]] == [SEG_WARM] * 3 + [SEG_COLD] * 4
@@ -85,7 +87,7 @@ def test_the_bump_queue_is_bounded() -> None:
         cache.lru.bump_later(0)
     assert len(cache.lru.bumps) == BUMP_QUEUE
     assert cache.counters.lru_bumps_dropped == 5
-    cache.maintain_lru()  # chunk 0 holds no item: every entry is skipped
+    cache.lru.maintain(1000)  # chunk 0 holds no item: every entry is skipped
     assert cache.counters.total("moves_to_warm") == 0
 
 
@@ -108,7 +110,7 @@ def test_flat_mode_keeps_every_item_in_cold() -> None:
     cache.store(StoreMode.SET, b"a", 0, 0, b"v")
     cache.get(b"a")
     cache.get(b"a")
-    cache.maintain_lru()
+    cache.lru.maintain(1000)
     assert segment_of(cache, b"a") == SEG_COLD
 
 
@@ -120,10 +122,10 @@ def test_switching_to_flat_mode_drains_hot_and_warm() -> None:
         cache.store(StoreMode.SET, b"x%d" % i, 0, 0, b"v")
     cache.get(b"a")
     cache.get(b"a")
-    cache.maintain_lru()
+    cache.lru.maintain(1000)
     assert segment_of(cache, b"a") == SEG_WARM
     tuning.lru_segmented = False
-    cache.maintain_lru()
+    cache.lru.maintain(1000)
     assert segment_of(cache, b"a") == SEG_COLD
 
 
@@ -135,7 +137,7 @@ def test_short_ttl_items_go_to_temp_with_temp_lru() -> None:
     assert segment_of(cache, b"short") == SEG_TEMP
     assert segment_of(cache, b"long") == SEG_HOT
     clock.advance(6)
-    cache.maintain_lru()  # TEMP is only reclaimed, never moved
+    cache.lru.maintain(1000)  # TEMP is only reclaimed, never moved
     assert b"short" not in cache._index
     assert cache.counters.classes[1].reclaimed == 1
 
@@ -182,7 +184,7 @@ def scan_hit_rate(segmented: bool) -> tuple[float, float]:
                 late_hits += hit
                 late_reads += 1
         if i % 20 == 0:
-            cache.maintain_lru()
+            cache.lru.maintain(1000)
         clock.advance(0.001)
     return hits / reads, late_hits / late_reads
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from memcachepy.dispatch.text import TEXT_FRAMING
-from memcachepy.store.cache import Cache, StoreMode, StoreResult
+from memcachepy.store.cache import Cache
 from memcachepy.store.items import SEG_WARM
 from memcachepy.store.persist import FIXED, MemoryFileError
+from memcachepy.store.results import StoreMode, StoreResult
 from tests.store.clock import FakeClock
 
 MB = 1 << 20
@@ -54,7 +55,7 @@ def test_graceful_save_restores_every_live_item(tmp_path: Path) -> None:
     expected = fill(cache)
     cache.get(b"k00001")
     cache.get(b"k00001")
-    cache.maintain_lru()
+    cache.lru.maintain(1000)
     bytes_before = cache.bytes
     cache.save()
     cache.close()
@@ -239,5 +240,5 @@ def test_inconsistent_content_with_good_checksums_starts_clean(
 
 def test_memlimit_cannot_change_with_a_memory_file(tmp_path: Path) -> None:
     cache = open_cache(tmp_path / "mem", FakeClock())
-    assert not cache.set_limit(64 * MB)
+    assert not cache.rebalancer.set_limit(64 * MB)
     cache.close()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import random
 
-from memcachepy.store.cache import Cache, StoreMode, StoreResult
+from memcachepy.store.cache import Cache
 from memcachepy.store.rebalance import ReassignResult
+from memcachepy.store.results import StoreMode, StoreResult
 from memcachepy.store.tuning import StoreTuning
 from tests.store.clock import FakeClock
 
@@ -19,21 +20,21 @@ def value_for(key: bytes, size: int) -> bytes:
 
 def finish_moves(cache: Cache) -> None:
     for _ in range(100_000):
-        if not cache.rebalance_step(300):
+        if not cache.rebalancer.step(300):
             return
     raise AssertionError("page move never finished")
 
 
 def test_reassign_replies() -> None:
     cache = Cache(8 * MB, clock=FakeClock())
-    assert cache.reassign(1, 1) == ReassignResult.SAME
-    assert cache.reassign(1, 99) == ReassignResult.BADCLASS
-    assert cache.reassign(-1, 2) == ReassignResult.BADCLASS  # no class has a page to spare
-    assert cache.reassign(1, 2) == ReassignResult.NOSPARE
+    assert cache.rebalancer.reassign(1, 1) == ReassignResult.SAME
+    assert cache.rebalancer.reassign(1, 99) == ReassignResult.BADCLASS
+    assert cache.rebalancer.reassign(-1, 2) == ReassignResult.BADCLASS  # no page to spare
+    assert cache.rebalancer.reassign(1, 2) == ReassignResult.NOSPARE
     for i in range(12000):  # two pages of class 1
         cache.store(StoreMode.SET, b"k%05d" % i, 0, 0, b"v")
-    assert cache.reassign(1, 2) == ReassignResult.OK
-    assert cache.reassign(1, 3) == ReassignResult.RUNNING
+    assert cache.rebalancer.reassign(1, 2) == ReassignResult.OK
+    assert cache.rebalancer.reassign(1, 3) == ReassignResult.RUNNING
     finish_moves(cache)
     assert cache.counters.slabs_moved == 1
     assert len(cache.slabs.classes[2].pages) == 1
@@ -49,7 +50,7 @@ def test_page_move_rescues_what_fits_and_evicts_the_rest_intact() -> None:
     for k in keys[::3]:  # free some chunks on the first page
         cache.delete(k)
     survivors = [k for i, k in enumerate(keys) if i % 3]
-    assert cache.reassign(1, 0) == ReassignResult.OK  # to the page pool
+    assert cache.rebalancer.reassign(1, 0) == ReassignResult.OK  # to the page pool
     finish_moves(cache)
     c = cache.counters
     assert c.slabs_moved == 1 and len(cache.slabs.pool) == 1
@@ -76,7 +77,7 @@ def test_chunked_items_survive_a_move_of_the_largest_class() -> None:
         cache.store(StoreMode.SET, key, 1, 0, value)
     for i in range(3):  # free a few chunks elsewhere, so that page 0's can be rescued
         cache.delete(b"big%d" % (i * 3 + 1))
-    assert cache.reassign(largest, 0) == ReassignResult.OK
+    assert cache.rebalancer.reassign(largest, 0) == ReassignResult.OK
     finish_moves(cache)
     c = cache.counters
     assert c.slab_reassign_rescues + c.slab_reassign_chunk_rescues > 0
@@ -90,7 +91,7 @@ def test_the_pick_any_source_rule() -> None:
     cache = Cache(8 * MB, clock=FakeClock())
     for i in range(12000):
         cache.store(StoreMode.SET, b"k%05d" % i, 0, 0, b"v")
-    assert cache.reassign(-1, 5) == ReassignResult.OK
+    assert cache.rebalancer.reassign(-1, 5) == ReassignResult.OK
     finish_moves(cache)
     assert len(cache.slabs.classes[5].pages) == 1
 
@@ -118,8 +119,8 @@ def size_shift(automove: int, seconds: int = 90) -> list[float]:
             else:
                 cache.store(StoreMode.SET, key, 0, 0, big)
         rates.append(hits / 300)
-        cache.maintain_lru()
-        cache.automove_tick()
+        cache.lru.maintain(1000)
+        cache.rebalancer.automove_tick()
         finish_moves(cache)
         clock.advance(1)
     return rates
@@ -152,7 +153,7 @@ def test_a_lower_memory_limit_is_reached_in_the_background() -> None:
     for i in range(20):
         cache.store(StoreMode.SET, b"b%d" % i, 0, 0, b"b" * 30_000)
     assert cache.slabs.malloced == 16 * MB
-    assert cache.set_limit(8 * MB)
+    assert cache.rebalancer.set_limit(8 * MB)
     finish_moves(cache)
     assert cache.slabs.malloced <= 8 * MB
     assert cache.bytes <= 8 * MB
@@ -160,7 +161,7 @@ def test_a_lower_memory_limit_is_reached_in_the_background() -> None:
         cid = cache.get(b"s%06d" % i)
         assert cid < 0 or cache.value(cid) == b"s" * 300
     # And it grows again into a larger limit.
-    assert cache.set_limit(32 * MB)
+    assert cache.rebalancer.set_limit(32 * MB)
     for i in range(60_000):
         assert cache.store(StoreMode.SET, b"t%06d" % i, 0, 0, b"t" * 300) == StoreResult.STORED
     assert 16 * MB < cache.slabs.malloced <= 32 * MB

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 from memcachepy.dispatch.extstore_admin import extstore_command
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.numbers import parse_i32, parse_u32
+from memcachepy.protocol.wire import BAD_FORMAT, ERROR
 from memcachepy.store.crawler import CrawlResult, MetadumpRow
 from memcachepy.store.rebalance import ReassignResult
 
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from memcachepy.dispatch.reply import DispatchContext, Reply
 
 OK: Final = b"OK\r\n"
-ERROR: Final = b"ERROR\r\n"
-BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
 CRAWLER_DISABLED: Final = b"CLIENT_ERROR lru crawler disabled\r\n"
 MAX_CLASS_ID: Final = 63  # memcached's MAX_NUMBER_OF_SLAB_CLASSES - 1
 
@@ -96,7 +95,7 @@ class AdminDispatch:
             src, dst = parse_i32(args[1]), parse_i32(args[2])
             if src is None or dst is None:
                 return BAD_FORMAT
-            return _REASSIGN_REPLIES[self.d.cache.reassign(src, dst)]
+            return _REASSIGN_REPLIES[self.d.cache.rebalancer.reassign(src, dst)]
         if ntokens >= 4 and args[0] == b"automove":
             noreply = args[-1] == b"noreply"
             reply = self._automove(args)
@@ -135,7 +134,7 @@ class AdminDispatch:
             classes = self._classes(args[1])
             if classes is None:
                 return _CRAWL_REPLIES[CrawlResult.BADCLASS]
-            return _CRAWL_REPLIES[cache.crawl(classes)]
+            return _CRAWL_REPLIES[cache.crawler.request(classes)]
         if ntokens == 4 and sub == b"metadump":
             if not self.d.settings.dump_enabled:  # -X
                 return b"ERROR metadump not allowed\r\n"
@@ -146,7 +145,7 @@ class AdminDispatch:
             classes = self._classes(b"all" if args[1] == b"hash" else args[1])
             if classes is None:
                 return _CRAWL_REPLIES[CrawlResult.BADCLASS]
-            return b"".join(map(metadump_line, cache.metadump(classes))) + b"END\r\n"
+            return b"".join(map(metadump_line, cache.crawler.metadump(classes))) + b"END\r\n"
         if ntokens == 4 and sub == b"tocrawl":
             tocrawl = parse_u32(args[1])
             if tocrawl is None:

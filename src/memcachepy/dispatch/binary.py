@@ -18,7 +18,7 @@ from memcachepy import VERSION
 from memcachepy.auth import sasl
 from memcachepy.auth.authfile import Authfile
 from memcachepy.config import Settings
-from memcachepy.dispatch.reply import Outcome, Reply
+from memcachepy.dispatch.reply import Reply
 from memcachepy.ops import stats_report
 from memcachepy.ops.counters import ServerCounters, stat_text
 from memcachepy.protocol import events as ev
@@ -37,7 +37,10 @@ from memcachepy.protocol.binary import (
     response,
     response_header,
 )
-from memcachepy.store.cache import Cache, DeltaResult, StoreMode, StoreResult
+from memcachepy.protocol.wire import Outcome
+from memcachepy.store.cache import Cache
+from memcachepy.store.meta import peek
+from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 
 _U32: Final = struct.Struct(">I")
 _U64: Final = struct.Struct(">Q")
@@ -174,7 +177,7 @@ class BinaryDispatcher:
         self.counters.cmd_set += 1
         cas = header.cas if self.settings.use_cas else 0
         if cas:
-            current = self.cache.peek(event.key)
+            current = peek(self.cache, event.key)
             if current is not None and current[0] != cas:
                 out.append(error_response(header, Status.KEY_EXISTS))
                 return Outcome.CONTINUE
@@ -189,7 +192,7 @@ class BinaryDispatcher:
         header = event.header
         if result == StoreResult.STORED:
             if not quiet:
-                current = self.cache.peek(event.key)
+                current = peek(self.cache, event.key)
                 out.append(response(header, cas=current[0] if current else 0))
             return Outcome.CONTINUE
         if result == StoreResult.EXISTS:
@@ -220,7 +223,7 @@ class BinaryDispatcher:
 
     def _delete(self, event: Request, quiet: bool, out: list[Reply]) -> int:
         header = event.header
-        current = self.cache.peek(event.key)
+        current = peek(self.cache, event.key)
         if current is None:
             self.counters.delete_misses += 1
             out.append(error_response(header, Status.KEY_NOT_FOUND))
@@ -237,7 +240,7 @@ class BinaryDispatcher:
         incr = base_opcode(header.opcode) == Opcode.INCREMENT
         delta, initial, exptime = _ARITHMETIC_EXTRAS.unpack(event.extras)
         cache = self.cache
-        current = cache.peek(event.key)
+        current = peek(cache, event.key)
         if current is None:
             return self._create_counter(event, quiet, incr, initial, exptime, out)
         cas, nbytes, chunked = current
@@ -249,7 +252,7 @@ class BinaryDispatcher:
         result, value = cache.incr_decr(event.key, incr, delta)
         if result == DeltaResult.OK:
             if not quiet:
-                after = cache.peek(event.key)
+                after = peek(cache, event.key)
                 out.append(response(header, value=_U64.pack(value), cas=after[0] if after else 0))
         elif result == DeltaResult.NON_NUMERIC:
             out.append(error_response(header, Status.NON_NUMERIC))
@@ -276,7 +279,7 @@ class BinaryDispatcher:
                                   b"%d" % initial)
         if result == StoreResult.STORED:
             if not quiet:
-                after = self.cache.peek(event.key)
+                after = peek(self.cache, event.key)
                 out.append(response(header, value=_U64.pack(initial),
                                     cas=after[0] if after else 0))
         elif result == StoreResult.NO_MEMORY:
@@ -327,7 +330,7 @@ class BinaryDispatcher:
             )
         elif group.startswith(b"reset"):
             self.counters.reset()
-            self.cache.reset_counters()
+            stats_report.reset_store_counters(self.cache)
             pairs = []
         elif group.startswith(b"settings"):
             pairs = stats_report.settings_stats(self.settings, self.cache)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from typing import Final
 
+from memcachepy.protocol.wire import ERROR, KEY_MAX_LENGTH
 from memcachepy.store.cache import Cache
 from memcachepy.store.ext_config import RUNTIME, ExtConfig, parse_double, parse_u32
 
 OK: Final = b"OK\r\n"
-ERROR: Final = b"ERROR\r\n"
-GET_OOM: Final = b"SERVER_ERROR out of memory writing get response\r\n"
-KEY_MAX_LENGTH: Final = 250
 
 
 def extstore_command(args: list[bytes], config: ExtConfig) -> bytes | None:
@@ -65,6 +63,6 @@ def count_aborted(cache: Cache, line: bytes | None) -> None:
     for key in keys:
         if len(key) > KEY_MAX_LENGTH:
             break
-        if cache.on_flash(key):
+        if ext.holds(key):
             ext.counters.get_extstore += 1
             ext.counters.get_aborted_extstore += 1

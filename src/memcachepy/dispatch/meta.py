@@ -12,11 +12,29 @@ import base64
 from typing import TYPE_CHECKING, Final
 
 from memcachepy.protocol import events as ev
-from memcachepy.protocol.text import DELTA_NO_MEMORY, NO_MEMORY, NON_NUMERIC, TOO_LARGE
-from memcachepy.store.cache import Cache, MetaItem, MetaResult, StoreMode, StoreResult
+from memcachepy.protocol.wire import DELTA_NO_MEMORY, NO_MEMORY, NON_NUMERIC, TOO_LARGE
+from memcachepy.store.cache import Cache
+from memcachepy.store.meta import (
+    MetaItem,
+    MetaResult,
+    meta_claim,
+    meta_create,
+    meta_debug,
+    meta_delete,
+    meta_find,
+    meta_hit,
+    meta_incr_decr,
+    meta_recache_due,
+    meta_store,
+    meta_touch,
+    meta_ttl,
+    meta_value,
+)
+from memcachepy.store.results import StoreMode, StoreResult
 
 if TYPE_CHECKING:
-    from memcachepy.dispatch.reply import DispatchContext, Handler, Reply
+    from memcachepy.dispatch.reply import DispatchContext, Reply
+    from memcachepy.ops.hooks import Handler
 
 CONTINUE: Final = 0  # dispatch.Outcome.CONTINUE: meta commands never close the connection
 CRLF: Final = b"\r\n"
@@ -67,11 +85,11 @@ class MetaDispatch:
         """mg, from the fields of its event."""
         cache = self.cache
         counters = self.counters
-        item = cache.meta_find(key)
+        item = meta_find(cache, key)
         created = False
         if item is None and vivify is not None:
             # A placeholder that never expires until the N flag, in its turn, sets the TTL.
-            item = cache.meta_create(key)
+            item = meta_create(cache, key)
             created = item is not None
         if item is None:
             counters.cmd_get += 1
@@ -87,21 +105,21 @@ class MetaDispatch:
         won = ttl_set = False
         for flag in order:
             if flag == _T:
-                exptime = cache.meta_touch(cid, ttl)  # type: ignore[arg-type]
+                exptime = meta_touch(cache, cid, ttl)  # type: ignore[arg-type]
                 ttl_set = True
             elif flag == _N:
                 if created:
-                    exptime = cache.meta_touch(cid, vivify)  # type: ignore[arg-type]
+                    exptime = meta_touch(cache, cid, vivify)  # type: ignore[arg-type]
                     won = True
             elif flag == _R:
-                if not created and cache.meta_recache_due(cid, recache):  # type: ignore[arg-type]
+                if not created and meta_recache_due(cache, cid, recache):  # type: ignore[arg-type]
                     won = True
             else:
                 parts.append(_item_flag(flag, item, exptime, opaque, key, cache))
         if late_error is not None:
             out.append(late_error)
             return CONTINUE
-        won, stale, sent = cache.meta_claim(cid, won)
+        won, stale, sent = meta_claim(cache, cid, won)
         if sent:
             parts.append(b" Z")
         if stale:
@@ -111,9 +129,9 @@ class MetaDispatch:
         parts.append(CRLF)
         out.append(b"".join(parts))
         if value:
-            out.append(cache.meta_value(cid))
+            out.append(meta_value(cache, cid))
             out.append(CRLF)
-        cache.meta_hit(cid, bump=not no_bump, touched=ttl_set)
+        meta_hit(cache, cid, bump=not no_bump, touched=ttl_set)
         if ttl_set:
             counters.cmd_touch += 1
         else:
@@ -133,8 +151,8 @@ class MetaDispatch:
         """ms, from the fields of its event."""
         counters = self.counters
         counters.cmd_set += 1
-        result, cas = self.cache.meta_store(
-            mode, key, flags, exptime, data, cas_unique, invalidate=invalidate,
+        result, cas = meta_store(
+            self.cache, mode, key, flags, exptime, data, cas_unique, invalidate=invalidate,
             binary_key=binary,
         )
         if result == StoreResult.NOT_FOUND:
@@ -181,7 +199,7 @@ class MetaDispatch:
                       ttl: int | None, quiet: bool, order: bytes, opaque: bytes,
                       out: list[Reply]) -> int:
         """md, from the fields of its event."""
-        result = self.cache.meta_delete(key, cas, invalidate, ttl)
+        result = meta_delete(self.cache, key, cas, invalidate, ttl)
         if result == MetaResult.DONE:
             if quiet:
                 return CONTINUE
@@ -196,13 +214,13 @@ class MetaDispatch:
 
     def arithmetic(self, event: ev.MetaArithmetic, out: list[Reply]) -> int:
         cache = self.cache
-        result, value, item, moved = cache.meta_incr_decr(
-            event.key, event.incr, event.delta, event.cas
+        result, value, item, moved = meta_incr_decr(
+            cache, event.key, event.incr, event.delta, event.cas
         )
         created = False
         if result == MetaResult.NOT_FOUND and event.vivify is not None:
             value = event.initial
-            item = cache.meta_create(event.key, b"%d" % value)
+            item = meta_create(cache, event.key, b"%d" % value)
             if item is None:
                 out.append(VIVIFY_NO_MEMORY)
                 return CONTINUE
@@ -236,10 +254,10 @@ class MetaDispatch:
         exptime = item.exptime
         for flag in event.order:
             if flag == _T:
-                exptime = cache.meta_touch(cid, event.ttl)  # type: ignore[arg-type]
+                exptime = meta_touch(cache, cid, event.ttl)  # type: ignore[arg-type]
             elif flag == _N:
                 if created:
-                    exptime = cache.meta_touch(cid, event.vivify)  # type: ignore[arg-type]
+                    exptime = meta_touch(cache, cid, event.vivify)  # type: ignore[arg-type]
             elif flag == _K:
                 parts.append(key_token(event.key, event.binary))
             else:
@@ -263,13 +281,13 @@ class MetaDispatch:
 
     def debug(self, event: ev.MetaDebug, out: list[Reply]) -> int:
         self.counters.cmd_meta += 1
-        info = self.cache.meta_debug(event.key)
+        info = meta_debug(self.cache, event.key)
         if info is None:
             out.append(b"EN\r\n")
             return CONTINUE
         key = base64.b64encode(info.key) if info.binary_key else info.key
         # exp is memcached's current_time - exptime as a signed int: minus the TTL left.
-        exp = -1 if info.exptime == 0 else _signed32(-self.cache.meta_ttl(info.exptime))
+        exp = -1 if info.exptime == 0 else _signed32(-meta_ttl(self.cache, info.exptime))
         out.append(b"ME %s exp=%d la=%d cas=%d fetch=%s cls=%d size=%d\r\n" % (
             key, exp, info.idle, info.cas, b"yes" if info.fetched else b"no", info.class_id,
             info.size,
@@ -284,7 +302,7 @@ def _item_flag(
     if flag == 115:  # s
         return b" s%d" % item.nbytes
     if flag == 116:  # t
-        return b" t%d" % cache.meta_ttl(exptime)
+        return b" t%d" % meta_ttl(cache, exptime)
     if flag == 99:  # c
         return b" c%d" % item.cas
     if flag == 102:  # f

@@ -15,23 +15,29 @@ from memcachepy.config import MIB, Settings
 from memcachepy.dispatch import admin as dispatch_admin
 from memcachepy.dispatch import extstore_admin
 from memcachepy.dispatch import meta as dispatch_meta
-from memcachepy.dispatch.reply import Outcome, Reply
+from memcachepy.dispatch.reply import Reply
 from memcachepy.ops import stats_report
 from memcachepy.ops.counters import ServerCounters, format_stats
 from memcachepy.ops.prefix_stats import PrefixStats
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.numbers import parse_u32
-from memcachepy.protocol.text import (
+from memcachepy.protocol.replies import reply_bytes
+from memcachepy.protocol.text import RequestSink
+from memcachepy.protocol.wire import (
+    BAD_FORMAT,
     DELTA_NO_MEMORY,
+    ERROR,
+    GET_OOM,
+    INVALID_EXPTIME,
     NO_MEMORY,
     NON_NUMERIC,
     TOO_LARGE,
-    RequestSink,
-    reply_bytes,
+    Outcome,
 )
-from memcachepy.store.cache import Cache, DeltaResult, StoreMode, StoreResult
+from memcachepy.store.cache import Cache
 from memcachepy.store.extstore import FlashOutOfMemory
 from memcachepy.store.framing import Framing
+from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 
 if TYPE_CHECKING:  # imported only by a node with --cluster-config (see server.py)
     from memcachepy.cluster.endpoint import ConfigEndpoint
@@ -64,7 +70,6 @@ _STORE_REPLIES: Final = {
 END: Final = b"END\r\n"
 OK: Final = b"OK\r\n"
 NOT_FOUND: Final = b"NOT_FOUND\r\n"
-ERROR: Final = b"ERROR\r\n"
 
 
 
@@ -158,7 +163,7 @@ class Dispatcher(RequestSink):
             # A value on flash had no memory to be read into: memcached drops the replies
             # stacked so far and answers the error instead.
             out.clear()
-            out.append(extstore_admin.GET_OOM)
+            out.append(GET_OOM)
             return Outcome.CONTINUE
         if exptime is None:
             counters.cmd_get += answered
@@ -346,7 +351,7 @@ class Dispatcher(RequestSink):
         if not self.settings.flush_enabled:
             reply = b"CLIENT_ERROR flush_all not allowed\r\n"
         elif event.delay is None:
-            reply = b"CLIENT_ERROR invalid exptime argument\r\n"
+            reply = INVALID_EXPTIME
         else:
             self.cache.flush_all(event.delay)
             reply = OK
@@ -382,7 +387,7 @@ class Dispatcher(RequestSink):
             reply = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
         elif event.megabytes > 1000000000:
             reply = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
-        elif self.cache.set_limit(event.megabytes * MIB):
+        elif self.cache.rebalancer.set_limit(event.megabytes * MIB):
             self.settings.memory_limit = event.megabytes * MIB
             reply = OK
         else:  # -e: the memory file's size is fixed, as memcached's is
@@ -455,7 +460,7 @@ class Dispatcher(RequestSink):
         sub = args[0]
         if sub == b"reset":
             self.counters.reset()
-            self.cache.reset_counters()
+            stats_report.reset_store_counters(self.cache)
             self.prefix_stats.clear()
             out.append(b"RESET\r\n")
         elif sub == b"detail":
@@ -491,11 +496,11 @@ class Dispatcher(RequestSink):
             return b"CLIENT_ERROR bad command line\r\n"
         class_id, limit = parse_u32(args[0]), parse_u32(args[1])
         if class_id is None or limit is None:
-            return b"CLIENT_ERROR bad command line format\r\n"
+            return BAD_FORMAT
         if class_id >= 64:  # memcached's MAX_NUMBER_OF_SLAB_CLASSES
             return b"CLIENT_ERROR Illegal slab id\r\n"
         lines = [
             b"ITEM %s [%d b; %d s]\r\n" % (key, nbytes, exptime)
-            for key, nbytes, exptime in self.cache.dump_class(class_id, limit)
+            for key, nbytes, exptime in stats_report.cachedump_rows(self.cache, class_id, limit)
         ]
         return b"".join(lines) + END

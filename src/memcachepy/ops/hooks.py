@@ -24,6 +24,9 @@ logging.addLevelName(TRACE, "TRACE")
 
 
 Handler = Callable[[Any, list[Any]], int]
+"""Answers one request event, appending reply pieces to the list; returns an outcome
+(:class:`memcachepy.protocol.wire.Outcome`). The one definition: the dispatchers' handler
+tables, the connection loop and the UDP path all use it."""
 Layer = Callable[[Any, list[Any], Handler], int]
 Wants = Callable[[type], bool]
 

@@ -1,7 +1,9 @@
 """What the ``stats`` family reports: name/value pairs built from the live daemon state.
 
 Shared by every protocol (the text ``stats`` commands, and later the binary ``stat``
-opcode and the metrics endpoint), so each figure is computed in one place.
+opcode and the metrics endpoint), so each figure is computed in one place. The views of
+the store that only the stats need (LRU segments, the size histogram, ``stats
+cachedump``, ``stats reset``) are here too, read from the cache's own structures.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import time
+from dataclasses import fields
 from importlib import metadata
 from typing import NamedTuple
 
@@ -17,6 +20,8 @@ from memcachepy.config import PROTOCOLS, Settings
 from memcachepy.native.switch import running_build
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.store.cache import Cache
+from memcachepy.store.items import HEADER, SEG_COLD, SEG_HOT, SEG_SHIFT, SEG_TEMP, SEG_WARM
+from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
 
 # What plain `stats` says for "libevent": memcachepy's event loop.
 try:
@@ -153,7 +158,7 @@ def general_stats(
     lines += [("unexpected_napi_ids", 0), ("round_robin_fallback", 0)]
     lines += [
         ("bytes", cache.bytes),
-        ("curr_items", cache.curr_items),
+        ("curr_items", len(cache)),
         ("total_items", cc.total_items),
         ("slab_global_page_pool", len(cache.slabs.pool)),
         ("expired_unfetched", cc.total("expired_unfetched")),
@@ -353,6 +358,31 @@ def settings_stats(settings: Settings, cache: Cache,
     ]
 
 
+def segment_counts(cache: Cache, class_id: int) -> tuple[int, int, int, int]:
+    """Items of a class in its HOT, WARM, COLD and TEMP lists."""
+    counts = cache.items.seg_counts
+    hot, warm, cold, temp = (class_id | seg << SEG_SHIFT for seg in range(4))
+    return counts[hot], counts[warm], counts[cold], counts[temp]
+
+
+def segment_ages(cache: Cache, class_id: int) -> tuple[int, int, int]:
+    """Seconds since the tail items of HOT, WARM and COLD were last used."""
+    now = cache.now()
+    return (
+        cache.lru.tail_age(class_id | SEG_HOT << SEG_SHIFT, now),
+        cache.lru.tail_age(class_id | SEG_WARM << SEG_SHIFT, now),
+        cache.lru.tail_age(class_id | SEG_COLD << SEG_SHIFT, now),
+    )
+
+
+def segment_hits(cache: Cache, class_id: int) -> tuple[int, int, int, int]:
+    """Read hits on items of a class while in HOT, WARM, COLD and TEMP."""
+    hits = cache.lru_hits
+    hot, warm, cold, temp = (int(hits[class_id | seg << SEG_SHIFT])
+                             for seg in (SEG_HOT, SEG_WARM, SEG_COLD, SEG_TEMP))
+    return hot, warm, cold, temp
+
+
 def item_stats(cache: Cache, settings: Settings | None = None) -> list[tuple[str, object]]:
     """The lines of ``stats items``: per slab class with items, in memcached's order."""
     tuning = settings.store if settings is not None else cache.tuning
@@ -364,8 +394,8 @@ def item_stats(cache: Cache, settings: Settings | None = None) -> list[tuple[str
             continue
         prefix = f"items:{cls.id}:"
         lines.append((prefix + "number", number))
-        hot, warm, cold, temp = cache.segment_counts(cls.id)
-        age_hot, age_warm, age = cache.segment_ages(cls.id)
+        hot, warm, cold, temp = segment_counts(cache, cls.id)
+        age_hot, age_warm, age = segment_ages(cache, cls.id)
         if tuning.lru_maintainer:
             lines += [
                 (prefix + "number_hot", hot),
@@ -395,7 +425,7 @@ def item_stats(cache: Cache, settings: Settings | None = None) -> list[tuple[str
             (prefix + "lrutail_reflocked", 0),
         ]
         if tuning.lru_maintainer:
-            hits = cache.segment_hits(cls.id)
+            hits = segment_hits(cache, cls.id)
             lines += [
                 (prefix + "moves_to_cold", k.moves_to_cold),
                 (prefix + "moves_to_warm", k.moves_to_warm),
@@ -410,19 +440,60 @@ def item_stats(cache: Cache, settings: Settings | None = None) -> list[tuple[str
 
 
 def size_stats(cache: Cache) -> list[tuple[str, object]]:
-    """``stats sizes``: items per 32-byte size bucket (with ``-o track_sizes``)."""
-    histogram = cache.size_histogram()
-    if histogram is None:
+    """``stats sizes``: items per non-empty 32-byte size bucket (with ``-o track_sizes``)."""
+    if cache.sizes is None:
         return [("sizes_status", "disabled")]
-    return [(str(size), count) for size, count in histogram]
+    return [(str(n * 32), count) for n, count in enumerate(cache.sizes) if count]
 
 
 def sizes_switch(settings: Settings, cache: Cache, enable: bool) -> list[tuple[str, object]]:
     """``stats sizes_enable`` / ``stats sizes_disable``."""
     if enable and not settings.use_cas:
         return [("sizes_status", "error"), ("sizes_error", "cas_support_disabled")]
-    cache.track_sizes(enable)
+    # Counting starts with the items stored from now on.
+    cache.tuning.track_sizes = enable
+    if not enable:
+        cache.sizes = None
+    elif cache.sizes is None:
+        cache.sizes = [0] * (cache.item_size_max // 32 + 2)
     return [("sizes_status", "enabled" if enable else "disabled")]
+
+
+def cachedump_rows(cache: Cache, class_id: int, limit: int) -> list[tuple[bytes, int, int]]:
+    """``stats cachedump``: (key, data length, absolute exptime or 0) from the COLD head;
+    ``limit`` 0 = all. memcached's item_cachedump walks the COLD list only; so does this.
+    """
+    if not 0 < class_id < len(cache.slabs.classes):
+        return []
+    rows: list[tuple[bytes, int, int]] = []
+    cid = cache.items.heads[class_id | SEG_COLD << SEG_SHIFT]
+    while cid >= 0 and (limit == 0 or len(rows) < limit):
+        page = cache.slabs.pages[cid >> PAGE_SHIFT]
+        _, _, _, exptime, _, _, nbytes, _, _, _, _ = HEADER.unpack_from(page, cid & OFFSET_MASK)
+        rows.append((cache.key_of(cid), nbytes, exptime + cache.started if exptime else 0))
+        cid = cache.items.toward_tail(cid)
+    return rows
+
+
+def reset_store_counters(cache: Cache) -> None:
+    """``stats reset`` in the store: zero the history counters; what describes the present
+    (bytes requested, items) stays."""
+    for counters in cache.counters.classes:
+        for name in (f.name for f in fields(counters)):
+            if name not in ("mem_requested", "lru_hits", "class_id"):
+                setattr(counters, name, 0)
+    c = cache.counters
+    c.total_items = c.get_expired = c.get_flushed = c.slabs_moved = 0
+    c.slab_reassign_rescues = c.slab_reassign_chunk_rescues = 0
+    c.slab_reassign_evictions_nomem = c.slab_reassign_inline_reclaim = 0
+    c.slab_reassign_busy_items = c.slab_reassign_busy_deletes = 0
+    c.lru_maintainer_juggles = 0
+    cache.crawler.starts = 0
+    hits = cache.lru_hits  # zeroed in place: the class counters share it
+    for slot in range(len(hits)):
+        hits[slot] = 0
+    if cache.ext is not None:
+        cache.ext.reset_counters()
 
 def slab_stats(cache: Cache) -> list[tuple[str, object]]:
     """The lines of ``stats slabs``: per slab class with pages, then totals."""

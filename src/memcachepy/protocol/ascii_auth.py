@@ -15,7 +15,8 @@ from typing import Final
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA, _NeedData
 from memcachepy.protocol.numbers import parse_u32
-from memcachepy.protocol.text import MAX_LINE_WITHOUT_NEWLINE, TextParser
+from memcachepy.protocol.text import TextParser
+from memcachepy.protocol.wire import MAX_LINE_WITHOUT_NEWLINE
 
 UNAUTHENTICATED: Final = b"CLIENT_ERROR unauthenticated\r\n"
 BAD_TERMINATION: Final = b"CLIENT_ERROR bad command line termination\r\n"

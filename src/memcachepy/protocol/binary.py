@@ -26,18 +26,17 @@ size limit.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from enum import IntEnum
 from typing import Final, NamedTuple
 
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.buffer import ReceiveBuffer
 from memcachepy.protocol.events import NEED_DATA, _NeedData
+from memcachepy.protocol.wire import KEY_MAX_LENGTH, ItemFits, always_fits
 
 REQUEST_MAGIC: Final = 0x80
 RESPONSE_MAGIC: Final = 0x81
 HEADER_SIZE: Final = 24
-KEY_MAX_LENGTH: Final = 250
 # memcached's per-connection read buffer: header, extras and key must fit in it.
 READ_BUFFER_SIZE: Final = 16384
 # An incr/decr ``expiration`` of all ones means "do not create a missing counter".
@@ -256,14 +255,6 @@ SASL_SHAPES: Final[dict[int, Shape]] = {
     Opcode.SASL_STEP: Shape((0,), True, Body.VALUE),
 }
 
-ItemFits = Callable[[int, int, int], bool]
-"""(key length, flags, value length) -> whether such an item can ever be stored."""
-
-
-def _always_fits(nkey: int, flags: int, nbytes: int) -> bool:
-    return True
-
-
 def _as_c_int(value: int) -> int:
     """A u32 as memcached's ``int`` sees it (lengths past 2 GiB turn negative)."""
     return value - (1 << 32) if value >= _I32_LIMIT else value
@@ -274,7 +265,7 @@ class BinaryParser:
 
     __slots__ = ("_buf", "_pending", "_swallow", "_item_fits", "_closed", "_shapes")
 
-    def __init__(self, item_fits: ItemFits = _always_fits, *, sasl: bool = False) -> None:
+    def __init__(self, item_fits: ItemFits = always_fits, *, sasl: bool = False) -> None:
         self._shapes = SASL_SHAPES if sasl else SHAPES
         self._buf = ReceiveBuffer()
         self._pending: tuple[Header, bytes, bytes, int] | None = None  # awaiting a value

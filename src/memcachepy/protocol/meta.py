@@ -21,31 +21,25 @@ from typing import Final, NamedTuple
 
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.numbers import parse_i32, parse_u32, parse_u64
-
-KEY_MAX_LENGTH: Final = 250
-# memcached's MFLAG_MAX_OPT_LENGTH: more tokens than this (command, key, flags and its
-# terminator token all counted) is an error.
-MAX_META_TOKENS: Final = 20
-# memcached's MFLAG_MAX_OPAQUE_LENGTH, counting the leading 'O'.
-MAX_OPAQUE_LENGTH: Final = 32
-# ms data lengths memcached accepts: 0..INT_MAX - 2.
-MAX_DATA_LENGTH: Final = 0x7FFFFFFF - 2
-
-ERROR: Final = b"ERROR\r\n"
-BAD_FORMAT: Final = b"CLIENT_ERROR bad command line format\r\n"
-BAD_TOKEN: Final = b"CLIENT_ERROR bad token in command line format\r\n"
-INVALID_FLAG: Final = b"CLIENT_ERROR invalid flag\r\n"
-DUPLICATE_FLAG: Final = b"CLIENT_ERROR duplicate flag\r\n"
-INVALID_OR_DUPLICATE: Final = b"CLIENT_ERROR invalid or duplicate flag\r\n"
-OPAQUE_TOO_LONG: Final = b"CLIENT_ERROR opaque token too long\r\n"
-DECODING_KEY: Final = b"CLIENT_ERROR error decoding key\r\n"
-MG_TOO_MANY_FLAGS: Final = b"CLIENT_ERROR options flags are too long\r\n"
-TOO_MANY_FLAGS: Final = b"CLIENT_ERROR options flags too long\r\n"
-MS_BAD_MODE: Final = b"CLIENT_ERROR invalid mode for ms M token\r\n"
-MA_BAD_MODE: Final = b"CLIENT_ERROR invalid mode for ma M token\r\n"
-
-ItemFits = Callable[[int, int, int], bool]
-
+from memcachepy.protocol.wire import (
+    BAD_FORMAT,
+    BAD_TOKEN,
+    DECODING_KEY,
+    DUPLICATE_FLAG,
+    ERROR,
+    INVALID_FLAG,
+    INVALID_OR_DUPLICATE,
+    KEY_MAX_LENGTH,
+    MA_BAD_MODE,
+    MAX_DATA_LENGTH,
+    MAX_META_TOKENS,
+    MAX_OPAQUE_LENGTH,
+    MG_TOO_MANY_FLAGS,
+    MS_BAD_MODE,
+    OPAQUE_TOO_LONG,
+    TOO_MANY_FLAGS,
+    ItemFits,
+)
 
 # -- flag table -----------------------------------------------------------------------------
 

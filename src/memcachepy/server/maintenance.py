@@ -1,9 +1,10 @@
 """The store's background tasks: LRU maintainer, LRU crawler, slab mover, index expander.
 
 memcached runs these as threads; here they are trio tasks beside the connections. Each
-turn calls one bounded step of the store (:meth:`Cache.maintain_lru`,
-:meth:`Cache.crawl_step`, :meth:`Cache.rebalance_step`) and then sleeps, so a client
-request waits at most one step (about a millisecond) for them. Idle tasks back off, as
+turn calls one bounded step of a store helper (``cache.lru.maintain``,
+``cache.crawler.step``, ``cache.rebalancer.step``, ``cache.index.expand_step``,
+``cache.ext.step``) and then sleeps, so a client request waits at most one step (about a
+millisecond) for them. Idle tasks back off, as
 memcached's maintainer does, so an idle daemon stays idle.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Callable
 import trio
 
 from memcachepy.store.cache import Cache
+from memcachepy.store.extstore import ExtStore
 from memcachepy.store.tuning import StoreTuning
 
 # The maintainer's sleep between turns: 1 ms while a turn's budget is not enough, 10 ms
@@ -45,8 +47,8 @@ async def lru_maintainer(cache: Cache, tuning: StoreTuning) -> None:
     sleep = MAINTAINER_MIN_SLEEP
     while True:
         start = time.perf_counter()
-        moves = cache.maintain_lru(MAINTAINER_BUDGET) if tuning.lru_maintainer else 0
-        again = cache.automove_tick()
+        moves = cache.lru.maintain(MAINTAINER_BUDGET) if tuning.lru_maintainer else 0
+        again = cache.rebalancer.automove_tick()
         spent = time.perf_counter() - start
         if moves >= MAINTAINER_BUDGET or again:
             sleep = MAINTAINER_MIN_SLEEP  # more is waiting
@@ -61,7 +63,7 @@ async def lru_crawler(cache: Cache, tuning: StoreTuning) -> None:
     """Free expired items in bounded steps, ``lru_crawler_sleep`` microseconds apart."""
     while True:
         start = time.perf_counter()
-        if cache.crawl_step(CRAWLER_BUDGET):
+        if cache.crawler.step(CRAWLER_BUDGET):
             spent = time.perf_counter() - start
             await trio.sleep(max(tuning.lru_crawler_sleep / 1_000_000, spent * CRAWLER_REST))
         else:
@@ -80,22 +82,23 @@ async def _in_steps(step: Callable[[int], int], budget: int, rest: float, idle: 
 
 async def slab_mover(cache: Cache) -> None:
     """Empty the page being moved (``slabs reassign``, automove, a lowered memlimit)."""
-    await _in_steps(cache.rebalance_step, MOVER_BUDGET, MOVER_REST, MOVER_IDLE_SLEEP)
+    await _in_steps(cache.rebalancer.step, MOVER_BUDGET, MOVER_REST, MOVER_IDLE_SLEEP)
 
 
 async def index_expander(cache: Cache) -> None:
     """Move the key index to its doubled table (memcached's assoc maintenance thread)."""
-    await _in_steps(cache.index_step, EXPANDER_BUDGET, EXPANDER_REST, EXPANDER_IDLE_SLEEP)
+    await _in_steps(cache.index.expand_step, EXPANDER_BUDGET, EXPANDER_REST,
+                    EXPANDER_IDLE_SLEEP)
 
 
-async def flash_worker(cache: Cache, max_sleep: Callable[[], int]) -> None:
+async def flash_worker(cache: Cache, ext: ExtStore, max_sleep: Callable[[], int]) -> None:
     """The flash tier's writer, page maintenance and compactor (memcached's storage
     write and compaction threads): 1 ms apart while they find work, backing off to
     ``ext_max_sleep`` when idle."""
     sleep = FLASH_MIN_SLEEP
     while True:
         start = time.perf_counter()
-        done = cache.ext_step(FLASH_BUDGET)
+        done = ext.step(cache.now(), FLASH_BUDGET)
         spent = time.perf_counter() - start
         if done:
             sleep = FLASH_MIN_SLEEP
@@ -113,4 +116,4 @@ def start(nursery: trio.Nursery, cache: Cache, tuning: StoreTuning) -> None:
     ext = cache.ext
     if ext is not None:
         config = ext.config
-        nursery.start_soon(flash_worker, cache, lambda: config.max_sleep)
+        nursery.start_soon(flash_worker, cache, ext, lambda: config.max_sleep)

@@ -25,7 +25,6 @@ BUNDLE_HEADER: Final = 24  # sizeof(mc_resp_bundle) before its responses
 RESPONSES_PER_BUFFER: Final = (READ_BUFFER_SIZE - BUNDLE_HEADER) // RESPONSE_SIZE  # 13
 UNLIMITED: Final = -1
 
-GET_OOM: Final = b"SERVER_ERROR out of memory writing get response\r\n"
 
 
 def replies_per_round(limit: int, threads: int) -> int:

@@ -18,19 +18,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
 
-from memcachepy.dispatch.reply import Outcome, Reply
+from memcachepy.dispatch.reply import Reply
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.ops.current import CURRENT_CONNECTION
+from memcachepy.ops.hooks import Handler as Handler  # also server/daemon.py's
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
-from memcachepy.protocol.text import (
-    OUTPUT_FULL,
-    RequestSink,
-    TextParser,
-    count_replies,
-    reply_bytes,
-)
-from memcachepy.server.reply_memory import GET_OOM, UNLIMITED, flushes, responses
+from memcachepy.protocol.replies import count_replies, reply_bytes
+from memcachepy.protocol.text import RequestSink, TextParser
+from memcachepy.protocol.wire import GET_OOM, OUTPUT_FULL, Outcome
+from memcachepy.server.reply_memory import UNLIMITED, flushes, responses
 
 log = logging.getLogger("memcachepy")
 
@@ -72,8 +69,6 @@ class ProtocolParser(Protocol):
     def buffered(self) -> int: ...
 
 
-Handler = Callable[[Any, list[Reply]], int]
-"""Applies one event, appending reply bytes; returns an Outcome."""
 WatchStream = Callable[[], Awaitable[None]]
 """Streams a watcher's lines until it hangs up or the server drains."""
 

@@ -27,11 +27,13 @@ from typing import Any, Final, Protocol
 
 import trio
 
-from memcachepy.dispatch.reply import Outcome, Reply
+from memcachepy.dispatch.reply import Reply
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.ops.current import CURRENT_CONNECTION
+from memcachepy.ops.hooks import Handler
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
+from memcachepy.protocol.wire import Outcome
 
 log = logging.getLogger("memcachepy")
 
@@ -55,7 +57,6 @@ class DatagramParser(Protocol):
     def next_event(self) -> object: ...
 
 
-Handler = Callable[[Any, list[Reply]], int]
 Session = Callable[[int], tuple[DatagramParser, Handler]]
 """First payload byte -> a fresh parser and the handler for its events."""
 

@@ -34,13 +34,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from memcachepy.dispatch.reply import Outcome
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.ops.current import CURRENT_CONNECTION
 from memcachepy.ops.hooks import Handler, RequestHooks
 from memcachepy.ops.logs import reply_values
 from memcachepy.protocol import events as ev
-from memcachepy.store.cache import Cache, MetaItem
+from memcachepy.protocol.wire import NO_MEMORY, TOO_LARGE, Outcome
+from memcachepy.store.cache import Cache
+from memcachepy.store.meta import lookup_state, meta_find, meta_item
 
 FETCHERS: Final = "fetchers"
 MUTATIONS: Final = "mutations"
@@ -65,8 +66,8 @@ _STORE_STATUS: Final = {
     b"NOT_STORED\r\n": "not_stored",
     b"EXISTS\r\n": "exists",
     b"NOT_FOUND\r\n": "not_found",
-    b"SERVER_ERROR object too large for cache\r\n": "too_large",
-    b"SERVER_ERROR out of memory storing object\r\n": "no_memory",
+    TOO_LARGE: "too_large",
+    NO_MEMORY: "no_memory",
 }
 
 
@@ -194,7 +195,7 @@ class WatchHub:
         if not isinstance(event, (ev.Retrieve, ev.Touch)):
             # memcached's store, delete and incr/decr look the key up first (do_item_get),
             # and that lookup is logged before the command's own line.
-            state, class_id, size = self.cache.lookup_state(event.key)
+            state, class_id, size = lookup_state(self.cache, event.key)
             self.emit(FETCHERS, f"type=item_get key={uri(event.key)} "
                       f"status={_LOOKUP_STATUS[state]} clsid={class_id} "
                       f"cfd={CURRENT_CONNECTION.get()} size={size}")
@@ -205,7 +206,7 @@ class WatchHub:
         found: dict[bytes, tuple[int, int]] = {}  # key -> (flags, length)
         if isinstance(event, ev.Touch):
             keys = [event.key]
-            item = self.cache.meta_find(event.key) if out[start:] == [b"TOUCHED\r\n"] else None
+            item = meta_find(self.cache, event.key) if out[start:] == [b"TOUCHED\r\n"] else None
             if item is not None:
                 found[event.key] = (item.flags, item.nbytes)
         else:
@@ -234,7 +235,7 @@ class WatchHub:
         now = cache.now()
         # As memcached logs it: the stored item (append keeps flags and ttl, grows the
         # value), or the item that was refused, as the client sent it.
-        item = cache.meta_find(event.key) if status == "stored" else None
+        item = meta_find(cache, event.key) if status == "stored" else None
         if item is not None:
             flags, size = item.flags, item.nbytes
             ttl = item.exptime - now if item.exptime else 0
@@ -251,7 +252,8 @@ class WatchHub:
         """The slab class an item of this shape is stored in (the cache's own framing)."""
         return self.cache.items.plan(self.cache.stream_len(len(key), flags, nbytes))[0]
 
-    def _on_evict(self, key: bytes, item: MetaItem, class_id: int) -> None:
+    def _on_evict(self, key: bytes, cid: int, class_id: int) -> None:
+        item = meta_item(self.cache, cid)  # still linked: told before the eviction
         now = self.cache.now()
         ttl = item.exptime - now if item.exptime else -1
         fetched = "yes" if item.fetched else "no"

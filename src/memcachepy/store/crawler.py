@@ -125,6 +125,7 @@ class Crawler:
         oldest = cache.oldest_live
         flushing = bool(oldest) and oldest <= now
         oldest_cas = cache.oldest_cas
+        ext = cache.ext
         visited = 0
         while self.queue and visited < budget:
             class_id = self.queue[0]
@@ -153,7 +154,7 @@ class Crawler:
                 # A header item whose flash page is gone is reclaimed too (memcached's
                 # storage_validate_item in the crawler).
                 if (flushed or (exptime and exptime <= now)
-                        or (iflags & EXT and cache.flash_stale(base | off))):
+                        or (iflags & EXT and ext is not None and not ext.valid(base | off))):
                     counters.crawler_reclaimed += 1
                     if not iflags & FETCHED and not flushed:
                         counters.expired_unfetched += 1

@@ -10,7 +10,8 @@ the read to an IO thread), checks the crc and answers from it; an item read ofte
 brought back into memory (``ext_recache_rate``). A compactor reads back fragmented pages
 and rewrites what is still live, so whole pages can be freed.
 
-The store stays free of protocol: the cache asks this module for values and it asks the
+The store stays free of protocol: the cache asks this module for values (a get's hit on
+a header item: :meth:`ExtStore.collect_hit`, :meth:`ExtStore.read_hit`) and it asks the
 cache, through :class:`FlashHost`, to link and unlink items.
 """
 
@@ -20,6 +21,9 @@ import struct
 import zlib
 from dataclasses import dataclass
 from typing import Final, Protocol
+
+from librt.vecs import vec
+from mypy_extensions import i64
 
 from memcachepy.store.counters import CacheCounters
 from memcachepy.store.ext_config import (
@@ -39,16 +43,19 @@ from memcachepy.store.items import (
     HEADER_SIZE,
     HOT,
     I32,
+    ITEM_UPDATE_INTERVAL,
     KEY_BINARY,
     LINKED,
     OFF_ATIME,
     OFF_CAS,
+    OFF_EXPTIME,
     OFF_IFLAGS,
     OFF_LRU,
     OFF_NKEY,
     SEG_COLD,
     SEG_MASK,
     SEG_SHIFT,
+    U64,
     ItemMemory,
 )
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, Page, SlabAllocator
@@ -59,7 +66,6 @@ RECORD: Final = struct.Struct("<III")
 # length, crc32.
 LOCATION: Final = struct.Struct("<QIIII")
 LOCATION_SIZE: Final = LOCATION.size
-ITEM_UPDATE_INTERVAL: Final = 60
 MIN_PAGES_FREE: Final = 3  # a class with fewer free chunks than this many pages writes at once
 
 
@@ -73,6 +79,7 @@ class FlashHost(Protocol):
     slabs: SlabAllocator
     items: ItemMemory
     counters: CacheCounters
+    lru_hits: vec[i64]
 
     @property
     def index(self) -> KeyIndex: ...
@@ -86,11 +93,18 @@ class FlashHost(Protocol):
 
     def remove(self, cid: int) -> None: ...
 
-    def alloc_chunks(self, class_id: int, count: int, now: int) -> list[int] | None:
-        """Chunks of a class, evicting or writing out in that class but moving no page."""
+    def bump(self, cid: int, page: Page, off: int, now: int) -> None:
+        """What a read hit does to an item's LRU state."""
 
-    def write_item(self, key: bytes, flags: int, rel_exptime: int, data: bytes, now: int,
-                   prefix: bytes, iflags: int, cas: int) -> int:
+    def alloc_chunks(self, class_id: int, count: int, now: int,
+                     move_pages: bool = True) -> list[int] | None:
+        """Chunks of a class, evicting or writing out in that class (here: moving no page)."""
+
+    def write_item(
+        self, key: bytes, flags: int, rel_exptime: int, data: bytes, now: int,
+        replace_on_failure: bool, reclaimed: bool = False, prefix: bytes | None = None,
+        iflags: int = LINKED,
+    ) -> int:
         """Link a new item for ``key`` (replacing any), its framing prefix given; -1 if
         there is no memory."""
 
@@ -123,6 +137,9 @@ class ExtStore:
         self._compact_offset = 0
         self._drop_unread = False
         self._now = 0  # the relative time of the current step, for the compactor
+        #: The value the last :meth:`read_hit` read back, for the cache's value() to hand
+        #: out: (header item, value).
+        self.last_read: tuple[int, bytes] | None = None
 
     def close(self) -> None:
         self.pages.close()
@@ -160,9 +177,29 @@ class ExtStore:
 
     def forget(self, cid: int) -> None:
         """A header item is being unlinked: its record no longer counts as used."""
+        self.last_read = None  # the chunk may hold another item next
         version, number, _, length, _ = self.location(cid)
         if self.pages.valid(number, version):
             self.pages.delete(number, version, length)
+
+    def _link(self, key: bytes, flags: int, rel_exptime: int, data: bytes, now: int,
+              prefix: bytes, iflags: int, cas: int) -> int:
+        """Link an item with a given framing prefix, item flags and CAS (header items and
+        recached values); -1 if there is no memory."""
+        host = self.host
+        cid = host.write_item(key, flags, rel_exptime, data, now, replace_on_failure=False,
+                              prefix=prefix, iflags=iflags)
+        if cid >= 0:
+            U64.pack_into(host.slabs.pages[cid >> PAGE_SHIFT], (cid & OFFSET_MASK) + OFF_CAS,
+                          cas)
+        return cid
+
+    def holds(self, key: bytes) -> bool:
+        """Whether ``key``'s item is a header item (its value on flash); no side effects."""
+        host = self.host
+        cid = host.index.get(key)
+        return cid >= 0 and bool(
+            host.slabs.pages[cid >> PAGE_SHIFT][(cid & OFFSET_MASK) + OFF_IFLAGS] & EXT)
 
     # -- writing out ----------------------------------------------------------------------
 
@@ -194,8 +231,8 @@ class ExtStore:
         location = LOCATION.pack(version, number, offset, len(record), crc)
         self._writing = True
         try:
-            head = host.write_item(key, flags, exptime, location, now, prefix,
-                                   LINKED | EXT | (iflags & KEY_BINARY), cas)
+            head = self._link(key, flags, exptime, location, now, prefix,
+                              LINKED | EXT | (iflags & KEY_BINARY), cas)
         finally:
             self._writing = False
         if head < 0:
@@ -244,6 +281,46 @@ class ExtStore:
 
     # -- reading back ---------------------------------------------------------------------
 
+    def collect_hit(self, cid: int, page: Page, off: int, out: list[bytes | bytearray],
+                    with_cas: bool, exptime_rel: int | None, now: int) -> None:
+        """The cache's collect met a header item: count and bump it, then read the value
+        back into ``out``.
+
+        A value its page no longer holds is left out of the reply (the hit stays counted,
+        as memcached counts it); no memory to read it into raises FlashOutOfMemory.
+        """
+        host = self.host
+        class_id = host.slabs.page_class[cid >> PAGE_SHIFT]
+        if exptime_rel is None:
+            host.lru_hits[class_id | (page[off + OFF_LRU] & SEG_MASK) << SEG_SHIFT] += 1
+        else:
+            I32.pack_into(page, off + OFF_EXPTIME, exptime_rel)
+            host.counters.classes[class_id].touch_hits += 1
+        host.bump(cid, page, off, now)
+        data = self.fetch(cid, now)
+        if data is None:
+            return
+        self.frame(cid, data, out, with_cas)
+        self.recache(cid, data, now)
+
+    def read_hit(self, cid: int, now: int) -> int:
+        """The cache's get met a header item: read the value for its value() to hand out
+        (:attr:`last_read`). Returns the item holding the value (another one if it came
+        back into memory), -1 if it cannot be read (gone from its page, or no memory to
+        read it into)."""
+        try:
+            data = self.fetch(cid, now)
+        except FlashOutOfMemory:
+            return -1
+        if data is None:
+            return -1
+        host = self.host
+        key = host.key_of(cid)
+        if self.recache(cid, data, now):
+            return host.index.get(key)  # the value is in memory again
+        self.last_read = (cid, data)
+        return cid
+
     def fetch(self, cid: int, now: int) -> bytes | None:
         """The value of a header item, read from its page; None if the page no longer
         holds it (the header is then unlinked). Raises FlashOutOfMemory when no memory
@@ -259,7 +336,7 @@ class ExtStore:
         # links a new header item, and its allocation could push this header out.
         writing, self._writing = self._writing, True
         try:
-            chunks = host.alloc_chunks(class_id, 1 + ncont, now)
+            chunks = host.alloc_chunks(class_id, 1 + ncont, now, move_pages=False)
         finally:
             self._writing = writing
         if chunks is None:
@@ -320,8 +397,8 @@ class ExtStore:
             return -1
         cas, exptime, _, flags, _, nkey, iflags, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
         prefix = bytes(host.items.read(cid, nkey, plen))
-        head = host.write_item(key, flags & 0xFFFFFFFF, exptime, data, now, prefix,
-                               LINKED | (iflags & KEY_BINARY), cas)
+        head = self._link(key, flags & 0xFFFFFFFF, exptime, data, now, prefix,
+                          LINKED | (iflags & KEY_BINARY), cas)
         if head >= 0:
             self.counters.recache_from_extstore += 1
         return head
@@ -350,8 +427,8 @@ class ExtStore:
         prefix = bytes(items.read(cid, nkey, plen))
         self._writing = True  # the new item's memory must not push another item out
         try:
-            head = host.write_item(key, flags, exptime, data, now, prefix,
-                                   LINKED | (iflags & KEY_BINARY), cas)
+            head = self._link(key, flags, exptime, data, now, prefix,
+                              LINKED | (iflags & KEY_BINARY), cas)
         finally:
             self._writing = False
         if head < 0:

@@ -36,6 +36,13 @@ class TailAges(Protocol):
     def reclaim_tails(self, now: int, budget: int) -> int: ...
 
 
+class FlashTier(Protocol):
+    """What the crawler asks of the flash tier."""
+
+    def valid(self, cid: int) -> bool:
+        """Whether a header item's value is still on flash (its page not freed)."""
+
+
 class CacheHost(Protocol):
     """The cache as its background helpers see it."""
 
@@ -59,6 +66,10 @@ class CacheHost(Protocol):
 
     @property
     def lru(self) -> TailAges: ...
+
+    @property
+    def ext(self) -> FlashTier | None:
+        """The flash tier (``-o ext_path``), if any."""
 
     @property
     def index(self) -> KeyIndex:
@@ -89,9 +100,6 @@ class CacheHost(Protocol):
 
     def is_dead(self, cid: int, now: int) -> bool:
         """Whether an item is expired or flushed."""
-
-    def flash_stale(self, cid: int) -> bool:
-        """Whether a header item's value is no longer on flash (its page was freed)."""
 
     def remove(self, cid: int) -> None:
         """Unlink an item: index, LRU, chunks, accounting."""

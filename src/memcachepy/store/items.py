@@ -74,6 +74,8 @@ SEG_TEMP: Final = 3
 SEG_MASK: Final = 3
 ACTIVE: Final = 4
 SEG_SHIFT: Final = 6  # LRU id = class id | segment << SEG_SHIFT (classes are below 64)
+# An item's LRU position is refreshed at most this often (memcached's ITEM_UPDATE_INTERVAL).
+ITEM_UPDATE_INTERVAL: Final = 60
 LRU_IDS: Final = 4 << SEG_SHIFT
 SEGMENT_NAMES: Final = ("hot", "warm", "cold", "temp")
 

@@ -36,6 +36,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from memcachepy.store.framing import Framing
 from memcachepy.store.items import (
     CONTINUATION,
     HEADER,
@@ -60,6 +61,8 @@ ALIGN: Final = mmap.ALLOCATIONGRANULARITY
 # counter, oldest_live, oldest_cas, data CRC-32, hash power level.
 FIXED: Final = struct.Struct("<8sIIIBQdIQBIqQiQIB")
 HEADER_CRC: Final = struct.Struct("<I")
+# The version of the item layout, part of what a memory file must match.
+ITEM_LAYOUT_VERSION: Final = 2
 
 
 class MemoryFileError(Exception):
@@ -86,6 +89,12 @@ class SavedState:
     oldest_cas: int
     page_classes: list[int]
     hashpower: int = 0  # the key index's hash_power_level (0: unknown)
+
+
+def layout_tag(framing: Framing) -> int:
+    """What else shapes stored items: the layout version and the reply framing."""
+    sample = framing.prefix(1, 2) + framing.suffix + framing.cas_format + bytes([framing.cas_at])
+    return zlib.crc32(sample, ITEM_LAYOUT_VERSION)
 
 
 def header_size(npages: int) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import TYPE_CHECKING, Final
 
+from memcachepy.store.index import NARROW_LIMIT
 from memcachepy.store.items import (
     CONT_ID,
     HEADER_SIZE,
@@ -131,6 +132,45 @@ class Rebalancer:
         if end >= cls.per_page:
             self._finish()
         return seen
+
+    def set_limit(self, limit: int) -> bool:
+        """Change the memory limit (``cache_memlimit``); False if it cannot change (``-e``).
+
+        The cache grows into a larger limit at once. Under a smaller one, :meth:`step`
+        empties pages, evicting what does not fit, and gives their memory back.
+        """
+        cache = self.cache
+        if cache.slabs.fixed_memory:
+            return False
+        if limit >= NARROW_LIMIT:
+            cache.index.widen()
+        cache.slabs.set_limit(limit)
+        return True
+
+    def move_page_to(self, class_id: int) -> bool:
+        """Give a starving class (no items, no free memory) a page taken from the largest class.
+
+        The items on that page are evicted first. memcached avoids this case by
+        granting every class its first page beyond the limit; moving a page keeps
+        the hard memory cap instead.
+        """
+        cache = self.cache
+        slabs = cache.slabs
+        self.finish_now()  # a page half emptied must not be taken from under it
+        donors = [c for c in slabs.classes if c.id != class_id and c.pages]
+        if not donors:
+            return False
+        donor = max(donors, key=lambda c: len(c.pages))
+        number = donor.pages[-1]
+        now = cache.now()
+        for chunk in slabs.chunks_of_page(number):
+            head = cache.items.head_of(chunk)
+            if head >= 0:
+                cache.evict_item(head, now)
+        slabs.take_page(number)
+        slabs.give_page(number, class_id)
+        cache.counters.slabs_moved += 1
+        return True
 
     def finish_now(self) -> None:
         """Complete the move under way at once."""
