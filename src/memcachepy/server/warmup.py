@@ -35,7 +35,10 @@ import trio
 from memcachepy.config import Settings
 from memcachepy.ops.hooks import Handler
 from memcachepy.protocol import events as ev
-from memcachepy.store.cache import Cache, MetaResult, StoreMode, StoreResult
+from memcachepy.store import meta
+from memcachepy.store.cache import Cache
+from memcachepy.store.meta import MetaResult
+from memcachepy.store.results import StoreMode, StoreResult
 
 if TYPE_CHECKING:
     from memcachepy.cluster.discovery import ClusterConfig
@@ -124,7 +127,7 @@ class LocalTarget:
                 continue
             outcome = cache.store(StoreMode.ADD, item.key, item.flags, item.exptime(),
                                   item.value)
-            found = cache.peek(item.key) if outcome == StoreResult.STORED else None
+            found = meta.peek(cache, item.key) if outcome == StoreResult.STORED else None
             stored.append(found[0] if found is not None else None)
         return stored
 
@@ -133,7 +136,8 @@ class LocalTarget:
         return removed
 
     def undo_now(self, copies: Sequence[tuple[bytes, int]]) -> int:
-        return sum(self.cache.meta_delete(key, cas) == MetaResult.DONE for key, cas in copies)
+        return sum(meta.meta_delete(self.cache, key, cas) == MetaResult.DONE
+                   for key, cas in copies)
 
     def aborted(self) -> str | None:
         return self.deletes.aborted()
@@ -155,7 +159,7 @@ class Warmup:
         self._hooks = hooks
         self._stop = threading.Event()
         # Decided now, before the listeners serve: items restored from -e mean no warm-up.
-        self.restored = host.cache.curr_items
+        self.restored = len(host.cache)
         hooks.add("warm-up deletes", self.deletes, self.deletes.wants)
         hooks.refresh()
         add_stats(self.progress.stats)
