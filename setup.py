@@ -93,8 +93,7 @@ class BuildExt(build_ext):
 
         def compile_parallel(sources: list[str], *args: object, **kwargs: object) -> list[str]:
             with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-                done = pool.map(lambda source: compile_files([source], *args, **kwargs),
-                                sources)
+                done = pool.map(lambda source: compile_files([source], *args, **kwargs), sources)
                 return [obj for objects in done for obj in objects]
 
         self.compiler.compile = compile_parallel  # type: ignore[method-assign]

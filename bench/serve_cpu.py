@@ -39,8 +39,9 @@ SCENARIOS: dict[str, Callable[[int], bytes]] = {
     "mg": lambda n: b"mg %s v f t\r\n" % _key(n),
     "mg-k-c-O": lambda n: b"mg %s v k c Oab12\r\n" % _key(n),
     "ms": lambda n: b"ms %s 100 T0 F5\r\n%s\r\n" % (_key(n), VALUE),
-    "md+ms": lambda n: (b"md %s q\r\n" % _key(n)) if n % 2 else
-                       (b"ms %s 100 q\r\n%s\r\n" % (_key(n - 1), VALUE)),
+    "md+ms": lambda n: (
+        (b"md %s q\r\n" % _key(n)) if n % 2 else (b"ms %s 100 q\r\n%s\r\n" % (_key(n - 1), VALUE))
+    ),
     # Every set replaces an item of its own size (see PREFILL), as X1K's sets do.
     "set1k": lambda n: b"set %s 0 0 1024\r\n%s\r\n" % (_key(n), VALUE_1K),
 }

@@ -31,6 +31,7 @@ MB = 1 << 20
 
 # -- servers ----------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -48,8 +49,13 @@ class Server:
             argv = [sys.executable, "-P", "-m", "memcachepy", "-l", HOST, "-p", str(self.port)]
         self.argv = argv + list(args)
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=self.log)
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -110,10 +116,12 @@ def sync(sock: socket.socket) -> None:
 
 def set_many(sock: socket.socket, keys: list[bytes], value: bytes, exptime: int = 0) -> None:
     for i in range(0, len(keys), 500):
-        sock.sendall(b"".join(
-            b"set %s 0 %d %d noreply\r\n%s\r\n" % (k, exptime, len(value), value)
-            for k in keys[i:i + 500]
-        ))
+        sock.sendall(
+            b"".join(
+                b"set %s 0 %d %d noreply\r\n%s\r\n" % (k, exptime, len(value), value)
+                for k in keys[i : i + 500]
+            )
+        )
     sync(sock)
 
 
@@ -131,6 +139,7 @@ def get_hits(sock: socket.socket, keys: list[bytes]) -> set[bytes]:
 
 # -- figures ------------------------------------------------------------------------------
 
+
 def scan(kind: str, *flags: str) -> tuple[float, float]:
     """A working set (10% of the cache, read twice) read continuously while another client
     writes 5x the cache of one-hit keys. Returns the hit rate over the scan and its last half.
@@ -144,7 +153,7 @@ def scan(kind: str, *flags: str) -> tuple[float, float]:
             set_many(sock, working, value)
             for _ in range(2):
                 for i in range(0, len(working), 100):
-                    get_hits(sock, working[i:i + 100])
+                    get_hits(sock, working[i : i + 100])
         done = threading.Event()
         progress = [0]
         scan_total = 5 * capacity
@@ -152,8 +161,9 @@ def scan(kind: str, *flags: str) -> tuple[float, float]:
         def scanner() -> None:
             with server.connect() as sock:
                 for start_at in range(0, scan_total, 500):
-                    set_many(sock, [b"scan:%08d" % i for i in range(start_at, start_at + 500)],
-                                    value)
+                    set_many(
+                        sock, [b"scan:%08d" % i for i in range(start_at, start_at + 500)], value
+                    )
                     progress[0] = start_at + 500
             done.set()
 
@@ -198,8 +208,10 @@ def figure_scan() -> None:
 
 def figure_expiry() -> None:
     print("## Expiry without reads\n")
-    print("| server | items (TTL 2 s) | all freed after the last set | crawler_reclaimed "
-          "| reclaimed |")
+    print(
+        "| server | items (TTL 2 s) | all freed after the last set | crawler_reclaimed "
+        "| reclaimed |"
+    )
     print("| --- | ---: | ---: | ---: | ---: |")
     for kind in ("memcachepy", "memcached"):
         server = Server(kind, "-m", "64")
@@ -215,8 +227,11 @@ def figure_expiry() -> None:
                     time.sleep(0.1)
                 took = time.monotonic() - stored
                 freed = int(figures["curr_items"]) == 0
-                print(f"| {kind} | 100,000 | {took:.1f} s{'' if freed else ' (not all)'} | "
-                      f"{figures['crawler_reclaimed']} | {figures['reclaimed']} |", flush=True)
+                print(
+                    f"| {kind} | 100,000 | {took:.1f} s{'' if freed else ' (not all)'} | "
+                    f"{figures['crawler_reclaimed']} | {figures['reclaimed']} |",
+                    flush=True,
+                )
         finally:
             server.stop()
     print()
@@ -268,11 +283,11 @@ def figure_shift() -> None:
         ("0 (off)", ("-o", "slab_automove=0")),
     ):
         rates = size_shift(*flags)
-        spans = " / ".join(f"{sum(rates[a:b]) / (b - a):.0%}" for a, b in
-                           ((0, 10), (50, 60), (110, 120)))
+        spans = " / ".join(
+            f"{sum(rates[a:b]) / (b - a):.0%}" for a, b in ((0, 10), (50, 60), (110, 120))
+        )
         second = recovered_at(rates)
-        print(f"| {label} | {spans} | {'never' if second is None else f'{second} s'} |",
-              flush=True)
+        print(f"| {label} | {spans} | {'never' if second is None else f'{second} s'} |", flush=True)
     print()
 
 
@@ -289,8 +304,12 @@ def figure_restart() -> None:
         server = Server("memcachepy", "-m", "256", "-e", memory)
         with server.connect() as sock:
             for i in range(0, len(items), 500):
-                sock.sendall(b"".join(b"set %s 0 0 %d noreply\r\n%s\r\n" % (k, len(v), v)
-                                      for k, v in list(items.items())[i:i + 500]))
+                sock.sendall(
+                    b"".join(
+                        b"set %s 0 0 %d noreply\r\n%s\r\n" % (k, len(v), v)
+                        for k, v in list(items.items())[i : i + 500]
+                    )
+                )
             sync(sock)
             used = int(stats(sock, b"slabs")["total_malloced"])
         began = time.monotonic()
@@ -303,19 +322,21 @@ def figure_restart() -> None:
             keys = list(items)
             same = 0
             for i in range(0, len(keys), 100):
-                sock.sendall(b"get " + b" ".join(keys[i:i + 100]) + b"\r\n")
+                sock.sendall(b"get " + b" ".join(keys[i : i + 100]) + b"\r\n")
                 reply = read_until(sock, b"END\r\n")
                 pos = 0
                 while reply.startswith(b"VALUE ", pos):
                     eol = reply.index(b"\r\n", pos)
                     parts = reply[pos:eol].split(b" ")
-                    data = reply[eol + 2:eol + 2 + int(parts[3])]
+                    data = reply[eol + 2 : eol + 2 + int(parts[3])]
                     same += data == items[parts[1]]
                     pos = eol + 2 + int(parts[3]) + 2
         server.stop()
-        print(f"100,000 items (1 B to 70 KB, {used // MB} MB of pages): graceful stop and save "
-              f"{saved:.2f} s, start and restore {restored:.2f} s (both including process "
-              f"start/exit), {same:,} of {len(items):,} values back byte for byte.\n")
+        print(
+            f"100,000 items (1 B to 70 KB, {used // MB} MB of pages): graceful stop and save "
+            f"{saved:.2f} s, start and restore {restored:.2f} s (both including process "
+            f"start/exit), {same:,} of {len(items):,} values back byte for byte.\n"
+        )
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -325,8 +346,10 @@ def figure_memory() -> None:
     print("1,000,000 items, 30-byte keys, 100-byte values, `-m 1024`; RSS after the sets,")
     print("minus the RSS of the same daemon empty, divided by the items. The chunk is the")
     print("slab chunk each item takes; the index is `hash_bytes` (memcached: its bucket array).\n")
-    print("| server | RSS empty | RSS with 1M items | per item | overhead per item (beyond "
-          "key + value) | chunk | hash_bytes |")
+    print(
+        "| server | RSS empty | RSS with 1M items | per item | overhead per item (beyond "
+        "key + value) | chunk | hash_bytes |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     growth = {}
     for kind in ("memcachepy", "memcached"):
@@ -337,28 +360,40 @@ def figure_memory() -> None:
             with server.connect() as sock:
                 value = b"v" * 100
                 for start_at in range(0, 1_000_000, 1000):
-                    sock.sendall(b"".join(
-                        b"set key-%026d 0 0 100 noreply\r\n%s\r\n" % (i, value)
-                        for i in range(start_at, start_at + 1000)
-                    ))
+                    sock.sendall(
+                        b"".join(
+                            b"set key-%026d 0 0 100 noreply\r\n%s\r\n" % (i, value)
+                            for i in range(start_at, start_at + 1000)
+                        )
+                    )
                 sync(sock)
                 time.sleep(1)  # let a background index expansion finish, as memcached's
                 figures = stats(sock)
                 slabs = stats(sock, b"slabs")
                 assert int(figures["curr_items"]) == 1_000_000, figures["curr_items"]
             full = server.rss()
-            chunk = max((int(v) for k, v in slabs.items() if k.endswith(":chunk_size")
-                         and int(slabs[k.replace("chunk_size", "used_chunks")]) > 0),
-                        default=0)
+            chunk = max(
+                (
+                    int(v)
+                    for k, v in slabs.items()
+                    if k.endswith(":chunk_size")
+                    and int(slabs[k.replace("chunk_size", "used_chunks")]) > 0
+                ),
+                default=0,
+            )
             per_item = (full - empty) / 1_000_000
             growth[kind] = full - empty
-            print(f"| {kind} | {empty / MB:.0f} MB | {full / MB:.0f} MB | {per_item:.0f} B | "
-                  f"{per_item - 130:.0f} B | {chunk} B | {int(figures['hash_bytes']) / MB:.1f}"
-                  f" MB |", flush=True)
+            print(
+                f"| {kind} | {empty / MB:.0f} MB | {full / MB:.0f} MB | {per_item:.0f} B | "
+                f"{per_item - 130:.0f} B | {chunk} B | {int(figures['hash_bytes']) / MB:.1f}"
+                f" MB |",
+                flush=True,
+            )
         finally:
             server.stop()
-    print(f"\nRSS growth memcachepy / memcached: "
-          f"{growth['memcachepy'] / growth['memcached']:.2f}\n")
+    print(
+        f"\nRSS growth memcachepy / memcached: {growth['memcachepy'] / growth['memcached']:.2f}\n"
+    )
 
 
 FIGURES: dict[str, Callable[[], None]] = {

@@ -22,8 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 try:
     import atheris
 except ImportError:  # pragma: no cover - depends on the machine
-    sys.exit("atheris is not installed: pip install atheris (wheels for CPython 3.8-3.11 on "
-             "x86-64 Linux); no coverage-guided fuzzing without it")
+    sys.exit(
+        "atheris is not installed: pip install atheris (wheels for CPython 3.8-3.11 on "
+        "x86-64 Linux); no coverage-guided fuzzing without it"
+    )
 
 with atheris.instrument_imports(include=["memcachepy.protocol"]):
     from fuzz.targets import TARGETS

@@ -62,7 +62,7 @@ def feed(make: Callable[[], Parser], data: bytes, pieces: list[int] | None) -> l
         return events
     at = 0
     for size in pieces:
-        parser.receive_data(data[at:at + size])
+        parser.receive_data(data[at : at + size])
         at += size
         if not drain(parser, events):
             break
@@ -104,10 +104,17 @@ def binary(data: bytes) -> None:
 
 
 def ascii_auth(data: bytes) -> None:
-    check(lambda: AsciiAuthParser(TextParser(_small_fits),
-                                  lambda user, password: (user, password) == (b"user", b"pass")),
-          data)
+    check(
+        lambda: AsciiAuthParser(
+            TextParser(_small_fits), lambda user, password: (user, password) == (b"user", b"pass")
+        ),
+        data,
+    )
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
-    "text": text, "meta": meta, "binary": binary, "ascii_auth": ascii_auth}
+    "text": text,
+    "meta": meta,
+    "binary": binary,
+    "ascii_auth": ascii_auth,
+}

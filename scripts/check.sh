@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${VENV_BIN:-.venv/bin}
-echo "checks: ruff check"
-"$bin/ruff" check src tests bench fuzz noxfile.py
+paths=(src tests bench fuzz noxfile.py setup.py)
+echo "checks: ruff check, ruff format --check"
+"$bin/ruff" check "${paths[@]}"
+"$bin/ruff" format --check "${paths[@]}"
 echo "checks: mypy --strict"
 "$bin/mypy" --strict src/memcachepy

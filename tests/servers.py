@@ -114,8 +114,9 @@ def spawn(argv: list[str], port: int, host: str = HOST, timeout: float = 10.0) -
     failure quotes the end of it.
     """
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=log)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+        )
         try:
             _wait_listening(proc, host, port, timeout)
         except RuntimeError as error:
@@ -125,16 +126,18 @@ def spawn(argv: list[str], port: int, host: str = HOST, timeout: float = 10.0) -
     return ServerProcess(proc=proc, port=port, host=host, argv=argv)
 
 
-def spawn_logged(argv: list[str], port: int, log_path: str, host: str = HOST,
-                 timeout: float = 10.0) -> ServerProcess:
+def spawn_logged(
+    argv: list[str], port: int, log_path: str, host: str = HOST, timeout: float = 10.0
+) -> ServerProcess:
     """Like :func:`spawn`, but the server's stderr goes to the file ``log_path``.
 
     A server that logs a lot (``-vv``, ``verbosity``) into a pipe nobody reads blocks once
     the pipe is full; a file never fills. A start failure quotes the end of the log.
     """
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=log)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+        )
     try:
         _wait_listening(proc, host, port, timeout)
     except RuntimeError as error:
@@ -157,8 +160,9 @@ def memcached_argv(port: int, *args: str, host: str = HOST) -> list[str]:
 
 
 @contextmanager
-def memcachepy_server(*args: str, host: str = HOST,
-                      port: int | None = None) -> Iterator[ServerProcess]:
+def memcachepy_server(
+    *args: str, host: str = HOST, port: int | None = None
+) -> Iterator[ServerProcess]:
     """A memcachepy daemon with memcached-style ``args``, stopped afterwards.
 
     ``port`` defaults to a free one.
@@ -172,8 +176,9 @@ def memcachepy_server(*args: str, host: str = HOST,
 
 
 @contextmanager
-def memcached_server(*args: str, host: str = HOST,
-                     port: int | None = None) -> Iterator[ServerProcess]:
+def memcached_server(
+    *args: str, host: str = HOST, port: int | None = None
+) -> Iterator[ServerProcess]:
     """Debian's real memcached with ``args``, stopped afterwards (skips if not installed).
 
     ``port`` defaults to a free one.

@@ -31,8 +31,9 @@ START_TIMEOUT = 900.0  # seconds for start.sh to make .venv, compile, install an
 def _system_python_problem() -> str | None:
     if not SYSTEM_PYTHON.exists():
         return f"{SYSTEM_PYTHON} is missing"
-    old = subprocess.run([str(SYSTEM_PYTHON), "-c",
-                          "import sys; sys.exit(sys.version_info < (3, 11))"], check=False)
+    old = subprocess.run(
+        [str(SYSTEM_PYTHON), "-c", "import sys; sys.exit(sys.version_info < (3, 11))"], check=False
+    )
     if old.returncode != 0:
         return f"{SYSTEM_PYTHON} is older than 3.11"
     if shutil.which("git") is None or not (ROOT / ".git").exists():
@@ -44,8 +45,11 @@ def _fresh_shell() -> dict[str, str]:
     """This environment as a new login would have it: /usr/bin first, no venv or
     memcachepy settings (pip's settings, which name the package mirror, stay)."""
     dropped = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "CONDA_PREFIX", "PYENV_VERSION")
-    env = {key: value for key, value in os.environ.items()
-           if key not in dropped and not key.startswith("MEMCACHEPY_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in dropped and not key.startswith("MEMCACHEPY_")
+    }
     env["PATH"] = "/usr/bin:/bin"
     return env
 
@@ -64,8 +68,7 @@ def _version(port: int) -> bytes:
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
-@pytest.mark.skipif(_system_python_problem() is not None,
-                    reason=_system_python_problem() or "")
+@pytest.mark.skipif(_system_python_problem() is not None, reason=_system_python_problem() or "")
 def test_readme_commands_in_a_fresh_clone_with_the_system_python(tmp_path: Path) -> None:
     clone = tmp_path / "memcachepy"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
@@ -75,9 +78,14 @@ def test_readme_commands_in_a_fresh_clone_with_the_system_python(tmp_path: Path)
     port = free_port()
     log_path = tmp_path / "start.log"
     with log_path.open("wb") as log:
-        daemon = subprocess.Popen(["./scripts/start.sh", "-p", str(port)], cwd=clone, env=env,
-                                  stdin=subprocess.DEVNULL, stdout=log,
-                                  stderr=subprocess.STDOUT)
+        daemon = subprocess.Popen(
+            ["./scripts/start.sh", "-p", str(port)],
+            cwd=clone,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -93,16 +101,33 @@ def test_readme_commands_in_a_fresh_clone_with_the_system_python(tmp_path: Path)
         daemon.terminate()  # start.sh execs the daemon: this is its SIGTERM
         daemon.wait(30)
     venv_python = clone / ".venv" / "bin" / "python"
-    base = subprocess.run([str(venv_python), "-c", "import sys; print(sys.base_prefix)"],
-                          capture_output=True, text=True, check=True, env=env).stdout.strip()
+    base = subprocess.run(
+        [str(venv_python), "-c", "import sys; print(sys.base_prefix)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout.strip()
     assert base == "/usr", base  # the venv was made from Debian's Python, never installed in
-    build = subprocess.run([str(venv_python), "-P", "-m", "memcachepy", "-V"], cwd=clone,
-                           env=env, capture_output=True, text=True, check=True).stdout
+    build = subprocess.run(
+        [str(venv_python), "-P", "-m", "memcachepy", "-V"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert build.endswith(("(compiled)\n", "(pure)\n")), build
 
     # The second command, on a narrow selection, reusing that .venv.
-    tests = subprocess.run(["./scripts/test.sh", "tests/test_cli.py"], cwd=clone, env=env,
-                           capture_output=True, text=True, timeout=1200)
+    tests = subprocess.run(
+        ["./scripts/test.sh", "tests/test_cli.py"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     output = tests.stdout + tests.stderr
     assert tests.returncode == 0, output[-4000:]
     assert " passed" in output and "installing memcachepy" not in output, output[-4000:]

@@ -36,14 +36,23 @@ from bench.chaos.report import summarize, write_plot, write_report
 MISS_GOAL = 0.003  # the issue's goal for the classic run
 
 
-def run(scenario: str, workers: int, use_netns: bool, seed: int,
-        read_repair: bool = True, nkeys: int = 1000, writes: float = 0.1,
-        warm_up: bool = True) -> dict[str, Any]:
+def run(
+    scenario: str,
+    workers: int,
+    use_netns: bool,
+    seed: int,
+    read_repair: bool = True,
+    nkeys: int = 1000,
+    writes: float = 0.1,
+    warm_up: bool = True,
+) -> dict[str, Any]:
     phases: list[Phase] = SCENARIOS[scenario]()
-    wants_net = any(p.name.endswith(("delay", "loss")) or "partition" in p.name
-                    for p in phases)
-    caps = capabilities() if wants_net and use_netns else Capabilities(
-        "not asked for", "not asked for", "not asked for")
+    wants_net = any(p.name.endswith(("delay", "loss")) or "partition" in p.name for p in phases)
+    caps = (
+        capabilities()
+        if wants_net and use_netns
+        else Capabilities("not asked for", "not asked for", "not asked for")
+    )
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-")))
         netns: Namespaces | None = None
@@ -61,11 +70,25 @@ def run(scenario: str, workers: int, use_netns: bool, seed: int,
         queue = ctx.Queue()
         total = sum(p.seconds for p in phases)
         stop_at = time.monotonic() + total + 120  # the workers' hard bound
-        procs = [ctx.Process(target=worker.run, daemon=True,
-                             args=(w, (host, cluster.endpoint.port), phase, stop_at, queue,
-                                   netns.cli if netns else None, seed, read_repair, nkeys,
-                                   writes))
-                 for w in range(workers)]
+        procs = [
+            ctx.Process(
+                target=worker.run,
+                daemon=True,
+                args=(
+                    w,
+                    (host, cluster.endpoint.port),
+                    phase,
+                    stop_at,
+                    queue,
+                    netns.cli if netns else None,
+                    seed,
+                    read_repair,
+                    nkeys,
+                    writes,
+                ),
+            )
+            for w in range(workers)
+        ]
         for p in procs:
             p.start()
         for _ in procs:
@@ -79,48 +102,89 @@ def run(scenario: str, workers: int, use_netns: bool, seed: int,
             if current.fault is not None:
                 current.fault(cluster, current)
             time.sleep(max(0.0, began + current.seconds - time.monotonic()))
-            timeline.append({"name": current.name, "began": began, "seconds": current.seconds,
-                             "node": current.node, "back_at": current.back_at,
-                             "skipped": current.skipped, "notes": current.notes})
+            timeline.append(
+                {
+                    "name": current.name,
+                    "began": began,
+                    "seconds": current.seconds,
+                    "node": current.node,
+                    "back_at": current.back_at,
+                    "skipped": current.skipped,
+                    "notes": current.notes,
+                }
+            )
         phase.value = -1
         results = [queue.get(timeout=60)[2] for _ in procs]
         for p in procs:
             p.join(10)
         warmups = cluster.warmups()
-    return {"scenario": scenario, "workers": workers, "replicas": 2, "nodes": 3,
-            "read_repair": read_repair, "warm_up": warm_up, "warmups": warmups,
-            "keys_per_worker": nkeys, "writes": writes,
-            "policy": worker.POLICY, "capabilities": vars(caps), "phases": timeline,
-            "workers_results": results}
+    return {
+        "scenario": scenario,
+        "workers": workers,
+        "replicas": 2,
+        "nodes": 3,
+        "read_repair": read_repair,
+        "warm_up": warm_up,
+        "warmups": warmups,
+        "keys_per_worker": nkeys,
+        "writes": writes,
+        "policy": worker.POLICY,
+        "capabilities": vars(caps),
+        "phases": timeline,
+        "workers_results": results,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="classic")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--no-netns", action="store_true", help="skip network faults")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--keys", type=int,
-                        help="keys per client process (default: 500 for every3s and short, "
-                             "else 1000)")
-    parser.add_argument("--writes", type=float,
-                        help="share of requests that write, a tenth of them deletes "
-                             "(default: 0.3 for every3s and short, else 0.1)")
-    parser.add_argument("--no-warm-up", action="store_true",
-                        help="nodes restarted empty do not warm up from their peers")
-    parser.add_argument("--no-read-repair", action="store_true",
-                        help="clients without read repair (the figure before it)")
+    parser.add_argument(
+        "--keys",
+        type=int,
+        help="keys per client process (default: 500 for every3s and short, else 1000)",
+    )
+    parser.add_argument(
+        "--writes",
+        type=float,
+        help="share of requests that write, a tenth of them deletes "
+        "(default: 0.3 for every3s and short, else 0.1)",
+    )
+    parser.add_argument(
+        "--no-warm-up",
+        action="store_true",
+        help="nodes restarted empty do not warm up from their peers",
+    )
+    parser.add_argument(
+        "--no-read-repair",
+        action="store_true",
+        help="clients without read repair (the figure before it)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     out = args.out or Path(__file__).parent / "results" / (
-        args.scenario + ("-no-read-repair" if args.no_read_repair else "")
-        + ("-no-warm-up" if args.no_warm_up else ""))
+        args.scenario
+        + ("-no-read-repair" if args.no_read_repair else "")
+        + ("-no-warm-up" if args.no_warm_up else "")
+    )
     out.mkdir(parents=True, exist_ok=True)
     keys, writes = WORKLOADS.get(args.scenario, (1000, 0.1))
-    result = run(args.scenario, args.workers, not args.no_netns, args.seed,
-                 not args.no_read_repair, args.keys or keys,
-                 writes if args.writes is None else args.writes, not args.no_warm_up)
+    result = run(
+        args.scenario,
+        args.workers,
+        not args.no_netns,
+        args.seed,
+        not args.no_read_repair,
+        args.keys or keys,
+        writes if args.writes is None else args.writes,
+        not args.no_warm_up,
+    )
     summary = summarize(result)
     result["summary"] = summary
     for r in result["workers_results"]:

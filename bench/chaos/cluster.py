@@ -14,8 +14,14 @@ WARMUP_LINE = re.compile(r"warm-up (done|aborted) after ([0-9.]+) s: ([0-9]+) it
 class Cluster:
     """The nodes, the endpoint, and the namespaces when network faults are possible."""
 
-    def __init__(self, host: str, workdir: Path, netns: Namespaces | None,
-                 caps: Capabilities, warm_up: bool = True) -> None:
+    def __init__(
+        self,
+        host: str,
+        workdir: Path,
+        netns: Namespaces | None,
+        caps: Capabilities,
+        warm_up: bool = True,
+    ) -> None:
         self.host = host
         self.workdir = workdir
         self.netns = netns
@@ -24,8 +30,13 @@ class Cluster:
         members = workdir / "members.conf"  # the data nodes' own copy of the membership
         members.write_text("".join(f"{n.cluster_node}\n" for n in self.nodes))
         for node in self.nodes:
-            node.cluster_args = ["--cluster-config", str(members), "--cluster-replicas", "2",
-                                 *([] if warm_up else ["--no-warm-up"])]
+            node.cluster_args = [
+                "--cluster-config",
+                str(members),
+                "--cluster-replicas",
+                "2",
+                *([] if warm_up else ["--no-warm-up"]),
+            ]
             node.start()
         self.endpoint = ConfigEndpoint(host, workdir, [n.cluster_node for n in self.nodes])
         self.extra: list[DataNode] = []
@@ -53,8 +64,13 @@ class Cluster:
         for node in self.nodes:
             text = node.log.read_text(errors="replace") if node.log.exists() else ""
             for match in WARMUP_LINE.finditer(text):
-                found.append({"seconds": float(match.group(2)), "items": int(match.group(3)),
-                              "aborted": match.group(1) == "aborted"})
+                found.append(
+                    {
+                        "seconds": float(match.group(2)),
+                        "items": int(match.group(3)),
+                        "aborted": match.group(1) == "aborted",
+                    }
+                )
         return found
 
     def stop(self) -> None:

@@ -50,8 +50,21 @@ class Namespaces:
         for ns in (self.srv, self.cli):
             _run("ip", "netns", "add", ns)
             _run("ip", "-n", ns, "link", "set", "lo", "up")
-        _run("ip", "link", "add", self.dev, "netns", self.cli, "type", "veth", "peer", "name",
-             peer, "netns", self.srv)
+        _run(
+            "ip",
+            "link",
+            "add",
+            self.dev,
+            "netns",
+            self.cli,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer,
+            "netns",
+            self.srv,
+        )
         _run("ip", "-n", self.srv, "addr", "add", f"{SERVER_IP}/24", "dev", peer)
         _run("ip", "-n", self.cli, "addr", "add", f"{CLIENT_IP}/24", "dev", self.dev)
         _run("ip", "-n", self.srv, "link", "set", peer, "up")
@@ -73,8 +86,19 @@ class Namespaces:
     def _nft(self, *args: str) -> None:
         if not self._nft_table:
             _run("ip", "netns", "exec", self.cli, "nft", "add", "table", "inet", "chaos")
-            _run("ip", "netns", "exec", self.cli, "nft", "add", "chain", "inet", "chaos", "out",
-                 "{ type filter hook output priority 0; }")
+            _run(
+                "ip",
+                "netns",
+                "exec",
+                self.cli,
+                "nft",
+                "add",
+                "chain",
+                "inet",
+                "chaos",
+                "out",
+                "{ type filter hook output priority 0; }",
+            )
             self._nft_table = True
         _run("ip", "netns", "exec", self.cli, "nft", *args)
 
@@ -82,18 +106,44 @@ class Namespaces:
         self._tc("qdisc", "replace", "dev", self.dev, "root", "netem", *spec)
 
     def nft_loss(self, percent: int) -> None:
-        self._nft("add", "rule", "inet", "chaos", "out", "ip", "daddr", SERVER_IP, "numgen",
-                  "random", "mod", "100", "<", str(percent), "drop")
+        self._nft(
+            "add",
+            "rule",
+            "inet",
+            "chaos",
+            "out",
+            "ip",
+            "daddr",
+            SERVER_IP,
+            "numgen",
+            "random",
+            "mod",
+            "100",
+            "<",
+            str(percent),
+            "drop",
+        )
 
     def partition(self, port: int) -> None:
-        self._nft("add", "rule", "inet", "chaos", "out", "ip", "daddr", SERVER_IP, "tcp",
-                  "dport", str(port), "drop")
+        self._nft(
+            "add",
+            "rule",
+            "inet",
+            "chaos",
+            "out",
+            "ip",
+            "daddr",
+            SERVER_IP,
+            "tcp",
+            "dport",
+            str(port),
+            "drop",
+        )
 
     def heal(self) -> None:
         self._tc("qdisc", "del", "dev", self.dev, "root", check=False)
         if self._nft_table:
-            _run("ip", "netns", "exec", self.cli, "nft", "flush", "chain", "inet", "chaos",
-                 "out")
+            _run("ip", "netns", "exec", self.cli, "nft", "flush", "chain", "inet", "chaos", "out")
 
 
 def capabilities() -> Capabilities:
@@ -104,10 +154,14 @@ def capabilities() -> Capabilities:
         return Capabilities("ip (iproute2) is not installed", "no ip", "no ip")
     try:
         with Namespaces("chaosprobe") as ns:
-            netem = ns._tc("qdisc", "add", "dev", ns.dev, "root", "netem", "delay", "1ms",
-                           check=False)
-            netem_why = None if netem.returncode == 0 else (
-                f"tc netem failed ({netem.stderr.strip()}): this kernel has no sch_netem")
+            netem = ns._tc(
+                "qdisc", "add", "dev", ns.dev, "root", "netem", "delay", "1ms", check=False
+            )
+            netem_why = (
+                None
+                if netem.returncode == 0
+                else (f"tc netem failed ({netem.stderr.strip()}): this kernel has no sch_netem")
+            )
             if shutil.which("nft") is None:
                 nft_why: str | None = "nft (nftables) is not installed"
             else:

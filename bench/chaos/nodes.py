@@ -64,11 +64,25 @@ class DataNode:
         """Start the daemon; ``warm`` restores the memory file a graceful stop saved."""
         if not warm and self.memory_file.exists():
             self.memory_file.unlink()
-        argv = [sys.executable, "-P", "-m", "memcachepy", "-l", self.host, "-p", str(self.port),
-                "-m", str(self.memory_mb), "-e", str(self.memory_file), *self.cluster_args]
+        argv = [
+            sys.executable,
+            "-P",
+            "-m",
+            "memcachepy",
+            "-l",
+            self.host,
+            "-p",
+            str(self.port),
+            "-m",
+            str(self.memory_mb),
+            "-e",
+            str(self.memory_file),
+            *self.cluster_args,
+        ]
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=log)
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+            )
         _wait_listening(self.proc, self.host, self.port)
 
     def signal(self, sig: int) -> None:
@@ -105,12 +119,26 @@ class ConfigEndpoint:
         token_file = workdir / "admin.token"
         token_file.write_text(self.token + "\n")
         token_file.chmod(0o600)
-        argv = [sys.executable, "-P", "-m", "memcachepy", "-l", host, "-p", str(self.port),
-                "-m", "8", "--cluster-config", str(self.file),
-                "--cluster-admin-token-file", str(token_file)]
+        argv = [
+            sys.executable,
+            "-P",
+            "-m",
+            "memcachepy",
+            "-l",
+            host,
+            "-p",
+            str(self.port),
+            "-m",
+            "8",
+            "--cluster-config",
+            str(self.file),
+            "--cluster-admin-token-file",
+            str(token_file),
+        ]
         with (workdir / "endpoint.log").open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=log)
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+            )
         _wait_listening(self.proc, host, self.port)
 
     def _ask(self, request: bytes, reply_end: bytes) -> bytes:
@@ -130,8 +158,7 @@ class ConfigEndpoint:
     def set_members(self, nodes: list[ClusterNode]) -> None:
         """``config set cluster`` with the next version."""
         body = f"{self.version() + 1}\n{' '.join(str(n) for n in nodes)}\n".encode()
-        request = b"config set cluster 0 %d %s\r\n%s\r\n" % (len(body), self.token.encode(),
-                                                             body)
+        request = b"config set cluster 0 %d %s\r\n%s\r\n" % (len(body), self.token.encode(), body)
         reply = self._ask(request, b"\r\n")
         if reply != b"OK\r\n":
             raise RuntimeError(f"config set cluster answered {reply!r}")

@@ -40,6 +40,7 @@ def kill_restart_empty(index: int, down: float = 1.0) -> Callable[[Cluster, Phas
         time.sleep(down)
         node.start(warm=False)
         phase.back_at = time.monotonic()
+
     return fault
 
 
@@ -51,6 +52,7 @@ def stop_cont(index: int, paused: float = 2.0) -> Callable[[Cluster, Phase], Non
         time.sleep(paused)
         node.signal(signal.SIGCONT)
         phase.back_at = time.monotonic()
+
     return fault
 
 
@@ -63,6 +65,7 @@ def restart_warm(index: int) -> Callable[[Cluster, Phase], None]:
         node.start(warm=True)
         phase.back_at = time.monotonic()
         phase.notes.append(f"stop+save+start {phase.back_at - started:.2f} s")
+
     return fault
 
 
@@ -103,6 +106,7 @@ def network(kind: str, arg: str = "") -> Callable[[Cluster, Phase], None]:
             return
         _sleep_until(time.monotonic() + phase.seconds - 1.0)
         ns.heal()
+
     return fault
 
 
@@ -112,8 +116,7 @@ def classic(seconds: float = 60.0) -> list[Phase]:
     i = 0
     while sum(p.seconds for p in phases) < seconds:
         if i % 2 == 0:
-            phases.append(Phase(f"kill n{i % 3}, restart empty", 7.0,
-                                kill_restart_empty(i % 3)))
+            phases.append(Phase(f"kill n{i % 3}, restart empty", 7.0, kill_restart_empty(i % 3)))
         else:
             phases.append(Phase(f"SIGSTOP n{i % 3} 2 s", 6.0, stop_cont(i % 3)))
         i += 1
@@ -126,8 +129,9 @@ def every_3s(seconds: float = 60.0) -> list[Phase]:
     phases = [Phase("baseline", 3.0)]
     for i in range(int(seconds // 3)):
         if i % 2 == 0:
-            phases.append(Phase(f"kill n{i % 3}, restart empty", 3.0,
-                                kill_restart_empty(i % 3, down=0.0)))
+            phases.append(
+                Phase(f"kill n{i % 3}, restart empty", 3.0, kill_restart_empty(i % 3, down=0.0))
+            )
         else:
             phases.append(Phase(f"SIGSTOP n{i % 3} 2 s", 3.0, stop_cont(i % 3)))
     return phases
@@ -158,7 +162,11 @@ def short() -> list[Phase]:
     ]
 
 
-SCENARIOS: dict[str, Callable[[], list[Phase]]] = {"classic": classic, "full": full,
-                                                   "short": short, "every3s": every_3s}
+SCENARIOS: dict[str, Callable[[], list[Phase]]] = {
+    "classic": classic,
+    "full": full,
+    "short": short,
+    "every3s": every_3s,
+}
 #: The workload each scenario runs unless told otherwise: (keys per worker, writes share).
 WORKLOADS: dict[str, tuple[int, float]] = {"every3s": (500, 0.3), "short": (500, 0.3)}

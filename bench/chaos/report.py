@@ -5,8 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-COUNTS = ("requests", "reads", "reads_acked", "misses", "reads_unwritten", "misses_unwritten",
-          "misses_unacked", "stale", "errors")
+COUNTS = (
+    "requests",
+    "reads",
+    "reads_acked",
+    "misses",
+    "reads_unwritten",
+    "misses_unwritten",
+    "misses_unacked",
+    "stale",
+    "errors",
+)
 
 
 def _p99(values: list[float]) -> float:
@@ -65,11 +74,17 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         for name, value in r["client_stats"].items():
             repairs[name] = repairs.get(name, 0) + value
     warmups = result.get("warmups", [])
-    return {"phases": rows, "total": total, "client_stats": repairs,
-            "warmups": {"count": len(warmups),
-                        "aborted": sum(w["aborted"] for w in warmups),
-                        "items": sum(w["items"] for w in warmups),
-                        "max_seconds": max((w["seconds"] for w in warmups), default=0.0)}}
+    return {
+        "phases": rows,
+        "total": total,
+        "client_stats": repairs,
+        "warmups": {
+            "count": len(warmups),
+            "aborted": sum(w["aborted"] for w in warmups),
+            "items": sum(w["items"] for w in warmups),
+            "max_seconds": max((w["seconds"] for w in warmups), default=0.0),
+        },
+    }
 
 
 def write_report(path: Path, result: dict[str, Any]) -> None:
@@ -91,8 +106,10 @@ def write_report(path: Path, result: dict[str, Any]) -> None:
         "| errors | p99 ms | max ms | re-admission s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for row in [*s["phases"], {"phase": "**total**", **s["total"], "readmission_s": None,
-                               "skipped": None, "notes": []}]:
+    for row in [
+        *s["phases"],
+        {"phase": "**total**", **s["total"], "readmission_s": None, "skipped": None, "notes": []},
+    ]:
         back = row["readmission_s"]
         back_text = "" if back is None else f"{back:.2f}"
         name = row["phase"] + (f" (skipped: {row['skipped']})" if row["skipped"] else "")
@@ -101,12 +118,16 @@ def write_report(path: Path, result: dict[str, Any]) -> None:
             f"| {name} | {row['requests']} | {row['misses']} ({row['miss_rate']:.2%}) | "
             f"{row['misses_unwritten']} | {row['misses_unacked']} | "
             f"{row['stale']} | {row['errors']} | {row['p99_ms']:.1f} | {row['max_ms']:.0f} | "
-            f"{back_text} |")
+            f"{back_text} |"
+        )
     w = s["warmups"]
-    lines += ["", f"Warm-ups: {w['count']} ({w['aborted']} aborted), {w['items']} items "
-                  f"copied, the longest {w['max_seconds']:.1f} s.",
-              "", "Client counters: " + ", ".join(f"{k} {v}" for k, v in
-                                                   s["client_stats"].items())]
+    lines += [
+        "",
+        f"Warm-ups: {w['count']} ({w['aborted']} aborted), {w['items']} items "
+        f"copied, the longest {w['max_seconds']:.1f} s.",
+        "",
+        "Client counters: " + ", ".join(f"{k} {v}" for k, v in s["client_stats"].items()),
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -29,8 +29,13 @@ from memcachepy.cluster import ClusterClient
 CLONE_NEWNET = 0x40000000
 # A share of the reads ask for keys never written: they must miss, and are reported apart.
 NEVER_WRITTEN_READS = 0.05
-POLICY: dict[str, Any] = {"connect_timeout": 0.5, "timeout": 0.5, "failure_limit": 2,
-                          "retry_timeout": 0.5, "dead_timeout": 1.0}
+POLICY: dict[str, Any] = {
+    "connect_timeout": 0.5,
+    "timeout": 0.5,
+    "failure_limit": 2,
+    "retry_timeout": 0.5,
+    "dead_timeout": 1.0,
+}
 
 
 @dataclass
@@ -66,9 +71,18 @@ def version_in(value: bytes) -> int:
     return int(value.split(b":", 3)[2])
 
 
-def run(wid: int, endpoint: tuple[str, int], phase: Synchronized[int], stop_at: float,
-        out: Queue[Any], netns: str | None, seed: int, read_repair: bool, nkeys: int,
-        writes: float) -> None:
+def run(
+    wid: int,
+    endpoint: tuple[str, int],
+    phase: Synchronized[int],
+    stop_at: float,
+    out: Queue[Any],
+    netns: str | None,
+    seed: int,
+    read_repair: bool,
+    nkeys: int,
+    writes: float,
+) -> None:
     """Load until the controller sets ``phase`` to -1 (or ``stop_at``, a hard bound).
 
     ``nkeys`` keys; a share ``writes`` of the requests are writes (one in ten a delete).
@@ -78,8 +92,9 @@ def run(wid: int, endpoint: tuple[str, int], phase: Synchronized[int], stop_at: 
     # Ejections and returns are the point of the run; the report counts them, not the log.
     logging.getLogger("memcachepy.cluster").setLevel(logging.ERROR)
     rng = random.Random(seed * 100 + wid)
-    client = ClusterClient.from_config_endpoint(endpoint, poll_interval=0.5, replicas=2,
-                                                read_repair=read_repair, **POLICY)
+    client = ClusterClient.from_config_endpoint(
+        endpoint, poll_interval=0.5, replicas=2, read_repair=read_repair, **POLICY
+    )
     keys = [f"w{wid}:{i}" for i in range(nkeys)]
     never = [f"w{wid}:never:{i}" for i in range(nkeys)]  # read, never written
     versions: list[int | None] = [1] * nkeys  # last acknowledged version; None: deleted
@@ -162,5 +177,14 @@ def run(wid: int, endpoint: tuple[str, int], phase: Synchronized[int], stop_at: 
                     states.append((now, name, status.state))
     stats = client.stats()
     client.close()
-    out.put(("done", wid, {"tallies": {p: vars(t) for p, t in tallies.items()},
-                           "states": states, "client_stats": stats}))
+    out.put(
+        (
+            "done",
+            wid,
+            {
+                "tallies": {p: vars(t) for p, t in tallies.items()},
+                "states": states,
+                "client_stats": stats,
+            },
+        )
+    )

@@ -35,18 +35,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark memcachepy side by side with memcached (ratios per scenario).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--servers", default="memcached,memcachepy",
-                   help="comma-separated servers to compare; a name given twice starts a "
-                        "second instance (memcached,memcached validates the bench alone)")
-    p.add_argument("--server", action="append", default=[], metavar="NAME=COMMAND",
-                   help="define or override a server command; {port} and {python} are "
-                        "filled in, e.g. 'mine=memcached -t 1 -l 127.0.0.1 -p {port} -U 0 -u root'")
-    p.add_argument("--baseline", default=None,
-                   help="server the ratios divide by (default: memcached if listed, else the "
-                        "first server)")
-    p.add_argument("--scenarios", default=None,
-                   help="comma-separated scenario names (all), or 'probe': the five scenarios "
-                        "measured against the probe server (--servers probe,memcachepy)")
+    p.add_argument(
+        "--servers",
+        default="memcached,memcachepy",
+        help="comma-separated servers to compare; a name given twice starts a "
+        "second instance (memcached,memcached validates the bench alone)",
+    )
+    p.add_argument(
+        "--server",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="define or override a server command; {port} and {python} are "
+        "filled in, e.g. 'mine=memcached -t 1 -l 127.0.0.1 -p {port} -U 0 -u root'",
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="server the ratios divide by (default: memcached if listed, else the first server)",
+    )
+    p.add_argument(
+        "--scenarios",
+        default=None,
+        help="comma-separated scenario names (all), or 'probe': the five scenarios "
+        "measured against the probe server (--servers probe,memcachepy)",
+    )
     p.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
     p.add_argument("--repeats", type=int, default=3, help="runs per scenario and server")
     p.add_argument("--duration", type=float, default=4.0, help="measured seconds per run")
@@ -54,23 +67,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", type=int, default=10_000, help="key space size")
     p.add_argument("--value-size", type=int, default=100, help="value bytes (small values)")
     p.add_argument("--mix-value-size", type=int, default=1024, help="value bytes in mix-1k")
-    p.add_argument("--large-value-size", type=int, default=100 * 1024,
-                   help="value bytes in large-100k")
+    p.add_argument(
+        "--large-value-size", type=int, default=100 * 1024, help="value bytes in large-100k"
+    )
     p.add_argument("--large-keys", type=int, default=200, help="key space of large-100k")
-    p.add_argument("--max-requests", type=int, default=20_000_000,
-                   help="cap on requests per run (the duration normally ends it first)")
-    p.add_argument("--quick", action="store_true",
-                   help="a fast smoke run: 1 repeat of 1 s per scenario")
-    p.add_argument("--out", type=Path, default=None,
-                   help="results folder (default bench/results/<date>, -2, -3... if taken)")
+    p.add_argument(
+        "--max-requests",
+        type=int,
+        default=20_000_000,
+        help="cap on requests per run (the duration normally ends it first)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="a fast smoke run: 1 repeat of 1 s per scenario"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default bench/results/<date>, -2, -3... if taken)",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
-    p.add_argument("--no-install", action="store_true",
-                   help="fail instead of installing missing tools with apt-get (Python "
-                        "packages are never installed: pip install '.[bench]')")
+    p.add_argument(
+        "--no-install",
+        action="store_true",
+        help="fail instead of installing missing tools with apt-get (Python "
+        "packages are never installed: pip install '.[bench]')",
+    )
     p.add_argument("--rebuild", action="store_true", help="rebuild the loadgen even if fresh")
-    p.add_argument("--crosscheck", action="store_true",
-                   help="instead of the comparison: run loadgen and memcaslap against "
-                        "memcached with similar loads and print both figures")
+    p.add_argument(
+        "--crosscheck",
+        action="store_true",
+        help="instead of the comparison: run loadgen and memcaslap against "
+        "memcached with similar loads and print both figures",
+    )
     return p
 
 
@@ -84,8 +113,9 @@ def pick_out_dir(marker: str) -> Path:
     return candidate
 
 
-def ensure_tools(specs: list[ServerSpec], crosscheck: bool, allow_install: bool,
-                 rebuild: bool) -> Path:
+def ensure_tools(
+    specs: list[ServerSpec], crosscheck: bool, allow_install: bool, rebuild: bool
+) -> Path:
     """Installs and builds what this run needs; returns the loadgen binary."""
     needed = {"gcc": "gcc"}
     for spec in specs:
@@ -107,9 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.quick:
         args.repeats, args.duration, args.warmup = 1, 1.0, 0.2
-    params = LoadParams(value_size=args.value_size, keys=args.keys,
-                        mix_value_size=args.mix_value_size,
-                        large_value_size=args.large_value_size, large_keys=args.large_keys)
+    params = LoadParams(
+        value_size=args.value_size,
+        keys=args.keys,
+        mix_value_size=args.mix_value_size,
+        large_value_size=args.large_value_size,
+        large_keys=args.large_keys,
+    )
     try:
         scenarios = select_scenarios(default_scenarios(params), args.scenarios, params)
         custom = [parse_server_definition(text) for text in args.server]
@@ -133,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --servers needs two servers to compare", file=sys.stderr)
         return 2
     if args.large_keys * args.large_value_size > MEMCACHED_ITEM_MEMORY:
-        print("warning: the large-value key space does not fit in -m 64: expect misses",
-              file=sys.stderr)
+        print(
+            "warning: the large-value key space does not fit in -m 64: expect misses",
+            file=sys.stderr,
+        )
     try:
         loadgen = ensure_tools(specs, args.crosscheck, not args.no_install, args.rebuild)
     except SetupError as exc:
@@ -145,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.crosscheck:
             out = args.out or pick_out_dir("crosscheck.md")
-            return run_crosscheck(loadgen, cpus, args.duration, args.repeats, args.value_size,
-                                  args.keys, out)
+            return run_crosscheck(
+                loadgen, cpus, args.duration, args.repeats, args.value_size, args.keys, out
+            )
         return compare(args, specs, scenarios, cpus, loadgen)
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -156,8 +193,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def compare(args: argparse.Namespace, specs: list[ServerSpec], scenarios: list[Scenario],
-            cpus: CpuPlan, loadgen: Path) -> int:
+def compare(
+    args: argparse.Namespace,
+    specs: list[ServerSpec],
+    scenarios: list[Scenario],
+    cpus: CpuPlan,
+    loadgen: Path,
+) -> int:
     """The side-by-side comparison, once the tools are in place."""
     names = [s.name for s in specs]
     baseline = args.baseline or ("memcached" if "memcached" in names else names[0])
@@ -166,8 +208,15 @@ def compare(args: argparse.Namespace, specs: list[ServerSpec], scenarios: list[S
         return 2
     command = " ".join(["python", "bench/run.py", *map(shlex.quote, sys.argv[1:])])
     opts = CompareOptions(
-        specs=specs, baseline=baseline, scenarios=scenarios, repeats=args.repeats,
-        duration_s=args.duration, warmup_s=args.warmup, max_requests=args.max_requests,
-        out_dir=args.out or pick_out_dir("results.md"), cpus=cpus, command=command,
+        specs=specs,
+        baseline=baseline,
+        scenarios=scenarios,
+        repeats=args.repeats,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        max_requests=args.max_requests,
+        out_dir=args.out or pick_out_dir("results.md"),
+        cpus=cpus,
+        command=command,
     )
     return run_comparison(opts, loadgen)

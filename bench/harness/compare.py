@@ -42,24 +42,38 @@ def _describe_outcome(sc: Scenario, out: LoadOutcome) -> str:
     if r is None:
         first = out.stderr.splitlines()[0] if out.stderr else f"exit {out.returncode}"
         return f"FAILED: {first}"
-    text = (f"{fmt_rate(r.metric(sc.throughput))} {METRIC_LABELS[sc.throughput]}, "
-            f"p50 {fmt_us(r.p50_us)} µs, p99 {fmt_us(r.p99_us)} µs, "
-            f"loadgen CPU {100 * r.cpu_util:.0f}%")
+    text = (
+        f"{fmt_rate(r.metric(sc.throughput))} {METRIC_LABELS[sc.throughput]}, "
+        f"p50 {fmt_us(r.p50_us)} µs, p99 {fmt_us(r.p99_us)} µs, "
+        f"loadgen CPU {100 * r.cpu_util:.0f}%"
+    )
     if r.errors:
         first = out.stderr.splitlines()[0] if out.stderr else ""
         text += f", INVALID: {r.errors} errors ({first})"
     return text
 
 
-def _one_run(opts: CompareOptions, loadgen: Path, sc: Scenario, srv: RunningServer,
-             repeat: int, progress: Progress) -> RunRecord:
+def _one_run(
+    opts: CompareOptions,
+    loadgen: Path,
+    sc: Scenario,
+    srv: RunningServer,
+    repeat: int,
+    progress: Progress,
+) -> RunRecord:
     progress.start_run(f"{sc.name} · {srv.spec.name} · run {repeat + 1}/{opts.repeats}")
     if not srv.alive:
         progress.finish_run("skipped: the server is not running")
         return RunRecord(sc.name, srv.spec.name, repeat, None, None, "server not running")
     argv = opts.cpus.prefix(opts.cpus.loadgen_cpu) + loadgen_argv(
-        loadgen, srv.port, sc, opts.duration_s, opts.warmup_s, opts.max_requests,
-        key_prefix=f"{sc.name}:")
+        loadgen,
+        srv.port,
+        sc,
+        opts.duration_s,
+        opts.warmup_s,
+        opts.max_requests,
+        key_prefix=f"{sc.name}:",
+    )
     cpu_before = srv.cpu_seconds()
     outcome = run_loadgen(argv, opts.warmup_s + opts.duration_s, progress.tick)
     cpu_after = srv.cpu_seconds()
@@ -89,14 +103,21 @@ def run_comparison(opts: CompareOptions, loadgen: Path) -> int:
             pin = opts.cpus.prefix(opts.cpus.server_cpu)
             srv = stack.enter_context(RunningServer(spec, pin, REPO_DIR, log))
             build = f", {srv.build} build" if srv.build else ""
-            print(f"started {spec.name} on 127.0.0.1:{srv.port} "
-                  f"({srv.version or 'no version'}{build})", file=sys.stderr)
+            print(
+                f"started {spec.name} on 127.0.0.1:{srv.port} "
+                f"({srv.version or 'no version'}{build})",
+                file=sys.stderr,
+            )
             if srv.build and srv.build != "compiled":
-                print(f"warning: {spec.name} runs its {srv.build} build, not the compiled one "
-                      "an install from a machine with a C compiler runs", file=sys.stderr)
+                print(
+                    f"warning: {spec.name} runs its {srv.build} build, not the compiled one "
+                    "an install from a machine with a C compiler runs",
+                    file=sys.stderr,
+                )
             servers.append(srv)
-        progress = Progress(len(opts.scenarios) * opts.repeats * len(servers),
-                            opts.warmup_s + opts.duration_s + 1.0)
+        progress = Progress(
+            len(opts.scenarios) * opts.repeats * len(servers), opts.warmup_s + opts.duration_s + 1.0
+        )
         for sc in opts.scenarios:
             for repeat in range(opts.repeats):
                 # Alternate the order so neither server always runs first.
@@ -104,16 +125,25 @@ def run_comparison(opts: CompareOptions, loadgen: Path) -> int:
                 for srv in order:
                     records.append(_one_run(opts, loadgen, sc, srv, repeat, progress))
         progress.close()
-        infos = tuple(ServerInfo(s.spec.name, " ".join(s.argv), s.version, s.build)
-                      for s in servers)
+        infos = tuple(
+            ServerInfo(s.spec.name, " ".join(s.argv), s.version, s.build) for s in servers
+        )
     wall = (datetime.now().astimezone() - started).total_seconds()
     names = [s.name for s in opts.specs]
     summaries = {(sc.name, n): summarize(records, sc, n) for sc in opts.scenarios for n in names}
     info = BenchInfo(
-        started=started.strftime("%Y-%m-%d %H:%M %Z"), machine=machine, cpu_note=opts.cpus.note,
-        servers=infos, baseline=opts.baseline, repeats=opts.repeats,
-        duration_s=opts.duration_s, warmup_s=opts.warmup_s, wall_s=wall, command=opts.command,
-        load_before=load_before, load_after=load_average(),
+        started=started.strftime("%Y-%m-%d %H:%M %Z"),
+        machine=machine,
+        cpu_note=opts.cpus.note,
+        servers=infos,
+        baseline=opts.baseline,
+        repeats=opts.repeats,
+        duration_s=opts.duration_s,
+        warmup_s=opts.warmup_s,
+        wall_s=wall,
+        command=opts.command,
+        load_before=load_before,
+        load_after=load_average(),
     )
     markdown = render(info, opts.scenarios, summaries)
     (opts.out_dir / "results.md").write_text(markdown, encoding="utf-8")
@@ -121,11 +151,16 @@ def run_comparison(opts: CompareOptions, loadgen: Path) -> int:
     (opts.out_dir / "results.json").write_text(json.dumps(raw, indent=1) + "\n", encoding="utf-8")
     plot_path = opts.out_dir / "results.png"
     try:
-        write_plot(plot_path, f"{' vs '.join(names)} — {info.started} — {opts.cpus.note}",
-                   opts.scenarios, names, opts.baseline, summaries)
+        write_plot(
+            plot_path,
+            f"{' vs '.join(names)} — {info.started} — {opts.cpus.note}",
+            opts.scenarios,
+            names,
+            opts.baseline,
+            summaries,
+        )
     except Exception as exc:  # the tables matter more than the picture
         print(f"could not draw the plot: {exc!r}", file=sys.stderr)
     print(markdown)
     print(f"results written to {opts.out_dir}", file=sys.stderr)
     return 0 if all(r.valid for r in records) else 1
-

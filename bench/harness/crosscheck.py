@@ -53,35 +53,62 @@ def _memcaslap_config(value_size: int, set_share: float) -> str:
     )
 
 
-def run_memcaslap(pin: list[str], port: int, case: Case, seconds: int, config: Path
-                  ) -> tuple[MemcaslapResult | None, str]:
+def run_memcaslap(
+    pin: list[str], port: int, case: Case, seconds: int, config: Path
+) -> tuple[MemcaslapResult | None, str]:
     """One memcaslap run (single thread); its TPS counts every key of a multi-get."""
-    argv = [*pin, "memcaslap", "-s", f"{HOST}:{port}", "-T", "1", "-c", str(case.conns),
-            "-t", f"{seconds}s", "-S", f"{seconds}s", "-F", str(config)]
+    argv = [
+        *pin,
+        "memcaslap",
+        "-s",
+        f"{HOST}:{port}",
+        "-T",
+        "1",
+        "-c",
+        str(case.conns),
+        "-t",
+        f"{seconds}s",
+        "-S",
+        f"{seconds}s",
+        "-F",
+        str(config),
+    ]
     if case.multiget > 1:
         argv += ["-d", str(case.multiget)]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30,
-                              check=False)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=seconds + 30, check=False
+        )
     except subprocess.TimeoutExpired:
         return None, "memcaslap did not finish in time"
     text = done.stdout + done.stderr
     tps = re.search(r"TPS: (\d+)", text)
     if tps is None:
         return None, text.strip()[-300:]
-    avg = re.search(r"Total Statistics \(\d+ events\)\s+Min:\s+\d+\s+Max:\s+\d+\s+Avg:\s+(\d+)",
-                    text)
+    avg = re.search(
+        r"Total Statistics \(\d+ events\)\s+Min:\s+\d+\s+Max:\s+\d+\s+Avg:\s+(\d+)", text
+    )
     misses = re.search(r"get_misses: (\d+)", text)
-    return MemcaslapResult(float(tps.group(1)), float(avg.group(1)) if avg else None,
-                           int(misses.group(1)) if misses else None), ""
+    return MemcaslapResult(
+        float(tps.group(1)),
+        float(avg.group(1)) if avg else None,
+        int(misses.group(1)) if misses else None,
+    ), ""
 
 
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def run_crosscheck(loadgen: Path, cpus: CpuPlan, duration_s: float, repeats: int,
-                   value_size: int, keys: int, out_dir: Path) -> int:
+def run_crosscheck(
+    loadgen: Path,
+    cpus: CpuPlan,
+    duration_s: float,
+    repeats: int,
+    value_size: int,
+    keys: int,
+    out_dir: Path,
+) -> int:
     """Prints (and saves as crosscheck.md) loadgen's and memcaslap's medians side by side."""
     seconds = max(1, round(duration_s))
     spec = ServerSpec("memcached", BUILTIN_COMMANDS["memcached"])
@@ -94,17 +121,27 @@ def run_crosscheck(loadgen: Path, cpus: CpuPlan, duration_s: float, repeats: int
     ]
     failed = False
     pin = cpus.prefix(cpus.loadgen_cpu)
-    with (tempfile.TemporaryDirectory() as tmp,
-          RunningServer(spec, cpus.prefix(cpus.server_cpu), REPO_DIR,
-                        out_dir / "crosscheck-memcached.log") as srv):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        RunningServer(
+            spec, cpus.prefix(cpus.server_cpu), REPO_DIR, out_dir / "crosscheck-memcached.log"
+        ) as srv,
+    ):
         config = Path(tmp) / "memcaslap.cfg"
         config.write_text(_memcaslap_config(value_size, 0.1), encoding="ascii")
         for case in CASES:
-            sc = Scenario(name="crosscheck", title=case.title, conns=case.conns, depth=1,
-                          sets=case.sets, gets=case.gets, value_size=value_size, keys=keys,
-                          multiget=case.multiget)
-            argv = pin + loadgen_argv(loadgen, srv.port, sc, seconds, 0.0, 100_000_000,
-                                      KEY_PREFIX)
+            sc = Scenario(
+                name="crosscheck",
+                title=case.title,
+                conns=case.conns,
+                depth=1,
+                sets=case.sets,
+                gets=case.gets,
+                value_size=value_size,
+                keys=keys,
+                multiget=case.multiget,
+            )
+            argv = pin + loadgen_argv(loadgen, srv.port, sc, seconds, 0.0, 100_000_000, KEY_PREFIX)
             lg_runs: list[LoadResult] = []
             ms_runs: list[MemcaslapResult] = []
             problems: list[str] = []
@@ -138,12 +175,17 @@ def run_crosscheck(loadgen: Path, cpus: CpuPlan, duration_s: float, repeats: int
                 f"| {fmt_pct(_median([r.cpu_util for r in lg_runs]))} | {errors} |"
             )
             rows += [f"|   problem: {p} | | | | | | | |" for p in problems]
-    text = "\n".join([
-        "# loadgen vs memcaslap on memcached", "",
-        f"memcached -t 1; medians of {repeats} rounds of {seconds} s per tool, the tools "
-        f"taking turns; single-threaded memcaslap (-T 1); {cpus.note}.", "",
-        *rows, "",
-    ])
+    text = "\n".join(
+        [
+            "# loadgen vs memcaslap on memcached",
+            "",
+            f"memcached -t 1; medians of {repeats} rounds of {seconds} s per tool, the tools "
+            f"taking turns; single-threaded memcaslap (-T 1); {cpus.note}.",
+            "",
+            *rows,
+            "",
+        ]
+    )
     (out_dir / "crosscheck.md").write_text(text, encoding="utf-8")
     print(text)
     print(f"written to {out_dir / 'crosscheck.md'}")

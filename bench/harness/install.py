@@ -27,8 +27,15 @@ def _say(message: str) -> None:
 def _run(argv: list[str], what: str) -> None:
     _say(f"{what}: {' '.join(argv)}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    done = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, check=False, timeout=900)
+    done = subprocess.run(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+        timeout=900,
+    )
     if done.returncode != 0:
         tail = "\n".join(done.stdout.splitlines()[-15:])
         raise SetupError(f"{what} failed (exit {done.returncode}):\n{tail}")
@@ -54,8 +61,10 @@ def ensure_binaries(binaries: dict[str, str], allow_install: bool) -> None:
 def require_module(module: str) -> None:
     """Fails, saying how to install it, when `module` cannot be imported here."""
     if importlib.util.find_spec(module) is None:
-        raise SetupError(f"{module} is missing from {sys.executable}: {BENCH_INSTALL} "
-                         "(from the repository's root) installs what the benchmark needs")
+        raise SetupError(
+            f"{module} is missing from {sys.executable}: {BENCH_INSTALL} "
+            "(from the repository's root) installs what the benchmark needs"
+        )
 
 
 def installed_memcachepy() -> str:
@@ -63,8 +72,9 @@ def installed_memcachepy() -> str:
     `-V` says; fails when there is none. -P: the current directory cannot shadow it."""
     argv = [sys.executable, "-P", "-m", "memcachepy", "-V"]
     try:
-        done = subprocess.run(argv, cwd=REPO_DIR, capture_output=True, text=True, timeout=30,
-                              check=False)
+        done = subprocess.run(
+            argv, cwd=REPO_DIR, capture_output=True, text=True, timeout=30, check=False
+        )
     except subprocess.TimeoutExpired:
         raise SetupError("`python -P -m memcachepy -V` did not answer within 30 s") from None
     if done.returncode != 0:
@@ -72,7 +82,8 @@ def installed_memcachepy() -> str:
         raise SetupError(
             f"memcachepy is not installed in {sys.executable} ({tail}): {BENCH_INSTALL} "
             "(from the repository's root; or run the benchmark with .venv/bin/python after "
-            "./scripts/start.sh); to validate the bench alone use --servers memcached,memcached")
+            "./scripts/start.sh); to validate the bench alone use --servers memcached,memcached"
+        )
     version = done.stdout.strip()
     return version.rsplit("(", 1)[-1].rstrip(")") if version.endswith(")") else "unknown"
 
@@ -80,11 +91,7 @@ def installed_memcachepy() -> str:
 def build_loadgen(force: bool = False) -> Path:
     """Compiles bench/loadgen.c into bench/build/loadgen when it is missing or stale."""
     binary = LOADGEN_BINARY
-    if (
-        not force
-        and binary.exists()
-        and binary.stat().st_mtime >= LOADGEN_SOURCE.stat().st_mtime
-    ):
+    if not force and binary.exists() and binary.stat().st_mtime >= LOADGEN_SOURCE.stat().st_mtime:
         return binary
     compiler = os.environ.get("CC", "gcc")
     if shutil.which(compiler) is None:

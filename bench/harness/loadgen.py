@@ -35,11 +35,17 @@ class LoadResult:
     def from_json(cls, line: str) -> "LoadResult":
         raw = json.loads(line)
         return cls(
-            rps=float(raw["rps"]), keys_per_s=float(raw["keys_per_s"]),
-            p50_us=float(raw["p50_us"]), p99_us=float(raw["p99_us"]),
-            p999_us=float(raw["p999_us"]), mean_us=float(raw["mean_us"]),
-            hits=int(raw["hits"]), misses=int(raw["misses"]), errors=int(raw["errors"]),
-            cpu_util=float(raw["cpu_util"]), raw=raw,
+            rps=float(raw["rps"]),
+            keys_per_s=float(raw["keys_per_s"]),
+            p50_us=float(raw["p50_us"]),
+            p99_us=float(raw["p99_us"]),
+            p999_us=float(raw["p999_us"]),
+            mean_us=float(raw["mean_us"]),
+            hits=int(raw["hits"]),
+            misses=int(raw["misses"]),
+            errors=int(raw["errors"]),
+            cpu_util=float(raw["cpu_util"]),
+            raw=raw,
         )
 
     def metric(self, name: Metric) -> float:
@@ -57,28 +63,59 @@ class LoadOutcome:
     wall_s: float
 
 
-def loadgen_argv(binary: Path, port: int, scenario: Scenario, duration: float, warmup: float,
-                 max_requests: int, key_prefix: str) -> list[str]:
+def loadgen_argv(
+    binary: Path,
+    port: int,
+    scenario: Scenario,
+    duration: float,
+    warmup: float,
+    max_requests: int,
+    key_prefix: str,
+) -> list[str]:
     """The loadgen command line for one scenario against one server."""
     return [
-        str(binary), "--host", HOST, "--port", str(port),
-        "--conns", str(scenario.conns), "--depth", str(scenario.depth),
-        "--ratio", f"{scenario.sets}:{scenario.gets}", "--multiget", str(scenario.multiget),
-        "--keys", str(scenario.keys), "--value-size", str(scenario.value_size),
-        "--duration", f"{duration:g}", "--warmup", f"{warmup:g}",
-        "--requests", str(max_requests), "--key-prefix", key_prefix,
-        "--preload-timeout", f"{PRELOAD_TIMEOUT_S:g}", "--drain-timeout", f"{DRAIN_TIMEOUT_S:g}",
+        str(binary),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--conns",
+        str(scenario.conns),
+        "--depth",
+        str(scenario.depth),
+        "--ratio",
+        f"{scenario.sets}:{scenario.gets}",
+        "--multiget",
+        str(scenario.multiget),
+        "--keys",
+        str(scenario.keys),
+        "--value-size",
+        str(scenario.value_size),
+        "--duration",
+        f"{duration:g}",
+        "--warmup",
+        f"{warmup:g}",
+        "--requests",
+        str(max_requests),
+        "--key-prefix",
+        key_prefix,
+        "--preload-timeout",
+        f"{PRELOAD_TIMEOUT_S:g}",
+        "--drain-timeout",
+        f"{DRAIN_TIMEOUT_S:g}",
         *(["--each"] if scenario.each else []),
     ]
 
 
-def run_loadgen(argv: list[str], expected_s: float,
-                on_tick: Callable[[float], None] | None = None) -> LoadOutcome:
+def run_loadgen(
+    argv: list[str], expected_s: float, on_tick: Callable[[float], None] | None = None
+) -> LoadOutcome:
     """Runs the loadgen to completion (killing it past a generous deadline)."""
     deadline_s = expected_s + PRELOAD_TIMEOUT_S + DRAIN_TIMEOUT_S + 15.0
     start = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         while proc.poll() is None:
             elapsed = time.monotonic() - start

@@ -17,8 +17,14 @@ PANELS: tuple[tuple[str, Metric | None], ...] = (
 )
 
 
-def write_plot(path: Path, title: str, scenarios: list[Scenario], servers: list[str],
-               baseline: str, summaries: dict[tuple[str, str], Summary]) -> None:
+def write_plot(
+    path: Path,
+    title: str,
+    scenarios: list[Scenario],
+    servers: list[str],
+    baseline: str,
+    summaries: dict[tuple[str, str], Summary],
+) -> None:
     """Writes a PNG with one panel per metric; bars are medians, whiskers min..max."""
     import matplotlib  # imported here: the runner checks first that it is installed
 
@@ -46,8 +52,9 @@ def write_plot(path: Path, title: str, scenarios: list[Scenario], servers: list[
         ax.set_title(label)
         ax.set_yscale("log")
         ax.set_xticks(xs)
-        ax.set_xticklabels([_tick(sc, fixed) for sc in scenarios], rotation=35, ha="right",
-                           fontsize=8)
+        ax.set_xticklabels(
+            [_tick(sc, fixed) for sc in scenarios], rotation=35, ha="right", fontsize=8
+        )
         ax.grid(axis="y", which="both", alpha=0.3)
     axes[0].legend()
     fig.suptitle(title, fontsize=10)
@@ -62,8 +69,14 @@ def _tick(sc: Scenario, fixed: Metric | None) -> str:
     return sc.name
 
 
-def _label_ratios(ax: "Axes", bars: "BarContainer", scenarios: list[Scenario], server: str,
-                  baseline: str, summaries: dict[tuple[str, str], Summary]) -> None:
+def _label_ratios(
+    ax: "Axes",
+    bars: "BarContainer",
+    scenarios: list[Scenario],
+    server: str,
+    baseline: str,
+    summaries: dict[tuple[str, str], Summary],
+) -> None:
     """Writes candidate/baseline throughput above each candidate bar."""
     for bar, sc in zip(bars, scenarios, strict=True):
         mine = summaries[(sc.name, server)]
@@ -72,8 +85,12 @@ def _label_ratios(ax: "Axes", bars: "BarContainer", scenarios: list[Scenario], s
         if c and b:
             top = mine.spread.get(sc.throughput, (c, c))[1]  # above the whisker
             ax.annotate(
-                f"{c / b:.2f}x", (bar.get_x() + bar.get_width() / 2, top),
-                ha="center", va="bottom", fontsize=7, rotation=90,
-                xytext=(0, 3), textcoords="offset points",
+                f"{c / b:.2f}x",
+                (bar.get_x() + bar.get_width() / 2, top),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                rotation=90,
+                xytext=(0, 3),
+                textcoords="offset points",
             )
-

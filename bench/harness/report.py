@@ -66,14 +66,26 @@ def _metrics_shown(s: Scenario) -> list[Metric]:
     return shown
 
 
-def comparison_table(scenarios: list[Scenario], servers: list[str], baseline: str,
-                     summaries: dict[tuple[str, str], Summary]) -> list[str]:
+def comparison_table(
+    scenarios: list[Scenario],
+    servers: list[str],
+    baseline: str,
+    summaries: dict[tuple[str, str], Summary],
+) -> list[str]:
     """Medians per server, each candidate's ratio to the baseline, the target and the verdict."""
     candidates = [s for s in servers if s != baseline]
-    head = ["Scenario", "Metric", *servers, *[f"{c} / {baseline}" for c in candidates],
-            "Target", "Met"]
-    lines = [_row(head), _row(["---"] * 2 + ["---:"] * (len(servers) + len(candidates))
-                             + ["---", "---"])]
+    head = [
+        "Scenario",
+        "Metric",
+        *servers,
+        *[f"{c} / {baseline}" for c in candidates],
+        "Target",
+        "Met",
+    ]
+    lines = [
+        _row(head),
+        _row(["---"] * 2 + ["---:"] * (len(servers) + len(candidates)) + ["---", "---"]),
+    ]
     for sc in scenarios:
         for metric in _metrics_shown(sc):
             target = next((t for t in sc.targets if t.metric == metric), None)
@@ -97,30 +109,57 @@ def _median_cell(s: Summary, metric: Metric) -> str:
     return fmt_value(metric, s.medians.get(metric))
 
 
-def detail_table(scenarios: list[Scenario], servers: list[str],
-                 summaries: dict[tuple[str, str], Summary]) -> list[str]:
+def detail_table(
+    scenarios: list[Scenario], servers: list[str], summaries: dict[tuple[str, str], Summary]
+) -> list[str]:
     """Every median for every run, with the spread of the throughput and CPU use."""
-    head = ["Scenario", "Server", "Throughput (min–max)", "p50 µs", "p99 µs", "p99.9 µs",
-            "Hits", "Errors", "Valid runs", "Loadgen CPU", "Server CPU"]
+    head = [
+        "Scenario",
+        "Server",
+        "Throughput (min–max)",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "Hits",
+        "Errors",
+        "Valid runs",
+        "Loadgen CPU",
+        "Server CPU",
+    ]
     lines = [_row(head), _row(["---", "---"] + ["---:"] * (len(head) - 2))]
     for sc in scenarios:
         for srv in servers:
             s = summaries[(sc.name, srv)]
             tp = s.medians.get(sc.throughput)
             lo, hi = s.spread.get(sc.throughput, (None, None))
-            tp_cell = (f"{fmt_rate(tp)} {METRIC_LABELS[sc.throughput]} "
-                       f"({fmt_rate(lo)}–{fmt_rate(hi)})") if tp is not None else "—"
-            lines.append(_row([
-                sc.name, srv, tp_cell, fmt_us(s.medians.get("p50_us")),
-                fmt_us(s.medians.get("p99_us")), fmt_us(s.medians.get("p999_us")),
-                fmt_pct(s.hit_ratio), str(s.errors), f"{s.valid_runs}/{s.runs}",
-                fmt_pct(s.loadgen_cpu), fmt_pct(s.server_cpu),
-            ]))
+            tp_cell = (
+                (f"{fmt_rate(tp)} {METRIC_LABELS[sc.throughput]} ({fmt_rate(lo)}–{fmt_rate(hi)})")
+                if tp is not None
+                else "—"
+            )
+            lines.append(
+                _row(
+                    [
+                        sc.name,
+                        srv,
+                        tp_cell,
+                        fmt_us(s.medians.get("p50_us")),
+                        fmt_us(s.medians.get("p99_us")),
+                        fmt_us(s.medians.get("p999_us")),
+                        fmt_pct(s.hit_ratio),
+                        str(s.errors),
+                        f"{s.valid_runs}/{s.runs}",
+                        fmt_pct(s.loadgen_cpu),
+                        fmt_pct(s.server_cpu),
+                    ]
+                )
+            )
     return lines
 
 
-def render(info: BenchInfo, scenarios: list[Scenario],
-           summaries: dict[tuple[str, str], Summary]) -> str:
+def render(
+    info: BenchInfo, scenarios: list[Scenario], summaries: dict[tuple[str, str], Summary]
+) -> str:
     """The whole results.md."""
     servers = [s.name for s in info.servers]
     out = [
@@ -156,9 +195,11 @@ def render(info: BenchInfo, scenarios: list[Scenario],
         f"- CPUs: {info.cpu_note}",
         f"- Load average (1, 5, 15 min) before: {info.load_before}; after: {info.load_after} "
         "(anything above what the benchmark itself adds is other work sharing the cores)",
-        *[f"- {s.name}: `{s.command}` ({s.version or 'no version reply'}"
-          + (f"; {s.build} build)" if s.build else ")")
-          for s in info.servers],
+        *[
+            f"- {s.name}: `{s.command}` ({s.version or 'no version reply'}"
+            + (f"; {s.build} build)" if s.build else ")")
+            for s in info.servers
+        ],
         "- Load: bench/loadgen.c (epoll, closed loop, every reply parsed and verified), "
         "loopback only",
         f"- Command: `{info.command}`; total wall time {info.wall_s:.0f} s",

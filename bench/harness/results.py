@@ -28,8 +28,11 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "scenario": self.scenario, "server": self.server, "repeat": self.repeat,
-            "valid": self.valid, "problem": self.problem,
+            "scenario": self.scenario,
+            "server": self.server,
+            "repeat": self.repeat,
+            "valid": self.valid,
+            "problem": self.problem,
             "server_cpu_util": self.server_cpu_util,
             "loadgen": self.result.raw if self.result else None,
         }
@@ -76,8 +79,9 @@ def summarize(records: list[RunRecord], scenario: Scenario, server: str) -> Summ
     if lookups:
         s.hit_ratio = sum(v.hits for v in valid) / lookups
     s.loadgen_cpu = _median([v.cpu_util for v in valid])
-    s.server_cpu = _median([r.server_cpu_util for r in mine
-                            if r.valid and r.server_cpu_util is not None])
+    s.server_cpu = _median(
+        [r.server_cpu_util for r in mine if r.valid and r.server_cpu_util is not None]
+    )
     return s
 
 

@@ -59,8 +59,10 @@ def resolve_servers(names: list[str], custom: list[ServerSpec]) -> list[ServerSp
     specs: list[ServerSpec] = []
     for name in names:
         if name not in known:
-            raise ValueError(f"unknown server {name!r}: use one of {', '.join(known)} "
-                             "or define it with --server NAME=COMMAND")
+            raise ValueError(
+                f"unknown server {name!r}: use one of {', '.join(known)} "
+                "or define it with --server NAME=COMMAND"
+            )
         taken = {s.name for s in specs}
         unique, n = name, 1
         while unique in taken:
@@ -133,20 +135,31 @@ class RunningServer:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def start(self, ready_timeout: float = 30.0) -> None:
         """Starts the process and waits until a TCP connect to its port succeeds."""
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(self.argv, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServerError(f"{self.spec.name} exited with {self.process.returncode} "
-                                  f"before listening:\n{self.log_tail()}")
+                raise ServerError(
+                    f"{self.spec.name} exited with {self.process.returncode} "
+                    f"before listening:\n{self.log_tail()}"
+                )
             try:
                 socket.create_connection((HOST, self.port), timeout=0.5).close()
             except OSError:
@@ -156,8 +169,10 @@ class RunningServer:
             self.build = ask_stats(self.port, b"settings").get("build", "")
             return
         self.stop()
-        raise ServerError(f"{self.spec.name} did not accept connections on port {self.port} "
-                          f"within {ready_timeout:.0f} s:\n{self.log_tail()}")
+        raise ServerError(
+            f"{self.spec.name} did not accept connections on port {self.port} "
+            f"within {ready_timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     @property
     def alive(self) -> bool:

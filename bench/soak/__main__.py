@@ -50,10 +50,21 @@ def rss_kb(pid: int) -> int:
 
 
 def start_node(port: int, memory: int, log: Path) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-P", "-m", "memcachepy", "-l", HOST, "-p", str(port),
-            "-m", str(memory)]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=log.open("wb"))
+    argv = [
+        sys.executable,
+        "-P",
+        "-m",
+        "memcachepy",
+        "-l",
+        HOST,
+        "-p",
+        str(port),
+        "-m",
+        str(memory),
+    ]
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log.open("wb")
+    )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
@@ -65,14 +76,19 @@ def start_node(port: int, memory: int, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError("the node did not start")
 
 
-def run_phase(port: int, workers: int, rate: float | None, duration: float, seed: int,
-              on_tick: Any = None) -> tuple[dict[int, list[Window]], list[dict[str, Any]]]:
+def run_phase(
+    port: int, workers: int, rate: float | None, duration: float, seed: int, on_tick: Any = None
+) -> tuple[dict[int, list[Window]], list[dict[str, Any]]]:
     """Run the workers; their windows by worker, and what each reported at the end."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     per_worker = rate / workers if rate else None
-    procs = [ctx.Process(target=run_worker, args=(w, HOST, port, per_worker, duration, queue,
-                                                  seed), daemon=True) for w in range(workers)]
+    procs = [
+        ctx.Process(
+            target=run_worker, args=(w, HOST, port, per_worker, duration, queue, seed), daemon=True
+        )
+        for w in range(workers)
+    ]
     for p in procs:
         p.start()
     windows: dict[int, list[Window]] = {}
@@ -99,8 +115,11 @@ def run_phase(port: int, workers: int, rate: float | None, duration: float, seed
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--duration", type=float, default=1800.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--load", type=float, default=0.7)
@@ -111,18 +130,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     duration = min(args.duration, MAX_DURATION)
     out = args.out or Path(__file__).parent / "results" / datetime.now(UTC).strftime(
-        "%Y-%m-%dT%H%M")
+        "%Y-%m-%dT%H%M"
+    )
     out.mkdir(parents=True, exist_ok=True)
     port = free_port()
     node = start_node(port, args.memory, out / "server.log")
     try:
-        peak_windows, peak_finals = run_phase(port, args.workers, None, args.peak_seconds,
-                                              args.seed)
+        peak_windows, peak_finals = run_phase(
+            port, args.workers, None, args.peak_seconds, args.seed
+        )
         peak_ops = sum(w.ops for ws in peak_windows.values() for w in ws)
         peak = peak_ops / args.peak_seconds
         rate = peak * args.load
-        print(f"peak {peak:.0f} req/s; soak at {rate:.0f} req/s for {duration:.0f} s",
-              file=sys.stderr)
+        print(
+            f"peak {peak:.0f} req/s; soak at {rate:.0f} req/s for {duration:.0f} s", file=sys.stderr
+        )
         probe = Wire(HOST, port)
         stats_before = probe.stats()
         samples: list[dict[str, Any]] = []
@@ -130,10 +152,24 @@ def main(argv: list[str] | None = None) -> int:
 
         def tick() -> None:
             s = probe.stats()
-            samples.append({"t": time.monotonic() - started, "rss_kb": rss_kb(node.pid),
-                            **{k: int(s[k]) for k in ("curr_items", "evictions", "bytes",
-                                                      "cmd_get", "get_hits", "get_misses",
-                                                      "curr_connections")}})
+            samples.append(
+                {
+                    "t": time.monotonic() - started,
+                    "rss_kb": rss_kb(node.pid),
+                    **{
+                        k: int(s[k])
+                        for k in (
+                            "curr_items",
+                            "evictions",
+                            "bytes",
+                            "cmd_get",
+                            "get_hits",
+                            "get_misses",
+                            "curr_connections",
+                        )
+                    },
+                }
+            )
 
         windows, finals = run_phase(port, args.workers, rate, duration, args.seed + 1, tick)
         tick()
@@ -146,10 +182,17 @@ def main(argv: list[str] | None = None) -> int:
         node.wait(10)
     result = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "duration_s": duration, "workers": args.workers, "memory_mb": args.memory,
-        "peak_rps": peak, "target_rps": rate, "node_alive_at_end": node_alive,
-        "samples": samples, "stats_before": stats_before, "stats_after": stats_after,
-        "metadump_items": metadump, "model_items": sum(f["present"] for f in finals + peak_finals),
+        "duration_s": duration,
+        "workers": args.workers,
+        "memory_mb": args.memory,
+        "peak_rps": peak,
+        "target_rps": rate,
+        "node_alive_at_end": node_alive,
+        "samples": samples,
+        "stats_before": stats_before,
+        "stats_after": stats_after,
+        "metadump_items": metadump,
+        "model_items": sum(f["present"] for f in finals + peak_finals),
         "windows": [{k: v for k, v in merged.items()} for merged in merge(windows)],
     }
     ok = write_report(out, result)

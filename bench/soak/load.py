@@ -119,8 +119,7 @@ def _one(wire: Wire, model: Model, window: Window) -> None:
             model.values[key] = (want[0], want[1] + tail)
 
 
-def _check(window: Window, want: tuple[int, bytes] | None,
-           got: tuple[int, bytes] | None) -> None:
+def _check(window: Window, want: tuple[int, bytes] | None, got: tuple[int, bytes] | None) -> None:
     if got is None:
         if want is not None:
             window.misses += 1
@@ -128,8 +127,9 @@ def _check(window: Window, want: tuple[int, bytes] | None,
         window.wrong += 1
 
 
-def run_worker(wid: int, host: str, port: int, rate: float | None, duration: float,
-               out: Queue[Any], seed: int) -> None:
+def run_worker(
+    wid: int, host: str, port: int, rate: float | None, duration: float, out: Queue[Any], seed: int
+) -> None:
     """Load for ``duration`` s at ``rate`` requests/s (None: as fast as replies come)."""
     rng = random.Random(seed * 1000 + wid)
     model = Model(wid, seed, rng)

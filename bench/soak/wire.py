@@ -34,7 +34,7 @@ class Wire:
         while True:
             end = self.buf.find(b"\r\n")
             if end >= 0:
-                line, self.buf = self.buf[:end], self.buf[end + 2:]
+                line, self.buf = self.buf[:end], self.buf[end + 2 :]
                 if line.startswith(ERROR_WORDS):
                     raise ErrorReply(line.decode(errors="replace"))
                 return line
@@ -43,14 +43,13 @@ class Wire:
     def exactly(self, n: int) -> bytes:
         while len(self.buf) < n + 2:
             self._fill()
-        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        data, self.buf = self.buf[:n], self.buf[n + 2 :]
         return data
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def store(self, verb: bytes, key: bytes, value: bytes, flags: int = 0,
-              ttl: int = 0) -> bytes:
+    def store(self, verb: bytes, key: bytes, value: bytes, flags: int = 0, ttl: int = 0) -> bytes:
         self.send(b"%s %s %d %d %d\r\n%s\r\n" % (verb, key, flags, ttl, len(value), value))
         return self.line()
 
@@ -98,5 +97,5 @@ class Wire:
                 raise ErrorReply(self.line().decode(errors="replace"))
             self._fill()
         end = self.buf.index(b"END\r\n")
-        body, self.buf = self.buf[:end], self.buf[end + 5:]
+        body, self.buf = self.buf[:end], self.buf[end + 5 :]
         return sum(line.startswith(b"key=") for line in body.split(b"\n"))

@@ -88,115 +88,279 @@ def build_parser() -> DaemonUsageParser:
     p = DaemonUsageParser(
         prog="memcachepy",
         description="A memcached-compatible cache daemon. Flags follow memcached 1.6.18's "
-                    "names and defaults, except that it listens on 127.0.0.1.",
+        "names and defaults, except that it listens on 127.0.0.1.",
         epilog=EXTENDED_HELP + "\n'memcachepy cluster up --nodes N' starts a local cluster "
-               "instead (see 'memcachepy cluster --help').",
+        "instead (see 'memcachepy cluster --help').",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         add_help=False,
     )
     add = p.add_argument
     # Not argparse's help action, which prints at once: the flags given with -h (and the
     # --config-file) are checked first, so that "-h" checks a configuration.
-    add("-h", "--help", action="store_true",
+    add(
+        "-h",
+        "--help",
+        action="store_true",
         help="check the other flags given (and the --config-file) as a start would, then "
-             "print this help and exit")
-    add("-p", "--port", type=int, default=None,
-        help="TCP port to listen on (default: 11211; 0: TCP off; -1: a free port)")
-    add("-U", "--udp-port", type=int, default=None,
-        help="UDP port to listen on (default: 0, off; -1: a free port)")
-    add("-s", "--unix-socket", metavar="FILE",
-        help="UNIX socket to listen on (disables network support)")
-    add("-a", "--unix-mask", default="700", metavar="MASK",
-        help="access mask for UNIX socket, in octal (default: 700)")
+        "print this help and exit",
+    )
+    add(
+        "-p",
+        "--port",
+        type=int,
+        default=None,
+        help="TCP port to listen on (default: 11211; 0: TCP off; -1: a free port)",
+    )
+    add(
+        "-U",
+        "--udp-port",
+        type=int,
+        default=None,
+        help="UDP port to listen on (default: 0, off; -1: a free port)",
+    )
+    add(
+        "-s",
+        "--unix-socket",
+        metavar="FILE",
+        help="UNIX socket to listen on (disables network support)",
+    )
+    add(
+        "-a",
+        "--unix-mask",
+        default="700",
+        metavar="MASK",
+        help="access mask for UNIX socket, in octal (default: 700)",
+    )
     add("-A", "--enable-shutdown", action="store_true", help='enable ascii "shutdown" command')
-    add("-l", "--listen", action="append", metavar="ADDR",
+    add(
+        "-l",
+        "--listen",
+        action="append",
+        metavar="ADDR",
         help="interface to listen on (default: 127.0.0.1); repeat or comma-separate for "
-             "several; 'notls:ADDR' stays plain under -Z")
+        "several; 'notls:ADDR' stays plain under -Z",
+    )
     add("-d", "--daemon", action="store_true", help="run as a daemon")
     add("-r", "--enable-coredumps", action="store_true", help="maximize core file limit")
-    add("-u", "--user", metavar="USER",
-        help="assume identity of USER after binding (only when run as root)")
-    add("-m", "--memory-limit", type=int, default=64, metavar="MB",
-        help="item memory in megabytes (default: 64)")
-    add("-M", "--disable-evictions", action="store_true",
-        help="return error on memory exhausted instead of evicting")
-    add("-c", "--conn-limit", type=int, default=1024,
-        help="max simultaneous connections (default: 1024)")
+    add(
+        "-u",
+        "--user",
+        metavar="USER",
+        help="assume identity of USER after binding (only when run as root)",
+    )
+    add(
+        "-m",
+        "--memory-limit",
+        type=int,
+        default=64,
+        metavar="MB",
+        help="item memory in megabytes (default: 64)",
+    )
+    add(
+        "-M",
+        "--disable-evictions",
+        action="store_true",
+        help="return error on memory exhausted instead of evicting",
+    )
+    add(
+        "-c",
+        "--conn-limit",
+        type=int,
+        default=1024,
+        help="max simultaneous connections (default: 1024)",
+    )
     add("-k", "--lock-memory", action="store_true", help="lock down all paged memory")
-    add("-v", "--verbose", action="count", default=0,
+    add(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
         help="-v: connection events, protocol errors and notes on flags; -vv: also "
-             "every command and reply; -vvv: also internal detail (to stderr)")
+        "every command and reply; -vvv: also internal detail (to stderr)",
+    )
     add("-i", "--license", action="store_true", help="print the license and exit")
-    add("-V", "--version", action="version",
+    add(
+        "-V",
+        "--version",
+        action="version",
         version=f"memcachepy {VERSION} ({running_build()})",
-        help="print the version and the build that runs (compiled or pure) and exit")
+        help="print the version and the build that runs (compiled or pure) and exit",
+    )
     add("-P", "--pidfile", metavar="FILE", help="save PID in FILE, only used with -d option")
-    add("-f", "--slab-growth-factor", type=float, default=1.25,
-        help="chunk size growth factor (default: 1.25)")
-    add("-n", "--slab-min-size", type=int, default=48,
-        help="min space used for key+value+flags (default: 48)")
-    add("-L", "--enable-largepages", action="store_true",
-        help="accepted (no large pages here; noted at -v)")
-    add("-D", dest="delimiter", metavar="CHAR",
-        help="prefix delimiter for per-prefix stats; turns them on ('stats detail on')")
-    add("-t", "--threads", type=int, default=None,
-        help="accepted (default: 4): one event loop serves every connection here (noted "
-             "at -v)")
-    add("-R", "--max-reqs-per-event", type=int, default=20,
-        help="requests one connection runs before others get a turn (default: 20)")
+    add(
+        "-f",
+        "--slab-growth-factor",
+        type=float,
+        default=1.25,
+        help="chunk size growth factor (default: 1.25)",
+    )
+    add(
+        "-n",
+        "--slab-min-size",
+        type=int,
+        default=48,
+        help="min space used for key+value+flags (default: 48)",
+    )
+    add(
+        "-L",
+        "--enable-largepages",
+        action="store_true",
+        help="accepted (no large pages here; noted at -v)",
+    )
+    add(
+        "-D",
+        dest="delimiter",
+        metavar="CHAR",
+        help="prefix delimiter for per-prefix stats; turns them on ('stats detail on')",
+    )
+    add(
+        "-t",
+        "--threads",
+        type=int,
+        default=None,
+        help="accepted (default: 4): one event loop serves every connection here (noted at -v)",
+    )
+    add(
+        "-R",
+        "--max-reqs-per-event",
+        type=int,
+        default=20,
+        help="requests one connection runs before others get a turn (default: 20)",
+    )
     add("-C", "--disable-cas", action="store_true", help="disable use of CAS")
-    add("-b", "--listen-backlog", type=int, default=1024,
-        help="set the backlog queue limit (default: 1024)")
-    add("-B", "--protocol", metavar="NAME",
-        help="protocol - one of ascii, binary, or auto (default: auto-negotiate; ascii "
-             "with -Y)")
-    add("-I", "--max-item-size", default="1m",
-        help="max item size (default: 1m, min: 1k, max: 1024m)")
-    add("-S", "--enable-sasl", action="store_true",
+    add(
+        "-b",
+        "--listen-backlog",
+        type=int,
+        default=1024,
+        help="set the backlog queue limit (default: 1024)",
+    )
+    add(
+        "-B",
+        "--protocol",
+        metavar="NAME",
+        help="protocol - one of ascii, binary, or auto (default: auto-negotiate; ascii with -Y)",
+    )
+    add(
+        "-I",
+        "--max-item-size",
+        default="1m",
+        help="max item size (default: 1m, min: 1k, max: 1024m)",
+    )
+    add(
+        "-S",
+        "--enable-sasl",
+        action="store_true",
         help="turn on SASL PLAIN authentication, binary protocol only; passwords "
-             "(user:password lines) from -o sasl_pwdb=FILE or $MEMCACHED_SASL_PWDB")
+        "(user:password lines) from -o sasl_pwdb=FILE or $MEMCACHED_SASL_PWDB",
+    )
     add("-F", "--disable-flush-all", action="store_true", help="disable flush_all command")
-    add("-X", "--disable-dumping", action="store_true",
-        help="disable stats cachedump and lru_crawler metadump")
+    add(
+        "-X",
+        "--disable-dumping",
+        action="store_true",
+        help="disable stats cachedump and lru_crawler metadump",
+    )
     add("-W", "--disable-watch", action="store_true", help="disable watch commands")
-    add("-Y", "--auth-file", metavar="FILE",
-        help="require ASCII authentication against FILE (user:password lines)")
-    add("-e", "--memory-file", metavar="PATH",
+    add(
+        "-Y",
+        "--auth-file",
+        metavar="FILE",
+        help="require ASCII authentication against FILE (user:password lines)",
+    )
+    add(
+        "-e",
+        "--memory-file",
+        metavar="PATH",
         help="keep item memory in this file; a graceful stop (SIGUSR1, 'shutdown "
-             "graceful') saves it and the next start restores the items")
-    add("-Z", "--enable-ssl", action="store_true",
+        "graceful') saves it and the next start restores the items",
+    )
+    add(
+        "-Z",
+        "--enable-ssl",
+        action="store_true",
         help="enable TLS/SSL on every listener (except -l notls:ADDR); certificates with "
-             "-o ssl_chain_cert=,ssl_key=")
-    add("-o", "--extended", action="append", default=[], metavar="OPT",
-        help="comma separated list of extended options (listed below)")
+        "-o ssl_chain_cert=,ssl_key=",
+    )
+    add(
+        "-o",
+        "--extended",
+        action="append",
+        default=[],
+        metavar="OPT",
+        help="comma separated list of extended options (listed below)",
+    )
     add("-N", "--napi-ids", type=int, metavar="NUM", help="accepted (noted at -v)")
-    add("--config-file", nargs="?", const=DEBIAN_CONF, metavar="FILE",
+    add(
+        "--config-file",
+        nargs="?",
+        const=DEBIAN_CONF,
+        metavar="FILE",
         help=f"read flags from FILE first, a line of flags at a time, as Debian's "
-             f"memcached reads {DEBIAN_CONF} (the default FILE); -d lines are skipped")
-    add("--cluster-config", metavar="FILE",
-        help="answer ElastiCache's 'config get cluster' with the nodes in FILE "
-             "(re-read on SIGHUP)")
-    add("--cluster-admin-token-file", metavar="FILE",
+        f"memcached reads {DEBIAN_CONF} (the default FILE); -d lines are skipped",
+    )
+    add(
+        "--cluster-config",
+        metavar="FILE",
+        help="answer ElastiCache's 'config get cluster' with the nodes in FILE (re-read on SIGHUP)",
+    )
+    add(
+        "--cluster-admin-token-file",
+        metavar="FILE",
         help="accept 'config set cluster' carrying the token in FILE "
-             "(and save the new nodes to the --cluster-config FILE)")
-    add("--cluster-replicas", type=int, default=1, metavar="R",
+        "(and save the new nodes to the --cluster-config FILE)",
+    )
+    add(
+        "--cluster-replicas",
+        type=int,
+        default=1,
+        metavar="R",
         help="copies the cluster clients keep of each key; with R >= 2 a node that starts "
-             "empty copies its share from the other nodes (default: 1)")
-    add("--no-warm-up", dest="warm_up", action="store_false",
-        help="do not copy items from the other nodes when starting empty")
-    add("--warm-up-rate", type=int, default=10_000, metavar="ITEMS",
-        help="items copied per second at most while warming up (default: 10000)")
-    add("--cluster-dns", metavar="NAME",
+        "empty copies its share from the other nodes (default: 1)",
+    )
+    add(
+        "--no-warm-up",
+        dest="warm_up",
+        action="store_false",
+        help="do not copy items from the other nodes when starting empty",
+    )
+    add(
+        "--warm-up-rate",
+        type=int,
+        default=10_000,
+        metavar="ITEMS",
+        help="items copied per second at most while warming up (default: 10000)",
+    )
+    add(
+        "--cluster-dns",
+        metavar="NAME",
         help="take the membership from DNS: SRV records for a name starting with '_', "
-             "else A/AAAA records with this node's port")
-    add("--cluster-dns-server", metavar="HOST:PORT",
-        help="ask this DNS server for --cluster-dns (default: the system's resolver)")
-    add("--cluster-dns-interval", type=float, default=60.0, metavar="SECONDS",
-        help="seconds between DNS polls for --cluster-dns (default: 60)")
-    add("--metrics-port", type=int, metavar="PORT",
-        help="serve Prometheus metrics at http://LISTEN:PORT/metrics (default: off)")
-    add("--metrics-listen", default="127.0.0.1", metavar="ADDR",
-        help="address of the metrics endpoint (default: 127.0.0.1)")
+        "else A/AAAA records with this node's port",
+    )
+    add(
+        "--cluster-dns-server",
+        metavar="HOST:PORT",
+        help="ask this DNS server for --cluster-dns (default: the system's resolver)",
+    )
+    add(
+        "--cluster-dns-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between DNS polls for --cluster-dns (default: 60)",
+    )
+    add(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://LISTEN:PORT/metrics (default: off)",
+    )
+    add(
+        "--metrics-listen",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address of the metrics endpoint (default: 127.0.0.1)",
+    )
     return p
 
 
@@ -220,8 +384,10 @@ def _flag_checks(args: argparse.Namespace) -> None:
     if args.napi_ids is not None and args.napi_ids <= 0:
         raise ConfigError("Maximum number of NAPI IDs must be greater than 0", _BAD_VALUE)
     if args.napi_ids is not None and args.napi_ids > args.threads:
-        raise ConfigError(f"Number of napi_ids({args.napi_ids}) cannot be greater than "
-                          f"number of threads({args.threads})")
+        raise ConfigError(
+            f"Number of napi_ids({args.napi_ids}) cannot be greater than "
+            f"number of threads({args.threads})"
+        )
 
 
 def _ports_in_listen(addresses: list[str] | None) -> bool:
@@ -247,19 +413,36 @@ def _item_size(text: str) -> int:
 
 # Flags whose value goes into Settings as it is: argparse dest -> Settings field.
 _COPIED = {
-    "conn_limit": "max_connections", "slab_growth_factor": "growth_factor",
-    "slab_min_size": "min_chunk", "verbose": "verbosity", "enable_shutdown": "enable_shutdown",
-    "auth_file": "auth_file", "enable_sasl": "sasl", "enable_ssl": "tls_enabled",
-    "cluster_config": "cluster_config", "cluster_admin_token_file": "cluster_admin_token_file",
-    "cluster_replicas": "cluster_replicas", "warm_up": "warm_up", "warm_up_rate": "warm_up_rate",
-    "cluster_dns": "cluster_dns", "cluster_dns_server": "cluster_dns_server",
+    "conn_limit": "max_connections",
+    "slab_growth_factor": "growth_factor",
+    "slab_min_size": "min_chunk",
+    "verbose": "verbosity",
+    "enable_shutdown": "enable_shutdown",
+    "auth_file": "auth_file",
+    "enable_sasl": "sasl",
+    "enable_ssl": "tls_enabled",
+    "cluster_config": "cluster_config",
+    "cluster_admin_token_file": "cluster_admin_token_file",
+    "cluster_replicas": "cluster_replicas",
+    "warm_up": "warm_up",
+    "warm_up_rate": "warm_up_rate",
+    "cluster_dns": "cluster_dns",
+    "cluster_dns_server": "cluster_dns_server",
     "cluster_dns_interval": "cluster_dns_interval",
-    "memory_file": "memory_file", "metrics_port": "metrics_port",
-    "metrics_listen": "metrics_listen", "unix_socket": "unix_socket",
-    "listen_backlog": "backlog", "max_reqs_per_event": "reqs_per_event", "user": "user",
-    "daemon": "daemonize", "pidfile": "pid_file", "lock_memory": "lock_memory",
-    "enable_coredumps": "coredumps", "threads": "threads",
-    "enable_largepages": "large_pages", "napi_ids": "napi_ids",
+    "memory_file": "memory_file",
+    "metrics_port": "metrics_port",
+    "metrics_listen": "metrics_listen",
+    "unix_socket": "unix_socket",
+    "listen_backlog": "backlog",
+    "max_reqs_per_event": "reqs_per_event",
+    "user": "user",
+    "daemon": "daemonize",
+    "pidfile": "pid_file",
+    "lock_memory": "lock_memory",
+    "enable_coredumps": "coredumps",
+    "threads": "threads",
+    "enable_largepages": "large_pages",
+    "napi_ids": "napi_ids",
 }
 
 
@@ -310,13 +493,18 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         store = settings.store
         if settings.item_size_max > MIB and not chunk_max_given:
             store.slab_chunk_max = MIB // 2  # memcached's rule for -I over 1m
-        elif (not chunk_max_given and settings.item_size_max < store.slab_chunk_max
-              and MIB % settings.item_size_max == 0):
+        elif (
+            not chunk_max_given
+            and settings.item_size_max < store.slab_chunk_max
+            and MIB % settings.item_size_max == 0
+        ):
             # memcached refuses -I below its 512 KiB chunk unless slab_chunk_max is lowered
             # too; memcachepy lowers it for you.
             store.slab_chunk_max = settings.item_size_max
-            settings.notes.append(f"-I {args.max_item_size}: slab_chunk_max lowered to "
-                                  f"{store.slab_chunk_max} (memcached would refuse)")
+            settings.notes.append(
+                f"-I {args.max_item_size}: slab_chunk_max lowered to "
+                f"{store.slab_chunk_max} (memcached would refuse)"
+            )
         settings.notes[:0] = _flag_notes(settings, threads_given)
         settings.validate()
         if settings.tls_enabled:
@@ -348,8 +536,10 @@ def _flag_notes(settings: Settings, threads_given: bool) -> list[str]:
     """One line for each flag accepted without effect here (logged at -v)."""
     notes = []
     if threads_given:
-        notes.append(f"-t {settings.threads}: one event loop serves every connection here "
-                     "(stats report threads 1); run several daemons to use more cores")
+        notes.append(
+            f"-t {settings.threads}: one event loop serves every connection here "
+            "(stats report threads 1); run several daemons to use more cores"
+        )
     if settings.large_pages:
         notes.append("-L: no large pages here; item memory is allocated page by page")
     if settings.napi_ids:
@@ -362,8 +552,9 @@ def _binding_protocol(requested: str | None, auth_file: str | None, sasl: bool) 
     if requested is None:
         return "ascii" if auth_file else "binary" if sasl else "auto"
     if auth_file and requested in ("binary", "auto"):
-        raise ConfigError("ERROR: You cannot allow the BINARY protocol while using ascii "
-                          "authentication tokens.")
+        raise ConfigError(
+            "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens."
+        )
     return requested
 
 
@@ -410,8 +601,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if settings.ext.enabled and settings.memory_file:
         # memcached 1.6.18 says so and starts without restoring (or keeping) memory.
-        print("[restart] memory restart with extstore not presently supported.",
-              file=sys.stderr)
+        print("[restart] memory restart with extstore not presently supported.", file=sys.stderr)
         settings.memory_file = None
     try:
         server = Server(settings)
@@ -438,8 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     if port_file:
         write_port_file(port_file, bound.sockets, bound.udp)
     try:
-        trio.run(partial(server.serve, bound=bound,
-                         task_status=_WarnWhenServing(root_warning)))
+        trio.run(partial(server.serve, bound=bound, task_status=_WarnWhenServing(root_warning)))
     except OSError as exc:  # the metrics port (MetricsPortError names its address)
         print(f"memcachepy: {exc}", file=sys.stderr)
         return EX_OSERR
@@ -464,8 +653,7 @@ class _WarnWhenServing:
             logging.getLogger("memcachepy").warning("%s", self.warning)
 
 
-def _become_daemon(settings: Settings, bound: BoundListeners,
-                   log: logging.Logger) -> str | None:
+def _become_daemon(settings: Settings, bound: BoundListeners, log: logging.Logger) -> str | None:
     """After the sockets are bound: core limit (-r), fork (-d), memory lock (-k), drop root
     (-u), then the pid file (-P, holding the daemon's pid).
 
@@ -477,8 +665,10 @@ def _become_daemon(settings: Settings, bound: BoundListeners,
     if running_as_root() and not settings.user:
         # memcached refuses to start as root without -u; memcachepy keeps starting so
         # that a one-command start works in root containers, but says so loudly.
-        root_warning = ("running as root without -u: anyone who breaks into the daemon "
-                        "gets root; start it with -u USER (e.g. -u memcache)")
+        root_warning = (
+            "running as root without -u: anyone who breaks into the daemon "
+            "gets root; start it with -u USER (e.g. -u memcache)"
+        )
     if settings.coredumps:
         enable_coredumps()
     user = settings.user if running_as_root() else None
@@ -495,8 +685,11 @@ def _become_daemon(settings: Settings, bound: BoundListeners,
             directory = os.path.dirname(settings.pid_file)
             if not can_write_as(user, directory):
                 # Said before the fork: the daemon's own complaint goes to /dev/null.
-                log.error("user %s cannot create files in %s: no pid file will be written",
-                          user, directory)
+                log.error(
+                    "user %s cannot create files in %s: no pid file will be written",
+                    user,
+                    directory,
+                )
         daemonize(keep_stdio=settings.verbosity > 0)  # as memcached's daemon(0, verbose)
     if settings.lock_memory:
         warning = lock_memory()
@@ -512,15 +705,19 @@ def _become_daemon(settings: Settings, bound: BoundListeners,
         log.info("running as user %s", user)
         unreadable = library_unreadable()
         if unreadable:
-            log.warning("user %s cannot read Python's library at %s: modules loaded later "
-                        "may fail; install memcachepy where that user can read it",
-                        user, unreadable)
+            log.warning(
+                "user %s cannot read Python's library at %s: modules loaded later "
+                "may fail; install memcachepy where that user can read it",
+                user,
+                unreadable,
+            )
     if settings.daemonize and settings.pid_file:
         try:
             warning = write_pid_file(settings.pid_file)
         except OSError as exc:
-            log.error("Could not open the pid file %s for writing: %s",
-                      settings.pid_file, exc.strerror)
+            log.error(
+                "Could not open the pid file %s for writing: %s", settings.pid_file, exc.strerror
+            )
         else:
             if warning:
                 log.warning("%s", warning)
@@ -539,4 +736,5 @@ def _raise_fd_limit(max_connections: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):
             logging.getLogger("memcachepy").warning(
-                "cannot raise the open files limit to %d for -c %d", wanted, max_connections)
+                "cannot raise the open files limit to %d for -c %d", wanted, max_connections
+            )

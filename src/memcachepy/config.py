@@ -76,8 +76,7 @@ class TlsSettings:
             self.verify_mode = int(value)
         elif name == "ssl_min_version":
             # memcached takes 0..3; memcachepy also takes the names.
-            value = {"0": "tlsv1", "1": "tlsv1.1", "2": "tlsv1.2", "3": "tlsv1.3"}.get(
-                value, value)
+            value = {"0": "tlsv1", "1": "tlsv1.1", "2": "tlsv1.2", "3": "tlsv1.3"}.get(value, value)
             if value.lower() not in TLS_VERSIONS:
                 raise TlsError(f"ssl_min_version must be one of {', '.join(TLS_VERSIONS)}")
             self.min_version = value.lower()
@@ -92,6 +91,7 @@ class TlsSettings:
         else:
             return False
         return True
+
 
 @dataclass(slots=True)
 class Settings:
@@ -189,8 +189,10 @@ class Settings:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"Invalid value for binding protocol: {self.protocol}"
-                              " -- should be one of auto, binary, or ascii")
+            raise ConfigError(
+                f"Invalid value for binding protocol: {self.protocol}"
+                " -- should be one of auto, binary, or ascii"
+            )
         if not -1 <= self.udp_port <= 65535:
             raise ConfigError(f"UDP port {self.udp_port} out of range")
         if self.sasl and self.protocol != "binary":
@@ -198,8 +200,9 @@ class Settings:
         if self.sasl and self.udp_port:
             raise ConfigError("ERROR: Cannot enable UDP while using binary SASL authentication.")
         if self.sasl and not self.sasl_pwdb:
-            raise ConfigError("ERROR: -S needs a password file: -o sasl_pwdb=FILE or "
-                              "MEMCACHED_SASL_PWDB")
+            raise ConfigError(
+                "ERROR: -S needs a password file: -o sasl_pwdb=FILE or MEMCACHED_SASL_PWDB"
+            )
         if self.sasl and self.auth_file:
             raise ConfigError("ERROR: -S (SASL) and -Y (ASCII authentication) exclude each other")
         if self.udp_port and self.auth_file:
@@ -229,23 +232,29 @@ class Settings:
         if self.cluster_dns_interval <= 0:
             raise ConfigError("--cluster-dns-interval must be positive")
         if self.cluster_replicas > 1 and not (self.cluster_config or self.cluster_dns):
-            raise ConfigError("--cluster-replicas needs the membership: --cluster-config "
-                              "or --cluster-dns")
+            raise ConfigError(
+                "--cluster-replicas needs the membership: --cluster-config or --cluster-dns"
+            )
 
     def _validate_chunk_max(self) -> None:
         chunk, item = self.store.slab_chunk_max, self.item_size_max
         if chunk <= 0:
-            raise ConfigError(f"slab_chunk_max (bytes: {chunk}) must divide evenly into "
-                              f"{MIB} (slab_page_size)")
+            raise ConfigError(
+                f"slab_chunk_max (bytes: {chunk}) must divide evenly into {MIB} (slab_page_size)"
+            )
         if chunk > item:
-            raise ConfigError(f"slab_chunk_max (bytes: {chunk}) cannot be larger than -I "
-                              f"(item_size_max {item})")
+            raise ConfigError(
+                f"slab_chunk_max (bytes: {chunk}) cannot be larger than -I (item_size_max {item})"
+            )
         if item % chunk:
-            raise ConfigError(f"-I (item_size_max: {item}) must be evenly divisible by "
-                              f"slab_chunk_max (bytes: {chunk})")
+            raise ConfigError(
+                f"-I (item_size_max: {item}) must be evenly divisible by "
+                f"slab_chunk_max (bytes: {chunk})"
+            )
         if MIB % chunk:
-            raise ConfigError(f"slab_chunk_max (bytes: {chunk}) must divide evenly into "
-                              f"{MIB} (slab_page_size)")
+            raise ConfigError(
+                f"slab_chunk_max (bytes: {chunk}) must divide evenly into {MIB} (slab_page_size)"
+            )
 
 
 _SIZE = re.compile(r"^([0-9]+)([kKmMgG]?)$")

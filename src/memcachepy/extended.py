@@ -15,13 +15,28 @@ BAD_VALUE = 1  # memcached returns 1 from main() for a bad suboption value
 PAGE_SIZE = 1024 * 1024
 
 # Suboptions that tune the store (memcachepy.store.tuning.StoreTuning.set_option).
-_STORE_OPTIONS = frozenset({
-    "slab_reassign", "no_slab_reassign", "slab_automove", "no_slab_automove",
-    "slab_automove_ratio", "slab_automove_window", "lru_crawler", "no_lru_crawler",
-    "lru_crawler_sleep", "lru_crawler_tocrawl", "lru_maintainer", "no_lru_maintainer",
-    "hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor", "temporary_ttl",
-    "track_sizes",
-})
+_STORE_OPTIONS = frozenset(
+    {
+        "slab_reassign",
+        "no_slab_reassign",
+        "slab_automove",
+        "no_slab_automove",
+        "slab_automove_ratio",
+        "slab_automove_window",
+        "lru_crawler",
+        "no_lru_crawler",
+        "lru_crawler_sleep",
+        "lru_crawler_tocrawl",
+        "lru_maintainer",
+        "no_lru_maintainer",
+        "hot_lru_pct",
+        "warm_lru_pct",
+        "hot_max_factor",
+        "warm_max_factor",
+        "temporary_ttl",
+        "track_sizes",
+    }
+)
 
 # Accepted and noted: what each would do in memcached has no counterpart here.
 _NOTED = {
@@ -75,21 +90,29 @@ def apply_one(settings: Settings, name: str, value: str | None, option: str) -> 
     elif name == "modern":
         pass  # memcached 1.6.18: "currently: nothing"
     elif name == "idle_timeout":
-        settings.idle_timeout = _number(value, "Missing numeric argument for idle_timeout",
-                                        f"Invalid idle_timeout value: {value!r}")
+        settings.idle_timeout = _number(
+            value,
+            "Missing numeric argument for idle_timeout",
+            f"Invalid idle_timeout value: {value!r}",
+        )
     elif name in ("maxconns_fast", "no_maxconns_fast"):
         settings.maxconns_fast = name == "maxconns_fast"
         if not settings.maxconns_fast:
-            settings.notes.append("-o no_maxconns_fast: connections over -c are still "
-                                  "answered with the error and closed at once")
+            settings.notes.append(
+                "-o no_maxconns_fast: connections over -c are still "
+                "answered with the error and closed at once"
+            )
     elif name == "hashpower":
         power = _number(value, "Missing numeric argument for hashpower", "")
         if power < 12:
             raise ConfigError(f"Initial hashtable multiplier of {power} is too low", BAD_VALUE)
         if power > 32:
-            raise ConfigError(f"Initial hashtable multiplier of {power} is too high "
-                              "Choose a value based on \"STAT hash_power_level\" from a "
-                              "running instance", BAD_VALUE)
+            raise ConfigError(
+                f"Initial hashtable multiplier of {power} is too high "
+                'Choose a value based on "STAT hash_power_level" from a '
+                "running instance",
+                BAD_VALUE,
+            )
         settings.hashpower_init = settings.store.hashpower_init = power
     elif name == "no_hashexpand":
         settings.hash_expand = settings.store.hash_expand = False
@@ -98,38 +121,44 @@ def apply_one(settings: Settings, name: str, value: str | None, option: str) -> 
         if seconds < 10:
             raise ConfigError("Cannot set tail_repair_time to less than 10 seconds", BAD_VALUE)
         settings.tail_repair_time = seconds
-        settings.notes.append("-o tail_repair_time: no item references can leak here, "
-                              "so there is nothing to repair")
+        settings.notes.append(
+            "-o tail_repair_time: no item references can leak here, so there is nothing to repair"
+        )
     elif name == "hash_algorithm":
         if value is None:
             raise ConfigError("Missing hash_algorithm argument", BAD_VALUE)
         if value not in ("jenkins", "murmur3", "xxh3"):
-            raise ConfigError("Unknown hash_algorithm option (jenkins, murmur3, xxh3)",
-                              BAD_VALUE)
+            raise ConfigError("Unknown hash_algorithm option (jenkins, murmur3, xxh3)", BAD_VALUE)
         settings.hash_algorithm = value
-        settings.notes.append(f"-o hash_algorithm={value}: keys are hashed by Python's "
-                              "dict here; the name is reported in stats settings")
+        settings.notes.append(
+            f"-o hash_algorithm={value}: keys are hashed by Python's "
+            "dict here; the name is reported in stats settings"
+        )
     elif name in ("watcher_logbuf_size", "worker_logbuf_size"):
-        size = _number(value, f"Missing {name} argument",
-                       f"could not parse argument to {name}")
+        size = _number(value, f"Missing {name} argument", f"could not parse argument to {name}")
         setattr(settings, name, size * 1024)
     elif name == "read_buf_mem_limit":
-        size = _number(value, "Missing read_buf_mem_limit argument",
-                       "could not parse argument to read_buf_mem_limit")
+        size = _number(
+            value,
+            "Missing read_buf_mem_limit argument",
+            "could not parse argument to read_buf_mem_limit",
+        )
         settings.read_buf_mem_limit = size * 1024 * 1024
     elif name == "slab_chunk_max":
         # memcached prints its complaints here and carries on; the checks after the option
         # loop then refuse what cannot work. A value that is not a number is refused here.
-        size = _number(value, "Missing slab_chunk_max argument",
-                       "could not parse argument to slab_chunk_max")
+        size = _number(
+            value, "Missing slab_chunk_max argument", "could not parse argument to slab_chunk_max"
+        )
         settings.store.slab_chunk_max = size
     elif name == "no_chunked_items":
         settings.store.slab_chunk_max = PAGE_SIZE
     elif name == "slab_sizes":
         settings.store.slab_sizes = _slab_sizes(value or "", settings)
     elif name == "resp_obj_mem_limit":
-        settings.notes.append("DEPRECATED: resp_obj_mem_limit no longer used. See "
-                              "read_buf_mem_limit,")
+        settings.notes.append(
+            "DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,"
+        )
     elif name == "sasl_pwdb":
         settings.sasl_pwdb = value
     elif name.startswith("ssl_"):
@@ -138,22 +167,24 @@ def apply_one(settings: Settings, name: str, value: str | None, option: str) -> 
         except TlsError as exc:
             raise ConfigError(str(exc), BAD_VALUE) from None
         if not known:
-            raise ConfigError(f"Illegal suboption \"{option}\"", BAD_VALUE)
+            raise ConfigError(f'Illegal suboption "{option}"', BAD_VALUE)
     elif name in ext_config.OPTIONS:
         try:
             settings.ext.set_option(name, value)
         except ValueError as exc:
             raise ConfigError(str(exc), BAD_VALUE) from None
         if name in ("ext_threads", "ext_io_depth"):
-            settings.notes.append(f"-o {name}: flash reads and writes run in the event "
-                                  "loop's thread here (os.pread/os.pwrite)")
+            settings.notes.append(
+                f"-o {name}: flash reads and writes run in the event "
+                "loop's thread here (os.pread/os.pwrite)"
+            )
     elif name in _NOTED:
         reason = _NOTED[name]
         settings.notes.append(f"-o {name}: {reason}")
         if name == "drop_privileges":
             settings.drop_privileges = True
     else:
-        raise ConfigError(f"Illegal suboption \"{option}\"", BAD_VALUE)
+        raise ConfigError(f'Illegal suboption "{option}"', BAD_VALUE)
 
 
 def _number(value: str | None, missing: str, bad: str) -> int:
@@ -177,11 +208,13 @@ def _slab_sizes(text: str, settings: Settings) -> tuple[int, ...]:
         if size < settings.min_chunk or size > settings.store.slab_chunk_max:
             raise ConfigError(f"slab size {max(size, 0)} is out of valid range")
         if last >= size:
-            raise ConfigError(f"slab size {size} cannot be lower than or equal to a "
-                              "previous class size")
+            raise ConfigError(
+                f"slab size {size} cannot be lower than or equal to a previous class size"
+            )
         if size <= last + 8:
-            raise ConfigError(f"slab size {size} must be at least 8 bytes larger than "
-                              "previous class")
+            raise ConfigError(
+                f"slab size {size} must be at least 8 bytes larger than previous class"
+            )
         sizes.append(size)
         last = size
         if len(sizes) >= 63:

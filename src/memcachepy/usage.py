@@ -68,8 +68,12 @@ def getopt_complaint(message: str, words: Sequence[str] = ()) -> str | None:
         names = match.group(1).split("/")
         short = [name for name in names if not name.startswith("--")]
         long = [name for name in names if name.startswith("--")]
-        written = [word for word in words if word in short
-                   or any(word.startswith("--") and name.startswith(word) for name in long)]
+        written = [
+            word
+            for word in words
+            if word in short
+            or any(word.startswith("--") and name.startswith(word) for name in long)
+        ]
         if short and (not long or not written or written[-1] in short):
             return f"option requires an argument -- '{short[0][1:]}'"
         return f"option '{long[0]}' requires an argument"
@@ -166,7 +170,7 @@ Notes for flags that have no effect here are printed at -v.
 
 
 # Debian's /etc/memcached.conf: each line is flags, as Debian's start script reads it.
-#Debian's /etc/memcached.conf: each line is flags, as Debian's start script reads it.
+# Debian's /etc/memcached.conf: each line is flags, as Debian's start script reads it.
 #
 # The rules of Debian's systemd-memcached-wrapper: ``#`` starts a comment (``\\#`` does
 # not), blank lines are skipped, ``-d`` and ``-h`` lines are dropped (systemd supervises the

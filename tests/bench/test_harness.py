@@ -15,8 +15,13 @@ from bench.harness.servers import RunningServer, resolve_servers
 
 
 def _version_build() -> str:
-    version = subprocess.run([sys.executable, "-P", "-m", "memcachepy", "-V"], check=True,
-                             capture_output=True, text=True, timeout=30).stdout
+    version = subprocess.run(
+        [sys.executable, "-P", "-m", "memcachepy", "-V"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     return version.strip().rsplit("(", 1)[1].rstrip(")")
 
 
@@ -30,8 +35,11 @@ def test_memcachepy_runs_installed_and_reports_its_build(tmp_path: Path) -> None
 
 
 def test_a_missing_python_package_is_named_not_installed() -> None:
-    with pytest.raises(SetupError, match=r"no_such_module_here is missing .*pip install "
-                                         r"'\.\[bench\]'"):
+    with pytest.raises(
+        SetupError,
+        match=r"no_such_module_here is missing .*pip install "
+        r"'\.\[bench\]'",
+    ):
         require_module("no_such_module_here")
 
 
@@ -48,10 +56,12 @@ def test_the_bench_extra_is_declared() -> None:
 
     root = Path(__file__).resolve().parents[2]
     extras = tomllib.loads((root / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     assert any(req.startswith("matplotlib") for req in extras["bench"])
     assert "pip" not in (root / "bench" / "harness" / "install.py").read_text().replace(
-        "pip install '.[bench]'", "")
+        "pip install '.[bench]'", ""
+    )
 
 
 def _exchange(port: int, request: bytes, expect_end: bytes) -> bytes:
@@ -71,9 +81,9 @@ def test_the_probe_server_answers_as_a_cache(tmp_path: Path) -> None:
     (spec,) = resolve_servers(["probe"], [])
     with RunningServer(spec, [], tmp_path, tmp_path / "probe.log") as server:
         port = server.port
-        assert _exchange(port, b"set a 5 0 2\r\nhi\r\nset b 0 0 3 noreply\r\nbye\r\n"
-                               b"get a b c\r\n", b"END\r\n") == (
-            b"STORED\r\nVALUE a 5 2\r\nhi\r\nVALUE b 0 3\r\nbye\r\nEND\r\n")
+        assert _exchange(
+            port, b"set a 5 0 2\r\nhi\r\nset b 0 0 3 noreply\r\nbye\r\nget a b c\r\n", b"END\r\n"
+        ) == (b"STORED\r\nVALUE a 5 2\r\nhi\r\nVALUE b 0 3\r\nbye\r\nEND\r\n")
         assert _exchange(port, b"set t 0 1 1\r\nx\r\n", b"STORED\r\n") == b"STORED\r\n"
         assert _exchange(port, b"get t\r\n", b"END\r\n") == b"VALUE t 0 1\r\nx\r\nEND\r\n"
         import time

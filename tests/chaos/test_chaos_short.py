@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_short_chaos_run_has_no_stale_read_and_no_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench.chaos", "--scenario", "short", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=110)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     summary = json.loads((tmp_path / "results.json").read_text())["summary"]
     total = summary["total"]

@@ -57,7 +57,7 @@ def node_keys(node: ServerProcess, keys: list[str]) -> set[str]:
     try:
         found = set()
         for start in range(0, len(wire), 200):
-            found.update(by_bytes[key] for key in client.get_many(wire[start:start + 200]))
+            found.update(by_bytes[key] for key in client.get_many(wire[start : start + 200]))
         return found
     finally:
         client.close()

@@ -39,12 +39,16 @@ def write_membership(path: Path, ports: list[int]) -> None:
 
 
 def endpoint_node(stack: ExitStack, path: Path, port: int, *extra: str) -> ServerProcess:
-    return stack.enter_context(memcachepy_server(
-        "-m", "16", "--cluster-config", str(path), *extra, port=port))
+    return stack.enter_context(
+        memcachepy_server("-m", "16", "--cluster-config", str(path), *extra, port=port)
+    )
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0,
-               between: Callable[[], object] = lambda: None) -> float:
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float = 5.0,
+    between: Callable[[], object] = lambda: None,
+) -> float:
     """Seconds until ``condition()`` held (checked every 20 ms); fails after ``timeout``."""
     start = time.monotonic()
     while not condition():
@@ -73,12 +77,14 @@ def test_node_serves_reloads_and_takes_config_set(tmp_path: Path) -> None:
         node = endpoint_node(stack, conf, port, *args)
         assert config_get(node) == (
             b"CONFIG cluster 0 56\r\n1\ncache-a.example||11212 cache-b.example|10.1.0.2|11211"
-            b"\n\r\nEND\r\n")
+            b"\n\r\nEND\r\n"
+        )
         conf.write_text("cache-a.example||11212\n")
         node.kill(signal.SIGHUP)
         wait_until(lambda: parse_cluster_config(config_get(node)).version == 2)
         assert config_get(node) == format_cluster_config(
-            2, [ClusterNode("cache-a.example", "", 11212)])
+            2, [ClusterNode("cache-a.example", "", 11212)]
+        )
 
         body = b"9\nc||1 d|10.0.0.4|2\n"
         with node.connect() as sock:
@@ -98,7 +104,8 @@ def test_config_set_without_admin_token_is_refused(tmp_path: Path) -> None:
     with memcachepy_server("--cluster-config", str(conf)) as node, node.connect() as sock:
         assert exchange(sock, b"config set cluster 0 3 x\r\n2\n\n\r\n") == (
             b"CLIENT_ERROR config set cluster is disabled: the daemon has no "
-            b"--cluster-admin-token-file\r\n")
+            b"--cluster-admin-token-file\r\n"
+        )
     assert conf.read_text() == f"{HOST}:11211\n"
 
 
@@ -107,10 +114,14 @@ def test_bad_cluster_config_file_stops_the_start(tmp_path: Path) -> None:
     conf.write_text("a:1\nb:x\n")
     result = subprocess.run(
         [sys.executable, "-m", "memcachepy", "-p", "0", "--cluster-config", str(conf)],
-        capture_output=True, text=True, timeout=30)
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 64
     assert result.stderr.strip().splitlines() == [
-        f"memcachepy: cluster config: {conf}: line 2: bad port in 'b:x'"]
+        f"memcachepy: cluster config: {conf}: line 2: bad port in 'b:x'"
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +131,8 @@ def django_settings() -> Iterator[None]:
 
     if not settings.configured:
         settings.configure(
-            CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}})
+            CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+        )
     yield
 
 
@@ -131,14 +143,18 @@ class Django:
         from django.core.cache import caches
         from django.test import override_settings
 
-        stack.enter_context(override_settings(CACHES={
-            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-            "cluster": {
-                "BACKEND": "django_elastipymemcache.backend.ElastiPymemcache",
-                "LOCATION": f"{HOST}:{endpoint.port}",
-                "OPTIONS": {"discovery_interval": POLL, "connect_timeout": 2, "timeout": 2},
-            },
-        }))
+        stack.enter_context(
+            override_settings(
+                CACHES={
+                    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+                    "cluster": {
+                        "BACKEND": "django_elastipymemcache.backend.ElastiPymemcache",
+                        "LOCATION": f"{HOST}:{endpoint.port}",
+                        "OPTIONS": {"discovery_interval": POLL, "connect_timeout": 2, "timeout": 2},
+                    },
+                }
+            )
+        )
         self.cache: Any = caches["cluster"]
         stack.callback(lambda: self.cache._cache.close())
 
@@ -152,7 +168,8 @@ class Django:
 
 
 def test_clients_follow_membership_changes_within_one_poll(
-        tmp_path: Path, django_settings: None) -> None:
+    tmp_path: Path, django_settings: None
+) -> None:
     conf = tmp_path / "cluster.conf"
     with ExitStack() as stack:
         others = [stack.enter_context(start_node()) for _ in range(2)]
@@ -160,8 +177,7 @@ def test_clients_follow_membership_changes_within_one_poll(
         write_membership(conf, [port, others[0].port])
         endpoint = endpoint_node(stack, conf, port)
         nodes = [endpoint, *others]
-        ours = ClusterClient.from_config_endpoint(endpoint.address, poll_interval=POLL,
-                                                  timeout=2)
+        ours = ClusterClient.from_config_endpoint(endpoint.address, poll_interval=POLL, timeout=2)
         stack.callback(ours.close)
         django = Django(stack, endpoint)
 

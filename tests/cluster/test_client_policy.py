@@ -135,8 +135,12 @@ def make_client(clock: FakeClock) -> Iterator[Any]:
             fakes[f"{address[0]}:{address[1]}"] = FakeNode(address, **kwargs)
             return fakes[f"{address[0]}:{address[1]}"]
 
-        settings: dict[str, Any] = {"failure_limit": 2, "retry_timeout": 1.0,
-                                    "dead_timeout": 10.0, "clock": clock}
+        settings: dict[str, Any] = {
+            "failure_limit": 2,
+            "retry_timeout": 1.0,
+            "dead_timeout": 10.0,
+            "clock": clock,
+        }
         settings.update(options)
         client = ClusterClient(SERVERS, replicas=replicas, client_factory=factory, **settings)
         clients.append(client)
@@ -147,8 +151,7 @@ def make_client(clock: FakeClock) -> Iterator[Any]:
         client.close()
 
 
-def owner(client: ClusterClient, fakes: dict[str, FakeNode], key: str, index: int = 0
-          ) -> FakeNode:
+def owner(client: ClusterClient, fakes: dict[str, FakeNode], key: str, index: int = 0) -> FakeNode:
     return fakes[str(client.replica_servers(key)[index])]
 
 
@@ -156,8 +159,9 @@ def states(client: ClusterClient) -> dict[str, str]:
     return {str(status.server): status.state for status in client.node_status()}
 
 
-def test_failing_node_is_skipped_then_ejected_then_readmitted(make_client: Any,
-                                                              clock: FakeClock) -> None:
+def test_failing_node_is_skipped_then_ejected_then_readmitted(
+    make_client: Any, clock: FakeClock
+) -> None:
     client, fakes = make_client()
     key = KEYS[0]
     node = owner(client, fakes, key)
@@ -225,7 +229,8 @@ def test_replicas_hold_copies_and_reads_fall_through(make_client: Any) -> None:
 
 
 def test_missed_writes_are_deleted_before_the_node_serves_again(
-        make_client: Any, clock: FakeClock) -> None:
+    make_client: Any, clock: FakeClock
+) -> None:
     client, fakes = make_client(replicas=1)
     key, other = KEYS[2], KEYS[3]
     node = owner(client, fakes, key)
@@ -325,8 +330,7 @@ def test_membership_update_keeps_health_and_missed_writes(make_client: Any) -> N
     assert down.state == "failing" and down.missed_writes == 1
 
 
-def test_requests_wait_for_an_invalidation_in_progress(make_client: Any,
-                                                       clock: FakeClock) -> None:
+def test_requests_wait_for_an_invalidation_in_progress(make_client: Any, clock: FakeClock) -> None:
     client, fakes = make_client(replicas=1)
     node = owner(client, fakes, KEYS[0])
     mine = [key for key in KEYS if owner(client, fakes, key) is node]

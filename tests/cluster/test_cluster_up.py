@@ -31,13 +31,20 @@ READY = "Ctrl-C stops the cluster."
 class ClusterUp:
     """A running ``memcachepy cluster up`` and what its banner said."""
 
-    def __init__(self, *args: str, command: tuple[str, ...] = (sys.executable, "-m",
-                                                               "memcachepy"),
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        command: tuple[str, ...] = (sys.executable, "-m", "memcachepy"),
+        cwd: Path | None = None,
+    ) -> None:
         self.proc = subprocess.Popen(
-            [*command, "cluster", "up", *args], cwd=cwd,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
+            [*command, "cluster", "up", *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -48,8 +55,7 @@ class ClusterUp:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
-    def _read_until(self, done: Callable[[str], bool], what: str,
-                    timeout: float) -> list[str]:
+    def _read_until(self, done: Callable[[str], bool], what: str, timeout: float) -> list[str]:
         deadline = time.monotonic() + timeout
         while not (self.output and done(self.output[-1])):
             try:
@@ -67,19 +73,21 @@ class ClusterUp:
 
     def read_until_prefix(self, prefix: str, timeout: float = 20.0) -> str:
         """The next output line that starts with ``prefix``."""
-        return self._read_until(lambda line: line.startswith(prefix), repr(prefix) + "...",
-                                timeout)[-1]
+        return self._read_until(
+            lambda line: line.startswith(prefix), repr(prefix) + "...", timeout
+        )[-1]
 
     def nodes(self) -> dict[int, int]:
         """port -> pid of each node listed in the banner."""
-        found = re.findall(rf"^  node {re.escape(HOST)}:(\d+)  pid (\d+)$",
-                           "\n".join(self.output), re.MULTILINE)
+        found = re.findall(
+            rf"^  node {re.escape(HOST)}:(\d+)  pid (\d+)$", "\n".join(self.output), re.MULTILINE
+        )
         return {int(port): int(pid) for port, pid in found}
 
     def banner_value(self, label: str) -> str:
         for line in self.output:
             if line.startswith(label + ": "):
-                return line[len(label) + 2:].split("  ")[0]
+                return line[len(label) + 2 :].split("  ")[0]
         raise KeyError(label)
 
 
@@ -97,8 +105,11 @@ def alive(pid: int) -> bool:
 
 
 @contextmanager
-def cluster_up(*args: str, command: tuple[str, ...] = (sys.executable, "-m", "memcachepy"),
-               cwd: Path | None = None) -> Iterator[ClusterUp]:
+def cluster_up(
+    *args: str,
+    command: tuple[str, ...] = (sys.executable, "-m", "memcachepy"),
+    cwd: Path | None = None,
+) -> Iterator[ClusterUp]:
     cluster = ClusterUp(*args, command=command, cwd=cwd)
     try:
         yield cluster
@@ -139,8 +150,7 @@ def test_three_nodes_used_from_pymemcache_then_stopped_by_ctrl_c() -> None:
         deadline = time.monotonic() + 5
         while True:
             with socket.create_connection((HOST, second), timeout=5) as sock:
-                config = parse_cluster_config(
-                    exchange(sock, b"config get cluster\r\n", b"END\r\n"))
+                config = parse_cluster_config(exchange(sock, b"config get cluster\r\n", b"END\r\n"))
             if config.version == 2 or time.monotonic() > deadline:
                 break
             time.sleep(0.02)
@@ -148,23 +158,26 @@ def test_three_nodes_used_from_pymemcache_then_stopped_by_ctrl_c() -> None:
 
         cluster.proc.send_signal(signal.SIGINT)
         assert cluster.proc.wait(15) == 0
-        assert cluster.read_until("cluster stopped")[-2:] == ["stopping 3 nodes",
-                                                              "cluster stopped"]
+        assert cluster.read_until("cluster stopped")[-2:] == ["stopping 3 nodes", "cluster stopped"]
         assert not any(alive(pid) for pid in nodes.values())
         assert all(bindable(HOST, port) for port in nodes)
         assert not membership.parent.exists()  # its temporary directory is removed
 
 
 def test_sigterm_stops_the_cluster_and_dir_is_kept(tmp_path: Path) -> None:
-    with cluster_up("--nodes", "1", "--base-port", "0", "--dir", str(tmp_path),
-                    "--", "-m", "8") as cluster:
+    with cluster_up(
+        "--nodes", "1", "--base-port", "0", "--dir", str(tmp_path), "--", "-m", "8"
+    ) as cluster:
         cluster.read_until(READY)
         (pid,) = cluster.nodes().values()
         cluster.proc.send_signal(signal.SIGTERM)
         assert cluster.proc.wait(15) == 0
         assert not alive(pid)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "admin.token", "cluster.conf", f"node-{next(iter(cluster.nodes()))}.log"]
+        "admin.token",
+        "cluster.conf",
+        f"node-{next(iter(cluster.nodes()))}.log",
+    ]
     assert (tmp_path / "admin.token").stat().st_mode & 0o077 == 0
 
 
@@ -178,15 +191,30 @@ def test_a_node_that_died_is_counted_out() -> None:
         cluster.proc.send_signal(signal.SIGTERM)
         assert cluster.proc.wait(15) == 0
         assert cluster.read_until("cluster stopped")[-2:] == [
-            "stopping 1 node (1 had exited)", "cluster stopped"]
+            "stopping 1 node (1 had exited)",
+            "cluster stopped",
+        ]
 
 
 def test_port_in_use_is_refused_before_starting_anything() -> None:
     with socket.create_server((HOST, 0)) as listener:
         busy = listener.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "memcachepy", "cluster", "up", "--nodes", "2",
-             "--base-port", str(busy)], capture_output=True, text=True, timeout=30)
+            [
+                sys.executable,
+                "-m",
+                "memcachepy",
+                "cluster",
+                "up",
+                "--nodes",
+                "2",
+                "--base-port",
+                str(busy),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert result.returncode == 1
     assert f"port {busy} on {HOST} is in use" in result.stderr
 
@@ -208,8 +236,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("shadow", ["checkout", "package"])
-def test_cluster_up_from_the_folder_that_holds_the_checkout(tmp_path: Path,
-                                                            shadow: str) -> None:
+def test_cluster_up_from_the_folder_that_holds_the_checkout(tmp_path: Path, shadow: str) -> None:
     """The installed command, run where a folder named memcachepy sits: a checkout (no
     __init__.py, a namespace package to Python), or a broken package. The nodes must run
     the installed memcachepy, not what the current directory holds."""
@@ -222,8 +249,9 @@ def test_cluster_up_from_the_folder_that_holds_the_checkout(tmp_path: Path,
     (folder / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     if shadow == "package":
         (folder / "__init__.py").write_text("raise ImportError('the shadow was imported')\n")
-    with cluster_up("--nodes", "2", "--base-port", "0", command=(str(script),),
-                    cwd=tmp_path) as cluster:
+    with cluster_up(
+        "--nodes", "2", "--base-port", "0", command=(str(script),), cwd=tmp_path
+    ) as cluster:
         cluster.read_until(READY)
         nodes = cluster.nodes()
         assert len(nodes) == 2

@@ -36,9 +36,11 @@ AWS_NODES = [
 
 def test_known_reply_bytes() -> None:
     reply = format_cluster_config(12, AWS_NODES)
-    body = (b"12\n"
-            b"myCluster.pc4ldq.0001.use1.cache.amazonaws.com|10.82.235.120|11211 "
-            b"myCluster.pc4ldq.0002.use1.cache.amazonaws.com|10.80.249.27|11211\n")
+    body = (
+        b"12\n"
+        b"myCluster.pc4ldq.0001.use1.cache.amazonaws.com|10.82.235.120|11211 "
+        b"myCluster.pc4ldq.0002.use1.cache.amazonaws.com|10.80.249.27|11211\n"
+    )
     assert len(body) == 136
     assert reply == b"CONFIG cluster 0 136\r\n" + body + b"\r\nEND\r\n"
 
@@ -79,23 +81,31 @@ def test_format_parse_round_trip(version: int, nodes: list[ClusterNode]) -> None
     assert format_cluster_config(config.version, config.nodes) == reply
 
 
-@pytest.mark.parametrize("reply", [
-    b"ERROR\r\n",
-    b"CONFIG cluster 0 5\r\n1\na||1\n\r\nEND\r\n",  # length too short
-    b"CONFIG cluster 0 7\r\n1\na||1\n\r\n",  # no END
-    b"CONFIG cluster 0 7\r\n1\na|1\n\r\nEND\r\n",  # node without ip field
-    b"CONFIG cluster 0 8\r\nx\na||1\n\r\nEND\r\n",  # bad version
-    b"CONFIG cluster 0 8\r\n1\na||1\nb\r\nEND\r\n",  # three lines
-    b"CONFIG cluster 0 8\r\n1\na||70000\n\r\nEND\r\n",  # bad port
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"ERROR\r\n",
+        b"CONFIG cluster 0 5\r\n1\na||1\n\r\nEND\r\n",  # length too short
+        b"CONFIG cluster 0 7\r\n1\na||1\n\r\n",  # no END
+        b"CONFIG cluster 0 7\r\n1\na|1\n\r\nEND\r\n",  # node without ip field
+        b"CONFIG cluster 0 8\r\nx\na||1\n\r\nEND\r\n",  # bad version
+        b"CONFIG cluster 0 8\r\n1\na||1\nb\r\nEND\r\n",  # three lines
+        b"CONFIG cluster 0 8\r\n1\na||70000\n\r\nEND\r\n",  # bad port
+    ],
+)
 def test_malformed_replies_are_rejected(reply: bytes) -> None:
     with pytest.raises(DiscoveryError):
         parse_cluster_config(reply)
 
 
 def test_bad_nodes_cannot_be_formatted() -> None:
-    for host, ip, port in [("", "", 1), ("a b", "", 1), ("a|b", "", 1), ("a", "1 2", 1),
-                           ("a", "", 0)]:
+    for host, ip, port in [
+        ("", "", 1),
+        ("a b", "", 1),
+        ("a|b", "", 1),
+        ("a", "1 2", 1),
+        ("a", "", 0),
+    ]:
         with pytest.raises(DiscoveryError):
             ClusterNode(host, ip, port)
     with pytest.raises(DiscoveryError):
@@ -130,13 +140,16 @@ def test_membership_file_round_trip(tmp_path: Path) -> None:
     assert set(load_membership_file(path)) == set(nodes)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("a:1\nb:x\n", "line 2: bad port"),
-    ("a:1\n::1:5\n", "line 2: write IPv6 addresses as"),
-    ("a:1\n\na:1\n", "line 3: a:1 repeats line 1"),
-    ("a|b\n", "line 1: node 'a|b' is not host|ip|port"),
-    ("[::1\n", "line 1: bad bracketed address"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a:1\nb:x\n", "line 2: bad port"),
+        ("a:1\n::1:5\n", "line 2: write IPv6 addresses as"),
+        ("a:1\n\na:1\n", "line 3: a:1 repeats line 1"),
+        ("a|b\n", "line 1: node 'a|b' is not host|ip|port"),
+        ("[::1\n", "line 1: bad bracketed address"),
+    ],
+)
 def test_membership_file_errors_name_the_line(text: str, message: str) -> None:
     with pytest.raises(DiscoveryError, match=message.replace("|", r"\|")):
         parse_membership(text)
@@ -196,8 +209,9 @@ def test_poller_reports_version_changes() -> None:
         try:
             assert poller.check()
             assert not poller.check()
-            membership.update([ClusterNode("a", "127.0.0.1", 11300),
-                               ClusterNode("b", "127.0.0.1", 11301)])
+            membership.update(
+                [ClusterNode("a", "127.0.0.1", 11300), ClusterNode("b", "127.0.0.1", 11301)]
+            )
             assert poller.check()
         finally:
             poller.stop()
@@ -209,8 +223,9 @@ def test_poller_thread_keeps_polling_and_survives_errors() -> None:
     membership = ClusterMembership([ClusterNode("a", "", 1)])
     seen: list[int] = []
     with config_endpoint(membership) as endpoint:
-        with ConfigPoller(endpoint.server_address[:2], lambda c: seen.append(c.version),
-                          interval=0.02, timeout=2):
+        with ConfigPoller(
+            endpoint.server_address[:2], lambda c: seen.append(c.version), interval=0.02, timeout=2
+        ):
             deadline = time.monotonic() + 5
             while not seen and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -225,13 +240,13 @@ def test_poller_thread_keeps_polling_and_survives_errors() -> None:
     poller.stop()
 
 
-def test_client_follows_the_configuration_endpoint(
-        three_nodes: list[ServerProcess]) -> None:
+def test_client_follows_the_configuration_endpoint(three_nodes: list[ServerProcess]) -> None:
     nodes = [ClusterNode(f"node{i}", "127.0.0.1", n.port) for i, n in enumerate(three_nodes)]
     membership = ClusterMembership(nodes[:2])
     with config_endpoint(membership) as endpoint:
         client = ClusterClient.from_config_endpoint(
-            endpoint.server_address[:2], poll_interval=0.02, timeout=2)
+            endpoint.server_address[:2], poll_interval=0.02, timeout=2
+        )
         try:
             assert {server.port for server in client.servers} == {n.port for n in nodes[:2]}
             assert client.set("k", b"v") and client.get("k") == b"v"
@@ -246,8 +261,7 @@ def test_client_follows_the_configuration_endpoint(
             client.close()
 
 
-def test_a_plain_node_is_refused_at_once_naming_its_error(
-        three_nodes: list[ServerProcess]) -> None:
+def test_a_plain_node_is_refused_at_once_naming_its_error(three_nodes: list[ServerProcess]) -> None:
     # A node without --cluster-config answers ERROR, as memcached does: no 2 s wait.
     plain = three_nodes[0]
     start = time.monotonic()

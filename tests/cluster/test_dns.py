@@ -30,13 +30,18 @@ from tests.servers import IN_CI, ServerProcess, free_port, memcachepy_server
 from .test_warmup import items_on, stats, value_of, wait_warm
 
 INTERVAL = 1.0  # the poll interval of the clients and nodes here
-POLICY: dict[str, Any] = {"connect_timeout": 1.0, "timeout": 2.0, "retry_timeout": 0.05,
-                          "dead_timeout": 0.1}
+POLICY: dict[str, Any] = {
+    "connect_timeout": 1.0,
+    "timeout": 2.0,
+    "retry_timeout": 0.05,
+    "dead_timeout": 0.1,
+}
 
 
 def dnsmasq_binary() -> str:
-    path = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq"
-                                       if os.access("/usr/sbin/dnsmasq", os.X_OK) else None)
+    path = shutil.which("dnsmasq") or (
+        "/usr/sbin/dnsmasq" if os.access("/usr/sbin/dnsmasq", os.X_OK) else None
+    )
     if path is None:
         message = "dnsmasq is not installed (apt-get install dnsmasq-base; scripts/test.sh does)"
         if IN_CI:
@@ -77,13 +82,26 @@ class Dnsmasq:
 
     def start(self) -> None:
         user = ["--user=root"] if os.geteuid() == 0 else []
-        argv = [self.binary, "--keep-in-foreground", f"--port={self.port}",
-                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-                f"--addn-hosts={self.hosts}", f"--conf-file={self.conf}", "--local=/test/",
-                "--local-ttl=0", "--pid-file=", "--log-facility=-", *user]
+        argv = [
+            self.binary,
+            "--keep-in-foreground",
+            f"--port={self.port}",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            f"--addn-hosts={self.hosts}",
+            f"--conf-file={self.conf}",
+            "--local=/test/",
+            "--local-ttl=0",
+            "--pid-file=",
+            "--log-facility=-",
+            *user,
+        ]
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=log)
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+            )
         deadline = time.monotonic() + 10
         while True:  # answering: a lookup of a name it has no record for says so
             try:
@@ -143,13 +161,21 @@ def wait_all(conditions: list[Callable[[], bool]], limit: float) -> list[float]:
 
 def test_names_resolve_as_srv_or_a_records(dnsmasq: Dnsmasq) -> None:
     dnsmasq.set_hosts(["127.0.0.3 cache.test", "127.0.0.2 cache.test", "127.0.0.1 n1.test"])
-    dnsmasq.set_srv(["srv-host=_memcache._tcp.cache.test,n1.test,11311,0,10",
-                     "srv-host=_memcache._tcp.cache.test,n1.test,11312,0,10"])
+    dnsmasq.set_srv(
+        [
+            "srv-host=_memcache._tcp.cache.test,n1.test,11311,0,10",
+            "srv-host=_memcache._tcp.cache.test,n1.test,11312,0,10",
+        ]
+    )
     servers = [dnsmasq.server]
     assert resolve_members("cache.test", port=11400, nameservers=servers) == (
-        ClusterNode("127.0.0.2", "127.0.0.2", 11400), ClusterNode("127.0.0.3", "127.0.0.3", 11400))
+        ClusterNode("127.0.0.2", "127.0.0.2", 11400),
+        ClusterNode("127.0.0.3", "127.0.0.3", 11400),
+    )
     assert resolve_members("_memcache._tcp.cache.test", nameservers=servers) == (
-        ClusterNode("n1.test", "127.0.0.1", 11311), ClusterNode("n1.test", "127.0.0.1", 11312))
+        ClusterNode("n1.test", "127.0.0.1", 11311),
+        ClusterNode("n1.test", "127.0.0.1", 11312),
+    )
     with pytest.raises(ValueError, match="no address"):
         resolve_members("nothing.test", nameservers=servers)
 
@@ -164,23 +190,39 @@ def config_nodes(node: ServerProcess) -> set[str]:
 
 
 def test_a_client_and_a_node_follow_a_record_set_within_one_poll_interval(
-        dnsmasq: Dnsmasq, tmp_path: Path) -> None:
+    dnsmasq: Dnsmasq, tmp_path: Path
+) -> None:
     """cache.test gains 127.0.0.4 (a node started empty, waiting to be a member: it warms
     up), then loses 127.0.0.2; a client and a node see each change within INTERVAL."""
     hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
     port = free_port()
     dnsmasq.set_hosts([f"{hosts[0]} cache.test", f"{hosts[1]} cache.test"])
-    flags = ("-m", "32", "--cluster-dns", "cache.test", "--cluster-dns-server",
-             f"127.0.0.1:{dnsmasq.port}", "--cluster-dns-interval", str(INTERVAL),
-             "--cluster-replicas", "2")
+    flags = (
+        "-m",
+        "32",
+        "--cluster-dns",
+        "cache.test",
+        "--cluster-dns-server",
+        f"127.0.0.1:{dnsmasq.port}",
+        "--cluster-dns-interval",
+        str(INTERVAL),
+        "--cluster-replicas",
+        "2",
+    )
     with ExitStack() as stack:
-        nodes = [stack.enter_context(memcachepy_server(*flags, host=h, port=port))
-                 for h in hosts]
+        nodes = [stack.enter_context(memcachepy_server(*flags, host=h, port=port)) for h in hosts]
         assert config_nodes(nodes[0]) == set(hosts[:2])
         assert stats(nodes[2])["warmup_state"] == "waiting"  # not a member yet
-        client = stack.enter_context(ClusterClient.from_dns(
-            "cache.test", port=port, nameservers=[dnsmasq.server], poll_interval=INTERVAL,
-            replicas=2, **POLICY))
+        client = stack.enter_context(
+            ClusterClient.from_dns(
+                "cache.test",
+                port=port,
+                nameservers=[dnsmasq.server],
+                poll_interval=INTERVAL,
+                replicas=2,
+                **POLICY,
+            )
+        )
         assert {s.host for s in client.servers} == set(hosts[:2])
         keys = [f"dns:{i}" for i in range(3000)]
         assert client.set_many({k: value_of(i) for i, k in enumerate(keys)}) == []
@@ -188,21 +230,24 @@ def test_a_client_and_a_node_follow_a_record_set_within_one_poll_interval(
         dnsmasq.set_hosts([f"{h} cache.test" for h in hosts])
         gained_client, gained_node = wait_all(
             [lambda: len(client.servers) == 3, lambda: config_nodes(nodes[0]) == set(hosts)],
-            3 * INTERVAL)
+            3 * INTERVAL,
+        )
         warm = wait_warm(nodes[2], 15)
-        mine = [k.encode() for k in keys
-                if hosts[2] in [s.host for s in client.replica_servers(k)]]
+        mine = [k.encode() for k in keys if hosts[2] in [s.host for s in client.replica_servers(k)]]
         held = items_on(nodes[2], mine)
         assert warm["warmup_state"] == "done" and len(held) >= 0.99 * len(mine)
 
         dnsmasq.set_hosts([f"{h} cache.test" for h in hosts[1:]])
         lost_client, lost_node = wait_all(
-            [lambda: len(client.servers) == 2,
-             lambda: config_nodes(nodes[1]) == set(hosts[1:])], 3 * INTERVAL)
-        print(f"DNS follow (poll interval {INTERVAL} s): gained in {gained_client:.2f} s "
-              f"(client) / {gained_node:.2f} s (node), lost in {lost_client:.2f} s / "
-              f"{lost_node:.2f} s; the new node warmed up {len(held)} of {len(mine)} keys "
-              f"in {warm['warmup_seconds']} s")
+            [lambda: len(client.servers) == 2, lambda: config_nodes(nodes[1]) == set(hosts[1:])],
+            3 * INTERVAL,
+        )
+        print(
+            f"DNS follow (poll interval {INTERVAL} s): gained in {gained_client:.2f} s "
+            f"(client) / {gained_node:.2f} s (node), lost in {lost_client:.2f} s / "
+            f"{lost_node:.2f} s; the new node warmed up {len(held)} of {len(mine)} keys "
+            f"in {warm['warmup_seconds']} s"
+        )
         for seconds in (gained_client, gained_node, lost_client, lost_node):
             assert seconds <= INTERVAL + 0.5  # one poll interval, plus a lookup
         assert {s.host for s in client.servers} == set(hosts[1:])
@@ -218,8 +263,11 @@ def test_a_client_follows_srv_records(dnsmasq: Dnsmasq) -> None:
     with ExitStack() as stack:
         for port in ports:
             stack.enter_context(memcachepy_server(port=port))
-        client = stack.enter_context(ClusterClient.from_dns(
-            name, nameservers=[dnsmasq.server], poll_interval=0.2, replicas=2, **POLICY))
+        client = stack.enter_context(
+            ClusterClient.from_dns(
+                name, nameservers=[dnsmasq.server], poll_interval=0.2, replicas=2, **POLICY
+            )
+        )
         assert [s.port for s in client.servers] == ports[:1]
         assert client.set("k", b"v")
         dnsmasq.set_srv([f"srv-host={name},n1.test,{p},0,10" for p in ports])

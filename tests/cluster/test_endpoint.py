@@ -47,17 +47,21 @@ def test_digest_ignores_order_and_repeats() -> None:
     assert nodes_digest([A, B]) == nodes_digest([B, A, B]) != nodes_digest([A])
 
 
-@pytest.mark.parametrize(("current", "nodes", "stamp", "expected"), [
-    (None, [A], None, 1),  # a file without stamp starts at 1
-    (None, [A], Stamp(7, nodes_digest([A])), 7),  # stamped nodes: their version
-    (None, [A, B], Stamp(7, nodes_digest([A])), 8),  # edited since the stamp: one more
-    (ClusterConfig(3, (A,)), [A], None, 3),  # unchanged
-    (ClusterConfig(3, (A,)), [A, B], None, 4),  # changed: one more
-    (ClusterConfig(3, (A,)), [A], Stamp(9, nodes_digest([A])), 9),  # stamp above: adopt it
-    (ClusterConfig(9, (A,)), [A, B], Stamp(2, nodes_digest([A, B])), 10),  # never down
-])
-def test_next_version(current: ClusterConfig | None, nodes: list[ClusterNode],
-                      stamp: Stamp | None, expected: int) -> None:
+@pytest.mark.parametrize(
+    ("current", "nodes", "stamp", "expected"),
+    [
+        (None, [A], None, 1),  # a file without stamp starts at 1
+        (None, [A], Stamp(7, nodes_digest([A])), 7),  # stamped nodes: their version
+        (None, [A, B], Stamp(7, nodes_digest([A])), 8),  # edited since the stamp: one more
+        (ClusterConfig(3, (A,)), [A], None, 3),  # unchanged
+        (ClusterConfig(3, (A,)), [A, B], None, 4),  # changed: one more
+        (ClusterConfig(3, (A,)), [A], Stamp(9, nodes_digest([A])), 9),  # stamp above: adopt it
+        (ClusterConfig(9, (A,)), [A, B], Stamp(2, nodes_digest([A, B])), 10),  # never down
+    ],
+)
+def test_next_version(
+    current: ClusterConfig | None, nodes: list[ClusterNode], stamp: Stamp | None, expected: int
+) -> None:
     assert next_version(current, nodes, stamp) == expected
 
 
@@ -118,14 +122,21 @@ def test_file_edited_while_down_comes_back_with_a_higher_version(conf: Path) -> 
     assert endpoint(conf).config == ClusterConfig(6, (A, B))
 
 
-@pytest.mark.parametrize(("token", "credential", "message"), [
-    (None, TOKEN, "config set cluster is disabled: the daemon has no "
-                  "--cluster-admin-token-file"),
-    (TOKEN, None, "config set cluster needs the admin token as its last argument"),
-    (TOKEN, b"wrong", "bad admin token"),
-])
-def test_config_set_needs_the_admin_token(conf: Path, token: bytes | None,
-                                          credential: bytes | None, message: str) -> None:
+@pytest.mark.parametrize(
+    ("token", "credential", "message"),
+    [
+        (
+            None,
+            TOKEN,
+            "config set cluster is disabled: the daemon has no --cluster-admin-token-file",
+        ),
+        (TOKEN, None, "config set cluster needs the admin token as its last argument"),
+        (TOKEN, b"wrong", "bad admin token"),
+    ],
+)
+def test_config_set_needs_the_admin_token(
+    conf: Path, token: bytes | None, credential: bytes | None, message: str
+) -> None:
     served = endpoint(conf, token)
     with pytest.raises(ConfigSetRefused) as refused:
         served.set_cluster(body(5, C), credential)
@@ -133,12 +144,15 @@ def test_config_set_needs_the_admin_token(conf: Path, token: bytes | None,
     assert served.config.version == 1
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"5\nc|1.2.3.4|70000\n", "bad cluster config: bad port"),
-    (b"5\nc||1\nextra\n", "bad cluster config: config body is not exactly two lines"),
-    (b"x\nc||1\n", "bad cluster config: bad config version"),
-    (body(1, C), "cluster config version 1 is not above the current 1"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"5\nc|1.2.3.4|70000\n", "bad cluster config: bad port"),
+        (b"5\nc||1\nextra\n", "bad cluster config: config body is not exactly two lines"),
+        (b"x\nc||1\n", "bad cluster config: bad config version"),
+        (body(1, C), "cluster config version 1 is not above the current 1"),
+    ],
+)
 def test_config_set_refuses_bad_bodies(conf: Path, data: bytes, message: str) -> None:
     served = endpoint(conf)
     with pytest.raises(ConfigSetRefused, match=message):

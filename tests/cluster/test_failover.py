@@ -26,13 +26,17 @@ TIMEOUT = 0.5
 # only for scheduling on a loaded machine.
 SLACK = 0.25
 FAST_POLICY: dict[str, Any] = {
-    "connect_timeout": TIMEOUT, "timeout": TIMEOUT,
-    "failure_limit": 2, "retry_timeout": 0.1, "dead_timeout": 0.5,
+    "connect_timeout": TIMEOUT,
+    "timeout": TIMEOUT,
+    "failure_limit": 2,
+    "retry_timeout": 0.1,
+    "dead_timeout": 0.5,
 }
 
 
-def timed_gets(client: ClusterClient, keys: list[str], passes: int = 2,
-               budget: float = 8.0) -> tuple[dict[str, Any], float]:
+def timed_gets(
+    client: ClusterClient, keys: list[str], passes: int = 2, budget: float = 8.0
+) -> tuple[dict[str, Any], float]:
     """Read every key ``passes`` times (bounded by ``budget`` seconds); last values, max latency."""
     values: dict[str, Any] = {}
     slowest = 0.0
@@ -49,8 +53,9 @@ def timed_gets(client: ClusterClient, keys: list[str], passes: int = 2,
 class BoundedLoad:
     """Reads keys in a background thread: at most ``passes`` passes and ``budget`` seconds."""
 
-    def __init__(self, client: ClusterClient, keys: list[str], passes: int = 6,
-                 budget: float = 6.0) -> None:
+    def __init__(
+        self, client: ClusterClient, keys: list[str], passes: int = 6, budget: float = 6.0
+    ) -> None:
         self.client, self.keys, self.passes, self.budget = client, keys, passes, budget
         self.requests = 0
         self.slowest = 0.0
@@ -99,7 +104,8 @@ def readmitted(client: ClusterClient, node: ServerProcess) -> bool:
 
 
 def test_r1_killed_node_only_its_keys_miss_then_it_is_readmitted(
-        nodes: list[ServerProcess], node_stack: ExitStack) -> None:
+    nodes: list[ServerProcess], node_stack: ExitStack
+) -> None:
     with ClusterClient([spec(n) for n in nodes], **FAST_POLICY) as client:
         assert client.set_many(dict.fromkeys(KEYS, b"v")) == []
         victim = nodes[1]
@@ -128,7 +134,8 @@ def test_r1_killed_node_only_its_keys_miss_then_it_is_readmitted(
 
 
 def test_r2_killed_node_loses_no_key_and_comes_back_empty(
-        nodes: list[ServerProcess], node_stack: ExitStack) -> None:
+    nodes: list[ServerProcess], node_stack: ExitStack
+) -> None:
     with ClusterClient([spec(n) for n in nodes], replicas=2, **FAST_POLICY) as client:
         assert client.set_many(dict.fromkeys(KEYS, b"v1")) == []
         assert sum(len(node_keys(n, KEYS)) for n in nodes) == 2 * len(KEYS)
@@ -156,7 +163,8 @@ def test_r2_killed_node_loses_no_key_and_comes_back_empty(
 
 @pytest.mark.parametrize("replicas", [1, 2])
 def test_node_back_from_a_partition_never_serves_overwritten_values(
-        nodes: list[ServerProcess], replicas: int) -> None:
+    nodes: list[ServerProcess], replicas: int
+) -> None:
     # SIGSTOP keeps the node's memory: when it resumes it still has the old values.
     with ClusterClient([spec(n) for n in nodes], replicas=replicas, **FAST_POLICY) as client:
         assert client.set_many(dict.fromkeys(KEYS, b"old")) == []

@@ -26,7 +26,8 @@ def displaced(client: ClusterClient, before: dict[str, list[Any]]) -> list[str]:
 
 @pytest.mark.parametrize("horizon", [600.0, 0.0])
 def test_writes_during_a_membership_reach_the_replicas_of_the_one_before(
-        node_stack: ExitStack, horizon: float) -> None:
+    node_stack: ExitStack, horizon: float
+) -> None:
     nodes = [node_stack.enter_context(start_node()) for _ in range(4)]
     three = [spec(n) for n in nodes[:3]]
     with ClusterClient(three, replicas=2, membership_horizon=horizon) as client:

@@ -43,8 +43,12 @@ BYTE_KEYS = [f"k{i}" for i in range(150)] + [
 ]
 # Sequential keys bunch up under the weaker hashes (fnv1a_64 is really 32-bit FNV-1a):
 # random ones spread over every node.
-RANDOM_KEYS = ["".join(_rng.choice("abcdefghijklmnopqrstuvwxyz0123456789:_-")
-                       for _ in range(_rng.randint(1, 30))) for _ in range(300)]
+RANDOM_KEYS = [
+    "".join(
+        _rng.choice("abcdefghijklmnopqrstuvwxyz0123456789:_-") for _ in range(_rng.randint(1, 30))
+    )
+    for _ in range(300)
+]
 RANDOM_KEYS = sorted(set(RANDOM_KEYS))
 DEFAULT_PORT_HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 
@@ -63,8 +67,9 @@ def pool() -> Iterator[Pool]:
         local = [stack.enter_context(start_node()) for _ in range(3)]
         default_port = []
         if all(bindable(host, 11211) for host in DEFAULT_PORT_HOSTS):
-            default_port = [stack.enter_context(start_node(host, 11211))
-                            for host in DEFAULT_PORT_HOSTS]
+            default_port = [
+                stack.enter_context(start_node(host, 11211)) for host in DEFAULT_PORT_HOSTS
+            ]
         yield Pool(local, default_port)
 
 
@@ -87,8 +92,9 @@ def ring_placement(ring: KetamaRing[str], keys: list[str]) -> dict[str, str]:
     return {key: str(ring.get_node(key.encode("latin-1"))) for key in keys}
 
 
-def through_pylibmc(nodes: list[ServerProcess], weights: list[int], behaviors: dict[str, Any],
-                    keys: list[str]) -> dict[str, str]:
+def through_pylibmc(
+    nodes: list[ServerProcess], weights: list[int], behaviors: dict[str, Any], keys: list[str]
+) -> dict[str, str]:
     flush(nodes)
     servers = [f"{spec(node)}:{weight}" for node, weight in zip(nodes, weights, strict=True)]
     client = pylibmc.Client(servers, behaviors=behaviors)
@@ -100,8 +106,9 @@ def through_pylibmc(nodes: list[ServerProcess], weights: list[int], behaviors: d
     return where(nodes, keys)
 
 
-def weighted_ring(nodes: list[ServerProcess], weights: list[int], **options: Any
-                  ) -> KetamaRing[str]:
+def weighted_ring(
+    nodes: list[ServerProcess], weights: list[int], **options: Any
+) -> KetamaRing[str]:
     return KetamaRing({spec(n): w for n, w in zip(nodes, weights, strict=True)}, **options)
 
 
@@ -122,20 +129,39 @@ PYLIBMC_CASES = {
     "weighted-11211": ("default-port", [1, 1, 1], {"ketama_weighted": True}, {}),
     "weighted-mixed-ports-weights": ("mixed", [2, 1, 1, 3], {"ketama_weighted": True}, {}),
     # ketama + a weight above 1 turns libmemcached's weighted layout on, keeping "hash".
-    "ketama-weights-fnv1a_64": ("local", [1, 2, 1], {"ketama": True, "hash": "fnv1a_64"},
-                                {"key_hash": "fnv1a_64"}),
-    "ketama-weights-11211-md5": ("default-port", [3, 1, 2], {"ketama": True, "hash": "md5"},
-                                 {}),
+    "ketama-weights-fnv1a_64": (
+        "local",
+        [1, 2, 1],
+        {"ketama": True, "hash": "fnv1a_64"},
+        {"key_hash": "fnv1a_64"},
+    ),
+    "ketama-weights-11211-md5": ("default-port", [3, 1, 2], {"ketama": True, "hash": "md5"}, {}),
     # Plain ketama with no weights is libmemcached's other layout: variant="ketama".
     "ketama-md5": ("local", [1, 1, 1], {"ketama": True, "hash": "md5"}, {"variant": "ketama"}),
-    "ketama-default-hash": ("local", [1, 1, 1], {"ketama": True},
-                            {"variant": "ketama", "key_hash": "one_at_a_time"}),
-    "ketama-crc": ("local", [1, 1, 1], {"ketama": True, "hash": "crc"},
-                   {"variant": "ketama", "key_hash": "crc32"}),
-    "ketama-fnv1_32": ("local", [1, 1, 1], {"ketama": True, "hash": "fnv1_32"},
-                       {"variant": "ketama", "key_hash": "fnv1_32"}),
-    "ketama-murmur-11211": ("default-port", [1, 1, 1], {"ketama": True, "hash": "murmur"},
-                            {"variant": "ketama", "key_hash": "murmur"}),
+    "ketama-default-hash": (
+        "local",
+        [1, 1, 1],
+        {"ketama": True},
+        {"variant": "ketama", "key_hash": "one_at_a_time"},
+    ),
+    "ketama-crc": (
+        "local",
+        [1, 1, 1],
+        {"ketama": True, "hash": "crc"},
+        {"variant": "ketama", "key_hash": "crc32"},
+    ),
+    "ketama-fnv1_32": (
+        "local",
+        [1, 1, 1],
+        {"ketama": True, "hash": "fnv1_32"},
+        {"variant": "ketama", "key_hash": "fnv1_32"},
+    ),
+    "ketama-murmur-11211": (
+        "default-port",
+        [1, 1, 1],
+        {"ketama": True, "hash": "murmur"},
+        {"variant": "ketama", "key_hash": "murmur"},
+    ),
 }
 
 
@@ -160,8 +186,7 @@ class ProxyPool:
     keys: list[str]
 
 
-def _server_lines(nodes: list[ServerProcess], weights: list[int],
-                  names: list[str] | None) -> str:
+def _server_lines(nodes: list[ServerProcess], weights: list[int], names: list[str] | None) -> str:
     lines = []
     for i, (node, weight) in enumerate(zip(nodes, weights, strict=True)):
         name = f" {names[i]}" if names else ""
@@ -170,23 +195,29 @@ def _server_lines(nodes: list[ServerProcess], weights: list[int],
 
 
 @pytest.fixture(scope="module")
-def twemproxy(pool: Pool, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[dict[str, ProxyPool]]:
+def twemproxy(
+    pool: Pool, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ProxyPool]]:
     """One nutcracker process with a pool per case, all in front of the same nodes."""
     binary = require_binary("nutcracker")
     local = pool.local
-    cases: dict[str, tuple[list[ServerProcess], list[int], list[str] | None, dict[str, Any],
-                           list[str]]] = {
+    cases: dict[
+        str, tuple[list[ServerProcess], list[int], list[str] | None, dict[str, Any], list[str]]
+    ] = {
         "md5": (local, [1, 1, 1], None, {}, BYTE_KEYS),
         "md5-weights": (local, [1, 2, 3], None, {}, KEYS),
         "md5-names": (local, [1, 1, 2], ["alpha", "beta", "gamma"], {}, KEYS),
-        "md5-hash-tag": (local, [1, 1, 1], None, {"hash_tag": "{}"},
-                         [f"{{user{i % 7}}}:{i}" for i in range(100)] + KEYS[:100]),
+        "md5-hash-tag": (
+            local,
+            [1, 1, 1],
+            None,
+            {"hash_tag": "{}"},
+            [f"{{user{i % 7}}}:{i}" for i in range(100)] + KEYS[:100],
+        ),
     }
     if pool.default_port:
         cases["md5-11211-weights"] = (pool.default_port, [2, 1, 1], None, {}, KEYS)
-        cases["md5-mixed"] = ([*pool.default_port[:2], *local[:2]], [1, 1, 1, 1], None, {},
-                              KEYS)
+        cases["md5-mixed"] = ([*pool.default_port[:2], *local[:2]], [1, 1, 1, 1], None, {}, KEYS)
     for name in hash_names():
         if name != "md5":
             cases[name] = (local, [1, 1, 1], None, {"key_hash": name}, BYTE_KEYS)
@@ -195,22 +226,36 @@ def twemproxy(pool: Pool, tmp_path_factory: pytest.TempPathFactory
     for case, (nodes, weights, names, options, keys) in cases.items():
         port = free_port()
         hash_name = options.get("key_hash", "md5")
-        tag = f"  hash_tag: \"{options['hash_tag']}\"\n" if "hash_tag" in options else ""
+        tag = f'  hash_tag: "{options["hash_tag"]}"\n' if "hash_tag" in options else ""
         config.append(
             f"pool_{case.replace('-', '_')}:\n  listen: {HOST}:{port}\n  hash: {hash_name}\n"
             f"  distribution: ketama\n  timeout: 2000\n  auto_eject_hosts: false\n{tag}"
-            f"  servers:\n{_server_lines(nodes, weights, names)}")
+            f"  servers:\n{_server_lines(nodes, weights, names)}"
+        )
         ring = weighted_ring(nodes, weights, **options)
         if names:
             ring = KetamaRing(key_hash=options.get("key_hash", "md5"))
-            ring.set_nodes({spec(n): w for n, w in zip(nodes, weights, strict=True)},
-                           labels={spec(n): label for n, label in zip(nodes, names, strict=True)})
+            ring.set_nodes(
+                {spec(n): w for n, w in zip(nodes, weights, strict=True)},
+                labels={spec(n): label for n, label in zip(nodes, names, strict=True)},
+            )
         pools[case] = ProxyPool(port, nodes, ring, keys)
     directory = tmp_path_factory.mktemp("nutcracker")
     conf = directory / "nutcracker.yml"
     conf.write_text("".join(config))
-    argv = [binary, "-c", str(conf), "-o", str(directory / "nutcracker.log"),
-            "-s", str(free_port()), "-a", HOST, "-p", str(directory / "nutcracker.pid")]
+    argv = [
+        binary,
+        "-c",
+        str(conf),
+        "-o",
+        str(directory / "nutcracker.log"),
+        "-s",
+        str(free_port()),
+        "-a",
+        HOST,
+        "-p",
+        str(directory / "nutcracker.pid"),
+    ]
     check = subprocess.run([*argv, "-t"], capture_output=True, timeout=10)
     assert check.returncode == 0, check.stderr.decode(errors="replace") + conf.read_text()
     first = next(iter(pools.values()))
@@ -239,8 +284,14 @@ def _wait_ports(ports: list[int]) -> None:
 
 def through_twemproxy(proxy: ProxyPool) -> dict[str, str]:
     flush(proxy.nodes)
-    client = Client((HOST, proxy.port), connect_timeout=2, timeout=5, default_noreply=False,
-                    allow_unicode_keys=True, encoding="latin-1")
+    client = Client(
+        (HOST, proxy.port),
+        connect_timeout=2,
+        timeout=5,
+        default_noreply=False,
+        allow_unicode_keys=True,
+        encoding="latin-1",
+    )
     try:
         values = {key.encode("latin-1"): b"v" for key in proxy.keys}
         assert client.set_many(values) == []
@@ -249,8 +300,15 @@ def through_twemproxy(proxy: ProxyPool) -> dict[str, str]:
     return where(proxy.nodes, proxy.keys)
 
 
-TWEMPROXY_CASES = ["md5", "md5-weights", "md5-names", "md5-hash-tag", "md5-11211-weights",
-                   "md5-mixed", *[name for name in hash_names() if name != "md5"]]
+TWEMPROXY_CASES = [
+    "md5",
+    "md5-weights",
+    "md5-names",
+    "md5-hash-tag",
+    "md5-11211-weights",
+    "md5-mixed",
+    *[name for name in hash_names() if name != "md5"],
+]
 
 
 @pytest.mark.parametrize("case", TWEMPROXY_CASES)
@@ -270,8 +328,7 @@ def test_ring_matches_twemproxy(twemproxy: dict[str, ProxyPool], case: str) -> N
 
 def through_hashclient(nodes: list[ServerProcess], keys: list[str]) -> dict[str, str]:
     flush(nodes)
-    client = HashClient([node.address for node in nodes], hasher=KetamaRing,
-                        default_noreply=False)
+    client = HashClient([node.address for node in nodes], hasher=KetamaRing, default_noreply=False)
     try:
         for key in keys:
             assert client.set(key, b"v")
@@ -280,8 +337,9 @@ def through_hashclient(nodes: list[ServerProcess], keys: list[str]) -> dict[str,
     return where(nodes, keys)
 
 
-def through_cluster_client(nodes: list[ServerProcess], weights: list[int],
-                           keys: list[str]) -> dict[str, str]:
+def through_cluster_client(
+    nodes: list[ServerProcess], weights: list[int], keys: list[str]
+) -> dict[str, str]:
     flush(nodes)
     servers = [(node.host, node.port, weight) for node, weight in zip(nodes, weights, strict=True)]
     with ClusterClient(servers) as client:
@@ -291,7 +349,8 @@ def through_cluster_client(nodes: list[ServerProcess], weights: list[int],
 
 @pytest.mark.parametrize("which", ["local", "default-port"])
 def test_libmemcached_twemproxy_pymemcache_and_cluster_client_agree(
-        pool: Pool, twemproxy: dict[str, ProxyPool], which: str) -> None:
+    pool: Pool, twemproxy: dict[str, ProxyPool], which: str
+) -> None:
     nodes = pick(pool, which)
     proxy = twemproxy["md5" if which == "local" else "md5-11211-weights"]
     weights = [1, 1, 1] if which == "local" else [2, 1, 1]

@@ -20,8 +20,12 @@ from tests.servers import ServerProcess
 from .nodes import node_keys, spec
 
 KEYS = [f"rr:{i}" for i in range(200)]
-POLICY: dict[str, Any] = {"connect_timeout": 1.0, "timeout": 2.0, "retry_timeout": 0.05,
-                          "dead_timeout": 0.1}
+POLICY: dict[str, Any] = {
+    "connect_timeout": 1.0,
+    "timeout": 2.0,
+    "retry_timeout": 0.05,
+    "dead_timeout": 0.1,
+}
 TTL = 600
 
 
@@ -34,15 +38,19 @@ def meta(node: ServerProcess, key: str, flags: str = "f t v") -> list[bytes]:
         client.close()
 
 
-def restart_empty(client: ClusterClient, nodes: list[ServerProcess], index: int,
-                  stack: ExitStack) -> ServerProcess:
+def restart_empty(
+    client: ClusterClient, nodes: list[ServerProcess], index: int, stack: ExitStack
+) -> ServerProcess:
     """SIGKILL node ``index``, start it again empty, and wait until the client uses it again."""
     nodes[index].kill()
     back = nodes[index].respawn()
     stack.callback(back.stop)
     nodes[index] = back
-    probe = next(k for k in (f"probe:{i}" for i in range(1000))
-                 if client.replica_servers(k)[0].port == back.port)
+    probe = next(
+        k
+        for k in (f"probe:{i}" for i in range(1000))
+        if client.replica_servers(k)[0].port == back.port
+    )
     deadline = time.monotonic() + 5
     while True:  # the first request finds the old connection broken; the next one succeeds
         client.get(probe)
@@ -62,9 +70,12 @@ def held_keys(client: ClusterClient, node: ServerProcess) -> list[str]:
 
 @pytest.mark.parametrize("read", ["get", "get_many"])
 def test_a_node_restarted_empty_gets_back_what_is_read_with_flags_and_ttl(
-        nodes: list[ServerProcess], read: str) -> None:
-    with ExitStack() as stack, ClusterClient([spec(n) for n in nodes], replicas=2,
-                                             **POLICY) as client:
+    nodes: list[ServerProcess], read: str
+) -> None:
+    with (
+        ExitStack() as stack,
+        ClusterClient([spec(n) for n in nodes], replicas=2, **POLICY) as client,
+    ):
         for i, key in enumerate(KEYS):
             assert client.set(key, f"value {i}".encode(), expire=TTL, flags=i)
         back = restart_empty(client, nodes, 0, stack)
@@ -76,7 +87,7 @@ def test_a_node_restarted_empty_gets_back_what_is_read_with_flags_and_ttl(
         else:
             found: dict[Any, Any] = {}
             for start in range(0, len(KEYS), 50):
-                found.update(client.get_many(KEYS[start:start + 50]))
+                found.update(client.get_many(KEYS[start : start + 50]))
             assert found == {k: f"value {i}".encode() for i, k in enumerate(KEYS)}
         # Keys it is first for missed there; the others were probed (it came back lately).
         stats = client.stats()
@@ -96,8 +107,10 @@ def test_a_node_restarted_empty_gets_back_what_is_read_with_flags_and_ttl(
 
 
 def test_after_the_repair_window_only_misses_are_repaired(nodes: list[ServerProcess]) -> None:
-    with ExitStack() as stack, ClusterClient([spec(n) for n in nodes], replicas=2,
-                                             repair_window=0.0, **POLICY) as client:
+    with (
+        ExitStack() as stack,
+        ClusterClient([spec(n) for n in nodes], replicas=2, repair_window=0.0, **POLICY) as client,
+    ):
         assert client.set_many(dict.fromkeys(KEYS, b"v")) == []
         back = restart_empty(client, nodes, 0, stack)
         for key in KEYS:
@@ -108,10 +121,11 @@ def test_after_the_repair_window_only_misses_are_repaired(nodes: list[ServerProc
         assert client.stats()["read_repair_probes"] == 0
 
 
-def test_no_expiry_and_a_ttl_beyond_30_days_survive_the_copy(
-        nodes: list[ServerProcess]) -> None:
-    with ExitStack() as stack, ClusterClient([spec(n) for n in nodes], replicas=2,
-                                             **POLICY) as client:
+def test_no_expiry_and_a_ttl_beyond_30_days_survive_the_copy(nodes: list[ServerProcess]) -> None:
+    with (
+        ExitStack() as stack,
+        ClusterClient([spec(n) for n in nodes], replicas=2, **POLICY) as client,
+    ):
         keys = [k for k in KEYS if client.replica_servers(k)[0].port == nodes[0].port][:2]
         forty_days = 40 * 86400
         assert client.set(keys[0], b"forever")
@@ -134,12 +148,16 @@ def racing_factory(race: Callable[[str], None]) -> Callable[..., Any]:
     return RacedClient
 
 
-def raced_read(nodes: list[ServerProcess], stack: ExitStack,
-               race: Callable[[str], None]) -> tuple[ClusterClient, str]:
+def raced_read(
+    nodes: list[ServerProcess], stack: ExitStack, race: Callable[[str], None]
+) -> tuple[ClusterClient, str]:
     """A key of node 0 stored as v1, node 0 restarted empty, then read: the repair's add
     meets ``race``. The client (closed by ``stack``) and the key."""
-    client = stack.enter_context(ClusterClient(
-        [spec(n) for n in nodes], replicas=2, client_factory=racing_factory(race), **POLICY))
+    client = stack.enter_context(
+        ClusterClient(
+            [spec(n) for n in nodes], replicas=2, client_factory=racing_factory(race), **POLICY
+        )
+    )
     key = next(k for k in KEYS if client.replica_servers(k)[0].port == nodes[0].port)
     assert client.set(key, b"v1")
     restart_empty(client, nodes, 0, stack)
@@ -178,9 +196,12 @@ def test_a_delete_racing_the_repair_is_not_undone(nodes: list[ServerProcess]) ->
 
 @pytest.mark.parametrize("options", [{"replicas": 1}, {"replicas": 2, "read_repair": False}])
 def test_no_repair_without_replicas_or_when_turned_off(
-        nodes: list[ServerProcess], options: dict[str, Any]) -> None:
-    with ExitStack() as stack, ClusterClient([spec(n) for n in nodes], **options,
-                                             **POLICY) as client:
+    nodes: list[ServerProcess], options: dict[str, Any]
+) -> None:
+    with (
+        ExitStack() as stack,
+        ClusterClient([spec(n) for n in nodes], **options, **POLICY) as client,
+    ):
         assert client.set_many(dict.fromkeys(KEYS, b"v")) == []
         restart_empty(client, nodes, 0, stack)
         for key in KEYS:
@@ -189,12 +210,13 @@ def test_no_repair_without_replicas_or_when_turned_off(
         assert client.stats()["read_repairs"] == 0
 
 
-def test_writes_a_node_missed_are_copied_back_when_it_returns(
-        nodes: list[ServerProcess]) -> None:
+def test_writes_a_node_missed_are_copied_back_when_it_returns(nodes: list[ServerProcess]) -> None:
     """Keys written while a node was down are deleted there when it returns (it missed
     them), then copied back from the other replica at once: R copies again, unread."""
-    with ExitStack() as stack, ClusterClient([spec(n) for n in nodes], replicas=2,
-                                             **POLICY) as client:
+    with (
+        ExitStack() as stack,
+        ClusterClient([spec(n) for n in nodes], replicas=2, **POLICY) as client,
+    ):
         for i, key in enumerate(KEYS):
             assert client.set(key, b"old", expire=TTL, flags=i)
         nodes[0].kill()

@@ -57,13 +57,16 @@ def test_key_goes_to_first_point_at_or_after_its_hash_wrapping() -> None:
     assert ring.get_node_for_point(0) == owners[0]
 
 
-@pytest.mark.parametrize(("weights", "expected"), [
-    ([1, 1, 1], [160, 160, 160]),
-    ([1, 2, 3], [80, 160, 240]),
-    ([1, 1, 1, 1, 1, 1, 1], [160] * 7),
-    ([3, 1, 1], [288, 96, 96]),
-    ([1, 2], [104, 212]),  # single-precision floor(40*2/3)=53 -> 212, floor(26.67)=26 -> 104
-])
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        ([1, 1, 1], [160, 160, 160]),
+        ([1, 2, 3], [80, 160, 240]),
+        ([1, 1, 1, 1, 1, 1, 1], [160] * 7),
+        ([3, 1, 1], [288, 96, 96]),
+        ([1, 2], [104, 212]),  # single-precision floor(40*2/3)=53 -> 212, floor(26.67)=26 -> 104
+    ],
+)
 def test_weighted_point_counts(weights: list[int], expected: list[int]) -> None:
     total = sum(weights)
     assert [points_per_node(w, total, len(weights)) for w in weights] == expected
@@ -172,8 +175,9 @@ def test_pymemcache_hashclient_takes_ring_options_through_a_partial() -> None:
     weights = {"127.0.0.1:11211": 3, "127.0.0.1:22122": 2}
     hasher = functools.partial(KetamaRing, key_hash="fnv1a_64", weights=weights)
     client = HashClient(servers, hasher=hasher)
-    ring = KetamaRing({"127.0.0.1:11211": 3, "127.0.0.2:11211": 1, "127.0.0.1:22122": 2},
-                      key_hash="fnv1a_64")
+    ring = KetamaRing(
+        {"127.0.0.1:11211": 3, "127.0.0.2:11211": 1, "127.0.0.1:22122": 2}, key_hash="fnv1a_64"
+    )
     assert client.hasher.point_counts() == ring.point_counts()
     assert all(node_of(client, key) == ring.get_node(key) for key in KEYS[:300])
 
@@ -182,8 +186,14 @@ def test_pymemcache_hashclient_ejects_through_remove_node() -> None:
     # Nothing listens on these ports: the first request fails and, with no retries,
     # HashClient ejects the node by calling the hasher's remove_node.
     ports = [free_port() for _ in range(3)]
-    client = HashClient([("127.0.0.1", port) for port in ports], hasher=KetamaRing,
-                        retry_attempts=0, ignore_exc=True, connect_timeout=1, timeout=1)
+    client = HashClient(
+        [("127.0.0.1", port) for port in ports],
+        hasher=KetamaRing,
+        retry_attempts=0,
+        ignore_exc=True,
+        connect_timeout=1,
+        timeout=1,
+    )
     ring = KetamaRing([f"127.0.0.1:{port}" for port in ports])
     victim = node_of(client, "some-key")
     assert client.get("some-key") is None

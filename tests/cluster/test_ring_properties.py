@@ -23,7 +23,8 @@ SETTINGS = settings(max_examples=60, deadline=None)
 @SETTINGS
 @given(node_sets, node_names, keys, hash_names)
 def test_adding_a_node_only_moves_keys_to_it(
-        nodes: list[str], new: str, sample: list[bytes], key_hash: str) -> None:
+    nodes: list[str], new: str, sample: list[bytes], key_hash: str
+) -> None:
     if new in nodes:
         return
     ring = KetamaRing(nodes, key_hash=key_hash)
@@ -36,7 +37,8 @@ def test_adding_a_node_only_moves_keys_to_it(
 @SETTINGS
 @given(node_sets, st.data(), keys)
 def test_removing_a_node_only_moves_its_keys(
-        nodes: list[str], data: st.DataObject, sample: list[bytes]) -> None:
+    nodes: list[str], data: st.DataObject, sample: list[bytes]
+) -> None:
     victim = data.draw(st.sampled_from(nodes))
     ring = KetamaRing(nodes)
     before = {key: ring.get_node(key) for key in sample}
@@ -52,7 +54,8 @@ def test_removing_a_node_only_moves_its_keys(
 @SETTINGS
 @given(node_sets, keys, st.randoms(use_true_random=False))
 def test_placement_is_deterministic_and_independent_of_insertion_order(
-        nodes: list[str], sample: list[bytes], rng: random.Random) -> None:
+    nodes: list[str], sample: list[bytes], rng: random.Random
+) -> None:
     shuffled = list(nodes)
     rng.shuffle(shuffled)
     first, second = KetamaRing(nodes), KetamaRing(shuffled)
@@ -83,7 +86,8 @@ def test_weights_give_proportional_point_counts(weights: list[int]) -> None:
 @SETTINGS
 @given(node_sets, keys, st.integers(min_value=1, max_value=5))
 def test_replicas_start_with_the_owner_and_are_distinct(
-        nodes: list[str], sample: list[bytes], count: int) -> None:
+    nodes: list[str], sample: list[bytes], count: int
+) -> None:
     ring = KetamaRing(nodes)
     for key in sample:
         replicas = ring.get_nodes(key, count)
@@ -94,7 +98,8 @@ def test_replicas_start_with_the_owner_and_are_distinct(
 @SETTINGS
 @given(node_sets, node_names, keys)
 def test_replica_lists_survive_a_removal_as_the_remaining_nodes(
-        nodes: list[str], new: str, sample: list[bytes]) -> None:
+    nodes: list[str], new: str, sample: list[bytes]
+) -> None:
     # Removing a node only deletes it from each key's walk: the other nodes keep their order.
     if new in nodes:
         return

@@ -25,8 +25,12 @@ from tests.servers import HOST, ServerProcess, free_port, memcachepy_server
 
 from .nodes import spec
 
-POLICY: dict[str, Any] = {"connect_timeout": 1.0, "timeout": 2.0, "retry_timeout": 0.05,
-                          "dead_timeout": 0.1}
+POLICY: dict[str, Any] = {
+    "connect_timeout": 1.0,
+    "timeout": 2.0,
+    "retry_timeout": 0.05,
+    "dead_timeout": 0.1,
+}
 
 
 def warm_nodes(stack: ExitStack, tmp_path: Path, count: int, *extra: str) -> list[ServerProcess]:
@@ -34,16 +38,30 @@ def warm_nodes(stack: ExitStack, tmp_path: Path, count: int, *extra: str) -> lis
     ports = [free_port() for _ in range(count)]
     members = tmp_path / "members"
     members.write_text("".join(f"{HOST}:{port}\n" for port in ports))
-    return [stack.enter_context(memcachepy_server(
-        "-m", "64", "--cluster-config", str(members), "--cluster-replicas", "2", *extra,
-        port=port)) for port in ports]
+    return [
+        stack.enter_context(
+            memcachepy_server(
+                "-m",
+                "64",
+                "--cluster-config",
+                str(members),
+                "--cluster-replicas",
+                "2",
+                *extra,
+                port=port,
+            )
+        )
+        for port in ports
+    ]
 
 
 def stats(node: ServerProcess) -> dict[str, str]:
     client = Client(node.address, connect_timeout=2, timeout=5)
     try:
-        return {k.decode(): v.decode() if isinstance(v, bytes) else str(v)
-                for k, v in client.stats().items()}
+        return {
+            k.decode(): v.decode() if isinstance(v, bytes) else str(v)
+            for k, v in client.stats().items()
+        }
     finally:
         client.close()
 
@@ -63,7 +81,7 @@ def items_on(node: ServerProcess, keys: list[bytes]) -> dict[bytes, tuple[bytes,
     found: dict[bytes, tuple[bytes, int]] = {}
     with PeerConnection(node.address, timeout=5) as conn:
         for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
+            chunk = keys[start : start + 500]
             for key, item in zip(chunk, conn.fetch(chunk), strict=True):
                 if item is not None:
                     found[key] = (item.value, item.flags)
@@ -84,8 +102,7 @@ def value_of(i: int, version: int = 1) -> bytes:
     return b"%d:%d:" % (i, version) + b"v" * (i % 300)
 
 
-def test_a_node_restarted_empty_holds_its_replica_keys_again_within_15_s(
-        tmp_path: Path) -> None:
+def test_a_node_restarted_empty_holds_its_replica_keys_again_within_15_s(tmp_path: Path) -> None:
     """The issue's figure: 3 nodes, R=2, 30,000 keys, no client reading."""
     with ExitStack() as stack:
         nodes = warm_nodes(stack, tmp_path, 3)
@@ -94,20 +111,23 @@ def test_a_node_restarted_empty_holds_its_replica_keys_again_within_15_s(
         with ClusterClient([spec(n) for n in nodes], replicas=2, **POLICY) as client:
             for start in range(0, len(keys), 1000):
                 for flags in (0, 7):  # half the keys with client flags
-                    batch = {k: value_of(i) for i, k in enumerate(keys[start:start + 1000],
-                                                                     start) if i % 2 == flags % 2}
+                    batch = {
+                        k: value_of(i)
+                        for i, k in enumerate(keys[start : start + 1000], start)
+                        if i % 2 == flags % 2
+                    }
                     assert client.set_many(batch, flags=flags) == []
-            mine = [k for k in keys if nodes[0].port in
-                    [s.port for s in client.replica_servers(k)]]
+            mine = [k for k in keys if nodes[0].port in [s.port for s in client.replica_servers(k)]]
         started = restart(nodes, 0, stack)
         final = wait_warm(nodes[0], 15.0)
         elapsed = time.monotonic() - started
-        wanted = {k.encode(): (value_of(int(k[3:])), 0 if int(k[3:]) % 2 == 0 else 7)
-                  for k in mine}
+        wanted = {k.encode(): (value_of(int(k[3:])), 0 if int(k[3:]) % 2 == 0 else 7) for k in mine}
         held = items_on(nodes[0], list(wanted))
         right = sum(held.get(k) == v for k, v in wanted.items())
-        print(f"warm-up: {right} of {len(wanted)} replica keys ({right / len(wanted):.2%}) "
-              f"byte for byte with flags {elapsed:.1f} s after the restart; stats {final}")
+        print(
+            f"warm-up: {right} of {len(wanted)} replica keys ({right / len(wanted):.2%}) "
+            f"byte for byte with flags {elapsed:.1f} s after the restart; stats {final}"
+        )
         assert final["warmup_state"] == "done" and elapsed <= 15.0
         assert right >= 0.99 * len(wanted)
         assert int(final["warmup_items"]) == len(held) and int(final["warmup_bytes"]) > 0
@@ -122,7 +142,7 @@ def test_warm_up_under_writes_and_deletes_serves_no_stale_value(tmp_path: Path) 
         latest: dict[str, bytes | None] = {}
         with ClusterClient([spec(n) for n in nodes], replicas=2, **POLICY) as client:
             for start in range(0, len(keys), 1000):
-                batch = {k: value_of(i) for i, k in enumerate(keys[start:start + 1000], start)}
+                batch = {k: value_of(i) for i, k in enumerate(keys[start : start + 1000], start)}
                 assert client.set_many(batch) == []
             latest.update({k: value_of(i) for i, k in enumerate(keys)})
         restart(nodes, 0, stack)
@@ -173,8 +193,10 @@ def test_warm_up_under_writes_and_deletes_serves_no_stale_value(tmp_path: Path) 
                 for key, (value, _) in held.items():
                     stale += value != latest[key.decode()]
             reads = sum(client.get(k) != latest[k] for k in keys)
-        print(f"under writes: {counts}, warm-up {final}, stale on replicas {stale}, "
-              f"stale reads after {reads}")
+        print(
+            f"under writes: {counts}, warm-up {final}, stale on replicas {stale}, "
+            f"stale reads after {reads}"
+        )
         assert final["warmup_state"] == "done" and int(final["warmup_items"]) > 0
         assert counts["sets"] > 100 and counts["deletes"] > 30
         assert counts["stale"] == 0 and stale == 0 and reads == 0
@@ -188,15 +210,23 @@ def pair(tmp_path: Path, *extra: str) -> Iterator[tuple[ServerProcess, ServerPro
     members = tmp_path / "members"
     members.write_text("".join(f"{HOST}:{port}\n" for port in ports))
     with ExitStack() as stack:
-        b = stack.enter_context(memcachepy_server("--cluster-config", str(members),
-                                                  port=ports[1]))
+        b = stack.enter_context(memcachepy_server("--cluster-config", str(members), port=ports[1]))
         source = Client(b.address)
         for i in range(400):
             source.set(f"p:{i}", value_of(i), flags=i, noreply=False)
         source.close()
-        a = stack.enter_context(memcachepy_server(
-            "--cluster-config", str(members), "--cluster-replicas", "2", "--warm-up-rate",
-            "50", *extra, port=ports[0]))
+        a = stack.enter_context(
+            memcachepy_server(
+                "--cluster-config",
+                str(members),
+                "--cluster-replicas",
+                "2",
+                "--warm-up-rate",
+                "50",
+                *extra,
+                port=ports[0],
+            )
+        )
         yield a, b
 
 
@@ -247,19 +277,22 @@ def test_no_warm_up_and_a_restored_memory_file_skip_it(tmp_path: Path) -> None:
         assert int(stats(a)["curr_items"]) == 0
 
 
-@pytest.mark.parametrize("flags", [("--cluster-replicas", "2"),
-                                   ("--cluster-dns-server", "127.0.0.1:53")])
+@pytest.mark.parametrize(
+    "flags", [("--cluster-replicas", "2"), ("--cluster-dns-server", "127.0.0.1:53")]
+)
 def test_cluster_flags_need_a_membership(flags: tuple[str, ...]) -> None:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "memcachepy", *flags], capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "memcachepy", *flags], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 64 and "--cluster-" in result.stderr
 
 
 def test_the_tool_warms_a_memcached_node_from_memcached_peers(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``memcachepy-tool ENDPOINT cluster warm NODE``: the same copy, from outside, with
     only memcached's own commands (real memcached nodes; a memcachepy endpoint)."""
     from memcachepy.tool.cli import main as tool_main
@@ -272,13 +305,19 @@ def test_the_tool_warms_a_memcached_node_from_memcached_peers(
         endpoint = stack.enter_context(memcachepy_server("--cluster-config", str(members)))
         keys = [f"tool:{i}" for i in range(3000)]
         with ClusterClient([spec(n) for n in nodes], replicas=2, **POLICY) as client:
-            assert client.set_many({k: value_of(i) for i, k in enumerate(keys)}, flags=3,
-                                   expire=600) == []
-            mine = [k.encode() for k in keys if nodes[0].port in
-                    [s.port for s in client.replica_servers(k)]]
+            assert (
+                client.set_many({k: value_of(i) for i, k in enumerate(keys)}, flags=3, expire=600)
+                == []
+            )
+            mine = [
+                k.encode()
+                for k in keys
+                if nodes[0].port in [s.port for s in client.replica_servers(k)]
+            ]
         Client(nodes[0].address).flush_all(noreply=False)  # as if restarted empty
-        status = tool_main([spec(endpoint), "cluster", "warm", spec(nodes[0]), "--replicas",
-                            "2", "--json"])
+        status = tool_main(
+            [spec(endpoint), "cluster", "warm", spec(nodes[0]), "--replicas", "2", "--json"]
+        )
         out = capsys.readouterr().out
         assert status == 0, out
         assert f'"warmup_items": {len(mine)}' in out

@@ -34,9 +34,11 @@ def test_client_exptime_keeps_short_ttls_relative_and_long_ones_absolute() -> No
 
 
 def test_find_self_by_listen_address_then_by_local_address() -> None:
-    nodes = [ClusterNode("a.example", "127.0.0.1", 11211),
-             ClusterNode("b.example", "127.0.0.2", 11211),
-             ClusterNode("c.example", "192.0.2.7", 11212)]
+    nodes = [
+        ClusterNode("a.example", "127.0.0.1", 11211),
+        ClusterNode("b.example", "127.0.0.2", 11211),
+        ClusterNode("c.example", "192.0.2.7", 11212),
+    ]
     assert find_self(nodes, [11211], ["127.0.0.2"]).ip == "127.0.0.2"  # type: ignore[union-attr]
     # Listening on every address: two loopback members would both be this machine.
     assert find_self(nodes, [11211], ["0.0.0.0"]) is None

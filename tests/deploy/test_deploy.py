@@ -26,8 +26,21 @@ ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 # Series Prometheus makes itself, not the daemon; labels it adds to every scraped series.
 PROMETHEUS_OWN = {"up"}
 TARGET_LABELS = {"instance", "job"}
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
-             "group_left", "group_right", "inf", "nan"}
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "inf",
+    "nan",
+}
 
 
 def selectors(expr: str) -> list[tuple[str, dict[str, str]]]:
@@ -48,8 +61,10 @@ def selectors(expr: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def test_selectors_finds_names_and_matchers() -> None:
-    expr = ('sum by (le, command) (rate(a_bucket{command="get",instance=~"$instance"}'
-            '[$__rate_interval])) / on (instance) b > 0.5 and c offset 5m')
+    expr = (
+        'sum by (le, command) (rate(a_bucket{command="get",instance=~"$instance"}'
+        "[$__rate_interval])) / on (instance) b > 0.5 and c offset 5m"
+    )
     assert selectors(expr) == [("a_bucket", {"command": "get"}), ("b", {}), ("c", {})]
 
 
@@ -60,16 +75,20 @@ def exported() -> Iterator[list[Sample]]:
     with memcachepy_server("-m", "2", "--metrics-port", str(metrics_port)) as server:
         with server.connect() as sock:
             value = b"x" * 100_000
-            fill = b"".join(b"set k%d 0 0 %d noreply\r\n%s\r\n" % (i, len(value), value)
-                            for i in range(40))  # -m 2: evictions
+            fill = b"".join(
+                b"set k%d 0 0 %d noreply\r\n%s\r\n" % (i, len(value), value) for i in range(40)
+            )  # -m 2: evictions
             deadline = time.monotonic() + 5
             while True:  # until the sampled histogram has a get in it
-                exchange(sock, fill + b"get k39 nope\r\nversion\r\n",
-                         b"VERSION %s\r\n" % VERSION.encode())
+                exchange(
+                    sock,
+                    fill + b"get k39 nope\r\nversion\r\n",
+                    b"VERSION %s\r\n" % VERSION.encode(),
+                )
                 url = f"http://{HOST}:{metrics_port}/metrics"
                 with urllib.request.urlopen(url, timeout=10) as response:
                     text = response.read().decode()
-                if "memcachepy_command_duration_seconds_count{command=\"get\"}" in text:
+                if 'memcachepy_command_duration_seconds_count{command="get"}' in text:
                     break
                 assert time.monotonic() < deadline, "no sampled get within 5 s"
                 time.sleep(0.3)
@@ -84,8 +103,11 @@ def check_exported(exprs: list[str], exported: list[Sample]) -> int:
             if name in PROMETHEUS_OWN:
                 continue
             wanted = {k: v for k, v in matchers.items() if k not in TARGET_LABELS}
-            assert any(s.name == name and wanted.items() <= s.labels.items()
-                       for s in exported), (name, wanted, expr)
+            assert any(s.name == name and wanted.items() <= s.labels.items() for s in exported), (
+                name,
+                wanted,
+                expr,
+            )
             checked += 1
     return checked
 
@@ -99,33 +121,49 @@ def dashboard_exprs() -> list[str]:
     return exprs
 
 
-def test_dashboard_has_the_panels_and_queries_only_exported_metrics(
-        exported: list[Sample]) -> None:
+def test_dashboard_has_the_panels_and_queries_only_exported_metrics(exported: list[Sample]) -> None:
     titles = {panel["title"] for panel in json.loads(DASHBOARD.read_text())["panels"]}
-    assert {"Get hit ratio", "Requests by command", "Evictions and reclaims",
-            "Memory used against the limit", "Connections",
-            "Command service time (sampled)"} <= titles
+    assert {
+        "Get hit ratio",
+        "Requests by command",
+        "Evictions and reclaims",
+        "Memory used against the limit",
+        "Connections",
+        "Command service time (sampled)",
+    } <= titles
     assert check_exported(dashboard_exprs(), exported) >= 20
 
 
 def alert_rules() -> list[dict[str, str]]:
-    return [rule for group in yaml.safe_load(ALERTS.read_text())["groups"]
-            for rule in group["rules"]]
+    return [
+        rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]
+    ]
 
 
 def test_alerts_query_only_exported_metrics(exported: list[Sample]) -> None:
     names = {rule["alert"] for rule in alert_rules()}
-    assert {"MemcachepyNodeDown", "MemcachepyEvictionsSurging", "MemcachepyHitRatioLow",
-            "MemcachepyConnectionsNearLimit"} <= names
+    assert {
+        "MemcachepyNodeDown",
+        "MemcachepyEvictionsSurging",
+        "MemcachepyHitRatioLow",
+        "MemcachepyConnectionsNearLimit",
+    } <= names
     assert check_exported([rule["expr"] for rule in alert_rules()], exported) >= 8
 
 
 def test_promtool_loads_the_rules_and_each_alert_fires_as_intended() -> None:
     promtool = require_binary("promtool")
-    check = subprocess.run([promtool, "check", "rules", str(ALERTS)], capture_output=True,
-                           text=True, timeout=60)
+    check = subprocess.run(
+        [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60
+    )
     assert check.returncode == 0 and f"SUCCESS: {len(alert_rules())} rules found" in (
-        check.stdout), check.stdout + check.stderr
-    unit = subprocess.run([promtool, "test", "rules", "alerts_test.yml"],
-                          cwd=Path(__file__).parent, capture_output=True, text=True, timeout=60)
+        check.stdout
+    ), check.stdout + check.stderr
+    unit = subprocess.run(
+        [promtool, "test", "rules", "alerts_test.yml"],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert unit.returncode == 0, unit.stdout + unit.stderr

@@ -47,8 +47,7 @@ UNSHAREABLE_FLAGS = ("-F", "-C", "-A")
 def _needs_fresh(case: Case) -> bool:
     if ALWAYS_FRESH or case.fresh:
         return True
-    return any(flag in UNSHAREABLE_FLAGS or flag.startswith("idle_timeout")
-               for flag in case.flags)
+    return any(flag in UNSHAREABLE_FLAGS or flag.startswith("idle_timeout") for flag in case.flags)
 
 
 def _reset(server: ServerProcess) -> bool:

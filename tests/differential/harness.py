@@ -311,13 +311,17 @@ def render(transcripts: dict[int, bytes], width: int = 160) -> list[str]:
     return lines
 
 
-def differences(reference: dict[int, bytes], candidate: dict[int, bytes],
-                max_lines: int = 120) -> str:
+def differences(
+    reference: dict[int, bytes], candidate: dict[int, bytes], max_lines: int = 120
+) -> str:
     """A unified diff of two normalised transcripts, or '' when they are byte-equal."""
     if reference == candidate:
         return ""
-    diff = list(difflib.unified_diff(render(reference), render(candidate), "memcached",
-                                     "memcachepy", lineterm="", n=4))
+    diff = list(
+        difflib.unified_diff(
+            render(reference), render(candidate), "memcached", "memcachepy", lineterm="", n=4
+        )
+    )
     if len(diff) > max_lines:
         diff = diff[:max_lines] + [f"... {len(diff) - max_lines} more diff lines"]
     if len(diff) <= 2:  # equal once shortened: the difference is inside a long line

@@ -27,22 +27,34 @@ def case(case_id: str, *steps: bytes | Step, **options: object) -> Case:
 CASES = [
     # Items settle into COLD within a second in both (HOT keeps at most 20% of a class), so
     # the dump walks one list from its tail: the order items were stored.
-    case("metadump-one-class",
-         Step(b"set a 0 0 1\r\n1\r\nset b 3 1000 2\r\n22\r\nset c%2F:x 0 0 3\r\n333\r\n"
-              b"get a\r\ngets b\r\ndelete zz\r\n", sync=True),
-         Step(b"lru_crawler metadump all\r\n", pause=1.5, settle=0.3),
-         Step(b"lru_crawler metadump 1\r\n", settle=0.3),
-         Step(b"lru_crawler metadump 2,3\r\n", settle=0.3),
-         Step(b"lru_crawler metadump hash\r\n", settle=0.3),
-         Step(b"lru_crawler metadump 0\r\n", settle=0.3), fresh=True),
-    case("metadump-skips-expired-and-flushed",
-         Step(b"set a 0 1 1\r\n1\r\nset b 0 0 1\r\n2\r\n", sync=True),
-         Step(b"lru_crawler metadump all\r\n", pause=2.2, settle=0.3),
-         Step(b"flush_all\r\nset c 0 0 1\r\n3\r\n", pause=1.1, sync=True),
-         Step(b"lru_crawler metadump all\r\n", pause=1.5, settle=0.3), fresh=True),
-    case("metadump-disabled-crawler",
-         Step(b"lru_crawler disable\r\n", sync=True),
-         Step(b"lru_crawler metadump all\r\n", pause=0.5, settle=0.3), fresh=True),
+    case(
+        "metadump-one-class",
+        Step(
+            b"set a 0 0 1\r\n1\r\nset b 3 1000 2\r\n22\r\nset c%2F:x 0 0 3\r\n333\r\n"
+            b"get a\r\ngets b\r\ndelete zz\r\n",
+            sync=True,
+        ),
+        Step(b"lru_crawler metadump all\r\n", pause=1.5, settle=0.3),
+        Step(b"lru_crawler metadump 1\r\n", settle=0.3),
+        Step(b"lru_crawler metadump 2,3\r\n", settle=0.3),
+        Step(b"lru_crawler metadump hash\r\n", settle=0.3),
+        Step(b"lru_crawler metadump 0\r\n", settle=0.3),
+        fresh=True,
+    ),
+    case(
+        "metadump-skips-expired-and-flushed",
+        Step(b"set a 0 1 1\r\n1\r\nset b 0 0 1\r\n2\r\n", sync=True),
+        Step(b"lru_crawler metadump all\r\n", pause=2.2, settle=0.3),
+        Step(b"flush_all\r\nset c 0 0 1\r\n3\r\n", pause=1.1, sync=True),
+        Step(b"lru_crawler metadump all\r\n", pause=1.5, settle=0.3),
+        fresh=True,
+    ),
+    case(
+        "metadump-disabled-crawler",
+        Step(b"lru_crawler disable\r\n", sync=True),
+        Step(b"lru_crawler metadump all\r\n", pause=0.5, settle=0.3),
+        fresh=True,
+    ),
 ]
 
 

@@ -18,8 +18,9 @@ import pytest
 from tests.servers import ServerProcess, memcached_server, memcachepy_server, require_binary
 
 Starter = Callable[..., AbstractContextManager[ServerProcess]]
-BOTH = pytest.mark.parametrize("start", [memcached_server, memcachepy_server],
-                               ids=["memcached", "memcachepy"])
+BOTH = pytest.mark.parametrize(
+    "start", [memcached_server, memcachepy_server], ids=["memcached", "memcachepy"]
+)
 # memcached here is built with extstore, and so are memcachepy's lists: nothing is left out.
 EXTSTORE = re.compile(r"^$")
 
@@ -41,10 +42,16 @@ def _stat_names(server: ServerProcess, group: bytes = b"") -> list[str]:
     return [name for name in names if not EXTSTORE.match(name)]
 
 
-@pytest.mark.parametrize("flags", [
-    (), ("-I", "1024", "-o", "slab_chunk_max=1024,no_lru_crawler,no_lru_maintainer"),
-    ("-o", "no_modern"), ("-o", "idle_timeout=5"),
-], ids=["defaults", "t-stats", "no_modern", "idle_timeout"])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        (),
+        ("-I", "1024", "-o", "slab_chunk_max=1024,no_lru_crawler,no_lru_maintainer"),
+        ("-o", "no_modern"),
+        ("-o", "idle_timeout=5"),
+    ],
+    ids=["defaults", "t-stats", "no_modern", "idle_timeout"],
+)
 def test_stats_and_settings_fields_are_memcached_s(flags: tuple[str, ...]) -> None:
     with memcached_server(*flags) as real, memcachepy_server(*flags) as ours:
         assert _stat_names(ours) == _stat_names(real)
@@ -71,10 +78,12 @@ def _unix_server(binary: list[str], path: str) -> Iterator[None]:
         proc.wait(10)
 
 
-@pytest.mark.parametrize("binary", [["memcached"], [sys.executable, "-m", "memcachepy"]],
-                         ids=["memcached", "memcachepy"])
-def test_stats_conns_lists_unix_listener_and_client_states(binary: list[str],
-                                                          tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "binary", [["memcached"], [sys.executable, "-m", "memcachepy"]], ids=["memcached", "memcachepy"]
+)
+def test_stats_conns_lists_unix_listener_and_client_states(
+    binary: list[str], tmp_path: Path
+) -> None:
     """t/stats-conns.t, UNIX socket half. A short path: memcached reads a listener's name
     into a sockaddr_in6, so it shows at most 26 bytes of the path."""
     path = f"/tmp/mct{os.getpid()}.sock"

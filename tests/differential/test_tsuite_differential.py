@@ -35,16 +35,24 @@ BOTH = pytest.mark.parametrize("start", STARTERS, ids=["memcached", "memcachepy"
 def _stats(server: ServerProcess, group: bytes = b"") -> dict[bytes, bytes]:
     with server.connect() as sock:
         reply = exchange(sock, b"stats %s\r\n" % group, b"END\r\n")
-    return {fields[1]: fields[2] for fields in
-            (line.split(b" ", 2) for line in reply.split(b"\r\n") if line.startswith(b"STAT "))}
+    return {
+        fields[1]: fields[2]
+        for fields in (
+            line.split(b" ", 2) for line in reply.split(b"\r\n") if line.startswith(b"STAT ")
+        )
+    }
 
 
 def _get(sock: socket.socket, key: bytes) -> bytes:
     return exchange(sock, b"get %s\r\n" % key, b"END\r\n")
 
 
-def _poll(servers: list[ServerProcess], done: Callable[[dict[bytes, bytes]], bool],
-          group: bytes = b"", timeout: float = 6.0) -> list[dict[bytes, bytes]]:
+def _poll(
+    servers: list[ServerProcess],
+    done: Callable[[dict[bytes, bytes]], bool],
+    group: bytes = b"",
+    timeout: float = 6.0,
+) -> list[dict[bytes, bytes]]:
     """Every server's stats, once ``done`` holds for all of them (or at the deadline)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -130,10 +138,13 @@ def test_read_buf_mem_limit_refuses_replies_as_memcached() -> None:
             with server.connect() as sock:
                 assert exchange(sock, b"get" + b" foo" * 13 + b"\r\n") == b"END\r\n"
                 # The replies stacked before it are dropped: STORED is never sent.
-                reply = exchange(sock, b"set a 0 0 1\r\n1\r\nget" + b" a" * 14 + b"\r\nget a\r\n",
-                                 b"END\r\n")
-                assert reply == (b"SERVER_ERROR out of memory writing get response\r\n"
-                                 b"VALUE a 0 1\r\n1\r\nEND\r\n")
+                reply = exchange(
+                    sock, b"set a 0 0 1\r\n1\r\nget" + b" a" * 14 + b"\r\nget a\r\n", b"END\r\n"
+                )
+                assert reply == (
+                    b"SERVER_ERROR out of memory writing get response\r\n"
+                    b"VALUE a 0 1\r\n1\r\nEND\r\n"
+                )
                 # mn sends what is stacked at once, so it never runs out.
                 assert exchange(sock, b"mn\r\n" * 20, b"MN\r\n" * 20) == b"MN\r\n" * 20
             with server.connect() as sock:
@@ -154,10 +165,10 @@ def _read_to_close(sock: socket.socket, timeout: float = 5.0) -> bytes:
     return data
 
 
-@pytest.mark.parametrize("argv", [memcached_argv, memcachepy_argv],
-                         ids=["memcached", "memcachepy"])
+@pytest.mark.parametrize("argv", [memcached_argv, memcachepy_argv], ids=["memcached", "memcachepy"])
 def test_warm_restart_refuses_an_empty_metadata_file(
-    argv: Callable[..., list[str]], tmp_path: Path,
+    argv: Callable[..., list[str]],
+    tmp_path: Path,
 ) -> None:
     """restart: memcached aborts on a PATH.meta it cannot read; memcachepy refuses it too."""
     path = tmp_path / "memory"
@@ -166,10 +177,10 @@ def test_warm_restart_refuses_an_empty_metadata_file(
     assert proc.returncode != 0
 
 
-@pytest.mark.parametrize("argv", [memcached_argv, memcachepy_argv],
-                         ids=["memcached", "memcachepy"])
+@pytest.mark.parametrize("argv", [memcached_argv, memcachepy_argv], ids=["memcached", "memcachepy"])
 def test_warm_restart_keeps_the_hash_power_level(
-    argv: Callable[..., list[str]], tmp_path: Path,
+    argv: Callable[..., list[str]],
+    tmp_path: Path,
 ) -> None:
     """restart: the index grown past its start size keeps that size after a graceful stop,
     even with its items deleted (13 -> 14 past 1.5 x 8,192 items; memcached needs a level
@@ -183,8 +194,10 @@ def test_warm_restart_keeps_the_hash_power_level(
             sock.sendall(b"".join(b"set %s 0 0 0 noreply\r\n\r\n" % key for key in keys))
             assert exchange(sock, b"mn\r\n", timeout=30) == b"MN\r\n"
             # memcached looks at its item count once a second: keep them until it grew.
-            stats = _poll([server], lambda s: s[b"hash_is_expanding"] == b"0"
-                          and s[b"hash_power_level"] == b"14")[0]
+            stats = _poll(
+                [server],
+                lambda s: s[b"hash_is_expanding"] == b"0" and s[b"hash_power_level"] == b"14",
+            )[0]
             assert stats[b"hash_power_level"] == b"14"
             sock.sendall(b"".join(b"delete %s noreply\r\n" % key for key in keys[:-1]))
             assert exchange(sock, b"mn\r\n", timeout=30) == b"MN\r\n"
@@ -248,7 +261,9 @@ def test_watch_connevents_reports_a_protocol_error_close(start: Starter) -> None
             while data.count(b"\n") < 2:
                 data += read_until(watcher, b"\n")
             opened, closed = data.split(b"\n")[:2]
-            assert re.fullmatch(rb"type=conn_new rip=127.0.0.1 rport= transport=tcp cfd=",
-                                _shape(opened))
-            assert _shape(closed) == (b"type=conn_close rip=127.0.0.1 rport= transport=tcp "
-                                      b"reason=%s cfd=" % reason)
+            assert re.fullmatch(
+                rb"type=conn_new rip=127.0.0.1 rport= transport=tcp cfd=", _shape(opened)
+            )
+            assert _shape(closed) == (
+                b"type=conn_close rip=127.0.0.1 rport= transport=tcp reason=%s cfd=" % reason
+            )

@@ -57,8 +57,10 @@ def test_idle_and_slowloris_connections_cost_bounded_memory() -> None:
         assert b"STAT curr_connections 2001\r\n" in stats
         per_idle = (after_idle - base) / 1000
         per_slow = (after_slow - after_idle) / 1000
-        print(f"\nidle connection: {per_idle / 1024:.1f} KiB each; "
-              f"slowloris connection: {per_slow / 1024:.1f} KiB each")
+        print(
+            f"\nidle connection: {per_idle / 1024:.1f} KiB each; "
+            f"slowloris connection: {per_slow / 1024:.1f} KiB each"
+        )
         assert after_idle - base < 32 * MB
         assert after_slow - after_idle < 32 * MB
         for sock in idle + slow:
@@ -92,9 +94,11 @@ def test_slow_reader_of_a_gigabyte_is_not_buffered() -> None:
                     rtts.append(version_rtt(other))
                     peak = max(peak, rss(srv.proc.pid))
         reader.close()
-        print(f"\nslow reader: {received / MB:.0f} MiB pulled, server RSS +"
-              f"{(peak - base) / MB:.1f} MiB, other client's version RTT max "
-              f"{max(rtts) * 1000:.1f} ms")
+        print(
+            f"\nslow reader: {received / MB:.0f} MiB pulled, server RSS +"
+            f"{(peak - base) / MB:.1f} MiB, other client's version RTT max "
+            f"{max(rtts) * 1000:.1f} ms"
+        )
         assert peak - base < 20 * MB
         assert max(rtts) < 0.05
 
@@ -109,8 +113,10 @@ def test_long_get_lines_cost_about_their_size_and_have_a_bound() -> None:
             client.sendall(line)
             assert exchange(client, b"", b"END\r\n") == b"VALUE key:149999 0 1\r\nv\r\nEND\r\n"
             peak = max(peak, rss(srv.proc.pid))
-        print(f"\n150,000-key get line ({len(line) / MB:.2f} MiB): server RSS +"
-              f"{(peak - base) / MB:.1f} MiB")
+        print(
+            f"\n150,000-key get line ({len(line) / MB:.2f} MiB): server RSS +"
+            f"{(peak - base) / MB:.1f} MiB"
+        )
         assert peak - base < 4 * len(line)  # the line, a copy of it, one slice of its keys
         # Past MAX_GET_LINE (64 MiB) memcached's malloc-failure answer, then close. The line
         # passes the bound in its last read, so the close leaves nothing unread (no reset).
@@ -155,16 +161,41 @@ def test_pipelining_client_does_not_starve_another() -> None:
             for worker in workers:
                 worker.join(10)
         p99 = statistics.quantiles(rtts, n=100)[98]
-        print(f"\nversion RTT beside 2 pipelining clients: p50 "
-              f"{statistics.median(rtts) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms")
+        print(
+            f"\nversion RTT beside 2 pipelining clients: p50 "
+            f"{statistics.median(rtts) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms"
+        )
         # The median, not the tail: on a loaded 2-core machine the tail measures the
         # scheduler.
         assert statistics.median(rtts) < 0.010
 
 
-TEXT_WORDS = [b"get", b"gets", b"set", b"add", b"cas", b"incr", b"decr", b"touch", b"gat",
-              b"delete", b"flush_all", b"stats", b"verbosity", b"version", b"mg", b"ms", b"md",
-              b"ma", b"mn", b"me", b"append", b"cache_memlimit", b"config", b"noreply"]
+TEXT_WORDS = [
+    b"get",
+    b"gets",
+    b"set",
+    b"add",
+    b"cas",
+    b"incr",
+    b"decr",
+    b"touch",
+    b"gat",
+    b"delete",
+    b"flush_all",
+    b"stats",
+    b"verbosity",
+    b"version",
+    b"mg",
+    b"ms",
+    b"md",
+    b"ma",
+    b"mn",
+    b"me",
+    b"append",
+    b"cache_memlimit",
+    b"config",
+    b"noreply",
+]
 TEXT_INPUT = st.lists(
     st.one_of(
         st.sampled_from(TEXT_WORDS),
@@ -175,18 +206,34 @@ TEXT_INPUT = st.lists(
     max_size=25,
 ).map(b" ".join)
 BINARY_INPUT = st.tuples(
-    st.sampled_from([0x80, 0x81]), st.integers(0, 255), st.integers(0, 0xFFFF),
-    st.integers(0, 255), st.integers(0, 0xFFFFFFFF), st.binary(max_size=64),
-).map(lambda t: bytes([t[0], t[1]]) + t[2].to_bytes(2, "big") + bytes([t[3], 0, 0, 0])
-      + t[4].to_bytes(4, "big") + bytes(12) + t[5])
+    st.sampled_from([0x80, 0x81]),
+    st.integers(0, 255),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 255),
+    st.integers(0, 0xFFFFFFFF),
+    st.binary(max_size=64),
+).map(
+    lambda t: (
+        bytes([t[0], t[1]])
+        + t[2].to_bytes(2, "big")
+        + bytes([t[3], 0, 0, 0])
+        + t[4].to_bytes(4, "big")
+        + bytes(12)
+        + t[5]
+    )
+)
 
 
 def test_malformed_input_fuzzing_never_hurts_the_server() -> None:
     with memcachepy_server("-m", "16") as srv:
         checked = 0
 
-        @settings(max_examples=10_000, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=10_000,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(st.one_of(TEXT_INPUT, BINARY_INPUT, st.binary(max_size=300)))
         def one_input(data: bytes) -> None:
             nonlocal checked

@@ -55,8 +55,11 @@ def test_unreadable_authfile_stops_start_up(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "memcachepy", "-p", "0", "-Y",
-                             str(tmp_path / "missing")], capture_output=True, text=True,
-                            timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "memcachepy", "-p", "0", "-Y", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert "authfile" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -25,9 +25,11 @@ def bm(server: ServerProcess) -> Iterator[bmemcached.Client]:
 
 @pytest.fixture
 def lm(server: ServerProcess) -> Iterator[pylibmc.Client]:
-    client = pylibmc.Client([f"{server.host}:{server.port}"], binary=True,
-                            behaviors={"cas": True, "receive_timeout": 5_000_000,
-                                       "send_timeout": 5_000_000})
+    client = pylibmc.Client(
+        [f"{server.host}:{server.port}"],
+        binary=True,
+        behaviors={"cas": True, "receive_timeout": 5_000_000, "send_timeout": 5_000_000},
+    )
     yield client
     client.disconnect_all()
 
@@ -124,7 +126,7 @@ def test_pylibmc_binary_counters_and_errors(lm: pylibmc.Client) -> None:
 
 
 def test_pylibmc_binary_stats_and_flush(lm: pylibmc.Client) -> None:
-    (_, stats), = lm.get_stats()
+    ((_, stats),) = lm.get_stats()
     assert stats["version"].startswith(b"1.6.18")
     lm.set("lm:f", "v")
     assert lm.flush_all() is True

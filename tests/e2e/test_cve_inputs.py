@@ -21,19 +21,24 @@ FLAGS_EXPTIME = struct.pack(">II", 5, 0)
 
 def _frame(opcode: int, key: bytes, extras: bytes, body_length: int) -> bytes:
     return Header(0x80, opcode, len(key), len(extras), 0, 0, body_length, 1, 0).pack() + (
-        extras + key)
+        extras + key
+    )
 
 
-@pytest.mark.parametrize(("frame", "closes"), [
-    # CVE-2016-8704: append and prepend whose value length passes 2 GiB: closed.
-    (_frame(Opcode.APPEND, b"k", b"", 0xFFFFFFF0), True),
-    (_frame(Opcode.PREPEND, b"k", b"", 0xFFFFFFFF), True),
-    # CVE-2016-8705: a set past 2 GiB is closed; an add just under it can never be
-    # stored, so its value is swallowed as it arrives (the "too large" answer waits for
-    # its end, as memcached's does), holding no memory.
-    (_frame(Opcode.SET, b"k", FLAGS_EXPTIME, 0xFFFFFFFF), True),
-    (_frame(Opcode.ADD, b"k", FLAGS_EXPTIME, 0x80000000), False),
-], ids=["append", "prepend", "set", "add-just-under-2-gib"])
+@pytest.mark.parametrize(
+    ("frame", "closes"),
+    [
+        # CVE-2016-8704: append and prepend whose value length passes 2 GiB: closed.
+        (_frame(Opcode.APPEND, b"k", b"", 0xFFFFFFF0), True),
+        (_frame(Opcode.PREPEND, b"k", b"", 0xFFFFFFFF), True),
+        # CVE-2016-8705: a set past 2 GiB is closed; an add just under it can never be
+        # stored, so its value is swallowed as it arrives (the "too large" answer waits for
+        # its end, as memcached's does), holding no memory.
+        (_frame(Opcode.SET, b"k", FLAGS_EXPTIME, 0xFFFFFFFF), True),
+        (_frame(Opcode.ADD, b"k", FLAGS_EXPTIME, 0x80000000), False),
+    ],
+    ids=["append", "prepend", "set", "add-just-under-2-gib"],
+)
 def test_a_body_length_near_2_32_harms_no_one(frame: bytes, closes: bool) -> None:
     with memcachepy_server("-m", "16") as srv:
         with srv.connect() as other:
@@ -42,7 +47,8 @@ def test_a_body_length_near_2_32_harms_no_one(frame: bytes, closes: bool) -> Non
                 attacker.sendall(frame + request(Opcode.NOOP) + b"x" * 1000)
                 assert closed_by_peer(attacker, 5.0 if closes else 0.5) == closes
             assert exchange(other, b"get safe\r\n", b"END\r\n") == (
-                b"VALUE safe 0 2\r\nok\r\nEND\r\n")
+                b"VALUE safe 0 2\r\nok\r\nEND\r\n"
+            )
         assert srv.proc.poll() is None
 
 

@@ -20,8 +20,18 @@ from pymemcache.client.base import Client
 
 from tests.servers import HOST, free_port
 
-DEBIAN_LINE = ["-m", "64", "-p", "PORT", "-u", "memcache", "-l", "127.0.0.1", "-P",
-               "/var/run/memcached/memcached.pid"]
+DEBIAN_LINE = [
+    "-m",
+    "64",
+    "-p",
+    "PORT",
+    "-u",
+    "memcache",
+    "-l",
+    "127.0.0.1",
+    "-P",
+    "/var/run/memcached/memcached.pid",
+]
 
 
 def _ipv6_loopback() -> bool:
@@ -102,8 +112,7 @@ def _wait_gone(pid: int, timeout: float = 10.0) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="-u needs root")
-def test_debian_line_daemonizes_drops_to_nobody_and_serves_both_addresses(
-        run_dir: Path) -> None:
+def test_debian_line_daemonizes_drops_to_nobody_and_serves_both_addresses(run_dir: Path) -> None:
     port = free_port()
     pid_file = run_dir / "memcached.pid"
     argv = [a.replace("PORT", str(port)) for a in DEBIAN_LINE]
@@ -112,15 +121,18 @@ def test_debian_line_daemonizes_drops_to_nobody_and_serves_both_addresses(
     six = _ipv6_loopback()
     if six:
         argv += ["-l", "::1"]
-    result = subprocess.run([sys.executable, "-m", "memcachepy", *argv, "-d"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "memcachepy", *argv, "-d"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr  # the parent returns once detached
     _wait_for_file(pid_file)
     pid = int(pid_file.read_text())
     try:
         _wait_connectable(socket.AF_INET, (HOST, port))
-        stored = _exchange(socket.AF_INET, (HOST, port),
-                           b"set k 0 0 2\r\nv4\r\nget k\r\n")
+        stored = _exchange(socket.AF_INET, (HOST, port), b"set k 0 0 2\r\nv4\r\nget k\r\n")
         assert stored == b"STORED\r\nVALUE k 0 2\r\nv4\r\nEND\r\n"
         # Answering means the event loop runs, which starts after the drop.
         status = Path(f"/proc/{pid}/status").read_text()
@@ -131,7 +143,8 @@ def test_debian_line_daemonizes_drops_to_nobody_and_serves_both_addresses(
         if six:
             _wait_connectable(socket.AF_INET6, ("::1", port))
             assert _exchange(socket.AF_INET6, ("::1", port), b"get k\r\n") == (
-                b"VALUE k 0 2\r\nv4\r\nEND\r\n")
+                b"VALUE k 0 2\r\nv4\r\nEND\r\n"
+            )
         stats = _exchange(socket.AF_INET, (HOST, port), b"stats\r\n")
         assert b"STAT pid %d\r\n" % pid in stats  # the pid file holds the daemon's pid
         assert pid_file.stat().st_uid == nobody  # written as the user, as memcached does
@@ -144,23 +157,39 @@ def test_debian_line_daemonizes_drops_to_nobody_and_serves_both_addresses(
 def _daemon_pid(port: int) -> int:
     _wait_connectable(socket.AF_INET, (HOST, port))
     stats = _exchange(socket.AF_INET, (HOST, port), b"stats\r\n")
-    return int(next(line.split()[2] for line in stats.splitlines()
-                    if line.startswith(b"STAT pid ")))
+    return int(
+        next(line.split()[2] for line in stats.splitlines() if line.startswith(b"STAT pid "))
+    )
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="-u needs root")
-def test_a_pid_file_the_user_cannot_write_is_refused_before_detaching(
-        tmp_path: Path) -> None:
+def test_a_pid_file_the_user_cannot_write_is_refused_before_detaching(tmp_path: Path) -> None:
     port = free_port()
     pid_file = tmp_path / "memcached.pid"  # root's directory, mode 0700
-    result = subprocess.run([sys.executable, "-m", "memcachepy", "-d", "-p", str(port),
-                             "-u", "nobody", "-P", str(pid_file)],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "memcachepy",
+            "-d",
+            "-p",
+            str(port),
+            "-u",
+            "nobody",
+            "-P",
+            str(pid_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     pid = _daemon_pid(port)
     try:
         assert result.returncode == 0  # memcached starts without its pid file too
-        assert result.stderr.endswith(f" memcachepy ERROR user nobody cannot create files in "
-                                      f"{tmp_path}: no pid file will be written\n")
+        assert result.stderr.endswith(
+            f" memcachepy ERROR user nobody cannot create files in "
+            f"{tmp_path}: no pid file will be written\n"
+        )
         assert not pid_file.exists()
     finally:
         _stop(pid)
@@ -170,9 +199,13 @@ def test_a_relative_pid_file_is_where_the_command_ran(tmp_path: Path) -> None:
     # The daemon moves to / (as memcached's daemon() does); the path is taken before that.
     port = free_port()
     user = ["-u", "root"] if os.geteuid() == 0 else []
-    result = subprocess.run([sys.executable, "-m", "memcachepy", "-d", "-p", str(port),
-                             "-P", "relative.pid", *user], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "memcachepy", "-d", "-p", str(port), "-P", "relative.pid", *user],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     pid = _daemon_pid(port)
     try:
@@ -189,8 +222,11 @@ def test_root_warning_is_logged_once_with_one_level(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "stderr"
     with log.open("w") as err:  # -v keeps the daemon's stderr: this file
-        result = subprocess.run([sys.executable, "-m", "memcachepy", "-d", "-v", "-p",
-                                 str(port)], stderr=err, timeout=30)
+        result = subprocess.run(
+            [sys.executable, "-m", "memcachepy", "-d", "-v", "-p", str(port)],
+            stderr=err,
+            timeout=30,
+        )
     assert result.returncode == 0
     pid = _daemon_pid(port)
     _stop(pid)
@@ -203,8 +239,22 @@ def test_root_warning_is_logged_once_with_one_level(tmp_path: Path) -> None:
 def test_unix_socket_with_mask_serves_pymemcache_text_and_binary(tmp_path: Path) -> None:
     path = tmp_path / "memcached.sock"
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "memcachepy", "-s", str(path), "-a", "0700",
-                             "-p", str(port), "-u", "root"], stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "memcachepy",
+            "-s",
+            str(path),
+            "-a",
+            "0700",
+            "-p",
+            str(port),
+            "-u",
+            "root",
+        ],
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait_for_file(path)
         _wait_connectable(socket.AF_UNIX, str(path))
@@ -250,8 +300,9 @@ def test_root_without_u_warns_on_stderr_naming_u() -> None:
     if os.geteuid() != 0:
         pytest.skip("the warning is about running as root")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "memcachepy", "-p", str(port)],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memcachepy", "-p", str(port)], stderr=subprocess.PIPE, text=True
+    )
     # The port accepts before the warning is logged ("once serving"), so read stderr for
     # it rather than wait for a connection; the timer bounds a server that never warns.
     deadline = threading.Timer(20, proc.terminate)
@@ -267,17 +318,18 @@ def test_root_without_u_warns_on_stderr_naming_u() -> None:
         deadline.cancel()
         proc.terminate()
         _, rest = proc.communicate(timeout=10)
-    warnings = [line for line in lines + rest.splitlines()
-                if "WARNING" in line and "root" in line]
+    warnings = [line for line in lines + rest.splitlines() if "WARNING" in line and "root" in line]
     assert warnings and "-u" in warnings[0]
 
 
 def test_port_file_and_ephemeral_ports(tmp_path: Path) -> None:
     """memcached's MEMCACHED_PORT_FILENAME with -p -1 -U -1 (t/issue_67)."""
     ports = tmp_path / "ports"
-    proc = subprocess.Popen([sys.executable, "-m", "memcachepy", "-p", "-1", "-U", "-1",
-                             "-u", "root"], env={**os.environ, "MEMCACHED_PORT_FILENAME":
-                                                 str(ports)}, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memcachepy", "-p", "-1", "-U", "-1", "-u", "root"],
+        env={**os.environ, "MEMCACHED_PORT_FILENAME": str(ports)},
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for_file(ports)
         found = dict(line.split(": ") for line in ports.read_text().splitlines())

@@ -19,19 +19,68 @@ from tests.servers import ServerProcess, memcached_server, memcachepy_server, re
 
 # The ASCII tests of memccapable (libmemcached-tools 1.1), in the order it runs them.
 ASCII_TESTS = (
-    "version", "quit", "verbosity", "set", "set noreply", "get", "gets", "mget", "flush",
-    "flush noreply", "add", "add noreply", "replace", "replace noreply", "cas", "cas noreply",
-    "delete", "delete noreply", "incr", "incr noreply", "decr", "decr noreply", "append",
-    "append noreply", "prepend", "prepend noreply", "stat",
+    "version",
+    "quit",
+    "verbosity",
+    "set",
+    "set noreply",
+    "get",
+    "gets",
+    "mget",
+    "flush",
+    "flush noreply",
+    "add",
+    "add noreply",
+    "replace",
+    "replace noreply",
+    "cas",
+    "cas noreply",
+    "delete",
+    "delete noreply",
+    "incr",
+    "incr noreply",
+    "decr",
+    "decr noreply",
+    "append",
+    "append noreply",
+    "prepend",
+    "prepend noreply",
+    "stat",
 )
 # Its binary tests, run after the ASCII ones when no mode flag (-a/-b) is given.
 BINARY_TESTS = (
-    "noop", "quit", "quitq", "set", "setq", "flush", "flushq", "add", "addq", "replace",
-    "replaceq", "delete", "deleteq", "get", "getq", "getk", "getkq", "incr", "incrq", "decr",
-    "decrq", "version", "append", "appendq", "prepend", "prependq", "stat",
+    "noop",
+    "quit",
+    "quitq",
+    "set",
+    "setq",
+    "flush",
+    "flushq",
+    "add",
+    "addq",
+    "replace",
+    "replaceq",
+    "delete",
+    "deleteq",
+    "get",
+    "getq",
+    "getk",
+    "getkq",
+    "incr",
+    "incrq",
+    "decr",
+    "decrq",
+    "version",
+    "append",
+    "appendq",
+    "prepend",
+    "prependq",
+    "stat",
 )
-ALL_TESTS = (*(f"ascii {name}" for name in ASCII_TESTS),
-             *(f"binary {name}" for name in BINARY_TESTS))
+ALL_TESTS = (
+    *(f"ascii {name}" for name in ASCII_TESTS),
+    *(f"binary {name}" for name in BINARY_TESTS),
+)
 # "ascii <name>" padded with spaces, then "[pass]" (or "[skip]"); a failing test prints no
 # verdict on stdout (its "[FAIL]" goes to stderr), so the next name follows directly.
 RESULT = re.compile(r"((?:ascii|binary) [a-z]+(?: noreply)?)\s*(\[(?:pass|skip|FAIL)\])?")
@@ -54,21 +103,28 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
 
 
 def test_parser_reads_a_failure() -> None:
-    stdout = ("ascii version                           [pass]\n"
-              "ascii flush                             ascii flush noreply"
-              "                     ascii add                               [pass]\n"
-              "binary getkq                            [pass]\n")
-    assert verdicts(stdout) == {"ascii version": "[pass]", "ascii flush": "",
-                                "ascii flush noreply": "", "ascii add": "[pass]",
-                                "binary getkq": "[pass]"}
+    stdout = (
+        "ascii version                           [pass]\n"
+        "ascii flush                             ascii flush noreply"
+        "                     ascii add                               [pass]\n"
+        "binary getkq                            [pass]\n"
+    )
+    assert verdicts(stdout) == {
+        "ascii version": "[pass]",
+        "ascii flush": "",
+        "ascii flush noreply": "",
+        "ascii add": "[pass]",
+        "binary getkq": "[pass]",
+    }
 
 
 def test_every_ascii_and_binary_test_passes(server: ServerProcess) -> None:
     binary = require_binary("memccapable")
     # No mode flag: the ASCII tests, then the binary ones.
     argv = [binary, "-t", "5", "-h", server.host, "-p", str(server.port)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL, check=False)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False
+    )
     report = f"$ {' '.join(argv)}\n{done.stdout}\n{done.stderr}"
     found = verdicts(done.stdout)
     assert list(found) == list(ALL_TESTS), report

@@ -39,8 +39,11 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 
 
 def start(memory: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(memcachepy_argv(port, "-m", "16", "-e", str(memory)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        memcachepy_argv(port, "-m", "16", "-e", str(memory)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def fill(port: int) -> None:
@@ -65,7 +68,7 @@ def restored_count(memory: Path) -> int:
         if count:
             keys = list(VALUES)
             for at in range(0, len(keys), 200):
-                batch = keys[at:at + 200]
+                batch = keys[at : at + 200]
                 assert client.get_many(batch) == {k: VALUES[k] for k in batch}
         client.close()
         return count
@@ -75,9 +78,12 @@ def restored_count(memory: Path) -> int:
 
 def test_a_disk_too_small_for_m_stops_the_start_with_a_clear_error(tmpfs: Path) -> None:
     (tmpfs / "ballast").write_bytes(bytes(12 << 20))  # leaves 12 MB for a 16 MB cache
-    result = subprocess.run(memcachepy_argv(free_port(), "-m", "16", "-e",
-                                            str(tmpfs / "memory")),
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        memcachepy_argv(free_port(), "-m", "16", "-e", str(tmpfs / "memory")),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert "cannot reserve 16 MB for -m 16: No space left on device" in result.stderr
 
@@ -120,8 +126,12 @@ def test_a_read_only_disk_refuses_to_start_and_keeps_the_saved_file(tmpfs: Path)
     assert stop_gracefully(server)[0] == 0
     saved = memory.read_bytes()
     subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
-    result = subprocess.run(memcachepy_argv(free_port(), "-m", "16", "-e", str(memory)),
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        memcachepy_argv(free_port(), "-m", "16", "-e", str(memory)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert f"memory file {memory}: Read-only file system" in result.stderr
     subprocess.run(["mount", "-o", "remount,rw", str(tmpfs)], check=True)
@@ -131,7 +141,8 @@ def test_a_read_only_disk_refuses_to_start_and_keeps_the_saved_file(tmpfs: Path)
 
 @pytest.mark.parametrize("replaced", [False, True])
 def test_a_memory_file_deleted_while_running_is_not_saved_into(
-        tmp_path: Path, replaced: bool) -> None:
+    tmp_path: Path, replaced: bool
+) -> None:
     memory = tmp_path / "memory"
     port = free_port()
     server = start(memory, port)

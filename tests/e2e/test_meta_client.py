@@ -59,8 +59,11 @@ def test_set_get_delete(client: CacheApi) -> None:
 
 def test_values_of_every_type_round_trip(client: CacheApi) -> None:
     values: dict[str, object] = {
-        "mm:bytes": b"\x00\r\n\xff", "mm:str": "text é", "mm:int": 42,
-        "mm:dict": {"a": [1, 2, 3]}, "mm:big": b"x" * 300_000,
+        "mm:bytes": b"\x00\r\n\xff",
+        "mm:str": "text é",
+        "mm:int": 42,
+        "mm:dict": {"a": [1, 2, 3]},
+        "mm:big": b"x" * 300_000,
     }
     for key, value in values.items():
         assert client.set(key, value, ttl=0)

@@ -95,18 +95,29 @@ def test_sasl_flag_combinations_are_checked() -> None:
     import sys
 
     for extra in (["-B", "ascii"], ["-U", "11311"], []):
-        result = subprocess.run([sys.executable, "-m", "memcachepy", "-S", *extra],
-                                capture_output=True, text=True, timeout=30,
-                                env={"PATH": "/usr/bin:/bin"})
+        result = subprocess.run(
+            [sys.executable, "-m", "memcachepy", "-S", *extra],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PATH": "/usr/bin:/bin"},
+        )
         assert result.returncode == 64, extra
         assert len(result.stderr.strip().splitlines()) == 1
 
 
 FRAMES = st.one_of(
-    st.builds(frame, st.sampled_from([op.value for op in Opcode]), st.binary(max_size=8),
-              st.binary(max_size=16), st.sampled_from([b"", bytes(4), bytes(8), bytes(20)])),
-    st.builds(lambda data: frame(Opcode.SASL_AUTH, b"PLAIN", data),
-              st.sampled_from([b"\0alice\0wrong", b"alice", b"\0\0", b"bob\0alice\0wonderland"])),
+    st.builds(
+        frame,
+        st.sampled_from([op.value for op in Opcode]),
+        st.binary(max_size=8),
+        st.binary(max_size=16),
+        st.sampled_from([b"", bytes(4), bytes(8), bytes(20)]),
+    ),
+    st.builds(
+        lambda data: frame(Opcode.SASL_AUTH, b"PLAIN", data),
+        st.sampled_from([b"\0alice\0wrong", b"alice", b"\0\0", b"bob\0alice\0wonderland"]),
+    ),
     st.binary(max_size=40).map(lambda b: b"\x80" + b),
 )
 
@@ -115,8 +126,12 @@ FRAMES = st.one_of(
 @given(st.lists(FRAMES, max_size=10))
 def test_no_interleaving_before_auth_reaches_the_store(frames: list[bytes]) -> None:
     cache = Cache(8 << 20)
-    dispatcher = BinaryDispatcher(Settings(sasl=True, protocol="binary"), cache,
-                                  ServerCounters(), sasl=Authfile([(b"alice", b"wonderland")]))
+    dispatcher = BinaryDispatcher(
+        Settings(sasl=True, protocol="binary"),
+        cache,
+        ServerCounters(),
+        sasl=Authfile([(b"alice", b"wonderland")]),
+    )
     session = BinarySession(dispatcher)
     parser = BinaryParser(cache.item_fits, sasl=True)
     parser.receive_data(b"".join(frames))

@@ -21,12 +21,14 @@ def stat(sock: socket.socket, name: bytes) -> int:
 
 def test_pipelined_batch_gets_replies_in_order(server: ServerProcess) -> None:
     with server.connect() as sock:
-        batch = b"".join(b"set pipe%d 0 0 %d noreply\r\n%d\r\n" % (i, len(b"%d" % i), i)
-                         for i in range(500))
+        batch = b"".join(
+            b"set pipe%d 0 0 %d noreply\r\n%d\r\n" % (i, len(b"%d" % i), i) for i in range(500)
+        )
         batch += b"".join(b"get pipe%d\r\n" % i for i in range(500)) + b"version\r\n"
         reply = exchange(sock, batch, until=b"\r\nVERSION 1.6.18-memcachepy-0.1.0\r\n")
-        expected = b"".join(b"VALUE pipe%d 0 %d\r\n%d\r\nEND\r\n" % (i, len(b"%d" % i), i)
-                            for i in range(500))
+        expected = b"".join(
+            b"VALUE pipe%d 0 %d\r\n%d\r\nEND\r\n" % (i, len(b"%d" % i), i) for i in range(500)
+        )
         assert reply == expected + b"VERSION 1.6.18-memcachepy-0.1.0\r\n"
 
 
@@ -171,8 +173,11 @@ def test_an_internal_error_closes_one_connection_not_the_server() -> None:
         listeners = open_listeners("127.0.0.1", 0)
         with trio.fail_after(10):
             async with trio.open_nursery() as nursery:
-                ports = await nursery.start(lambda task_status: server.serve(
-                    listeners=listeners, handle_signals=False, task_status=task_status))
+                ports = await nursery.start(
+                    lambda task_status: server.serve(
+                        listeners=listeners, handle_signals=False, task_status=task_status
+                    )
+                )
                 bad = await trio.open_tcp_stream("127.0.0.1", ports[0])
                 await bad.send_all(b"version\r\n")
                 assert await bad.receive_some() == b""  # that connection is closed
@@ -195,6 +200,7 @@ def test_long_multiget_of_large_values_is_answered_whole_and_in_order(
             exchange(sock, b"set %s 0 0 %d\r\n%s\r\n" % (key, len(value), value))
         keys = [b"mg%d" % (i % 7) for i in range(40)]  # mg6 is a miss
         reply = exchange(sock, b"get " + b" ".join(keys) + b"\r\n", b"END\r\n", timeout=20)
-        expected = b"".join(b"VALUE %s 0 %d\r\n%s\r\n" % (k, len(values[k]), values[k])
-                            for k in keys if k in values)
+        expected = b"".join(
+            b"VALUE %s 0 %d\r\n%s\r\n" % (k, len(values[k]), values[k]) for k in keys if k in values
+        )
         assert reply == expected + b"END\r\n"

@@ -72,13 +72,13 @@ def get_many(sock: socket.socket, keys: list[bytes]) -> dict[bytes, tuple[int, b
     """key -> (flags, value) for the keys that hit, in batches of 100."""
     found: dict[bytes, tuple[int, bytes]] = {}
     for i in range(0, len(keys), 100):
-        reply = exchange(sock, b"get " + b" ".join(keys[i:i + 100]) + b"\r\n", b"END\r\n", 30)
+        reply = exchange(sock, b"get " + b" ".join(keys[i : i + 100]) + b"\r\n", b"END\r\n", 30)
         pos = 0
         while reply.startswith(b"VALUE ", pos):
             eol = reply.index(b"\r\n", pos)
             _, key, flags, nbytes = reply[pos:eol].split(b" ")
             start_at = eol + 2
-            found[key] = (int(flags), reply[start_at:start_at + int(nbytes)])
+            found[key] = (int(flags), reply[start_at : start_at + int(nbytes)])
             pos = start_at + int(nbytes) + 2
     return found
 
@@ -88,10 +88,12 @@ def test_expired_items_are_freed_without_reads() -> None:
     try:
         with server.connect(timeout=30) as sock:
             for batch in range(100):
-                sock.sendall(b"".join(
-                    b"set ttl%06d 0 2 20 noreply\r\n%020d\r\n" % (i, i)
-                    for i in range(batch * 1000, batch * 1000 + 1000)
-                ))
+                sock.sendall(
+                    b"".join(
+                        b"set ttl%06d 0 2 20 noreply\r\n%020d\r\n" % (i, i)
+                        for i in range(batch * 1000, batch * 1000 + 1000)
+                    )
+                )
             stored_at = time.monotonic()
             before = stats(sock)
             # On a loaded machine the 2 s TTL can run out while the sets still arrive, and
@@ -122,8 +124,10 @@ def mixed_items(count: int, seed: int = 3) -> list[tuple[bytes, int, int, bytes]
     rng = random.Random(seed)
     items = []
     for i in range(count):
-        size = rng.choice([1, 10, 100, 100, 300, 1000, 3000]) if i % 100 else rng.choice(
-            [20_000, 70_000, 200_000]
+        size = (
+            rng.choice([1, 10, 100, 100, 300, 1000, 3000])
+            if i % 100
+            else rng.choice([20_000, 70_000, 200_000])
         )
         exptime = rng.choice([0, 0, 3600, 1])
         value = rng.randbytes(size)
@@ -133,10 +137,12 @@ def mixed_items(count: int, seed: int = 3) -> list[tuple[bytes, int, int, bytes]
 
 def store_all(sock: socket.socket, items: list[tuple[bytes, int, int, bytes]]) -> None:
     for i in range(0, len(items), 500):
-        sock.sendall(b"".join(
-            b"set %s %d %d %d noreply\r\n%s\r\n" % (key, flags, exptime, len(value), value)
-            for key, flags, exptime, value in items[i:i + 500]
-        ))
+        sock.sendall(
+            b"".join(
+                b"set %s %d %d %d noreply\r\n%s\r\n" % (key, flags, exptime, len(value), value)
+                for key, flags, exptime, value in items[i : i + 500]
+            )
+        )
     assert exchange(sock, b"version\r\n").startswith(b"VERSION")
 
 
@@ -217,8 +223,9 @@ def test_damaged_and_foreign_memory_files(tmp_path: Path) -> None:
     # Something that is not a memory file at all: refused, left as it was.
     foreign = tmp_path / "notes"
     foreign.write_bytes(b"do not overwrite me\n")
-    result = subprocess.run(memcachepy_argv(free_port(), "-m", "8", "-e", str(foreign)),
-                            capture_output=True, timeout=30)
+    result = subprocess.run(
+        memcachepy_argv(free_port(), "-m", "8", "-e", str(foreign)), capture_output=True, timeout=30
+    )
     assert result.returncode == 1
     assert b"not a memcachepy memory file" in result.stderr
     assert foreign.read_bytes() == b"do not overwrite me\n"
@@ -230,10 +237,12 @@ def test_cache_memlimit_shrinks_and_grows_live() -> None:
         with server.connect(timeout=30) as sock:
             value = b"x" * 1000
             for batch in range(60):
-                sock.sendall(b"".join(
-                    b"set m%06d 0 0 1000 noreply\r\n%s\r\n" % (i, value)
-                    for i in range(batch * 1000, batch * 1000 + 1000)
-                ))
+                sock.sendall(
+                    b"".join(
+                        b"set m%06d 0 0 1000 noreply\r\n%s\r\n" % (i, value)
+                        for i in range(batch * 1000, batch * 1000 + 1000)
+                    )
+                )
             assert int(stats(sock, b"slabs")[b"total_malloced"]) == 64 * MB
             assert exchange(sock, b"cache_memlimit 16\r\n") == b"OK\r\n"
             assert int(stats(sock, b"settings")[b"maxbytes"]) == 16 * MB
@@ -249,9 +258,11 @@ def test_cache_memlimit_shrinks_and_grows_live() -> None:
             assert 0 < len(found) < 16_000
             assert all(v == (0, value) for v in found.values())
             assert exchange(sock, b"cache_memlimit 64\r\n") == b"OK\r\n"
-            sock.sendall(b"".join(
-                b"set n%06d 0 0 1000 noreply\r\n%s\r\n" % (i, value) for i in range(40_000)
-            ))
+            sock.sendall(
+                b"".join(
+                    b"set n%06d 0 0 1000 noreply\r\n%s\r\n" % (i, value) for i in range(40_000)
+                )
+            )
             assert 32 * MB < int(stats(sock, b"slabs")[b"total_malloced"]) <= 64 * MB
     finally:
         server.stop()

@@ -38,22 +38,32 @@ class Pki:
         for pem in leaf.cert_chain_pems[1:]:
             pem.write_to_path(str(self.cert), append=True)
 
-    def client(self, trust: trustme.CA | None = None, cert_from: trustme.CA | None = None,
-               expired: bool = False) -> ssl.SSLContext:
+    def client(
+        self,
+        trust: trustme.CA | None = None,
+        cert_from: trustme.CA | None = None,
+        expired: bool = False,
+    ) -> ssl.SSLContext:
         context = ssl.create_default_context()
         (trust or self.ca).configure_trust(context)
         if cert_from is not None:
             kwargs = {}
             if expired:
                 now = datetime.datetime.now(datetime.UTC)
-                kwargs = {"not_before": now - datetime.timedelta(days=10),
-                          "not_after": now - datetime.timedelta(days=1)}
+                kwargs = {
+                    "not_before": now - datetime.timedelta(days=10),
+                    "not_after": now - datetime.timedelta(days=1),
+                }
             cert_from.issue_cert("client@example.test", **kwargs).configure_cert(context)
         return context
 
     def options(self, *extra: str) -> list[str]:
-        opts = [f"ssl_chain_cert={self.cert}", f"ssl_key={self.key}", f"ssl_ca_cert={self.ca_file}",
-                *extra]
+        opts = [
+            f"ssl_chain_cert={self.cert}",
+            f"ssl_key={self.key}",
+            f"ssl_ca_cert={self.ca_file}",
+            *extra,
+        ]
         return ["-Z", "-o", ",".join(opts)]
 
 
@@ -164,8 +174,7 @@ def test_tls_1_1_client_is_refused_by_default(server: ServerProcess, pki: Pki) -
         tls_connect(server, old)
 
 
-def test_sighup_reloads_certificates_and_keeps_connections(server: ServerProcess,
-                                                           pki: Pki) -> None:
+def test_sighup_reloads_certificates_and_keeps_connections(server: ServerProcess, pki: Pki) -> None:
     established = tls_connect(server, pki.client())
     assert exchange(established, b"set k 0 0 1\r\nv\r\n") == b"STORED\r\n"
     pki.install(pki.other_ca)  # renewed certificate, from another CA
@@ -206,12 +215,22 @@ def test_bad_certificate_files_stop_start_up(tmp_path: Path) -> None:
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "memcachepy", "-Z", "-o",
-         f"ssl_chain_cert={tmp_path}/none.pem,ssl_key={tmp_path}/none.key"],
-        capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            "-m",
+            "memcachepy",
+            "-Z",
+            "-o",
+            f"ssl_chain_cert={tmp_path}/none.pem,ssl_key={tmp_path}/none.key",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode != 0
-    assert result.stderr == (f"memcachepy: cannot read ssl_chain_cert {tmp_path}/none.pem: "
-                             "No such file or directory\n")
+    assert result.stderr == (
+        f"memcachepy: cannot read ssl_chain_cert {tmp_path}/none.pem: No such file or directory\n"
+    )
 
 
 def test_start_up_line_names_each_listener_and_which_is_tls(pki: Pki, tmp_path: Path) -> None:
@@ -227,4 +246,5 @@ def test_start_up_line_names_each_listener_and_which_is_tls(pki: Pki, tmp_path: 
     finally:
         srv.stop()
     assert f"INFO listening on tcp {HOST}:{plain_port}, tls {HOST}:{tls_port}\n" in (
-        log.read_text())
+        log.read_text()
+    )

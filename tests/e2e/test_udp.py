@@ -81,6 +81,7 @@ def session() -> Iterator[object]:
     def start(first: int) -> tuple[object, Handler]:
         if first == 0x80:
             from memcachepy.protocol.binary import BinaryParser
+
             return BinaryParser(cache.item_fits), binary.handle
         return TextParser(cache.item_fits), text.handle
 
@@ -92,13 +93,19 @@ def datagram(payload: bytes, request_id: int = 9, total: int = 1) -> bytes:
 
 
 def test_datagram_requests(session: object) -> None:
-    ask = lambda payload, **kw: [d[8:] for d in handle_datagram(datagram(payload, **kw),  # noqa: E731
-                                                                 session)]  # type: ignore[arg-type]
-    assert ask(b"set a 0 0 3\r\nabc\r\nget a\r\n") == [b"STORED\r\n",
-                                                        b"VALUE a 0 3\r\nabc\r\nEND\r\n"]
+    def ask(payload: bytes, **kw: int) -> list[bytes]:
+        return [d[8:] for d in handle_datagram(datagram(payload, **kw), session)]  # type: ignore[arg-type]
+
+    assert ask(b"set a 0 0 3\r\nabc\r\nget a\r\n") == [
+        b"STORED\r\n",
+        b"VALUE a 0 3\r\nabc\r\nEND\r\n",
+    ]
     # A multi-get answers one response per key; a missed first key is a bare header.
-    assert ask(b"get x a y a\r\n") == [b"", b"VALUE a 0 3\r\nabc\r\n",
-                                       b"VALUE a 0 3\r\nabc\r\nEND\r\n"]
+    assert ask(b"get x a y a\r\n") == [
+        b"",
+        b"VALUE a 0 3\r\nabc\r\n",
+        b"VALUE a 0 3\r\nabc\r\nEND\r\n",
+    ]
     assert ask(b"set q 0 0 1 noreply\r\nz\r\n") == []
     assert ask(b"get a", total=1) == []  # incomplete: dropped
     assert ask(b"get a\r\n", total=2) == []  # spread over datagrams: dropped
@@ -111,8 +118,7 @@ def test_datagram_requests(session: object) -> None:
 
 def test_responses_are_sent_in_bounded_batches(session: object) -> None:
     value = b"v" * 200_000
-    handle_datagram(datagram(b"set big 0 0 %d\r\n%s\r\n" % (len(value), value)),
-                    session)  # type: ignore[arg-type]
+    handle_datagram(datagram(b"set big 0 0 %d\r\n%s\r\n" % (len(value), value)), session)  # type: ignore[arg-type]
     batches = list(answer(datagram(b"get big big big big\r\n"), session))  # type: ignore[arg-type]
     assert len(batches) == 2  # flushed once 256 KiB were waiting, then at the end
     assert all(sum(map(len, batch)) < 2 * FLUSH_BYTES for batch in batches)
@@ -153,8 +159,9 @@ class UdpClient:
         self.sock.sendto(struct.pack(">HHHH", self.next_id, 0, total, 0) + payload, self.address)
         return self.next_id
 
-    def collect(self, request_id: int, *, expect: int | None = None, quiet: float = 0.1,
-                wait: float = 3.0) -> list[tuple[tuple[int, int, int, int], bytes]]:
+    def collect(
+        self, request_id: int, *, expect: int | None = None, quiet: float = 0.1, wait: float = 3.0
+    ) -> list[tuple[tuple[int, int, int, int], bytes]]:
         """(header, data) of the datagrams for ``request_id``: ``expect`` of them, or all
         that arrive before ``quiet`` seconds pass without one (``wait`` at most)."""
         got: list[tuple[tuple[int, int, int, int], bytes]] = []
@@ -175,8 +182,9 @@ class UdpClient:
                 got.append((header, data[8:]))
         return got
 
-    def ask(self, payload: bytes, *, expect: int | None = None, quiet: float = 0.1,
-            total: int = 1) -> list[tuple[tuple[int, int, int, int], bytes]]:
+    def ask(
+        self, payload: bytes, *, expect: int | None = None, quiet: float = 0.1, total: int = 1
+    ) -> list[tuple[tuple[int, int, int, int], bytes]]:
         return self.collect(self.send(payload, total), expect=expect, quiet=quiet)
 
 
@@ -203,8 +211,10 @@ def test_udp_version_set_get(client: UdpClient) -> None:
 
 def test_udp_large_value_comes_in_numbered_datagrams(client: UdpClient) -> None:
     value = bytes(range(256)) * 40
-    assert client.ask(b"set u:big 0 0 %d\r\n%s\r\n" % (len(value), value),
-                      expect=1)[0][1] == b"STORED\r\n"
+    assert (
+        client.ask(b"set u:big 0 0 %d\r\n%s\r\n" % (len(value), value), expect=1)[0][1]
+        == b"STORED\r\n"
+    )
     got = client.ask(b"get u:big\r\n", expect=8)
     total = got[0][0][2]
     assert total == len(got) == -(-(len(value) + 25) // MAX_DATA)
@@ -240,8 +250,9 @@ def test_udp_is_off_by_default() -> None:
             client.close()
 
 
-def test_udp_stats_settings_report_the_port(udp_server: tuple[ServerProcess, int],
-                                           client: UdpClient) -> None:
+def test_udp_stats_settings_report_the_port(
+    udp_server: tuple[ServerProcess, int], client: UdpClient
+) -> None:
     got = client.ask(b"stats settings\r\n")
     reply = b"".join(data for _, data in sorted(got, key=lambda g: g[0][1]))
     assert b"STAT udpport %d\r\n" % udp_server[1] in reply
@@ -272,16 +283,22 @@ SINGLE_REQUESTS = [
 
 def test_udp_datagrams_match_memcached() -> None:
     port_a, port_b = free_udp_port(), free_udp_port()
-    with memcached_server("-U", str(port_a), port=port_a) as theirs, \
-            memcachepy_server("-U", str(port_b), port=port_b) as ours:
+    with (
+        memcached_server("-U", str(port_a), port=port_a) as theirs,
+        memcachepy_server("-U", str(port_b), port=port_b) as ours,
+    ):
         assert theirs and ours
         clients = UdpClient(port_a), UdpClient(port_b)
         try:
             for payload in SINGLE_REQUESTS:
                 ids = [c.send(payload) for c in clients]
-                answers = [[(h[1:], data.replace(VERSION.encode(), b"1.6.18"))
-                            for h, data in c.collect(request_id)]
-                           for c, request_id in zip(clients, ids, strict=True)]
+                answers = [
+                    [
+                        (h[1:], data.replace(VERSION.encode(), b"1.6.18"))
+                        for h, data in c.collect(request_id)
+                    ]
+                    for c, request_id in zip(clients, ids, strict=True)
+                ]
                 assert answers[0] == answers[1], payload[:60]
         finally:
             for c in clients:

@@ -46,6 +46,7 @@ class _CountsReceives:
 
     def next_event(self) -> Any:
         from memcachepy.protocol.events import NEED_DATA
+
         return self.pending.pop() if self.pending else NEED_DATA
 
 
@@ -68,9 +69,22 @@ def test_a_short_coverage_guided_pass_finds_nothing(target: str, tmp_path: Path)
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS / target, corpus)
     result = subprocess.run(
-        [sys.executable, "-m", "fuzz", target, "-runs=3000", "-max_len=2000", "-seed=1",
-         f"-artifact_prefix={tmp_path}/", str(corpus)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "fuzz",
+            target,
+            "-runs=3000",
+            "-max_len=2000",
+            "-seed=1",
+            f"-artifact_prefix={tmp_path}/",
+            str(corpus),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Done 3000 runs" in result.stderr, result.stderr[-2000:]
     assert not list(tmp_path.glob("crash-*"))

@@ -30,8 +30,14 @@ def _run(code: str, pure: bool) -> str:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     if pure:
         env["MEMCACHEPY_PURE"] = "1"
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return result.stdout.strip()
 
 
@@ -49,8 +55,9 @@ def test_without_the_variable_a_build_runs_compiled() -> None:
         assert origin.endswith(tuple(EXTENSION_SUFFIXES)), origin
     else:
         assert origin.endswith("cache.py"), origin
-    mode = _run("import runpy; runpy.run_module('memcachepy.native', run_name='__main__')",
-                pure=False)
+    mode = _run(
+        "import runpy; runpy.run_module('memcachepy.native', run_name='__main__')", pure=False
+    )
     assert mode == ("compiled" if _built() and not stale_modules() else "pure")
 
 
@@ -87,8 +94,15 @@ def test_a_stale_build_runs_pure_and_says_so(tmp_path: Path) -> None:
     (copy / "compiled_sources.json").write_text(json.dumps({"store/cache.py": "0" * 64}))
     env = {k: v for k, v in os.environ.items() if k != "MEMCACHEPY_PURE"}
     env["PYTHONPATH"] = str(tmp_path)
-    result = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
-                            text=True, timeout=60, check=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=tmp_path,
+    )
     assert result.stdout.strip() == str(cache)
     assert "sources changed since they were compiled (store/cache.py)" in result.stderr
 
@@ -97,15 +111,22 @@ def _installed_build() -> str:
     """What the installed package runs, asked from a directory where nothing shadows it."""
     if pure_requested():
         return "pure"
-    return _run("import runpy; runpy.run_module('memcachepy.native', run_name='__main__')",
-                pure=False)
+    return _run(
+        "import runpy; runpy.run_module('memcachepy.native', run_name='__main__')", pure=False
+    )
 
 
 def _version(*python_flags: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run([sys.executable, *python_flags, "-m", "memcachepy", "-V"],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
-                          check=True)
+    return subprocess.run(
+        [sys.executable, *python_flags, "-m", "memcachepy", "-V"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
 
 
 @pytest.mark.parametrize("python_flags", [(), ("-P",)], ids=["plain", "safe-path"])
@@ -118,8 +139,10 @@ def test_the_checkout_runs_and_reports_the_installed_build(python_flags: tuple[s
 
 def test_sources_that_shadow_a_compiled_build_say_so_once() -> None:
     if _installed_build() != "compiled":
-        pytest.skip("pure Python runs here (MEMCACHEPY_PURE, or nothing compiled): no "
-                    "compiled build to shadow")
+        pytest.skip(
+            "pure Python runs here (MEMCACHEPY_PURE, or nothing compiled): no "
+            "compiled build to shadow"
+        )
     # python -m from src/ imports the sources there (the current directory comes first).
     shadowed = _version(cwd=REPO / "src")
     assert shadowed.stdout.endswith(" (pure)\n")
@@ -127,7 +150,8 @@ def test_sources_that_shadow_a_compiled_build_say_so_once() -> None:
     assert shadowed.stderr == (
         f"memcachepy: the sources at {REPO / 'src' / 'memcachepy'} shadow the compiled build "
         f"at {PACKAGE_DIR}; running pure Python (start it from another directory, with "
-        "python -P -m memcachepy, or with the memcachepy command)\n")
+        "python -P -m memcachepy, or with the memcachepy command)\n"
+    )
     # -P leaves the current directory off sys.path: the installed build runs.
     safe = _version("-P", cwd=REPO / "src")
     assert (safe.stdout.endswith(" (compiled)\n"), safe.stderr) == (True, "")
@@ -135,8 +159,15 @@ def test_sources_that_shadow_a_compiled_build_say_so_once() -> None:
 
 def test_pure_mode_is_not_a_shadow() -> None:
     env = {**os.environ, "MEMCACHEPY_PURE": "1"}
-    result = subprocess.run([sys.executable, "-m", "memcachepy", "-V"], cwd=REPO / "src",
-                            env=env, capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "memcachepy", "-V"],
+        cwd=REPO / "src",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert result.stdout.endswith(" (pure)\n") and result.stderr == ""
 
 

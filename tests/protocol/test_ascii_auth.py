@@ -67,11 +67,21 @@ def test_constant_time_check_needs_both_parts() -> None:
     assert not AUTH.check(b"", b"")
 
 
-COMMANDS = st.sampled_from([
-    b"get a\r\n", b"set a 0 0 1\r\nx\r\n", b"delete a\r\n", b"incr a 1\r\n",
-    b"flush_all\r\n", b"stats\r\n", b"set a 0 0 9\r\nmallory x\r\n", b"touch a 1\r\n",
-    b"set a 0 0 3\r\nbob\r\n", b"\r\n", b"garbage\r\n",
-])
+COMMANDS = st.sampled_from(
+    [
+        b"get a\r\n",
+        b"set a 0 0 1\r\nx\r\n",
+        b"delete a\r\n",
+        b"incr a 1\r\n",
+        b"flush_all\r\n",
+        b"stats\r\n",
+        b"set a 0 0 9\r\nmallory x\r\n",
+        b"touch a 1\r\n",
+        b"set a 0 0 3\r\nbob\r\n",
+        b"\r\n",
+        b"garbage\r\n",
+    ]
+)
 
 
 @settings(max_examples=300)

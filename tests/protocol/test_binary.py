@@ -62,9 +62,17 @@ def drain(parser: BinaryParser) -> list[object]:
     raise AssertionError("the parser kept producing events")
 
 
-def frame(opcode: int, key: bytes = b"", extras: bytes = b"", value: bytes = b"", *,
-          body_length: int | None = None, magic: int = 0x80, opaque: int = 0,
-          cas: int = 0) -> bytes:
+def frame(
+    opcode: int,
+    key: bytes = b"",
+    extras: bytes = b"",
+    value: bytes = b"",
+    *,
+    body_length: int | None = None,
+    magic: int = 0x80,
+    opaque: int = 0,
+    cas: int = 0,
+) -> bytes:
     """A request frame whose header may lie about the body length."""
     body = len(key) + len(extras) + len(value) if body_length is None else body_length
     header = Header(magic, opcode, len(key), len(extras), 0, 0, body, opaque, cas)
@@ -80,22 +88,36 @@ def only_event(data: bytes) -> object:
 # -- well-formed requests ---------------------------------------------------------------------
 
 VALID = [
-    request(Opcode.GET, b"k"), request(Opcode.GETQ, b"k"), request(Opcode.GETK, b"k"),
+    request(Opcode.GET, b"k"),
+    request(Opcode.GETQ, b"k"),
+    request(Opcode.GETK, b"k"),
     request(Opcode.GETKQ, b"k"),
-    request(Opcode.SET, b"k", STORE_EXTRAS, b"value"), request(Opcode.SETQ, b"k", STORE_EXTRAS),
-    request(Opcode.ADD, b"k", STORE_EXTRAS, b"v"), request(Opcode.ADDQ, b"k", STORE_EXTRAS, b"v"),
+    request(Opcode.SET, b"k", STORE_EXTRAS, b"value"),
+    request(Opcode.SETQ, b"k", STORE_EXTRAS),
+    request(Opcode.ADD, b"k", STORE_EXTRAS, b"v"),
+    request(Opcode.ADDQ, b"k", STORE_EXTRAS, b"v"),
     request(Opcode.REPLACE, b"k", STORE_EXTRAS, b"v"),
     request(Opcode.REPLACEQ, b"k", STORE_EXTRAS, b"v"),
-    request(Opcode.APPEND, b"k", value=b"a"), request(Opcode.APPENDQ, b"k", value=b"a"),
-    request(Opcode.PREPEND, b"k", value=b"p"), request(Opcode.PREPENDQ, b"k", value=b"p"),
-    request(Opcode.DELETE, b"k"), request(Opcode.DELETEQ, b"k", cas=5),
-    request(Opcode.INCREMENT, b"n", INCR_EXTRAS), request(Opcode.INCREMENTQ, b"n", INCR_EXTRAS),
-    request(Opcode.DECREMENT, b"n", INCR_EXTRAS), request(Opcode.DECREMENTQ, b"n", INCR_EXTRAS),
-    request(Opcode.FLUSH), request(Opcode.FLUSHQ, extras=struct.pack(">I", 10)),
-    request(Opcode.NOOP), request(Opcode.VERSION), request(Opcode.STAT),
+    request(Opcode.APPEND, b"k", value=b"a"),
+    request(Opcode.APPENDQ, b"k", value=b"a"),
+    request(Opcode.PREPEND, b"k", value=b"p"),
+    request(Opcode.PREPENDQ, b"k", value=b"p"),
+    request(Opcode.DELETE, b"k"),
+    request(Opcode.DELETEQ, b"k", cas=5),
+    request(Opcode.INCREMENT, b"n", INCR_EXTRAS),
+    request(Opcode.INCREMENTQ, b"n", INCR_EXTRAS),
+    request(Opcode.DECREMENT, b"n", INCR_EXTRAS),
+    request(Opcode.DECREMENTQ, b"n", INCR_EXTRAS),
+    request(Opcode.FLUSH),
+    request(Opcode.FLUSHQ, extras=struct.pack(">I", 10)),
+    request(Opcode.NOOP),
+    request(Opcode.VERSION),
+    request(Opcode.STAT),
     request(Opcode.STAT, b"settings"),
-    request(Opcode.TOUCH, b"k", TOUCH_EXTRAS), request(Opcode.GAT, b"k", TOUCH_EXTRAS),
-    request(Opcode.GATQ, b"k", TOUCH_EXTRAS), request(Opcode.GATK, b"k", TOUCH_EXTRAS),
+    request(Opcode.TOUCH, b"k", TOUCH_EXTRAS),
+    request(Opcode.GAT, b"k", TOUCH_EXTRAS),
+    request(Opcode.GATQ, b"k", TOUCH_EXTRAS),
+    request(Opcode.GATK, b"k", TOUCH_EXTRAS),
     request(Opcode.GATKQ, b"k", TOUCH_EXTRAS),
 ]
 
@@ -140,8 +162,9 @@ def test_undefined_opcode_answers_unknown_command_and_swallows_the_body() -> Non
     noop = request(Opcode.NOOP)
     # memcached discards `body length` bytes after the key it has already read.
     events = parse_all(frame(0x40, b"abc") + b"xyz" + noop)
-    assert events[0] == Reject(Header.unpack_from(frame(0x40, b"abc")),
-                               Status.UNKNOWN_COMMAND, False, 3)
+    assert events[0] == Reject(
+        Header.unpack_from(frame(0x40, b"abc")), Status.UNKNOWN_COMMAND, False, 3
+    )
     assert events[1].header.opcode == Opcode.NOOP  # type: ignore[attr-defined]
     for opcode in (0x1B, 0x1F, 0x25, 0x30, 0xFF):
         event = only_event(frame(opcode))
@@ -165,28 +188,32 @@ def test_key_and_extras_longer_than_the_body_answer_0x81_and_close() -> None:
     assert drain(parser) == []
 
 
-@pytest.mark.parametrize("wire", [
-    frame(Opcode.SET, b"k", b"1234", b"v"),  # set needs 8 bytes of extras
-    frame(Opcode.SET, b"", STORE_EXTRAS, b"v"),  # and a key
-    frame(Opcode.GET, b"k", b"1234"),
-    frame(Opcode.GET),
-    frame(Opcode.GET, b"k", body_length=2),
-    frame(Opcode.DELETE, b"k", b"x"),
-    frame(Opcode.INCREMENT, b"n", b"short"),
-    frame(Opcode.INCREMENT, b"n", INCR_EXTRAS, b"extra"),
-    frame(Opcode.VERSION, b"x"),
-    frame(Opcode.NOOP, extras=b"1"),
-    frame(Opcode.QUIT, value=b"x"),
-    frame(Opcode.FLUSH, extras=b"12"),
-    frame(Opcode.FLUSH, b"k"),
-    frame(Opcode.STAT, extras=b"1234"),
-    frame(Opcode.TOUCH, b"k"),
-    frame(Opcode.GAT, b"", TOUCH_EXTRAS),
-    frame(Opcode.APPEND, b"k", b"1234", b"v"),
-    frame(Opcode.SASL_LIST_MECHS, b"k"),
-    frame(Opcode.GET, b"k" * 251),  # keys are at most 250 bytes
-    frame(0x40, b"k" * 251),  # checked before the opcode
-], ids=lambda w: f"{w[1]:#04x}-{len(w)}")
+@pytest.mark.parametrize(
+    "wire",
+    [
+        frame(Opcode.SET, b"k", b"1234", b"v"),  # set needs 8 bytes of extras
+        frame(Opcode.SET, b"", STORE_EXTRAS, b"v"),  # and a key
+        frame(Opcode.GET, b"k", b"1234"),
+        frame(Opcode.GET),
+        frame(Opcode.GET, b"k", body_length=2),
+        frame(Opcode.DELETE, b"k", b"x"),
+        frame(Opcode.INCREMENT, b"n", b"short"),
+        frame(Opcode.INCREMENT, b"n", INCR_EXTRAS, b"extra"),
+        frame(Opcode.VERSION, b"x"),
+        frame(Opcode.NOOP, extras=b"1"),
+        frame(Opcode.QUIT, value=b"x"),
+        frame(Opcode.FLUSH, extras=b"12"),
+        frame(Opcode.FLUSH, b"k"),
+        frame(Opcode.STAT, extras=b"1234"),
+        frame(Opcode.TOUCH, b"k"),
+        frame(Opcode.GAT, b"", TOUCH_EXTRAS),
+        frame(Opcode.APPEND, b"k", b"1234", b"v"),
+        frame(Opcode.SASL_LIST_MECHS, b"k"),
+        frame(Opcode.GET, b"k" * 251),  # keys are at most 250 bytes
+        frame(0x40, b"k" * 251),  # checked before the opcode
+    ],
+    ids=lambda w: f"{w[1]:#04x}-{len(w)}",
+)
 def test_wrong_shape_answers_invalid_arguments_and_closes(wire: bytes) -> None:
     event = only_event(wire + request(Opcode.NOOP))
     assert isinstance(event, Reject)
@@ -222,7 +249,8 @@ def test_append_too_large_counts_no_flags() -> None:
 
     parser = BinaryParser(record)
     assert [type(e) for e in parse_all(request(Opcode.APPEND, b"key", value=b"abc"), parser)] == [
-        ValueTooLarge]
+        ValueTooLarge
+    ]
     parse_all(request(Opcode.SET, b"key", STORE_EXTRAS, b"abcd"), parser)
     assert seen == [(3, 0, 3), (3, 7, 4)]
 
@@ -245,11 +273,16 @@ def test_value_just_under_2_gib_is_swallowed_as_too_large() -> None:
 
 
 def test_sasl_answers_unknown_command_and_swallows_the_data() -> None:
-    events = parse_all(request(Opcode.SASL_LIST_MECHS)
-                       + request(Opcode.SASL_AUTH, b"PLAIN", value=b"\0user\0pw")
-                       + request(Opcode.NOOP))
+    events = parse_all(
+        request(Opcode.SASL_LIST_MECHS)
+        + request(Opcode.SASL_AUTH, b"PLAIN", value=b"\0user\0pw")
+        + request(Opcode.NOOP)
+    )
     assert [(type(e), getattr(e, "status", None)) for e in events] == [
-        (Reject, Status.UNKNOWN_COMMAND), (Reject, Status.UNKNOWN_COMMAND), (Request, None)]
+        (Reject, Status.UNKNOWN_COMMAND),
+        (Reject, Status.UNKNOWN_COMMAND),
+        (Request, None),
+    ]
 
 
 def test_key_and_extras_beyond_the_read_buffer_close() -> None:
@@ -302,10 +335,17 @@ def valid_frames(draw: st.DrawFn) -> bytes:
     key = b"" if shape.key is False else draw(st.binary(min_size=1, max_size=250))
     if shape.key is None:
         key = draw(st.sampled_from([b"", b"items", b"settings"]))
-    value = draw(st.binary(max_size=VALUE_LIMIT)) if shape.body.name in ("VALUE",
-                                                                          "SWALLOW") else b""
-    return request(opcode, key, extras, value, opaque=draw(st.integers(0, 2**32 - 1)),
-                   cas=draw(st.integers(0, 2**64 - 1)))
+    value = (
+        draw(st.binary(max_size=VALUE_LIMIT)) if shape.body.name in ("VALUE", "SWALLOW") else b""
+    )
+    return request(
+        opcode,
+        key,
+        extras,
+        value,
+        opaque=draw(st.integers(0, 2**32 - 1)),
+        cas=draw(st.integers(0, 2**64 - 1)),
+    )
 
 
 @st.composite
@@ -315,8 +355,17 @@ def hostile_frames(draw: st.DrawFn) -> bytes:
     value = draw(st.binary(max_size=64))
     body = draw(st.one_of(st.just(len(key) + len(extras) + len(value)), lengths))
     magic = draw(st.sampled_from([0x80, 0x80, 0x80, 0x81, 0x00]))
-    header = Header(magic, draw(opcodes), len(key), len(extras), draw(st.integers(0, 255)),
-                    draw(st.integers(0, 0xFFFF)), body, 0, 0)
+    header = Header(
+        magic,
+        draw(opcodes),
+        len(key),
+        len(extras),
+        draw(st.integers(0, 255)),
+        draw(st.integers(0, 0xFFFF)),
+        body,
+        0,
+        0,
+    )
     return header.pack() + extras + key + value
 
 
@@ -333,8 +382,9 @@ def feed(parser: BinaryParser, wire: bytes, cuts: list[int]) -> list[object]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(valid_frames(), min_size=1, max_size=6), st.lists(st.integers(0, 10**6),
-                                                                     max_size=6))
+@given(
+    st.lists(valid_frames(), min_size=1, max_size=6), st.lists(st.integers(0, 10**6), max_size=6)
+)
 def test_generated_valid_frames_parse_back(frames: list[bytes], cuts: list[int]) -> None:
     events = feed(BinaryParser(fits), b"".join(frames), cuts)
     assert len(events) == len(frames)
@@ -347,9 +397,12 @@ def test_generated_valid_frames_parse_back(frames: list[bytes], cuts: list[int])
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(valid_frames(), hostile_frames(), st.binary(max_size=40)),
-                min_size=1, max_size=6),
-       st.lists(st.integers(0, 10**6), max_size=8))
+@given(
+    st.lists(
+        st.one_of(valid_frames(), hostile_frames(), st.binary(max_size=40)), min_size=1, max_size=6
+    ),
+    st.lists(st.integers(0, 10**6), max_size=8),
+)
 def test_generated_hostile_frames_never_raise_and_stay_bounded(
     frames: list[bytes], cuts: list[int]
 ) -> None:
@@ -385,18 +438,25 @@ def answers(dispatcher: BinaryDispatcher, wire: bytes) -> list[tuple[int, int, b
         assert header.magic == 0x81
         body = data[HEADER_SIZE : HEADER_SIZE + header.body_length]
         key = body[header.extras_length : header.extras_length + header.key_length]
-        frames.append((header.opcode, header.status, key,
-                       body[header.extras_length + header.key_length :]))
+        frames.append(
+            (header.opcode, header.status, key, body[header.extras_length + header.key_length :])
+        )
         data = data[HEADER_SIZE + header.body_length :]
     return frames
 
 
 def test_quiet_requests_answer_only_hits_and_errors(dispatcher: BinaryDispatcher) -> None:
-    wire = (request(Opcode.SETQ, b"a", STORE_EXTRAS, b"1") + request(Opcode.GETQ, b"a")
-            + request(Opcode.GETQ, b"nx") + request(Opcode.GETKQ, b"a")
-            + request(Opcode.ADDQ, b"a", STORE_EXTRAS, b"2") + request(Opcode.DELETEQ, b"nx")
-            + request(Opcode.INCREMENTQ, b"a", INCR_EXTRAS) + request(Opcode.FLUSHQ)
-            + request(Opcode.NOOP))
+    wire = (
+        request(Opcode.SETQ, b"a", STORE_EXTRAS, b"1")
+        + request(Opcode.GETQ, b"a")
+        + request(Opcode.GETQ, b"nx")
+        + request(Opcode.GETKQ, b"a")
+        + request(Opcode.ADDQ, b"a", STORE_EXTRAS, b"2")
+        + request(Opcode.DELETEQ, b"nx")
+        + request(Opcode.INCREMENTQ, b"a", INCR_EXTRAS)
+        + request(Opcode.FLUSHQ)
+        + request(Opcode.NOOP)
+    )
     assert answers(dispatcher, wire) == [
         (Opcode.GETQ, Status.OK, b"", b"1"),
         (Opcode.GETKQ, Status.OK, b"a", b"1"),
@@ -411,10 +471,13 @@ def test_incr_creates_with_initial_value_unless_exptime_is_all_ones(
 ) -> None:
     create = struct.pack(">QQI", 5, 42, 0)
     no_create = struct.pack(">QQI", 5, 42, 0xFFFFFFFF)
-    assert answers(dispatcher, request(Opcode.INCREMENT, b"n", no_create)
-                   + request(Opcode.INCREMENT, b"n", create)
-                   + request(Opcode.INCREMENT, b"n", create)
-                   + request(Opcode.DECREMENT, b"n", struct.pack(">QQI", 100, 0, 0))) == [
+    assert answers(
+        dispatcher,
+        request(Opcode.INCREMENT, b"n", no_create)
+        + request(Opcode.INCREMENT, b"n", create)
+        + request(Opcode.INCREMENT, b"n", create)
+        + request(Opcode.DECREMENT, b"n", struct.pack(">QQI", 100, 0, 0)),
+    ) == [
         (Opcode.INCREMENT, Status.KEY_NOT_FOUND, b"", b"Not found"),
         (Opcode.INCREMENT, Status.OK, b"", struct.pack(">Q", 42)),
         (Opcode.INCREMENT, Status.OK, b"", struct.pack(">Q", 47)),
@@ -423,16 +486,19 @@ def test_incr_creates_with_initial_value_unless_exptime_is_all_ones(
 
 
 def test_stat_frames_end_with_an_empty_one(dispatcher: BinaryDispatcher) -> None:
-    frames = answers(dispatcher, request(Opcode.STAT, b"settings")
-                     + request(Opcode.STAT, b"bogus"))
+    frames = answers(dispatcher, request(Opcode.STAT, b"settings") + request(Opcode.STAT, b"bogus"))
     assert (Opcode.STAT, Status.OK, b"binding_protocol", b"auto-negotiate") in frames
-    assert frames[-2:] == [(Opcode.STAT, Status.OK, b"", b""),
-                           (Opcode.STAT, Status.KEY_NOT_FOUND, b"", b"Not found")]
+    assert frames[-2:] == [
+        (Opcode.STAT, Status.OK, b"", b""),
+        (Opcode.STAT, Status.KEY_NOT_FOUND, b"", b"Not found"),
+    ]
 
 
 def test_bad_magic_drops_responses_memcached_had_not_sent(dispatcher: BinaryDispatcher) -> None:
     # An error makes memcached write out what it holds; a plain set answer stays queued.
-    assert answers(dispatcher, request(Opcode.GET, b"nx") + request(Opcode.SET, b"k",
-                                                                    STORE_EXTRAS, b"v")
-                   + bytes(HEADER_SIZE)) == [(Opcode.GET, Status.KEY_NOT_FOUND, b"",
-                                              b"Not found")]
+    assert answers(
+        dispatcher,
+        request(Opcode.GET, b"nx")
+        + request(Opcode.SET, b"k", STORE_EXTRAS, b"v")
+        + bytes(HEADER_SIZE),
+    ) == [(Opcode.GET, Status.KEY_NOT_FOUND, b"", b"Not found")]

@@ -61,8 +61,10 @@ def test_a_line_longer_than_a_copy_is_cut_from_the_gathered_bytes() -> None:
     assert buf.take_line() == b"get x\r"
 
 
-@given(st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=12),
-       st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=40))
+@given(
+    st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=12),
+    st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=40),
+)
 def test_lines_do_not_depend_on_where_reads_split(lines: list[bytes], cuts: list[int]) -> None:
     stream = b"".join(line + b"\n" for line in lines)
     buf = ReceiveBuffer()
@@ -83,8 +85,11 @@ def test_find_newline_is_bytes_find(data: bytes, at: int) -> None:
     assert find_newline(data, at) == data.find(b"\n", at)
 
 
-@given(st.integers(min_value=0, max_value=150), st.integers(min_value=0, max_value=150),
-       st.sampled_from([b"\x0b", b"\x09", b"\x8a", b"\x0a\x0a", b"\x00"]))
+@given(
+    st.integers(min_value=0, max_value=150),
+    st.integers(min_value=0, max_value=150),
+    st.sampled_from([b"\x0b", b"\x09", b"\x8a", b"\x0a\x0a", b"\x00"]),
+)
 def test_find_newline_finds_the_first_of_a_run(before: int, at: int, filler: bytes) -> None:
     data = b"x" * before + b"\n" + filler * 20 + b"\n"
     assert find_newline(data, at) == data.find(b"\n", at)

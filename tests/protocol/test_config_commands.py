@@ -27,14 +27,19 @@ def test_without_config_commands_config_is_an_unknown_command() -> None:
     # memcached 1.6.18 answers ERROR and reads the would-be data block as commands.
     assert parse_all(b"config get cluster\r\n") == [ev.ErrorReply(ERROR)]
     assert parse_all(b"config set cluster 0 3\r\nabc\r\nget k\r\n") == [
-        ev.ErrorReply(ERROR), ev.ErrorReply(ERROR), ev.Retrieve([b"k"], False, None)]
+        ev.ErrorReply(ERROR),
+        ev.ErrorReply(ERROR),
+        ev.Retrieve([b"k"], False, None),
+    ]
     # memcached dispatches on the first letter: unknown "c..." words skip the HTTP/ check.
     assert parse_all(b"config get HTTP/1.1\r\n") == [ev.ErrorReply(ERROR)]
 
 
 def test_config_get() -> None:
     assert parse_all(b"config get cluster\r\nconfig get other\r\n", config_parser()) == [
-        ev.ConfigGet(b"cluster"), ev.ConfigGet(b"other")]
+        ev.ConfigGet(b"cluster"),
+        ev.ConfigGet(b"other"),
+    ]
 
 
 def test_config_set_reads_its_data_block() -> None:
@@ -46,21 +51,34 @@ def test_config_set_reads_its_data_block() -> None:
     ]
 
 
-@pytest.mark.parametrize("line", [
-    b"config\r\n", b"config get\r\n", b"config get cluster x\r\n", b"config foo cluster\r\n",
-    b"config set cluster 0\r\n", b"config set cluster 0 3 tok extra\r\n",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"config\r\n",
+        b"config get\r\n",
+        b"config get cluster x\r\n",
+        b"config foo cluster\r\n",
+        b"config set cluster 0\r\n",
+        b"config set cluster 0 3 tok extra\r\n",
+    ],
+)
 def test_wrong_forms_answer_error(line: bytes) -> None:
     assert parse_all(line, config_parser()) == [ev.ErrorReply(ERROR)]
 
 
-@pytest.mark.parametrize("line", [
-    b"config set cluster x 3\r\n", b"config set cluster 0 -1\r\n",
-    b"config set " + b"k" * 251 + b" 0 3\r\n",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"config set cluster x 3\r\n",
+        b"config set cluster 0 -1\r\n",
+        b"config set " + b"k" * 251 + b" 0 3\r\n",
+    ],
+)
 def test_bad_numbers_answer_bad_format_without_reading_a_block(line: bytes) -> None:
     assert parse_all(line + b"get k\r\n", config_parser()) == [
-        ev.ErrorReply(BAD_FORMAT), ev.Retrieve([b"k"], False, None)]
+        ev.ErrorReply(BAD_FORMAT),
+        ev.Retrieve([b"k"], False, None),
+    ]
 
 
 def test_bad_data_chunk() -> None:

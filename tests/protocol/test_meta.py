@@ -58,8 +58,17 @@ def error_line(data: bytes) -> bytes:
 
 def test_mg_flags_in_request_order() -> None:
     assert one(b"mg k t v c T30 Oxy k q u N10 R5 s f h l\r\n") == ev.MetaGet(
-        b"k", False, b"tcTOkNRsfhl", b"Oxy", value=True, quiet=True, no_bump=True,
-        ttl=30, vivify=10, recache=5, late_error=None,
+        b"k",
+        False,
+        b"tcTOkNRsfhl",
+        b"Oxy",
+        value=True,
+        quiet=True,
+        no_bump=True,
+        ttl=30,
+        vivify=10,
+        recache=5,
+        late_error=None,
     )
 
 
@@ -71,8 +80,17 @@ def test_mg_without_flags() -> None:
 
 def test_ms_reads_its_data_block() -> None:
     assert one(b"ms k 5 T10 F3 c k Oq MA C7 I q\r\nhello\r\n") == ev.MetaSet(
-        b"k", False, b"hello", b"A", 3, 10, cas=7, invalidate=True, quiet=True,
-        order=b"ckO", opaque=b"Oq",
+        b"k",
+        False,
+        b"hello",
+        b"A",
+        3,
+        10,
+        cas=7,
+        invalidate=True,
+        quiet=True,
+        order=b"ckO",
+        opaque=b"Oq",
     )
 
 
@@ -84,10 +102,24 @@ def test_ms_defaults_and_data_with_crlf() -> None:
 
 def test_md_and_ma_and_mn_and_me() -> None:
     assert parse_all(b"md k I T5 C9 q k O1\r\nma n N0 J10 D3 MD v t c\r\nmn x\r\nme k\r\n") == [
-        ev.MetaDelete(b"k", False, cas=9, invalidate=True, ttl=5, quiet=True, order=b"kO",
-                      opaque=b"O1"),
-        ev.MetaArithmetic(b"n", False, False, delta=3, initial=10, cas=0, vivify=0, ttl=None,
-                          value=True, quiet=False, order=b"Ntc", opaque=b"", late_error=None),
+        ev.MetaDelete(
+            b"k", False, cas=9, invalidate=True, ttl=5, quiet=True, order=b"kO", opaque=b"O1"
+        ),
+        ev.MetaArithmetic(
+            b"n",
+            False,
+            False,
+            delta=3,
+            initial=10,
+            cas=0,
+            vivify=0,
+            ttl=None,
+            value=True,
+            quiet=False,
+            order=b"Ntc",
+            opaque=b"",
+            late_error=None,
+        ),
         ev.MetaNoop(),
         ev.MetaDebug(b"k", False),
     ]
@@ -208,7 +240,8 @@ def test_too_large_ms_is_swallowed_without_buffering() -> None:
 
 def test_bad_data_chunk_is_never_silenced() -> None:
     assert parse_all(b"ms k 1 q\r\nab\r\n") == [
-        ev.ErrorReply(b"CLIENT_ERROR bad data chunk\r\n", False), ev.ErrorReply(wire.ERROR)
+        ev.ErrorReply(b"CLIENT_ERROR bad data chunk\r\n", False),
+        ev.ErrorReply(wire.ERROR),
     ]
 
 
@@ -258,13 +291,16 @@ FLAG_LETTERS = b"bcfhklOqstuvNRTFCMJDIPLEx"
 flag_tokens = st.builds(
     lambda letter, arg: bytes([letter]) + arg,
     st.sampled_from(list(FLAG_LETTERS) + [0x7F, 0x80, ord("z"), ord("+")]),
-    st.one_of(st.just(b""), st.from_regex(rb"\A[-+]?[0-9]{1,21}\Z"),
-              st.binary(max_size=40).map(lambda b: b.replace(b" ", b"").replace(b"\n", b""))),
+    st.one_of(
+        st.just(b""),
+        st.from_regex(rb"\A[-+]?[0-9]{1,21}\Z"),
+        st.binary(max_size=40).map(lambda b: b.replace(b" ", b"").replace(b"\n", b"")),
+    ),
 )
 meta_lines = st.builds(
-    lambda cmd, key, size, flags: b" ".join(
-        [cmd, key] + ([size] if cmd == b"ms" else []) + flags
-    ) + b"\r\n",
+    lambda cmd, key, size, flags: (
+        b" ".join([cmd, key] + ([size] if cmd == b"ms" else []) + flags) + b"\r\n"
+    ),
     st.sampled_from([b"mg", b"ms", b"md", b"ma", b"mn", b"me", b"mz"]),
     st.one_of(st.from_regex(rb"\A[a-zA-Z0-9+/=]{1,8}\Z"), st.just(b"k" * 251)),
     st.one_of(st.integers(0, 40).map(lambda n: b"%d" % n), st.just(b"x"), st.just(b"99999")),
@@ -287,16 +323,22 @@ def test_parser_never_raises_and_buffer_stays_bounded(frames: list[bytes], step:
         assert parser.buffered <= max(2048, ITEM_LIMIT + 2) + step
 
 
-safe_keys = st.binary(min_size=1, max_size=30).filter(
-    lambda k: not any(c in k for c in b" \r\n\0")
-)
+safe_keys = st.binary(min_size=1, max_size=30).filter(lambda k: not any(c in k for c in b" \r\n\0"))
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(st.tuples(safe_keys, st.binary(max_size=60), st.integers(0, 2**32 - 1),
-                       st.sampled_from([b"S", b"E", b"A", b"P", b"R"]), st.booleans()),
-             min_size=1, max_size=5),
+    st.lists(
+        st.tuples(
+            safe_keys,
+            st.binary(max_size=60),
+            st.integers(0, 2**32 - 1),
+            st.sampled_from([b"S", b"E", b"A", b"P", b"R"]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
     st.integers(1, 9),
 )
 def test_generated_ms_frames_parse_back(
@@ -306,7 +348,12 @@ def test_generated_ms_frames_parse_back(
     for key, data, flags, mode, binary in commands:
         sent_key = base64.b64encode(key) if binary else key
         wire += b"ms %s %d F%d M%s%s\r\n%s\r\n" % (
-            sent_key, len(data), flags, mode, b" b" if binary else b"", data
+            sent_key,
+            len(data),
+            flags,
+            mode,
+            b" b" if binary else b"",
+            data,
         )
     parser = TextParser()
     events: list[object] = []

@@ -73,9 +73,9 @@ def _strtoull(token: bytes) -> int | None:
     """A reference for the short tokens below, from the C rules stated in the module."""
     text = token.lstrip(b" \t\n\v\f\r")
     sign = text[:1] if text[:1] in (b"+", b"-") else b""
-    body = text[len(sign):]
+    body = text[len(sign) :]
     digits = body[: len(body) - len(body.lstrip(b"0123456789"))]
-    rest = body[len(digits):]
+    rest = body[len(digits) :]
     if not digits or (rest and rest[:1] not in b" \t\n\v\f\r"):
         return None
     value = int(digits)
@@ -86,8 +86,11 @@ def _strtoull(token: bytes) -> int | None:
     return value
 
 
-@given(st.binary(min_size=1, max_size=11).map(
-    lambda raw: bytes(b"0123456789+- \tx"[c % 15] for c in raw)))
+@given(
+    st.binary(min_size=1, max_size=11).map(
+        lambda raw: bytes(b"0123456789+- \tx"[c % 15] for c in raw)
+    )
+)
 def test_short_tokens_parse_as_strtoul_does(token: bytes) -> None:
     # Tokens of 1-9 digits take a fast path; the rest (signs, blanks, stray bytes) the
     # general one. Both must answer as the C rules do.

@@ -74,8 +74,10 @@ def test_bare_newline_terminates_lines_too() -> None:
         (b"incr k abc\r\n", b"CLIENT_ERROR invalid numeric delta argument\r\n"),
         (b"touch k abc\r\n", b"CLIENT_ERROR invalid exptime argument\r\n"),
         (b"gat abc k\r\n", b"CLIENT_ERROR invalid exptime argument\r\n"),
-        (b"delete k 1\r\n",
-         b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"),
+        (
+            b"delete k 1\r\n",
+            b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n",
+        ),
     ],
 )
 def test_error_lines(request_bytes: bytes, reply: bytes) -> None:
@@ -160,8 +162,7 @@ def test_long_get_line_is_answered_in_slices_of_its_keys() -> None:
     parser.receive_data(b"get a\r\n")
     events = drain(parser)
     slices, after = events[:-1], events[-1]
-    assert all(type(e) is ev.Retrieve and not e.with_cas and e.exptime is None
-               for e in slices)
+    assert all(type(e) is ev.Retrieve and not e.with_cas and e.exptime is None for e in slices)
     assert [e.last for e in slices] == [False] * (len(slices) - 1) + [True]
     assert [key for e in slices for key in e.keys] == keys
     assert max(len(e.keys) for e in slices) * 10 <= LONG_LINE + 10  # slices, not the whole
@@ -258,8 +259,9 @@ def test_parser_never_raises_and_buffer_stays_bounded(chunks: list[bytes]) -> No
     st.lists(
         st.tuples(
             st.sampled_from([b"set", b"add", b"replace", b"append", b"prepend"]),
-            st.binary(min_size=1, max_size=20).filter(lambda k: b" " not in k and b"\n" not in k
-                                                      and b"\r" not in k and b"\0" not in k),
+            st.binary(min_size=1, max_size=20).filter(
+                lambda k: b" " not in k and b"\n" not in k and b"\r" not in k and b"\0" not in k
+            ),
             st.integers(0, 2**32 - 1),
             st.binary(max_size=50),
         ),

@@ -26,41 +26,70 @@ class Recorder(RequestSink):
         out.append(b"x")
         return 7 if self.stop_on is not None and isinstance(event, self.stop_on) else 0
 
-    def retrieve(self, keys: list[bytes], with_cas: bool, exptime: int | None,
-                 out: list[Any]) -> int:
+    def retrieve(
+        self, keys: list[bytes], with_cas: bool, exptime: int | None, out: list[Any]
+    ) -> int:
         return self._note(ev.Retrieve(list(keys), with_cas, exptime), out)
 
-    def store(self, command: bytes, key: bytes, flags: int, exptime: int, data: bytes,
-              noreply: bool, out: list[Any]) -> int:
+    def store(
+        self,
+        command: bytes,
+        key: bytes,
+        flags: int,
+        exptime: int,
+        data: bytes,
+        noreply: bool,
+        out: list[Any],
+    ) -> int:
         return self._note(ev.Store(command, key, flags, exptime, data, 0, noreply), out)
 
     def delete(self, key: bytes, noreply: bool, out: list[Any]) -> int:
         return self._note(ev.Delete(key, noreply), out)
 
-    def arithmetic(self, incr: bool, key: bytes, delta: int, noreply: bool,
-                   out: list[Any]) -> int:
+    def arithmetic(self, incr: bool, key: bytes, delta: int, noreply: bool, out: list[Any]) -> int:
         return self._note(ev.Arithmetic(incr, key, delta, noreply), out)
 
     def touch(self, key: bytes, exptime: int, noreply: bool, out: list[Any]) -> int:
         return self._note(ev.Touch(key, exptime, noreply), out)
 
-    def meta_get(self, key: bytes, order: bytes, opaque: bytes, value: bool, quiet: bool,
-                 no_bump: bool, out: list[Any]) -> int:
+    def meta_get(
+        self,
+        key: bytes,
+        order: bytes,
+        opaque: bytes,
+        value: bool,
+        quiet: bool,
+        no_bump: bool,
+        out: list[Any],
+    ) -> int:
         self.direct += 1
-        return self._note(ev.MetaGet(key, False, order, opaque, value, quiet, no_bump,
-                                     None, None, None, None), out)
+        return self._note(
+            ev.MetaGet(key, False, order, opaque, value, quiet, no_bump, None, None, None, None),
+            out,
+        )
 
-    def meta_set(self, key: bytes, data: bytes, flags: int, exptime: int, quiet: bool,
-                 order: bytes, opaque: bytes, out: list[Any]) -> int:
+    def meta_set(
+        self,
+        key: bytes,
+        data: bytes,
+        flags: int,
+        exptime: int,
+        quiet: bool,
+        order: bytes,
+        opaque: bytes,
+        out: list[Any],
+    ) -> int:
         self.direct += 1
-        return self._note(ev.MetaSet(key, False, data, b"S", flags, exptime, None, False,
-                                     quiet, order, opaque), out)
+        return self._note(
+            ev.MetaSet(key, False, data, b"S", flags, exptime, None, False, quiet, order, opaque),
+            out,
+        )
 
-    def meta_delete(self, key: bytes, quiet: bool, order: bytes, opaque: bytes,
-                    out: list[Any]) -> int:
+    def meta_delete(
+        self, key: bytes, quiet: bool, order: bytes, opaque: bytes, out: list[Any]
+    ) -> int:
         self.direct += 1
-        return self._note(ev.MetaDelete(key, False, None, False, None, quiet, order, opaque),
-                          out)
+        return self._note(ev.MetaDelete(key, False, None, False, None, quiet, order, opaque), out)
 
     def event(self, event: ev.Event, out: list[Any]) -> int:
         return self._note(event, out)
@@ -148,8 +177,10 @@ def test_meta_lines_hand_over_the_events_of_next_event() -> None:
 
 def test_long_get_lines_hand_over_the_events_of_next_event() -> None:
     keys = b" ".join(b"k%d" % n for n in range(20_000))
-    data = (b"set k 0 0 1\r\nx\r\nget " + keys + b"\r\ngats 9 " + keys + b"\r\nget a\r\n"
-            b"get " + keys + b" " + b"x" * 251 + b"\r\ngat x " + keys + b"\r\nmg k v\r\n")
+    data = (
+        b"set k 0 0 1\r\nx\r\nget " + keys + b"\r\ngats 9 " + keys + b"\r\nget a\r\n"
+        b"get " + keys + b" " + b"x" * 251 + b"\r\ngat x " + keys + b"\r\nmg k v\r\n"
+    )
     expected = parse_all(data)
     assert sum(type(e) is ev.Retrieve and not e.last for e in expected) == 2  # sliced
     for cut in (0, 1, 4, 70_000, len(data) // 2, len(data) - 3, len(data)):
@@ -184,13 +215,36 @@ def test_output_bound_ends_the_batch() -> None:
 
 
 @settings(max_examples=200)
-@given(st.lists(st.sampled_from([
-    b"get a b\r\n", b"set k 0 0 3\r\nabc\r\n", b"delete k\r\n", b"incr k 1\r\n",
-    b"touch k 1\r\n", b"gats 1 k\r\n", b"get  k\r\n", b"set k 0 0 1\r\nxx\r\n",
-    b"bogus\r\n", b"\0\r\n", b"set k 0 0 4\r\n", b"get k\n", b"\r",
-    b"mg k v t\r\n", b"ms k 2 T9\r\nab\r\n", b"md k q\r\n", b"ms k 1 q\r\nab\r\n",
-    b"mg k v v\r\n", b"ms k 3\r\n",
-]), max_size=12), st.integers(0, 200), st.integers(1, 5))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"get a b\r\n",
+                b"set k 0 0 3\r\nabc\r\n",
+                b"delete k\r\n",
+                b"incr k 1\r\n",
+                b"touch k 1\r\n",
+                b"gats 1 k\r\n",
+                b"get  k\r\n",
+                b"set k 0 0 1\r\nxx\r\n",
+                b"bogus\r\n",
+                b"\0\r\n",
+                b"set k 0 0 4\r\n",
+                b"get k\n",
+                b"\r",
+                b"mg k v t\r\n",
+                b"ms k 2 T9\r\nab\r\n",
+                b"md k q\r\n",
+                b"ms k 1 q\r\nab\r\n",
+                b"mg k v v\r\n",
+                b"ms k 3\r\n",
+            ]
+        ),
+        max_size=12,
+    ),
+    st.integers(0, 200),
+    st.integers(1, 5),
+)
 def test_any_mix_split_anywhere(parts: list[bytes], cut: int, budget: int) -> None:
     data = b"".join(parts)
     assert serve_in_two(data, min(cut, len(data)), budget) == parse_all(data)

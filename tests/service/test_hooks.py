@@ -35,6 +35,7 @@ def test_layers_wrap_in_order_and_unwrap_to_the_same_objects() -> None:
             outcome = call(event, out)
             out.append(f"<{name}")
             return outcome
+
         return run
 
     hooks.add("inner", layer("inner"), lambda t: wanted["inner"] and t is A)

@@ -14,8 +14,7 @@ from tests.servers import free_port, memcached_argv, memcachepy_argv, spawn_logg
 REQUESTS = b"set k 0 0 1\r\nx\r\nget k nope\r\nset k 0 0 3\r\nabcde\r\n"
 
 
-def logged(tmp_path: Path, *flags: str, requests: bytes = REQUESTS,
-           then: bytes = b"") -> str:
+def logged(tmp_path: Path, *flags: str, requests: bytes = REQUESTS, then: bytes = b"") -> str:
     """Run requests against a daemon started with ``flags``; its stderr."""
     log = tmp_path / "daemon.log"
     port = free_port()
@@ -45,9 +44,14 @@ def test_v_logs_connections_and_protocol_errors_not_commands(tmp_path: Path) -> 
 
 def test_vv_logs_commands_and_replies_as_memcached(tmp_path: Path) -> None:
     text = logged(tmp_path, "-vv")
-    for pattern in (r"DEBUG <(\d+) set k 0 0 1\n", r"DEBUG >\d+ STORED\n",
-                    r"DEBUG <\d+ get k nope\n", r"DEBUG >\d+ sending key k\n",
-                    r"DEBUG >\d+ END\n", r"DEBUG <\d+ version\n"):
+    for pattern in (
+        r"DEBUG <(\d+) set k 0 0 1\n",
+        r"DEBUG >\d+ STORED\n",
+        r"DEBUG <\d+ get k nope\n",
+        r"DEBUG >\d+ sending key k\n",
+        r"DEBUG >\d+ END\n",
+        r"DEBUG <\d+ version\n",
+    ):
         assert re.search(pattern, text), pattern
     assert "TRACE" not in text
 
@@ -58,8 +62,11 @@ def test_vvv_adds_whole_replies(tmp_path: Path) -> None:
 
 
 def test_verbosity_command_turns_command_logging_on_and_off(tmp_path: Path) -> None:
-    text = logged(tmp_path, requests=b"get before\r\nverbosity 2\r\nget during\r\n",
-                  then=b"verbosity 0\r\nget after\r\n")
+    text = logged(
+        tmp_path,
+        requests=b"get before\r\nverbosity 2\r\nget during\r\n",
+        then=b"verbosity 0\r\nget after\r\n",
+    )
     assert "get during" in text
     assert "get before" not in text and "get after" not in text
 
@@ -69,7 +76,10 @@ def test_describe_shows_the_command_line_without_data() -> None:
     assert describe(ev.Retrieve([b"a", b"b"], True, 10)) == "gats 10 a b"
     assert describe(ev.Arithmetic(False, b"n", 3, False)) == "decr n 3"
     assert reply_summary(b"VALUE a 0 5\r\nEND\r\n\r\nVALUE b 1 0\r\n\r\nEND\r\n") == [
-        "sending key a", "sending key b", "END"]
+        "sending key a",
+        "sending key b",
+        "END",
+    ]
 
 
 BAD_COMMANDS = b"bogus\r\nbogus two words\r\nincr\r\nstats bogus\r\n"
@@ -77,8 +87,11 @@ BAD_COMMANDS = b"bogus\r\nbogus two words\r\nincr\r\nstats bogus\r\n"
 
 def _echoes(text: str) -> list[str]:
     """The ``<fd line`` / ``>fd reply`` pairs logged for BAD_COMMANDS, fds removed."""
-    lines = [re.sub(r"^.*?([<>])\d+ ", r"\1 ", line) for line in text.splitlines()
-             if re.search(r"(^|DEBUG )[<>]\d+ ", line)]
+    lines = [
+        re.sub(r"^.*?([<>])\d+ ", r"\1 ", line)
+        for line in text.splitlines()
+        if re.search(r"(^|DEBUG )[<>]\d+ ", line)
+    ]
     return [line for line in lines if "bogus" in line or line in ("< incr", "> ERROR")]
 
 
@@ -93,6 +106,14 @@ def test_vv_echoes_the_command_that_drew_error_as_memcached(tmp_path: Path) -> N
     finally:
         real.stop()
     theirs = _echoes(log.read_text())
-    assert theirs == ["< bogus", "> ERROR", "< bogus two words", "> ERROR", "< incr",
-                      "> ERROR", "< stats bogus", "> ERROR"]
+    assert theirs == [
+        "< bogus",
+        "> ERROR",
+        "< bogus two words",
+        "> ERROR",
+        "< incr",
+        "> ERROR",
+        "< stats bogus",
+        "> ERROR",
+    ]
     assert ours == theirs

@@ -58,8 +58,11 @@ EXPORTER_NAMES = {
 }
 NOT_METRICS = {"pid", "pointer_size", "version", "libevent"}
 # The hits and misses memcached_commands_total is made of, never exported a second time.
-IN_COMMANDS = {f"{op}_{kind}" for op in ("get", "delete", "incr", "decr", "cas", "touch")
-               for kind in ("hits", "misses")} | {"cas_badval", "cmd_flush"}
+IN_COMMANDS = {
+    f"{op}_{kind}"
+    for op in ("get", "delete", "incr", "decr", "cas", "touch")
+    for kind in ("hits", "misses")
+} | {"cas_badval", "cmd_flush"}
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +84,11 @@ def samples(text: str) -> list[Sample]:
 
 def stat_pairs(sock: socket.socket, sub: bytes = b"") -> dict[str, str]:
     reply = exchange(sock, b"stats" + (b" " + sub if sub else b"") + b"\r\n", b"END\r\n")
-    return {line.split(" ")[1]: line.split(" ", 2)[2]
-            for line in reply.decode().split("\r\n") if line.startswith("STAT ")}
+    return {
+        line.split(" ")[1]: line.split(" ", 2)[2]
+        for line in reply.decode().split("\r\n")
+        if line.startswith("STAT ")
+    }
 
 
 def find(all_samples: list[Sample], name: str, **labels: str) -> float:
@@ -93,8 +99,9 @@ def find(all_samples: list[Sample], name: str, **labels: str) -> float:
 
 def traffic(sock: socket.socket) -> None:
     big = b"x" * 200_000
-    batch = b"".join(b"set big%d 0 0 %d noreply\r\n%s\r\n" % (i, len(big), big)
-                     for i in range(20))  # -m 2: evictions
+    batch = b"".join(
+        b"set big%d 0 0 %d noreply\r\n%s\r\n" % (i, len(big), big) for i in range(20)
+    )  # -m 2: evictions
     batch += b"set a 0 0 1\r\n1\r\nget a nope\r\ngets a\r\nincr a 5\r\ndecr nope 1\r\n"
     batch += b"touch a 100\r\ndelete a\r\ndelete a\r\ncas nope 0 0 1 1\r\nx\r\n"
     batch += b"set c 0 0 1\r\nc\r\ncas c 0 0 1 999\r\ny\r\nflush_all 1000\r\n"
@@ -120,17 +127,19 @@ def test_scrape_parses_and_agrees_with_stats(node: tuple[ServerProcess, int]) ->
             continue
         name = EXPORTER_NAMES.get(stat)
         if name is None:
-            name = f"memcached_{stat}" if f"memcached_{stat}" in names else (
-                f"memcached_{stat}_total")
+            name = (
+                f"memcached_{stat}" if f"memcached_{stat}" in names else (f"memcached_{stat}_total")
+            )
         value = find(scraped, name)
         if stat in MOVING or after[stat] != text:  # time, our traffic, background work
             assert float(text) <= value <= float(after[stat]) + 1, stat
         else:
             assert value == float(text), stat
-    commands = {(op, status): find(scraped, "memcached_commands_total", command=op,
-                                   status=status)
-                for op in ("get", "delete", "incr", "decr", "cas", "touch")
-                for status in ("hit", "miss")}
+    commands = {
+        (op, status): find(scraped, "memcached_commands_total", command=op, status=status)
+        for op in ("get", "delete", "incr", "decr", "cas", "touch")
+        for status in ("hit", "miss")
+    }
     for (op, status), value in commands.items():
         assert value == float(general[f"{op}_{'hits' if status == 'hit' else 'misses'}"])
     assert find(scraped, "memcached_commands_total", command="cas", status="badval") == 1
@@ -140,10 +149,12 @@ def test_scrape_parses_and_agrees_with_stats(node: tuple[ServerProcess, int]) ->
     # Per slab class, with a slab label.
     for name, text in items.items():
         _, slab, field = name.split(":")
-        expected = {"number": "memcached_slab_current_items",
-                    "evicted": "memcached_slab_items_evicted_total",
-                    "mem_requested": "memcached_slab_mem_requested_bytes",
-                    "outofmemory": "memcached_slab_items_outofmemory_total"}.get(field)
+        expected = {
+            "number": "memcached_slab_current_items",
+            "evicted": "memcached_slab_items_evicted_total",
+            "mem_requested": "memcached_slab_mem_requested_bytes",
+            "outofmemory": "memcached_slab_items_outofmemory_total",
+        }.get(field)
         if expected:
             assert find(scraped, expected, slab=slab) == float(text), name
     for name, text in slabs.items():
@@ -153,28 +164,35 @@ def test_scrape_parses_and_agrees_with_stats(node: tuple[ServerProcess, int]) ->
         elif field == "total_pages":
             assert find(scraped, "memcached_slab_current_pages", slab=slab) == float(text)
         elif field == "get_hits":
-            assert find(scraped, "memcached_slab_commands_total", slab=slab, command="get",
-                        status="hit") == float(text)
+            assert find(
+                scraped, "memcached_slab_commands_total", slab=slab, command="get", status="hit"
+            ) == float(text)
         elif name == "total_malloced":
             assert find(scraped, "memcached_malloced_bytes") == float(text)
 
 
-def test_latency_histogram_samples_command_service_time(
-        node: tuple[ServerProcess, int]) -> None:
+def test_latency_histogram_samples_command_service_time(node: tuple[ServerProcess, int]) -> None:
     server, metrics_port = node
     with server.connect() as sock:
         deadline = time.monotonic() + 5
         while True:  # the sampler times the first 64 requests of each second
             exchange(sock, b"get h1 h2\r\n", b"END\r\n")
             scraped = samples(scrape(metrics_port))
-            counts = [s for s in scraped if s.name == "memcachepy_command_duration_seconds_count"
-                      and s.labels == {"command": "get"}]
+            counts = [
+                s
+                for s in scraped
+                if s.name == "memcachepy_command_duration_seconds_count"
+                and s.labels == {"command": "get"}
+            ]
             if counts and counts[0].value >= 2 or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
     assert counts and counts[0].value >= 2
-    buckets = [s for s in scraped if s.name == "memcachepy_command_duration_seconds_bucket"
-               and s.labels["command"] == "get"]
+    buckets = [
+        s
+        for s in scraped
+        if s.name == "memcachepy_command_duration_seconds_bucket" and s.labels["command"] == "get"
+    ]
     values = [b.value for b in buckets]
     assert values == sorted(values) and values[-1] == counts[0].value
     assert buckets[-1].labels["le"] == "+Inf"
@@ -212,12 +230,25 @@ def test_a_busy_metrics_port_stops_the_daemon_with_one_line() -> None:
         taken.bind((HOST, 0))
         taken.listen(1)
         result = subprocess.run(
-            [sys.executable, "-m", "memcachepy", "-p", str(free_port()), "--metrics-port",
-             str(taken.getsockname()[1])], capture_output=True, text=True, timeout=30)
+            [
+                sys.executable,
+                "-m",
+                "memcachepy",
+                "-p",
+                str(free_port()),
+                "--metrics-port",
+                str(taken.getsockname()[1]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         busy = taken.getsockname()[1]
     assert result.returncode == 71
-    assert result.stderr == (f"memcachepy: failed to listen on 127.0.0.1:{busy} "
-                             "(--metrics-port): Address already in use\n")
+    assert result.stderr == (
+        f"memcachepy: failed to listen on 127.0.0.1:{busy} "
+        "(--metrics-port): Address already in use\n"
+    )
 
 
 def test_sampling_leaves_the_request_path_unwrapped_between_windows() -> None:
@@ -233,8 +264,7 @@ def test_sampling_leaves_the_request_path_unwrapped_between_windows() -> None:
     assert not server.dispatcher.plain()
     out: list[object] = []
     for _ in range(operations.sampler.samples):
-        assert server.dispatcher.handle(ev.Retrieve([b"k"], False, None), out) == (
-            Outcome.CONTINUE)
+        assert server.dispatcher.handle(ev.Retrieve([b"k"], False, None), out) == (Outcome.CONTINUE)
     assert all(table[t] is hooks.base(t) for t in (ev.Retrieve, ev.Store, ev.Delete))
 
 
@@ -246,8 +276,11 @@ def test_every_family_says_what_it_means_once(node: tuple[ServerProcess, int]) -
     text = scrape(metrics_port)
     helps = re.findall(r"^# HELP (\S+) (.*)$", text, re.M)
     assert len(helps) > 80
-    generic = [name for name, help_text in helps
-               if "memcached stats" in help_text or "see memcached's protocol.txt" in help_text]
+    generic = [
+        name
+        for name, help_text in helps
+        if "memcached stats" in help_text or "see memcached's protocol.txt" in help_text
+    ]
     assert generic == []  # every exported statistic has its own description
     types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
     assert not [name for name in types if name.endswith("_created")]

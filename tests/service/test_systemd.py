@@ -77,10 +77,15 @@ def notify() -> Iterator[NotifySocket]:
 
 
 def daemon(*args: str, env: dict[str, str], **popen: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "memcachepy", *args], cwd=ROOT,
-                            env={**os.environ, **env}, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            **popen)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, "-m", "memcachepy", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **popen,
+    )  # type: ignore[call-overload]
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:
@@ -95,8 +100,10 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 # -- the protocol pieces --------------------------------------------------------------------
 
+
 def test_notifier_sends_datagrams_to_a_path_and_does_nothing_without_one(
-        notify: NotifySocket) -> None:
+    notify: NotifySocket,
+) -> None:
     notifier = Notifier(notify.path)
     assert notifier.ready("serving\nnow")
     assert notify.receive() == {"READY": "1", "STATUS": "serving now"}
@@ -143,17 +150,18 @@ def test_a_passed_socket_that_is_not_listening_is_refused() -> None:
         "except ActivationError as exc:\n"
         "    print(exc)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
     assert result.stdout.strip() == "passed fd 3 is not a listening stream socket", result
 
 
 # -- the daemon ------------------------------------------------------------------------------
 
+
 def test_ready_watchdog_reload_and_stopping_at_the_right_moments(notify: NotifySocket) -> None:
     port = free_port()
-    proc = daemon("-p", str(port), env={"NOTIFY_SOCKET": notify.path,
-                                        "WATCHDOG_USEC": "200000"})
+    proc = daemon("-p", str(port), env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "200000"})
     try:
         ready = notify.receive()
         # READY=1 is the first message, and it means the port accepts connections now.
@@ -194,8 +202,9 @@ def test_graceful_stop_says_it_is_draining(notify: NotifySocket) -> None:
         stop(proc)
 
 
-def test_watchdog_pings_come_from_the_event_loop(monkeypatch: pytest.MonkeyPatch,
-                                                 notify: NotifySocket) -> None:
+def test_watchdog_pings_come_from_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch, notify: NotifySocket
+) -> None:
     """A wedged event loop stops the pings (so systemd would restart the daemon)."""
     monkeypatch.setenv("NOTIFY_SOCKET", notify.path)
     monkeypatch.setenv("WATCHDOG_USEC", "100000")
@@ -260,19 +269,26 @@ def passed_listener() -> Iterator[socket.socket]:
 
 
 def test_socket_activation_serves_the_passed_socket_instead_of_binding(
-        passed_listener: socket.socket, notify: NotifySocket) -> None:
+    passed_listener: socket.socket, notify: NotifySocket
+) -> None:
     port = passed_listener.getsockname()[1]
     unused = free_port()
-    proc = subprocess.Popen(launcher(passed_listener, "-p", str(unused)), cwd=ROOT,
-                            env={**os.environ, "NOTIFY_SOCKET": notify.path},
-                            pass_fds=(passed_listener.fileno(),), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        launcher(passed_listener, "-p", str(unused)),
+        cwd=ROOT,
+        env={**os.environ, "NOTIFY_SOCKET": notify.path},
+        pass_fds=(passed_listener.fileno(),),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert f"port {port}:" in notify.receive()["STATUS"]
         passed_listener.close()  # the daemon holds its own copy now
         with socket.create_connection((HOST, port), timeout=5) as sock:
             assert exchange(sock, b"set k 0 0 1\r\nx\r\nget k\r\n", b"END\r\n").endswith(
-                b"VALUE k 0 1\r\nx\r\nEND\r\n")
+                b"VALUE k 0 1\r\nx\r\nEND\r\n"
+            )
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((HOST, unused), timeout=2).close()
     finally:
@@ -280,12 +296,18 @@ def test_socket_activation_serves_the_passed_socket_instead_of_binding(
 
 
 def test_sockets_meant_for_another_process_are_ignored(
-        passed_listener: socket.socket, notify: NotifySocket) -> None:
+    passed_listener: socket.socket, notify: NotifySocket
+) -> None:
     own = free_port()
-    proc = subprocess.Popen(launcher(passed_listener, "-p", str(own), pid_matches=False),
-                            cwd=ROOT, env={**os.environ, "NOTIFY_SOCKET": notify.path},
-                            pass_fds=(passed_listener.fileno(),), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        launcher(passed_listener, "-p", str(own), pid_matches=False),
+        cwd=ROOT,
+        env={**os.environ, "NOTIFY_SOCKET": notify.path},
+        pass_fds=(passed_listener.fileno(),),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert f"port {own}:" in notify.receive()["STATUS"]
         with socket.create_connection((HOST, own), timeout=5) as sock:
@@ -308,10 +330,25 @@ def connect_when_listening(port: int) -> socket.socket:
 def test_systemd_socket_activate_starts_the_daemon_on_the_first_connection() -> None:
     tool = require_binary("systemd-socket-activate")
     port = free_port()
-    proc = subprocess.Popen([tool, "-l", f"{HOST}:{port}", "--fdname=memcachepy", "-E", "PATH",
-                             sys.executable, "-m", "memcachepy", "-p", str(free_port())],
-                            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            tool,
+            "-l",
+            f"{HOST}:{port}",
+            "--fdname=memcachepy",
+            "-E",
+            "PATH",
+            sys.executable,
+            "-m",
+            "memcachepy",
+            "-p",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         with connect_when_listening(port) as sock:
             assert exchange(sock, b"version\r\n", timeout=15).startswith(VERSION_REPLY)
@@ -322,9 +359,13 @@ def test_systemd_socket_activate_starts_the_daemon_on_the_first_connection() -> 
 def test_under_socket_activation_the_start_up_line_comes_before_the_first_client() -> None:
     tool = require_binary("systemd-socket-activate")
     port = free_port()
-    proc = subprocess.Popen([tool, "-l", f"{HOST}:{port}", "-E", "PATH", sys.executable, "-m",
-                             "memcachepy", "-vv"], cwd=ROOT, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [tool, "-l", f"{HOST}:{port}", "-E", "PATH", sys.executable, "-m", "memcachepy", "-vv"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         # This connection is what makes systemd-socket-activate start the daemon.
         with connect_when_listening(port) as sock:
@@ -333,8 +374,9 @@ def test_under_socket_activation_the_start_up_line_comes_before_the_first_client
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     lines = [line for line in err.decode().splitlines() if " memcachepy " in line]
-    listening = [i for i, line in enumerate(lines) if line.endswith(f"INFO listening on tcp "
-                                                                    f"{HOST}:{port}")]
+    listening = [
+        i for i, line in enumerate(lines) if line.endswith(f"INFO listening on tcp {HOST}:{port}")
+    ]
     first_client = [i for i, line in enumerate(lines) if "new connection" in line]
     assert listening and first_client and listening[0] < first_client[0], lines
 
@@ -356,8 +398,11 @@ def test_a_cache_full_of_the_smallest_items_fits_the_memory_max_rule() -> None:
         evictions, sent = 0, 0
         while not evictions:
             assert sent < 1_000_000, "no evictions"
-            sock.sendall(b"".join(b"set %010d 0 0 1 noreply\r\nx\r\n" % n
-                                  for n in range(sent, sent + 20_000)))
+            sock.sendall(
+                b"".join(
+                    b"set %010d 0 0 1 noreply\r\nx\r\n" % n for n in range(sent, sent + 20_000)
+                )
+            )
             sent += 20_000
             stats = exchange(sock, b"stats\r\n", b"END\r\n")
             evictions = int(stats.split(b"STAT evictions ")[1].split(b"\r\n")[0])
@@ -365,8 +410,9 @@ def test_a_cache_full_of_the_smallest_items_fits_the_memory_max_rule() -> None:
     assert peak < recommended_memory_max(megabytes << 20) >> 20, peak
 
 
-def test_a_memory_max_below_the_rule_is_warned_about(monkeypatch: pytest.MonkeyPatch,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_a_memory_max_below_the_rule_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from memcachepy.ops import systemd
 
     mib = 1024 * 1024

@@ -41,7 +41,8 @@ def test_units_stop_gracefully_with_time_to_drain_and_save(unit: str) -> None:
 
 
 def test_the_units_kill_signal_saves_a_full_cache_and_the_next_start_restores_it(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     kill_signal, timeout, cachesize = unit_stop("memcachepy.service")
     memory = str(tmp_path / "memory")
     port = free_port()
@@ -71,7 +72,7 @@ def test_the_units_kill_signal_saves_a_full_cache_and_the_next_start_restores_it
         client = Client(server.address, connect_timeout=5, timeout=30)
         assert client.stats()[b"curr_items"] == len(big) + len(small)
         for start in range(0, len(big), 50):
-            keys = list(big)[start:start + 50]
+            keys = list(big)[start : start + 50]
             assert client.get_many(keys) == {k: big[k] for k in keys}
         for i, key in enumerate(small):
             # mg with f and t: the flags, and the remaining TTL (a restart keeps the clock).
@@ -81,7 +82,7 @@ def test_the_units_kill_signal_saves_a_full_cache_and_the_next_start_restores_it
         got_values = {}
         keys = list(small)
         for start in range(0, len(keys), 200):
-            got_values.update(client.get_many(keys[start:start + 200]))
+            got_values.update(client.get_many(keys[start : start + 200]))
         assert got_values == small
         client.close()
     finally:

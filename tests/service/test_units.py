@@ -42,7 +42,7 @@ def unit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_binary("systemd-analyze")
     directory = tmp_path_factory.mktemp("units")
     wrapper = directory / "memcachepy"
-    wrapper.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m memcachepy \"$@\"\n")
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m memcachepy "$@"\n')
     wrapper.chmod(0o755)
     for unit in UNITS.iterdir():
         text = unit.read_text()
@@ -51,24 +51,31 @@ def unit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def analyze(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["systemd-analyze", *args], capture_output=True, text=True,
-                          timeout=60, cwd=cwd)
+    return subprocess.run(
+        ["systemd-analyze", *args], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
 
 
 def test_units_pass_systemd_analyze_verify(unit_dir: Path) -> None:
-    result = analyze("verify", "./memcachepy.service", "./memcachepy.socket",
-                     "./memcachepy@11211.service", "./memcachepy@11212.service", cwd=unit_dir)
+    result = analyze(
+        "verify",
+        "./memcachepy.service",
+        "./memcachepy.socket",
+        "./memcachepy@11211.service",
+        "./memcachepy@11212.service",
+        cwd=unit_dir,
+    )
     # verify exits 0 even for settings it ignores: any message is a finding.
     assert result.returncode == 0 and result.stderr == "" and result.stdout == "", result
 
 
-def test_the_units_only_differ_from_the_shipped_files_in_the_program_path(
-        unit_dir: Path) -> None:
+def test_the_units_only_differ_from_the_shipped_files_in_the_program_path(unit_dir: Path) -> None:
     for unit in ("memcachepy.service", "memcachepy@.service"):
         shipped = (UNITS / unit).read_text()
         assert f"ExecStart={INSTALLED_BINARY} " in shipped
         assert (unit_dir / unit).read_text() == shipped.replace(
-            INSTALLED_BINARY, str(unit_dir / "memcachepy"))
+            INSTALLED_BINARY, str(unit_dir / "memcachepy")
+        )
 
 
 def security_score(unit_dir: Path, unit: str) -> tuple[float, str]:
@@ -120,7 +127,11 @@ def test_exec_start_with_the_default_environment_is_a_valid_command_line() -> No
     argv = shlex.split(command)[1:]
     settings = settings_from_args(argv)
     assert (settings.port, settings.listen, settings.memory_limit, settings.max_connections) == (
-        11211, "127.0.0.1", 64 * MIB, 1024)
+        11211,
+        "127.0.0.1",
+        64 * MIB,
+        1024,
+    )
 
 
 def test_the_template_runs_one_node_per_port() -> None:

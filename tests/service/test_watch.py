@@ -19,9 +19,11 @@ from tests.servers import ServerProcess, memcached_server, memcachepy_server
 
 SETUP = b"set k 3 0 1\r\nx\r\nset a%b\x01c 0 0 2\r\nhi\r\n"
 READS = b"get k nope a%b\x01c\r\ngets k\r\ngat 100 k\r\ntouch k 10\r\ntouch nope 1\r\n"
-WRITES = (b"set k 3 0 1\r\nx\r\nadd k 0 0 1\r\ny\r\nreplace k 0 100 2\r\nyy\r\n"
-          b"replace nope 0 0 1\r\nz\r\ncas k 0 0 1 12345\r\nq\r\nprepend k 0 0 1\r\np\r\n"
-          b"set quiet 0 0 3 noreply\r\nabc\r\nappend k 0 0 2\r\nzz\r\n")
+WRITES = (
+    b"set k 3 0 1\r\nx\r\nadd k 0 0 1\r\ny\r\nreplace k 0 100 2\r\nyy\r\n"
+    b"replace nope 0 0 1\r\nz\r\ncas k 0 0 1 12345\r\nq\r\nprepend k 0 0 1\r\np\r\n"
+    b"set quiet 0 0 3 noreply\r\nabc\r\nappend k 0 0 2\r\nzz\r\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +51,7 @@ def lines_after(sock: socket.socket, count: int, timeout: float = 5.0) -> list[s
     for line in lines:
         # memcached prints the microseconds unpadded (%d.%d); memcachepy pads them to six.
         assert re.match(r"ts=\d+\.\d+ gid=\d+ type=", line), line
-    return [re.sub(r"cfd=\d+", "cfd=N", re.sub(r"^ts=\S+ gid=\d+ ", "", line))
-            for line in lines]
+    return [re.sub(r"cfd=\d+", "cfd=N", re.sub(r"^ts=\S+ gid=\d+ ", "", line)) for line in lines]
 
 
 def send_and_sync(sock: socket.socket, commands: bytes) -> bytes:
@@ -66,8 +67,9 @@ def send_and_sync(sock: socket.socket, commands: bytes) -> bytes:
     return reply
 
 
-def run(server: ServerProcess, kinds: list[bytes], setup: bytes, commands: bytes,
-        count: int) -> list[str]:
+def run(
+    server: ServerProcess, kinds: list[bytes], setup: bytes, commands: bytes, count: int
+) -> list[str]:
     with server.connect() as client:
         if setup:
             send_and_sync(client, setup)
@@ -99,15 +101,22 @@ def test_noreply_stays_silent_under_watch(memcachepy: ServerProcess) -> None:
 
 
 def test_evictions_are_streamed() -> None:
-    with memcachepy_server("-m", "2", "-I", "256k") as server, watcher(server,
-                                                                       b"evictions") as watch:
+    with (
+        memcachepy_server("-m", "2", "-I", "256k") as server,
+        watcher(server, b"evictions") as watch,
+    ):
         value = b"v" * 200_000
         with server.connect() as client:
-            send_and_sync(client, b"".join(b"set e%d 0 0 %d noreply\r\n%s\r\n"
-                                           % (i, len(value), value) for i in range(20)))
+            send_and_sync(
+                client,
+                b"".join(
+                    b"set e%d 0 0 %d noreply\r\n%s\r\n" % (i, len(value), value) for i in range(20)
+                ),
+            )
         lines = lines_after(watch, 1)
-    assert re.fullmatch(r"type=eviction key=e\d+ fetch=no ttl=-1 la=\d+ clsid=\d+ size=200000",
-                        lines[0]), lines
+    assert re.fullmatch(
+        r"type=eviction key=e\d+ fetch=no ttl=-1 la=\d+ clsid=\d+ size=200000", lines[0]
+    ), lines
 
 
 def test_connevents(memcachepy: ServerProcess) -> None:
@@ -117,8 +126,9 @@ def test_connevents(memcachepy: ServerProcess) -> None:
         client.close()
         new, close = lines_after(watch, 2)
     assert new == f"type=conn_new rip=127.0.0.1 rport={port} transport=tcp cfd=N"
-    assert close == (f"type=conn_close rip=127.0.0.1 rport={port} transport=tcp "
-                     "reason=normal cfd=N")
+    assert close == (
+        f"type=conn_close rip=127.0.0.1 rport={port} transport=tcp reason=normal cfd=N"
+    )
 
 
 def test_watch_errors_as_memcached(memcachepy: ServerProcess) -> None:
@@ -131,8 +141,7 @@ def test_watch_errors_as_memcached(memcachepy: ServerProcess) -> None:
         sock.sendall(b"version\r\n")
         with memcachepy.connect() as client:
             exchange(client, b"get w\r\n", b"END\r\n")
-        assert lines_after(sock, 1) == ["type=item_get key=w status=not_found clsid=0 cfd=N "
-                                        "size=0"]
+        assert lines_after(sock, 1) == ["type=item_get key=w status=not_found clsid=0 cfd=N size=0"]
 
 
 def test_watchers_cost_nothing_once_gone_and_are_bounded() -> None:

@@ -20,8 +20,13 @@ VALUE = bytes(range(65, 91)) * 400  # 10,400 bytes
 
 
 def flash_cache(tmp_path: Path, pages: int = 6, **options: object) -> tuple[Cache, FakeClock]:
-    config = ExtConfig(files=[ExtFile(str(tmp_path / "ext"), pages)], page_size=2 * MB,
-                       wbuf_size=2 * MB, item_age=1, recache_rate=0)
+    config = ExtConfig(
+        files=[ExtFile(str(tmp_path / "ext"), pages)],
+        page_size=2 * MB,
+        wbuf_size=2 * MB,
+        item_age=1,
+        recache_rate=0,
+    )
     for name, value in options.items():
         setattr(config, name, value)
     config.apply_defaults()

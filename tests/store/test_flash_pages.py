@@ -11,8 +11,9 @@ from memcachepy.store.flash_pages import FlashError, FlashPages
 
 
 def engine(tmp_path: Path, pages: int = 4, name: str = "ext") -> FlashPages:
-    config = ExtConfig(files=[ExtFile(str(tmp_path / name), pages)], page_size=2 * MB,
-                       wbuf_size=2 * MB)
+    config = ExtConfig(
+        files=[ExtFile(str(tmp_path / name), pages)], page_size=2 * MB, wbuf_size=2 * MB
+    )
     flash = FlashPages(config)
     flash.open()
     return flash
@@ -89,6 +90,7 @@ def test_a_second_engine_on_the_same_file_is_refused(tmp_path: Path) -> None:
     # fcntl locks are per process: a child process holds the second attempt.
     import subprocess
     import sys
+
     code = (
         "import sys; from memcachepy.store.ext_config import ExtConfig, ExtFile, MB;"
         "from memcachepy.store.flash_pages import FlashPages, FlashError\n"
@@ -102,7 +104,8 @@ def test_a_second_engine_on_the_same_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_unusable_path_is_a_flash_error(tmp_path: Path) -> None:
-    config = ExtConfig(files=[ExtFile(str(tmp_path / "no" / "dir"), 4)], page_size=2 * MB,
-                       wbuf_size=2 * MB)
+    config = ExtConfig(
+        files=[ExtFile(str(tmp_path / "no" / "dir"), 4)], page_size=2 * MB, wbuf_size=2 * MB
+    )
     with pytest.raises(FlashError):
         FlashPages(config).open()

@@ -30,8 +30,7 @@ class Chunks:
 
 
 keys = st.binary(min_size=1, max_size=16)
-ops = st.lists(st.tuples(st.sampled_from(["set", "pop", "step", "replace"]), keys),
-               max_size=300)
+ops = st.lists(st.tuples(st.sampled_from(["set", "pop", "step", "replace"]), keys), max_size=300)
 
 
 def check(index: KeyIndex, model: dict[bytes, int], universe: set[bytes]) -> None:

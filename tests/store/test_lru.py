@@ -94,8 +94,9 @@ def test_the_bump_queue_is_bounded() -> None:
 def test_flat_mode_reclaims_an_expired_cold_tail_at_each_store() -> None:
     """memcached's do_item_alloc_pull without lru_segmented: free memory or not."""
     clock = FakeClock()
-    cache = Cache(8 * MB, clock=clock, tuning=StoreTuning(lru_segmented=False,
-                                                          lru_maintainer=False))
+    cache = Cache(
+        8 * MB, clock=clock, tuning=StoreTuning(lru_segmented=False, lru_maintainer=False)
+    )
     cache.store(StoreMode.SET, b"old", 0, 1, b"v")
     clock.advance(2)
     assert cache.store(StoreMode.SET, b"new", 0, 0, b"v") == StoreResult.STORED

@@ -20,8 +20,7 @@ MB = 1 << 20
 
 
 def open_cache(path: Path, clock: FakeClock, limit: int = 48 * MB, **options: object) -> Cache:
-    return Cache(limit, clock=clock, framing=TEXT_FRAMING, memory_file=str(path),
-                 **options)  # type: ignore[arg-type]
+    return Cache(limit, clock=clock, framing=TEXT_FRAMING, memory_file=str(path), **options)  # type: ignore[arg-type]
 
 
 def fill(cache: Cache) -> dict[bytes, tuple[bytes, int, int]]:
@@ -116,14 +115,17 @@ def saved(path: Path) -> None:
     cache.close()
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("truncate-header", "truncated"),
-    ("truncate-pages", "bytes, expected"),
-    ("flip-data-byte", "data checksum"),
-    ("flip-header-byte", "header checksum"),
-    ("zero-file", "no header"),
-    ("empty-file", "no memory file content"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncate-header", "truncated"),
+        ("truncate-pages", "bytes, expected"),
+        ("flip-data-byte", "data checksum"),
+        ("flip-header-byte", "header checksum"),
+        ("zero-file", "no header"),
+        ("empty-file", "no memory file content"),
+    ],
+)
 def test_damaged_files_start_clean(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str, message: str
 ) -> None:
@@ -161,13 +163,16 @@ def test_damaged_files_start_clean(
     cache.close()
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"limit": 64 * MB}, "-m"),
-    ({"growth_factor": 1.5}, "-f"),
-    ({"min_chunk": 64}, "-n"),
-    ({"item_size_max": 2 * MB}, "-I"),
-    ({"use_cas": False}, "-C"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"limit": 64 * MB}, "-m"),
+        ({"growth_factor": 1.5}, "-f"),
+        ({"min_chunk": 64}, "-n"),
+        ({"item_size_max": 2 * MB}, "-I"),
+        ({"use_cas": False}, "-C"),
+    ],
+)
 def test_other_settings_start_clean(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, options: dict[str, object], message: str
 ) -> None:

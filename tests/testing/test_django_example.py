@@ -48,12 +48,16 @@ def cache(memcachepy_server: Server) -> Iterator[Any]:
     if not settings.configured:
         settings.configure()
     host, port = memcachepy_server.address
-    with override_settings(CACHES={"default": {
-        "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
-        "LOCATION": f"{host}:{port}",
-        # What production settings should say too: fail fast and treat errors as misses.
-        "OPTIONS": {"connect_timeout": 0.3, "timeout": 0.3, "ignore_exc": True},
-    }}):
+    with override_settings(
+        CACHES={
+            "default": {
+                "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+                "LOCATION": f"{host}:{port}",
+                # What production settings should say too: fail fast and treat errors as misses.
+                "OPTIONS": {"connect_timeout": 0.3, "timeout": 0.3, "ignore_exc": True},
+            }
+        }
+    ):
         yield caches["default"]
         caches["default"].close()
 
@@ -66,8 +70,7 @@ def test_second_read_is_served_from_the_cache(cache: Any, memcachepy_server: Ser
     assert (stats["get_hits"], stats["get_misses"], stats["curr_items"]) == ("1", "1", "1")
 
 
-def test_a_hung_server_falls_back_to_the_database(cache: Any,
-                                                  memcachepy_server: Server) -> None:
+def test_a_hung_server_falls_back_to_the_database(cache: Any, memcachepy_server: Server) -> None:
     db = ProfileDatabase()
     get_profile(cache, db, 1)
     memcachepy_server.pause()
@@ -78,8 +81,7 @@ def test_a_hung_server_falls_back_to_the_database(cache: Any,
     memcachepy_server.resume()
 
 
-def test_a_dead_server_falls_back_to_the_database(cache: Any,
-                                                  memcachepy_server: Server) -> None:
+def test_a_dead_server_falls_back_to_the_database(cache: Any, memcachepy_server: Server) -> None:
     db = ProfileDatabase()
     memcachepy_server.kill()
     assert get_profile(cache, db, 2) == get_profile(cache, db, 2)

@@ -177,8 +177,9 @@ def test_unknown_marker_keyword(memcachepy_server):
 """
 
 
-def test_servers_are_reaped_when_a_test_fails(pytester: pytest.Pytester,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_servers_are_reaped_when_a_test_fails(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     record = pytester.path / "record.txt"
     monkeypatch.setenv("RECORD", str(record))
     result = run(pytester, "import os\n" + CLEANUP)
@@ -198,7 +199,9 @@ def test_the_entry_point_loads_the_plugin_without_a_conftest(pytester: pytest.Py
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
-    pytester.makepyfile("def test_x(memcachepy_server):\n"
-                        "    server = memcachepy_server\n"
-                        "    assert server.stats()['pid'] == str(server.pid)\n")
+    pytester.makepyfile(
+        "def test_x(memcachepy_server):\n"
+        "    server = memcachepy_server\n"
+        "    assert server.stats()['pid'] == str(server.pid)\n"
+    )
     pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)

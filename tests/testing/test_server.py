@@ -26,10 +26,14 @@ def client(server: Server) -> Client:
 
 
 def test_server_imports_without_pytest_or_trio() -> None:
-    code = ("import sys, memcachepy.testing; "
-            "print(sorted({'pytest', 'trio'} & set(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = "import sys, memcachepy.testing; print(sorted({'pytest', 'trio'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -108,11 +112,17 @@ def _gone(pid: int) -> bool:
 
 
 def test_server_dies_with_a_killed_parent(tmp_path: Path) -> None:
-    code = ("import os, signal; from memcachepy.testing import Server; "
-            "s = Server().start(); print(s.pid, flush=True); os.kill(os.getpid(), signal.SIGKILL)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)},
-                         timeout=30)  # TMPDIR: the killed parent cannot remove its directory
+    code = (
+        "import os, signal; from memcachepy.testing import Server; "
+        "s = Server().start(); print(s.pid, flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)},
+        timeout=30,
+    )  # TMPDIR: the killed parent cannot remove its directory
     pid = int(out.stdout)
     deadline = time.monotonic() + 5
     while not _gone(pid) and time.monotonic() < deadline:

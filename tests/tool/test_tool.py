@@ -41,8 +41,12 @@ EXPIRING = b"expiring"
 
 
 def tool(address: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "memcachepy.tool", address, *args], cwd=ROOT,
-                          capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "memcachepy.tool", address, *args],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=timeout,
+    )
 
 
 def text(result: subprocess.CompletedProcess[bytes], status: int = 0) -> str:
@@ -51,8 +55,9 @@ def text(result: subprocess.CompletedProcess[bytes], status: int = 0) -> str:
 
 
 def fill(server: ServerProcess) -> None:
-    batch = b"".join(b"set %s %d 0 %d noreply\r\n%s\r\n" % (k, f, len(v), v)
-                     for k, (f, v) in ITEMS.items())
+    batch = b"".join(
+        b"set %s %d 0 %d noreply\r\n%s\r\n" % (k, f, len(v), v) for k, (f, v) in ITEMS.items()
+    )
     batch += b"set %s 3 1000 4 noreply\r\nsoon\r\nget plain missing\r\n" % EXPIRING
     with server.connect() as sock:
         exchange(sock, batch, b"END\r\n")
@@ -78,18 +83,28 @@ def all_items(server: ServerProcess) -> dict[bytes, tuple[int, bytes]]:
     while reply.startswith(b"VALUE ", pos):
         end = reply.index(b"\r\n", pos)
         _, key, flags, length = reply[pos:end].split(b" ")
-        found[key] = (int(flags), reply[end + 2:end + 2 + int(length)])
+        found[key] = (int(flags), reply[end + 2 : end + 2 + int(length)])
         pos = end + 2 + int(length) + 2
     return found
 
 
 # -- display, stats, settings --------------------------------------------------------------
 
+
 def test_display_shows_a_row_per_slab_class(node: ServerProcess) -> None:
     output = text(tool(address(node), "display"))
     header, *rows = output.splitlines()
-    assert header.split() == ["#", "Item_Size", "Max_age", "Pages", "Count", "Full?",
-                              "Evicted", "Evict_Time", "OOM"]
+    assert header.split() == [
+        "#",
+        "Item_Size",
+        "Max_age",
+        "Pages",
+        "Count",
+        "Full?",
+        "Evicted",
+        "Evict_Time",
+        "OOM",
+    ]
     assert len(rows) > 3 and all(len(row.split()) == 9 for row in rows)
     data = json.loads(text(tool(address(node), "display", "--json")))
     assert sum(row["count"] for row in data) == len(ITEMS) + 1
@@ -125,7 +140,8 @@ def test_the_address_may_be_left_out_for_the_default_one() -> None:
         assert result.stdout.decode().startswith("# 127.0.0.1:11211 stats\n")
     else:
         assert result.stderr.decode().startswith(
-            "memcachepy-tool: cannot connect to 127.0.0.1:11211: ")
+            "memcachepy-tool: cannot connect to 127.0.0.1:11211: "
+        )
     assert tool("stats", "bogus").returncode == 64  # stats takes no argument
 
 
@@ -142,6 +158,7 @@ def test_console_script_is_declared() -> None:
 
 
 # -- dump ----------------------------------------------------------------------------------
+
 
 def load(dump: bytes) -> dict[bytes, tuple[int, bytes]]:
     """Feed a dump to a fresh memcachepy (as `nc HOST PORT < dump` would) and read it back."""
@@ -197,15 +214,20 @@ def test_dump_noreply_loads_with_debian_netcat_silently(node: ServerProcess) -> 
     dump = tool(address(node), "dump", "--noreply")
     assert dump.returncode == 0 and dump.stdout.count(b" noreply\r\n") == len(ITEMS) + 1
     with memcachepy_server() as target:
-        loaded = subprocess.run([nc, "-N", target.host, str(target.port)], input=dump.stdout,
-                                capture_output=True, timeout=20)
+        loaded = subprocess.run(
+            [nc, "-N", target.host, str(target.port)],
+            input=dump.stdout,
+            capture_output=True,
+            timeout=20,
+        )
         assert loaded.returncode == 0 and loaded.stdout == b""
         assert all_items(target) == {**ITEMS, EXPIRING: (3, b"soon")}
 
 
 def test_dump_json_lines(node: ServerProcess) -> None:
-    records = [json.loads(line) for line in text(tool(address(node), "dump", "--json"))
-               .splitlines()]
+    records = [
+        json.loads(line) for line in text(tool(address(node), "dump", "--json")).splitlines()
+    ]
     by_key = {base64.b64decode(r["key_b64"]): r for r in records}
     assert base64.b64decode(by_key[b"binary"]["value_b64"]) == bytes(range(256))
     assert by_key[b"flagged"]["flags"] == 42 and by_key[b"plain"]["key"] == "plain"
@@ -213,15 +235,23 @@ def test_dump_json_lines(node: ServerProcess) -> None:
 
 # -- top -----------------------------------------------------------------------------------
 
+
 def test_top_in_a_terminal_refreshes_and_quits_on_q(node: ServerProcess) -> None:
-    child = pexpect.spawn(sys.executable, ["-m", "memcachepy.tool", address(node), "top",
-                                           "--interval", "0.4"], cwd=str(ROOT), timeout=10,
-                          dimensions=(40, 120))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "memcachepy.tool", address(node), "top", "--interval", "0.4"],
+        cwd=str(ROOT),
+        timeout=10,
+        dimensions=(40, 120),
+    )
     try:
         child.expect(r"refresh 1\s")
         with node.connect() as sock:  # traffic between refreshes shows as ops/s
-            exchange(sock, b"get plain\r\nget missing\r\n" * 20 + b"version\r\n",
-                     b"VERSION 1.6.18-memcachepy-0.1.0\r\n")
+            exchange(
+                sock,
+                b"get plain\r\nget missing\r\n" * 20 + b"version\r\n",
+                b"VERSION 1.6.18-memcachepy-0.1.0\r\n",
+            )
         child.expect(r"refresh 3\s")
         screen = child.before.decode() + child.after.decode()
         assert "\x1b[H\x1b[2J" in screen  # redrawn in place
@@ -236,26 +266,48 @@ def test_top_in_a_terminal_refreshes_and_quits_on_q(node: ServerProcess) -> None
 
 
 def test_top_fits_80_columns() -> None:
-    view = snapshot({"cmd_get": 0.0}, {"cmd_get": 987_654_321.0, "uptime": 9e6,
-                                       "evictions": 1e9, "bytes": 2**40, "limit_maxbytes": 2**41},
-                    elapsed=1.0)
+    view = snapshot(
+        {"cmd_get": 0.0},
+        {
+            "cmd_get": 987_654_321.0,
+            "uptime": 9e6,
+            "evictions": 1e9,
+            "bytes": 2**40,
+            "limit_maxbytes": 2**41,
+        },
+        elapsed=1.0,
+    )
     view["ops_per_second"] = dict.fromkeys(view["ops_per_second"], 123_456_789.0)
-    page = render(view, "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
-                  "1.6.18-memcachepy-0.1.0-with-a-long-build-suffix", 123_456)
+    page = render(
+        view,
+        "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+        "1.6.18-memcachepy-0.1.0-with-a-long-build-suffix",
+        123_456,
+    )
     assert max(len(line) for line in page.splitlines()) <= 80, page
-    assert page.startswith("top [2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535  up 104d04h  "
-                           "refresh 123456")
+    assert page.startswith(
+        "top [2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535  up 104d04h  refresh 123456"
+    )
 
 
 def test_top_json_for_programs(node: ServerProcess) -> None:
     lines = text(tool(address(node), "top", "--json", "--count", "2", "--interval", "0.2"))
     first, second = (json.loads(line) for line in lines.splitlines())
-    assert set(first["ops_per_second"]) == {"get", "set", "delete", "incr", "decr", "touch",
-                                            "cas", "flush"}
+    assert set(first["ops_per_second"]) == {
+        "get",
+        "set",
+        "delete",
+        "incr",
+        "decr",
+        "touch",
+        "cas",
+        "flush",
+    }
     assert second["items"] == len(ITEMS) + 1 and second["limit_bytes"] == 64 * 1024 * 1024
 
 
 # -- cluster -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[int], int]]:
@@ -263,24 +315,30 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, lis
     ports = [free_port() for _ in range(3)]
     dead = free_port()
     config = tmp_path_factory.mktemp("cluster") / "nodes"
-    config.write_text("".join(f"node{i}|127.0.0.1|{port}\n"
-                              for i, port in enumerate([*ports, dead])))
+    config.write_text(
+        "".join(f"node{i}|127.0.0.1|{port}\n" for i, port in enumerate([*ports, dead]))
+    )
     servers = [spawn(memcachepy_argv(ports[0], "--cluster-config", str(config)), ports[0])]
     servers += [spawn(memcachepy_argv(port), port) for port in ports[1:]]
     try:
         for server in servers:
             with server.connect() as sock:
-                exchange(sock, b"".join(b"set c%d 0 0 1 noreply\r\nx\r\n" % i
-                                        for i in range(10 * server.port % 7 + 5)) + b"version\r\n",
-                         b"\r\n")
+                exchange(
+                    sock,
+                    b"".join(
+                        b"set c%d 0 0 1 noreply\r\nx\r\n" % i
+                        for i in range(10 * server.port % 7 + 5)
+                    )
+                    + b"version\r\n",
+                    b"\r\n",
+                )
         yield f"{HOST}:{ports[0]}", ports, dead
     finally:
         for server in servers:
             server.stop()
 
 
-def test_cluster_lists_nodes_with_health_and_key_share(
-        cluster: tuple[str, list[int], int]) -> None:
+def test_cluster_lists_nodes_with_health_and_key_share(cluster: tuple[str, list[int], int]) -> None:
     endpoint, ports, dead = cluster
     # Exit status 2: listed, but a node is DOWN (for scripts and health checks).
     data = json.loads(text(tool(endpoint, "cluster", "--json", "--timeout", "2"), status=2))
@@ -294,22 +352,23 @@ def test_cluster_lists_nodes_with_health_and_key_share(
     assert abs(sum(node["item_share"] for node in data["nodes"]) - 1) < 1e-9
 
     table = text(tool(endpoint, "cluster", "--timeout", "2"), status=2)
-    assert table.startswith(f"cluster config version {data['version']} from {endpoint}: "
-                            "4 nodes, 3 up\n")
+    assert table.startswith(
+        f"cluster config version {data['version']} from {endpoint}: 4 nodes, 3 up\n"
+    )
     assert re.search(rf"node3\|127\.0\.0\.1\|{dead} +DOWN", table)
     assert len(re.findall(r" up +[0-9.]+ ms", table)) == 3
 
 
 def test_cluster_asks_another_endpoint(cluster: tuple[str, list[int], int]) -> None:
     endpoint, ports, _ = cluster
-    data = json.loads(text(tool(f"{HOST}:{ports[1]}", "cluster", endpoint, "--json"),
-                           status=2))
+    data = json.loads(text(tool(f"{HOST}:{ports[1]}", "cluster", endpoint, "--json"), status=2))
     assert data["endpoint"] == endpoint and len(data["nodes"]) == 4
     refused = tool(f"{HOST}:{ports[1]}", "cluster")  # no --cluster-config there: ERROR
     assert refused.returncode == 1
     assert refused.stderr.decode() == (
         f"memcachepy-tool: {HOST}:{ports[1]} answered ERROR to 'config get cluster': not a "
-        "configuration endpoint (memcachepy is one with --cluster-config FILE)\n")
+        "configuration endpoint (memcachepy is one with --cluster-config FILE)\n"
+    )
 
 
 def test_cluster_exits_0_when_every_node_is_up(tmp_path: Path) -> None:

@@ -159,10 +159,14 @@ class ClusterClient:
         if replicas < 1:
             raise ValueError("replicas must be at least 1")
         self.replicas = replicas
-        self._policy = HealthPolicy(failure_limit, retry_timeout, dead_timeout,
-                                    max_missed_writes, clock)
+        self._policy = HealthPolicy(
+            failure_limit, retry_timeout, dead_timeout, max_missed_writes, clock
+        )
         self._ring_options: dict[str, Any] = {
-            "key_hash": key_hash, "hash_tag": hash_tag, "variant": variant}
+            "key_hash": key_hash,
+            "hash_tag": hash_tag,
+            "variant": variant,
+        }
         self._client_kwargs: dict[str, Any] = {
             **(client_kwargs or {}),
             "connect_timeout": connect_timeout,
@@ -180,8 +184,9 @@ class ClusterClient:
         self._client_factory = client_factory
         self._update_lock = threading.Lock()
         self._view = _View(build_ring([], **self._ring_options), {})
-        self._executor = ThreadPoolExecutor(max_workers=max_workers,
-                                            thread_name_prefix="memcachepy-cluster")
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="memcachepy-cluster"
+        )
         self._poller: ConfigPoller | DnsPoller | None = None
         self.update_servers(servers)
 
@@ -199,15 +204,22 @@ class ClusterClient:
                 node = old.get(server)
                 if node is None:
                     client = self._client_factory(server.address, **self._client_kwargs)
-                    node = Node(server, client, self._policy,
-                                on_settled=self._refill if self._read_repair else None)
+                    node = Node(
+                        server,
+                        client,
+                        self._policy,
+                        on_settled=self._refill if self._read_repair else None,
+                    )
                 else:
                     node.server = server  # same member; its weight or name may have changed
                 nodes[server] = node
             now = self._policy.clock()
             former = ((self._view.ring, now), *self._view.former) if old else ()
-            former = tuple((ring, at) for ring, at in former[:MAX_FORMER_VIEWS]
-                           if now - at < self._membership_horizon)
+            former = tuple(
+                (ring, at)
+                for ring, at in former[:MAX_FORMER_VIEWS]
+                if now - at < self._membership_horizon
+            )
             self._view = _View(build_ring(nodes, **self._ring_options), nodes, former)
         for server, node in old.items():
             if server not in nodes:
@@ -240,8 +252,7 @@ class ClusterClient:
         client = cls([], **kwargs)
 
         def apply(config: ClusterConfig) -> None:
-            logger.info("cluster config version %d: %d nodes", config.version,
-                        len(config.nodes))
+            logger.info("cluster config version %d: %d nodes", config.version, len(config.nodes))
             client.update_servers(config.nodes)
 
         poller = ConfigPoller(endpoint, apply, interval=poll_interval, timeout=poll_timeout)
@@ -281,8 +292,7 @@ class ClusterClient:
             logger.info("cluster DNS %s: %d nodes", name, len(nodes))
             client.update_servers(nodes)
 
-        poller = DnsPoller(name, apply, port=port, nameservers=nameservers,
-                           interval=poll_interval)
+        poller = DnsPoller(name, apply, port=port, nameservers=nameservers, interval=poll_interval)
         try:
             poller.check()
         except BaseException:
@@ -364,7 +374,7 @@ class ClusterClient:
             reached = True
             if value is not _MISS:
                 if self._read_repair:
-                    self._repair_after_hit(key, node, missed, replicas[index + 1:])
+                    self._repair_after_hit(key, node, missed, replicas[index + 1 :])
                 return value
             missed.append(node)
         if not reached:
@@ -374,11 +384,11 @@ class ClusterClient:
     def _returned(self, nodes: list[Node]) -> list[Node]:
         """Those of ``nodes`` in use that came back from failures within the repair window."""
         now = self._policy.clock()
-        return [n for n in nodes
-                if n.returned_within(self._repair_window, now) and not n.skipped(now)]
+        return [
+            n for n in nodes if n.returned_within(self._repair_window, now) and not n.skipped(now)
+        ]
 
-    def _repair_after_hit(self, key: Key, hit: Node, missed: list[Node],
-                          later: list[Node]) -> None:
+    def _repair_after_hit(self, key: Key, hit: Node, missed: list[Node], later: list[Node]) -> None:
         """Copy ``key`` to the replicas that missed it, or that returned lately and lack it."""
         lacking = list(missed)
         for node in self._returned(later):
@@ -450,7 +460,8 @@ class ClusterClient:
     def set(self, key: Key, value: Any, expire: int = 0, flags: int | None = None) -> bool:
         """Store on every replica; True if at least one stored it."""
         results = self._write_all(
-            key, lambda c: c.set(key, value, expire=expire, noreply=False, flags=flags))
+            key, lambda c: c.set(key, value, expire=expire, noreply=False, flags=flags)
+        )
         return any(results)
 
     def delete(self, key: Key) -> bool:
@@ -487,7 +498,7 @@ class ClusterClient:
                 self._delete_quietly(view, key)
                 raise
             if succeeded(result):
-                for other in replicas[index + 1:]:
+                for other in replicas[index + 1 :]:
                     self._mirror(other, key, mirror, result)
             return result
         self._nothing_reached(view)
@@ -509,7 +520,8 @@ class ClusterClient:
             lambda c: c.add(key, value, expire=expire, noreply=False, flags=flags),
             bool,
             lambda c, _: c.set(key, value, expire=expire, noreply=False, flags=flags),
-            False)
+            False,
+        )
         return result
 
     def replace(self, key: Key, value: Any, expire: int = 0, flags: int | None = None) -> bool:
@@ -519,7 +531,8 @@ class ClusterClient:
             lambda c: c.replace(key, value, expire=expire, noreply=False, flags=flags),
             bool,
             lambda c, _: c.set(key, value, expire=expire, noreply=False, flags=flags),
-            False)
+            False,
+        )
         return result
 
     def append(self, key: Key, value: Any, expire: int = 0, flags: int | None = None) -> bool:
@@ -529,7 +542,8 @@ class ClusterClient:
             lambda c: c.append(key, value, expire=expire, noreply=False, flags=flags),
             bool,
             lambda c, _: c.append(key, value, expire=expire, noreply=False, flags=flags),
-            False)
+            False,
+        )
         return result
 
     def prepend(self, key: Key, value: Any, expire: int = 0, flags: int | None = None) -> bool:
@@ -539,18 +553,21 @@ class ClusterClient:
             lambda c: c.prepend(key, value, expire=expire, noreply=False, flags=flags),
             bool,
             lambda c, _: c.prepend(key, value, expire=expire, noreply=False, flags=flags),
-            False)
+            False,
+        )
         return result
 
-    def cas(self, key: Key, value: Any, cas: Any, expire: int = 0,
-            flags: int | None = None) -> bool | None:
+    def cas(
+        self, key: Key, value: Any, cas: Any, expire: int = 0, flags: int | None = None
+    ) -> bool | None:
         """Compare-and-set on the first reachable replica (token from :meth:`gets`)."""
         result: bool | None = self._primary_write(
             key,
             lambda c: c.cas(key, value, cas, expire=expire, noreply=False, flags=flags),
             bool,
             lambda c, _: c.set(key, value, expire=expire, noreply=False, flags=flags),
-            None)
+            None,
+        )
         return result
 
     def incr(self, key: Key, value: int) -> int | None:
@@ -560,7 +577,8 @@ class ClusterClient:
             lambda c: c.incr(key, value, noreply=False),
             lambda r: r is not None,
             lambda c, r: c.incr(key, value, noreply=False) == r,
-            None)
+            None,
+        )
         return result
 
     def decr(self, key: Key, value: int) -> int | None:
@@ -570,7 +588,8 @@ class ClusterClient:
             lambda c: c.decr(key, value, noreply=False),
             lambda r: r is not None,
             lambda c, r: c.decr(key, value, noreply=False) == r,
-            None)
+            None,
+        )
         return result
 
     # -- multi-key operations -----------------------------------------------------------
@@ -584,6 +603,7 @@ class ClusterClient:
 
         The value for a node is its result, or the NodeUnavailable raised for it.
         """
+
         def run(node: Node, batch: T) -> Any:
             try:
                 return node.attempt(lambda c: operation(c, batch))
@@ -595,7 +615,8 @@ class ClusterClient:
             node, batch = items[0]
             return {node: run(node, batch)}
         futures: dict[Node, Future[Any]] = {
-            node: self._executor.submit(run, node, batch) for node, batch in items}
+            node: self._executor.submit(run, node, batch) for node, batch in items
+        }
         return {node: future.result() for node, future in futures.items()}
 
     def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
@@ -641,15 +662,16 @@ class ClusterClient:
             self._repair_many(view, hit_on, missed)
         return found
 
-    def _repair_many(self, view: _View, hit_on: Mapping[Key, Node],
-                     missed: Mapping[Key, list[Node]]) -> None:
+    def _repair_many(
+        self, view: _View, hit_on: Mapping[Key, Node], missed: Mapping[Key, list[Node]]
+    ) -> None:
         """Read repair after a get_many; the probes go to each returned node once, batched."""
         lacking = {key: list(missed[key]) for key in hit_on if key in missed}
         if any(n.returned_within(self._repair_window) for n in view.nodes.values()):
             probes: dict[Node, list[Key]] = {}
             for key, hit in hit_on.items():
                 replicas = self._replicas(view, key)
-                for node in self._returned(replicas[replicas.index(hit) + 1:]):
+                for node in self._returned(replicas[replicas.index(hit) + 1 :]):
                     probes.setdefault(node, []).append(key)
             for node, keys in probes.items():
                 for key in self._repair.missing(node, keys):
@@ -657,8 +679,9 @@ class ClusterClient:
         for key, nodes in lacking.items():
             self._repair.repair(key, hit_on[key], nodes)
 
-    def set_many(self, values: Mapping[Key, Any], expire: int = 0,
-                 flags: int | None = None) -> list[Key]:
+    def set_many(
+        self, values: Mapping[Key, Any], expire: int = 0, flags: int | None = None
+    ) -> list[Key]:
         """Store every pair on all its replicas, nodes in parallel; keys stored nowhere."""
         view = self._view
         now = self._policy.clock()
@@ -673,7 +696,8 @@ class ClusterClient:
                     batches.setdefault(node, {})[key] = value
         stored: set[Key] = set()
         outcomes = self._per_node(
-            batches, lambda c, b: c.set_many(b, expire=expire, noreply=False, flags=flags))
+            batches, lambda c, b: c.set_many(b, expire=expire, noreply=False, flags=flags)
+        )
         for node, outcome in outcomes.items():
             batch = batches[node]
             if isinstance(outcome, NodeUnavailable):
@@ -711,8 +735,9 @@ class ClusterClient:
     def flush_all(self) -> bool:
         """Flush every node; a node that is down is flushed before it serves again."""
         view = self._view
-        outcomes = self._per_node({node: None for node in view.nodes.values()},
-                                  lambda c, _: c.flush_all(noreply=False))
+        outcomes = self._per_node(
+            {node: None for node in view.nodes.values()}, lambda c, _: c.flush_all(noreply=False)
+        )
         for node, outcome in outcomes.items():
             if isinstance(outcome, NodeUnavailable):
                 node.require_flush()

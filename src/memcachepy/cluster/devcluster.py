@@ -53,22 +53,30 @@ class ClusterUpError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = UsageParser(prog="memcachepy cluster",
-                     description="Run a local memcachepy cluster for development.")
+    parser = UsageParser(
+        prog="memcachepy cluster", description="Run a local memcachepy cluster for development."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="up")
     up = commands.add_parser(
-        "up", help="start N nodes on 127.0.0.1 and run until Ctrl-C",
+        "up",
+        help="start N nodes on 127.0.0.1 and run until Ctrl-C",
         description="Start N memcachepy nodes on 127.0.0.1 sharing one membership file, "
-                    "print how to connect, and stop them all on Ctrl-C or SIGTERM. Daemon "
-                    "flags for every node (-m 128, -vv, ...) go after '--'.",
+        "print how to connect, and stop them all on Ctrl-C or SIGTERM. Daemon "
+        "flags for every node (-m 128, -vv, ...) go after '--'.",
     )
     up.add_argument("--nodes", type=int, default=3, help="how many nodes (default: 3)")
-    up.add_argument("--base-port", type=int, default=11211,
-                    help="first node's port, the others follow (default: 11211; 0 picks "
-                         "free ports)")
-    up.add_argument("--dir", metavar="DIR",
-                    help="where to keep the membership file, admin token and node logs "
-                         "(default: a temporary directory removed at exit)")
+    up.add_argument(
+        "--base-port",
+        type=int,
+        default=11211,
+        help="first node's port, the others follow (default: 11211; 0 picks free ports)",
+    )
+    up.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="where to keep the membership file, admin token and node logs "
+        "(default: a temporary directory removed at exit)",
+    )
     return parser
 
 
@@ -77,7 +85,7 @@ def main(argv: list[str]) -> int:
     own, daemon_flags = argv, []
     if "--" in argv:
         split = argv.index("--")
-        own, daemon_flags = argv[:split], argv[split + 1:]
+        own, daemon_flags = argv[:split], argv[split + 1 :]
     parser = build_parser()
     args = parser.parse_args(own)
     if not 1 <= args.nodes <= 100:
@@ -107,12 +115,20 @@ def up(count: int, base_port: int, directory: str | None, daemon_flags: list[str
             if proc.poll() is None:
                 proc.send_signal(signal.SIGHUP)
 
-    previous = {sig: signal.signal(sig, handler) for sig, handler in
-                ((signal.SIGINT, on_stop), (signal.SIGTERM, on_stop),
-                 (signal.SIGHUP, on_hangup))}
+    previous = {
+        sig: signal.signal(sig, handler)
+        for sig, handler in (
+            (signal.SIGINT, on_stop),
+            (signal.SIGTERM, on_stop),
+            (signal.SIGHUP, on_hangup),
+        )
+    }
     own_dir = directory is None
-    path = Path(tempfile.mkdtemp(prefix="memcachepy-cluster-")) if directory is None \
+    path = (
+        Path(tempfile.mkdtemp(prefix="memcachepy-cluster-"))
+        if directory is None
         else Path(directory)
+    )
     try:
         path.mkdir(parents=True, exist_ok=True)
         ports = _pick_ports(count, base_port)
@@ -128,8 +144,10 @@ def up(count: int, base_port: int, directory: str | None, daemon_flags: list[str
         if nodes:
             running = sum(proc.poll() is None for proc in nodes.values())
             exited = len(nodes) - running
-            print(f"stopping {_nodes(running)}" + (f" ({exited} had exited)" if exited else ""),
-                  flush=True)
+            print(
+                f"stopping {_nodes(running)}" + (f" ({exited} had exited)" if exited else ""),
+                flush=True,
+            )
         _stop_all(nodes)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -165,8 +183,10 @@ def _pick_ports(count: int, base_port: int) -> list[int]:
     ports = list(range(base_port, base_port + count))
     for port in ports:
         if not _bindable(port):
-            raise ClusterUpError(f"port {port} on {HOST} is in use; choose another "
-                                 "--base-port, or --base-port 0 for free ports")
+            raise ClusterUpError(
+                f"port {port} on {HOST} is in use; choose another "
+                "--base-port, or --base-port 0 for free ports"
+            )
     return ports
 
 
@@ -179,8 +199,7 @@ def _write_files(path: Path, ports: list[int]) -> tuple[Path, Path]:
         stamp = read_membership(membership.read_text(encoding="utf-8"))[1]
     except (OSError, ValueError):
         pass  # no earlier file in --dir (or a broken one): start at version 1
-    write_membership_file(membership, ClusterConfig(next_version(None, nodes, stamp),
-                                                    tuple(nodes)))
+    write_membership_file(membership, ClusterConfig(next_version(None, nodes, stamp), tuple(nodes)))
     token = path / "admin.token"
     fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
@@ -193,18 +212,36 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _start_node(port: int, path: Path, membership: Path, token: Path,
-                daemon_flags: list[str]) -> subprocess.Popen[bytes]:
+def _start_node(
+    port: int, path: Path, membership: Path, token: Path, daemon_flags: list[str]
+) -> subprocess.Popen[bytes]:
     # The installed memcachepy of this Python: -P keeps the current directory off sys.path,
     # where a folder named memcachepy (a checkout, from its parent) would shadow it.
-    argv = [sys.executable, "-P", "-m", "memcachepy", "-l", HOST, "-p", str(port),
-            "--cluster-config", str(membership), "--cluster-admin-token-file", str(token),
-            *daemon_flags]
+    argv = [
+        sys.executable,
+        "-P",
+        "-m",
+        "memcachepy",
+        "-l",
+        HOST,
+        "-p",
+        str(port),
+        "--cluster-config",
+        str(membership),
+        "--cluster-admin-token-file",
+        str(token),
+        *daemon_flags,
+    ]
     with open(path / f"node-{port}.log", "ab") as log:
         # Own process group: Ctrl-C reaches this command only, which then stops the nodes.
         return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            process_group=0, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
 
 
 def _log_tail(path: Path, port: int) -> str:
@@ -215,33 +252,36 @@ def _log_tail(path: Path, port: int) -> str:
     return text.splitlines()[-1] if text else ""
 
 
-def _wait_listening(nodes: dict[int, subprocess.Popen[bytes]], path: Path,
-                    stop: threading.Event) -> None:
+def _wait_listening(
+    nodes: dict[int, subprocess.Popen[bytes]], path: Path, stop: threading.Event
+) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     for port, proc in nodes.items():
         while not stop.is_set():
             if proc.poll() is not None:
-                raise ClusterUpError(f"node {port} exited with status {proc.returncode}: "
-                                     f"{_log_tail(path, port)}")
+                raise ClusterUpError(
+                    f"node {port} exited with status {proc.returncode}: {_log_tail(path, port)}"
+                )
             try:
                 socket.create_connection((HOST, port), timeout=0.5).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise ClusterUpError(f"node {port} did not listen within "
-                                         f"{START_TIMEOUT:.0f} s") from None
+                    raise ClusterUpError(
+                        f"node {port} did not listen within {START_TIMEOUT:.0f} s"
+                    ) from None
                 stop.wait(0.05)
 
 
-def _print_banner(nodes: dict[int, subprocess.Popen[bytes]], path: Path, membership: Path,
-                  token: Path) -> None:
+def _print_banner(
+    nodes: dict[int, subprocess.Popen[bytes]], path: Path, membership: Path, token: Path
+) -> None:
     ports = list(nodes)
     servers = ", ".join(f'("{HOST}", {port})' for port in ports)
     lines = [f"memcachepy cluster: {len(ports)} nodes on {HOST}"]
     lines += [f"  node {HOST}:{port}  pid {proc.pid}" for port, proc in nodes.items()]
     lines += [
-        f"configuration endpoint: {HOST}:{ports[0]}  (every node answers "
-        "'config get cluster')",
+        f"configuration endpoint: {HOST}:{ports[0]}  (every node answers 'config get cluster')",
         f"membership file: {membership}  (after editing it: kill -HUP {os.getpid()})",
         f"admin token file: {token}  (for 'config set cluster')",
         f"node logs: {path}/node-<port>.log",
@@ -265,9 +305,12 @@ def _run(nodes: dict[int, subprocess.Popen[bytes]], path: Path, stop: threading.
         for port, proc in nodes.items():
             if port not in gone and proc.poll() is not None:
                 gone.add(port)
-                print(f"node {HOST}:{port} exited with status {proc.returncode} "
-                      f"(log: {path}/node-{port}.log); {len(nodes) - len(gone)} of "
-                      f"{_nodes(len(nodes))} running", flush=True)
+                print(
+                    f"node {HOST}:{port} exited with status {proc.returncode} "
+                    f"(log: {path}/node-{port}.log); {len(nodes) - len(gone)} of "
+                    f"{_nodes(len(nodes))} running",
+                    flush=True,
+                )
         if len(gone) == len(nodes):
             print("every node has exited", flush=True)
             return 1

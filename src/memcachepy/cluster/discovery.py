@@ -82,8 +82,11 @@ class ClusterNode:
             raise DiscoveryError(f"bad host name {self.host!r}")
         if _FORBIDDEN.search(self.ip) or not self.ip.isascii():
             raise DiscoveryError(f"bad ip {self.ip!r}")
-        if isinstance(self.port, bool) or not isinstance(self.port, int) or not (
-                0 < self.port < 65536):
+        if (
+            isinstance(self.port, bool)
+            or not isinstance(self.port, int)
+            or not (0 < self.port < 65536)
+        ):
             raise DiscoveryError(f"bad port {self.port!r}")
 
     @property
@@ -137,14 +140,16 @@ def parse_cluster_config(reply: bytes) -> ClusterConfig:
     if header is None:
         first = reply.split(b"\r\n", 1)[0].decode("ascii", "backslashreplace")
         if first == "ERROR":  # memcached, or memcachepy without --cluster-config
-            raise DiscoveryError("answered ERROR to 'config get cluster': not a configuration "
-                                 "endpoint (memcachepy is one with --cluster-config FILE)")
+            raise DiscoveryError(
+                "answered ERROR to 'config get cluster': not a configuration "
+                "endpoint (memcachepy is one with --cluster-config FILE)"
+            )
         if first.startswith(("CLIENT_ERROR", "SERVER_ERROR")):
             raise DiscoveryError(f"answered {first!r} to 'config get cluster'")
         raise DiscoveryError(f"not a config reply: {reply[:60]!r}")
     length = int(header.group(2))
-    body = reply[header.end():header.end() + length]
-    if len(body) != length or reply[header.end() + length:] != b"\r\nEND\r\n":
+    body = reply[header.end() : header.end() + length]
+    if len(body) != length or reply[header.end() + length :] != b"\r\nEND\r\n":
         raise DiscoveryError("config reply length does not match its body")
     return parse_cluster_body(body)
 
@@ -355,8 +360,9 @@ class ConfigPoller:
         if self._thread is not None:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="memcachepy-config-poller",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="memcachepy-config-poller", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

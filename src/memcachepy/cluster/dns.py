@@ -87,8 +87,12 @@ def _addresses(resolver: Any, name: str) -> list[str]:
     for kind in ("A", "AAAA"):
         try:
             answer = resolver.resolve(name, kind, search=False)
-        except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN, dns.resolver.NoNameservers,
-                dns.exception.Timeout) as error:
+        except (
+            dns.resolver.NoAnswer,
+            dns.resolver.NXDOMAIN,
+            dns.resolver.NoNameservers,
+            dns.exception.Timeout,
+        ) as error:
             errors.append(f"{kind}: {error}")
             continue
         found += sorted(record.address for record in answer)
@@ -97,8 +101,9 @@ def _addresses(resolver: Any, name: str) -> list[str]:
     return found
 
 
-def resolve_members(name: str, *, port: int = 11211, nameservers: Nameservers | None = None,
-                    timeout: float = 2.0) -> tuple[ClusterNode, ...]:
+def resolve_members(
+    name: str, *, port: int = 11211, nameservers: Nameservers | None = None, timeout: float = 2.0
+) -> tuple[ClusterNode, ...]:
     """The nodes ``name`` lists now (module docstring: SRV or A/AAAA), sorted.
 
     Raises :class:`~memcachepy.cluster.discovery.DiscoveryError` when the name has no
@@ -110,8 +115,11 @@ def resolve_members(name: str, *, port: int = 11211, nameservers: Nameservers | 
     resolver = _resolver(nameservers, timeout)
     try:
         if not name.startswith("_"):
-            return tuple(sorted({ClusterNode(address, address, port)
-                                 for address in _addresses(resolver, name)}))
+            return tuple(
+                sorted(
+                    {ClusterNode(address, address, port) for address in _addresses(resolver, name)}
+                )
+            )
         answer = resolver.resolve(name, "SRV", search=False)
         nodes = set()
         for record in answer:
@@ -152,8 +160,9 @@ class DnsPoller:
         self.current: tuple[ClusterNode, ...] | None = None
 
     def resolve(self) -> tuple[ClusterNode, ...]:
-        return resolve_members(self.name, port=self.port, nameservers=self.nameservers,
-                               timeout=self.timeout)
+        return resolve_members(
+            self.name, port=self.port, nameservers=self.nameservers, timeout=self.timeout
+        )
 
     def check(self) -> bool:
         """Look once; call ``on_change`` and return True if the node set changed."""
@@ -169,8 +178,12 @@ class DnsPoller:
             try:
                 self.check()
             except Exception as error:  # keep polling whatever one lookup did
-                logger.warning("DNS poll of %s failed, keeping %d nodes: %s", self.name,
-                               len(self.current or ()), error)
+                logger.warning(
+                    "DNS poll of %s failed, keeping %d nodes: %s",
+                    self.name,
+                    len(self.current or ()),
+                    error,
+                )
 
     def start(self) -> None:
         """Poll in a background thread every ``interval`` seconds (the first poll after
@@ -178,8 +191,7 @@ class DnsPoller:
         if self._thread is not None:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="memcachepy-dns-poller",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="memcachepy-dns-poller", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -198,13 +210,15 @@ class DnsEndpoint(ConfigEndpoint):
     cluster`` is refused: DNS is the source. Until the first answer the node set is empty.
     """
 
-    def __init__(self, name: str, port: int, nameservers: Nameservers | None = None,
-                 timeout: float = 2.0) -> None:
+    def __init__(
+        self, name: str, port: int, nameservers: Nameservers | None = None, timeout: float = 2.0
+    ) -> None:
         # Not ConfigEndpoint.__init__: there is no file to read.
         self.path = ""
         self.admin = None
-        self.poller = DnsPoller(name, lambda nodes: None, port=port, nameservers=nameservers,
-                                timeout=timeout)
+        self.poller = DnsPoller(
+            name, lambda nodes: None, port=port, nameservers=nameservers, timeout=timeout
+        )
         self._set(ClusterConfig(int(time.time()), ()))
 
     @property
@@ -228,5 +242,7 @@ class DnsEndpoint(ConfigEndpoint):
         return False
 
     def set_cluster(self, body: bytes, credential: bytes | None) -> None:
-        raise ConfigSetRefused("config set cluster is disabled: the membership comes from "
-                               f"DNS (--cluster-dns {self.name})")
+        raise ConfigSetRefused(
+            "config set cluster is disabled: the membership comes from "
+            f"DNS (--cluster-dns {self.name})"
+        )

@@ -66,7 +66,8 @@ __all__ = [
 
 _STAMP = re.compile(
     r"^# memcachepy cluster config: version ([0-9]{1,19}), nodes ([0-9a-f]{16})[ \t]*$",
-    re.MULTILINE)
+    re.MULTILINE,
+)
 _TOKEN = re.compile(rb"[\x21-\x7e]{1,250}")  # one command-line token: printable, no space
 
 
@@ -91,8 +92,9 @@ def read_membership(text: str) -> tuple[tuple[ClusterNode, ...], Stamp | None]:
     return nodes, stamp
 
 
-def next_version(current: ClusterConfig | None, nodes: Iterable[ClusterNode],
-                 stamp: Stamp | None) -> int:
+def next_version(
+    current: ClusterConfig | None, nodes: Iterable[ClusterNode], stamp: Stamp | None
+) -> int:
     """The version to serve ``nodes`` with, just read with ``stamp`` from the file.
 
     ``current`` is what the node served until now (None at start). Rules in the module
@@ -191,8 +193,9 @@ class AdminToken:
         return None
 
 
-def load_endpoint(config_path: str | os.PathLike[str],
-                  admin_token_path: str | os.PathLike[str] | None = None) -> ConfigEndpoint:
+def load_endpoint(
+    config_path: str | os.PathLike[str], admin_token_path: str | os.PathLike[str] | None = None
+) -> ConfigEndpoint:
     """The endpoint for ``--cluster-config`` and ``--cluster-admin-token-file``.
 
     Raises ValueError (a :class:`~memcachepy.cluster.discovery.DiscoveryError` for the
@@ -249,7 +252,8 @@ class ConfigEndpoint:
         """
         if self.admin is None:
             raise ConfigSetRefused(
-                "config set cluster is disabled: the daemon has no --cluster-admin-token-file")
+                "config set cluster is disabled: the daemon has no --cluster-admin-token-file"
+            )
         reason = self.admin.check(credential)
         if reason is not None:
             raise ConfigSetRefused(reason)
@@ -258,13 +262,16 @@ class ConfigEndpoint:
         except DiscoveryError as error:
             raise ConfigSetRefused(f"bad cluster config: {_one_line(str(error))}") from None
         if config.version <= self._config.version:
-            raise ConfigSetRefused(f"cluster config version {config.version} is not above "
-                                   f"the current {self._config.version}")
+            raise ConfigSetRefused(
+                f"cluster config version {config.version} is not above "
+                f"the current {self._config.version}"
+            )
         try:
             write_membership_file(self.path, config)
         except OSError as error:
-            raise ConfigSetRefused(f"cannot save cluster config: {error.strerror or error}",
-                                   server_side=True) from None
+            raise ConfigSetRefused(
+                f"cannot save cluster config: {error.strerror or error}", server_side=True
+            ) from None
         self._set(config)
 
     def _read(self) -> tuple[tuple[ClusterNode, ...], Stamp | None]:

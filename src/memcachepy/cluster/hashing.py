@@ -135,7 +135,7 @@ def murmur(key: bytes) -> int:
     h = ((0xDEADBEEF * length) & _M32) ^ (length & _M32)
     whole = length - length % 4
     for offset in range(0, whole, 4):
-        k = int.from_bytes(key[offset:offset + 4], "little")
+        k = int.from_bytes(key[offset : offset + 4], "little")
         k = (k * m) & _M32
         k ^= k >> 24
         k = (k * m) & _M32
@@ -190,9 +190,9 @@ def _hashlittle(key: bytes, initval: int) -> int:
     offset = 0
     # All blocks but the last (which holds 1..12 bytes) go through mix().
     while length - offset > 12:
-        a = (a + int.from_bytes(key[offset:offset + 4], "little")) & _M32
-        b = (b + int.from_bytes(key[offset + 4:offset + 8], "little")) & _M32
-        c = (c + int.from_bytes(key[offset + 8:offset + 12], "little")) & _M32
+        a = (a + int.from_bytes(key[offset : offset + 4], "little")) & _M32
+        b = (b + int.from_bytes(key[offset + 4 : offset + 8], "little")) & _M32
+        c = (c + int.from_bytes(key[offset + 8 : offset + 12], "little")) & _M32
         a, b, c = _lookup3_mix(a, b, c)
         offset += 12
     tail = key[offset:].ljust(12, b"\0")

@@ -34,7 +34,10 @@ Key = str | bytes
 
 # Errors that mean "this node is not answering", as opposed to errors about the request.
 NODE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, MemcacheUnexpectedCloseError, MemcacheUnknownError)
+    OSError,
+    MemcacheUnexpectedCloseError,
+    MemcacheUnknownError,
+)
 
 
 class NodeUnavailable(Exception):
@@ -73,8 +76,13 @@ class NodeStatus:
 class Node:
     """One member's connection pool (a pymemcache client) and its health."""
 
-    def __init__(self, server: Server, client: Any, policy: HealthPolicy,
-                 on_settled: Callable[[Node, list[Key]], None] | None = None) -> None:
+    def __init__(
+        self,
+        server: Server,
+        client: Any,
+        policy: HealthPolicy,
+        on_settled: Callable[[Node, list[Key]], None] | None = None,
+    ) -> None:
         self.server = server
         self.client = client
         self.policy = policy
@@ -114,8 +122,14 @@ class Node:
             else:
                 state = "failing"
             retry_in = max(0.0, self.retry_at - now) if self.failures else 0.0
-            return NodeStatus(self.server, state, self.failures, retry_in, len(self._missed),
-                              bool(self._flush_seq))
+            return NodeStatus(
+                self.server,
+                state,
+                self.failures,
+                retry_in,
+                len(self._missed),
+                bool(self._flush_seq),
+            )
 
     def record_failure(self, error: BaseException) -> None:
         """Count a failed request; eject the node at the failure limit."""
@@ -127,11 +141,11 @@ class Node:
             wait = policy.dead_timeout if ejected else policy.retry_timeout
             self.retry_at = policy.clock() + wait
         if ejected:
-            logger.warning("%s ejected for %.1fs after %d failures: %s", self.server, wait,
-                           failures, error)
+            logger.warning(
+                "%s ejected for %.1fs after %d failures: %s", self.server, wait, failures, error
+            )
         else:
-            logger.info("%s failed (%d/%d): %s", self.server, failures, policy.failure_limit,
-                        error)
+            logger.info("%s failed (%d/%d): %s", self.server, failures, policy.failure_limit, error)
 
     def record_success(self) -> None:
         """A request worked: the node is healthy again."""
@@ -191,8 +205,11 @@ class Node:
                     if flush:
                         for key in [k for k, seq in self._missed.items() if seq <= done_seq]:
                             del self._missed[key]
-                logger.info("%s: invalidated %s it missed", self.server,
-                            "everything" if flush else f"{len(missed)} writes")
+                logger.info(
+                    "%s: invalidated %s it missed",
+                    self.server,
+                    "everything" if flush else f"{len(missed)} writes",
+                )
         return deleted
 
     def attempt(self, operation: Callable[[Any], T]) -> T:

@@ -87,6 +87,8 @@ def build_ring(
     """A ring of ``servers`` with their weights and labels (no connection is made)."""
     members = [to_server(spec) for spec in servers]
     ring: KetamaRing[Server] = KetamaRing(key_hash=key_hash, hash_tag=hash_tag, variant=variant)
-    ring.set_nodes({server: server.weight for server in members},
-                   labels={server: server.label for server in members})
+    ring.set_nodes(
+        {server: server.weight for server in members},
+        labels={server: server.label for server in members},
+    )
     return ring

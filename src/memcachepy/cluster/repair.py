@@ -100,7 +100,8 @@ class ReadRepair:
     def _meta(self, node: Node, key: Key, flags: bytes) -> dict[str, bytes] | None:
         """``mg`` of ``key`` with ``flags``: the returned flags by letter, None on a miss."""
         reply = node.attempt(
-            lambda c: c.raw_command(b"mg " + self._wire_key(key) + b" " + flags, b"\r\n"))
+            lambda c: c.raw_command(b"mg " + self._wire_key(key) + b" " + flags, b"\r\n")
+        )
         words = reply.split()
         if not words or words[0] == b"EN":
             return None
@@ -150,8 +151,9 @@ class ReadRepair:
         added: list[Node] = []
         for node in missed:
             try:
-                stored = node.attempt(lambda c: c.add(key, item.value, expire=expire,
-                                                      noreply=False, flags=item.flags))
+                stored = node.attempt(
+                    lambda c: c.add(key, item.value, expire=expire, noreply=False, flags=item.flags)
+                )
             except (NodeUnavailable, MemcacheError):
                 self._count("read_repair_failed")
                 continue

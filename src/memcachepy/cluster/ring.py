@@ -154,8 +154,9 @@ class KetamaRing(Generic[NodeT]):
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.variant = variant
         self._key_hash: KeyHash = hash_function(key_hash) if isinstance(key_hash, str) else key_hash
-        self.key_hash_name = key_hash if isinstance(key_hash, str) else getattr(
-            key_hash, "__name__", "custom")
+        self.key_hash_name = (
+            key_hash if isinstance(key_hash, str) else getattr(key_hash, "__name__", "custom")
+        )
         if hash_tag is not None and len(hash_tag) != 2:
             raise ValueError("hash_tag must be two characters, such as '{}'")
         self._hash_tag = hash_tag.encode() if hash_tag is not None else None
@@ -223,15 +224,18 @@ class KetamaRing(Generic[NodeT]):
         points: list[tuple[int, int, NodeT]] = []
         for order, entry in enumerate(entries):
             if unweighted:
-                values = [self._key_hash(f"{entry.label}-{i}".encode())
-                          for i in range(POINTS_PER_SERVER_UNWEIGHTED)]
+                values = [
+                    self._key_hash(f"{entry.label}-{i}".encode())
+                    for i in range(POINTS_PER_SERVER_UNWEIGHTED)
+                ]
             else:
                 count = points_per_node(entry.weight, total, len(entries))
                 values = list(_label_points(entry.label, count))
             points.extend((value, order, entry.node) for value in values)
         points.sort(key=lambda point: (point[0], point[1]))
         self._continuum = _Continuum(
-            [value for value, _, _ in points], [node for _, _, node in points], len(entries))
+            [value for value, _, _ in points], [node for _, _, node in points], len(entries)
+        )
 
     # -- inspection -------------------------------------------------------------------
 
@@ -262,8 +266,10 @@ class KetamaRing(Generic[NodeT]):
         return node in self._entries
 
     def __repr__(self) -> str:
-        return (f"KetamaRing({len(self)} nodes, key_hash={self.key_hash_name!r}, "
-                f"variant={self.variant!r})")
+        return (
+            f"KetamaRing({len(self)} nodes, key_hash={self.key_hash_name!r}, "
+            f"variant={self.variant!r})"
+        )
 
     # -- placement --------------------------------------------------------------------
 
@@ -319,4 +325,4 @@ def _tagged_part(key: bytes, tag: bytes) -> bytes:
     end = key.find(tag[1:2], start + 1)
     if end < 0 or end - start <= 1:
         return key
-    return key[start + 1:end]
+    return key[start + 1 : end]

@@ -148,7 +148,7 @@ class PeerConnection:
 
     def _fill(self) -> None:
         if self._pos:
-            del self._buf[:self._pos]
+            del self._buf[: self._pos]
             self._pos = 0
         chunk = self._sock.recv(262144)
         if not chunk:
@@ -158,14 +158,14 @@ class PeerConnection:
     def _line(self) -> bytes:
         while (end := self._buf.find(b"\n", self._pos)) < 0:
             self._fill()
-        line = bytes(self._buf[self._pos:end])
+        line = bytes(self._buf[self._pos : end])
         self._pos = end + 1
         return line[:-1] if line.endswith(b"\r") else line
 
     def _exact(self, count: int) -> bytes:
         while len(self._buf) - self._pos < count:
             self._fill()
-        data = bytes(self._buf[self._pos:self._pos + count])
+        data = bytes(self._buf[self._pos : self._pos + count])
         self._pos += count
         return data
 
@@ -199,8 +199,9 @@ class PeerConnection:
                 raise PeerError(f"metadump refused: {line[:80]!r}")
             fields = dict(part.split(b"=", 1) for part in line.split(b" ") if b"=" in part)
             if b"key" in fields and b"cas" in fields:
-                entries.append(DumpEntry(urllib.parse.unquote_to_bytes(fields[b"key"]),
-                                         int(fields[b"cas"])))
+                entries.append(
+                    DumpEntry(urllib.parse.unquote_to_bytes(fields[b"key"]), int(fields[b"cas"]))
+                )
             line = self._line()
         return entries
 
@@ -261,8 +262,10 @@ class PeerConnection:
         now = time.time()
         for item in items:
             token, b_flag = _key_token(item.key)
-            requests.append(b"ms %s %d T%d F%d ME c%s\r\n%s\r\n" % (
-                token, len(item.value), item.exptime(now), item.flags, b_flag, item.value))
+            requests.append(
+                b"ms %s %d T%d F%d ME c%s\r\n%s\r\n"
+                % (token, len(item.value), item.exptime(now), item.flags, b_flag, item.value)
+            )
         result: list[int | None] = []
         for words, _ in self._meta_replies(requests):
             got = self._returned(words[1:]) if words[0] == b"HD" else {}
@@ -320,9 +323,13 @@ class RateLimit:
     one batch). A rate of 0 or less is no limit.
     """
 
-    def __init__(self, items: float, nbytes: float,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], object] = time.sleep) -> None:
+    def __init__(
+        self,
+        items: float,
+        nbytes: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
         self.items = items
         self.nbytes = nbytes
         self._clock = clock
@@ -334,8 +341,10 @@ class RateLimit:
     def charge(self, items: int, nbytes: int, stop: threading.Event | None = None) -> None:
         self._count += items
         self._bytes += nbytes
-        due = max(self._count / self.items if self.items > 0 else 0.0,
-                  self._bytes / self.nbytes if self.nbytes > 0 else 0.0)
+        due = max(
+            self._count / self.items if self.items > 0 else 0.0,
+            self._bytes / self.nbytes if self.nbytes > 0 else 0.0,
+        )
         wait = self._start + due - self._clock()
         if wait > 0:
             if stop is not None:
@@ -370,8 +379,9 @@ class WarmupProgress:
         ]
 
 
-def find_self(nodes: Iterable[ClusterNode | Server], ports: Iterable[int],
-              listen: Iterable[str] = ()) -> Server | None:
+def find_self(
+    nodes: Iterable[ClusterNode | Server], ports: Iterable[int], listen: Iterable[str] = ()
+) -> Server | None:
     """Which member is this node: its port is one of ``ports`` and its address is one of
     the ``listen`` addresses or, failing that, an address of this machine.
 
@@ -478,13 +488,17 @@ class Warmer:
                         progress.peer_failures += 1
                         level = logging.DEBUG if peer in reported else logging.INFO
                         reported.add(peer)
-                        logger.log(level, "warm-up: %s failed (%s); trying it again later",
-                                   peer, error)
+                        logger.log(
+                            level, "warm-up: %s failed (%s); trying it again later", peer, error
+                        )
                         failed.append(peer)
                 pending = failed
                 if pending and time.monotonic() >= deadline:
-                    logger.warning("warm-up: gave up on %s after %.0f s",
-                                   ", ".join(map(str, pending)), self.retry_for)
+                    logger.warning(
+                        "warm-up: gave up on %s after %.0f s",
+                        ", ".join(map(str, pending)),
+                        self.retry_for,
+                    )
                     break
                 if pending:
                     self.stop.wait(0.2)
@@ -499,12 +513,15 @@ class Warmer:
 
     def _copy_from(self, peer: Server) -> None:
         with PeerConnection(peer.address, self.timeout) as conn:
-            wanted = [e for e in conn.metadump(max(self.timeout, METADUMP_TIMEOUT))
-                      if e.key not in self._decided and self.owned(e.key)]
+            wanted = [
+                e
+                for e in conn.metadump(max(self.timeout, METADUMP_TIMEOUT))
+                if e.key not in self._decided and self.owned(e.key)
+            ]
             for start in range(0, len(wanted), self.batch):
                 if self._stopping():
                     return
-                self._copy_batch(conn, wanted[start:start + self.batch])
+                self._copy_batch(conn, wanted[start : start + self.batch])
 
     def _copy_batch(self, conn: PeerConnection, entries: list[DumpEntry]) -> None:
         progress = self.progress
@@ -517,13 +534,15 @@ class Warmer:
                 continue
             fresh.append(item)
         stored = self.target.add(fresh)
-        added = [(item, cas) for item, cas in zip(fresh, stored, strict=True)
-                 if cas is not None]
+        added = [(item, cas) for item, cas in zip(fresh, stored, strict=True) if cas is not None]
         progress.dropped += len(fresh) - len(added)
         self._decided.update(item.key for item in fresh)
         now = conn.cas_of([item.key for item, _ in added])
-        changed = [(item.key, cas) for (item, cas), source in zip(added, now, strict=True)
-                   if source != item.cas]
+        changed = [
+            (item.key, cas)
+            for (item, cas), source in zip(added, now, strict=True)
+            if source != item.cas
+        ]
         if changed:
             self.target.undo(changed)
         kept_bytes = sum(len(item.value) for item, _ in added)

@@ -57,8 +57,13 @@ def uriencode(key: bytes) -> bytes:
 
 def metadump_line(row: MetadumpRow) -> bytes:
     return b"key=%s exp=%d la=%d cas=%d fetch=%s cls=%d size=%d\n" % (
-        uriencode(row.key), row.exptime, row.last_access, row.cas,
-        b"yes" if row.fetched else b"no", row.class_id, row.size,
+        uriencode(row.key),
+        row.exptime,
+        row.last_access,
+        row.cas,
+        b"yes" if row.fetched else b"no",
+        row.class_id,
+        row.size,
     )
 
 
@@ -234,4 +239,3 @@ class AdminDispatch:
             return b"Error TLS not enabled\r\n"
         self.reload_tls()
         return None if args and args[-1] == b"noreply" else OK
-

@@ -87,12 +87,19 @@ class BinaryDispatcher:
         self.counters = counters
         self.started = time.time() if started is None else started
         self._commands: dict[int, Callable[[Request, bool, list[Reply]], int]] = {
-            Opcode.GET: self._get, Opcode.GETK: self._get, Opcode.TOUCH: self._get,
-            Opcode.GAT: self._get, Opcode.GATK: self._get,
-            Opcode.SET: self._store, Opcode.ADD: self._store, Opcode.REPLACE: self._store,
-            Opcode.APPEND: self._concat, Opcode.PREPEND: self._concat,
+            Opcode.GET: self._get,
+            Opcode.GETK: self._get,
+            Opcode.TOUCH: self._get,
+            Opcode.GAT: self._get,
+            Opcode.GATK: self._get,
+            Opcode.SET: self._store,
+            Opcode.ADD: self._store,
+            Opcode.REPLACE: self._store,
+            Opcode.APPEND: self._concat,
+            Opcode.PREPEND: self._concat,
             Opcode.DELETE: self._delete,
-            Opcode.INCREMENT: self._arithmetic, Opcode.DECREMENT: self._arithmetic,
+            Opcode.INCREMENT: self._arithmetic,
+            Opcode.DECREMENT: self._arithmetic,
             Opcode.QUIT: self._quit,
             Opcode.FLUSH: self._flush,
             Opcode.NOOP: self._noop,
@@ -168,8 +175,7 @@ class BinaryDispatcher:
         mode = StoreMode.CAS if cas else _STORE_MODES[command]
         self.counters.cmd_set += 1
         result = self.cache.store(mode, event.key, flags, _exptime(exptime), event.value, cas)
-        return self._stored(event, quiet, command if mode != StoreMode.CAS else None, result,
-                            out)
+        return self._stored(event, quiet, command if mode != StoreMode.CAS else None, result, out)
 
     def _concat(self, event: Request, quiet: bool, out: list[Reply]) -> int:
         header = event.header
@@ -185,7 +191,11 @@ class BinaryDispatcher:
         return self._stored(event, quiet, command, result, out)
 
     def _stored(
-        self, event: Request, quiet: bool, command: int | None, result: StoreResult,
+        self,
+        event: Request,
+        quiet: bool,
+        command: int | None,
+        result: StoreResult,
         out: list[Reply],
     ) -> int:
         """Answer a store result; ``command`` None for a CAS store."""
@@ -202,8 +212,9 @@ class BinaryDispatcher:
             status = Status.KEY_NOT_FOUND
         elif result == StoreResult.NO_MEMORY:
             # memcached fails to allocate the item before reading the value.
-            out.append(error_response(header, Status.OUT_OF_MEMORY,
-                                      b"Out of memory allocating item"))
+            out.append(
+                error_response(header, Status.OUT_OF_MEMORY, b"Out of memory allocating item")
+            )
             return Outcome.CONTINUE
         else:
             status = Status.NOT_STORED
@@ -257,14 +268,20 @@ class BinaryDispatcher:
         elif result == DeltaResult.NON_NUMERIC:
             out.append(error_response(header, Status.NON_NUMERIC))
         elif result == DeltaResult.NO_MEMORY:
-            out.append(error_response(header, Status.OUT_OF_MEMORY,
-                                      b"Out of memory incrementing value"))
+            out.append(
+                error_response(header, Status.OUT_OF_MEMORY, b"Out of memory incrementing value")
+            )
         else:
             out.append(error_response(header, Status.KEY_NOT_FOUND))
         return Outcome.CONTINUE
 
     def _create_counter(
-        self, event: Request, quiet: bool, incr: bool, initial: int, exptime: int,
+        self,
+        event: Request,
+        quiet: bool,
+        incr: bool,
+        initial: int,
+        exptime: int,
         out: list[Reply],
     ) -> int:
         header = event.header
@@ -275,16 +292,15 @@ class BinaryDispatcher:
                 self.counters.decr_misses += 1
             out.append(error_response(header, Status.KEY_NOT_FOUND))
             return Outcome.CONTINUE
-        result = self.cache.store(StoreMode.ADD, event.key, 0, _exptime(exptime),
-                                  b"%d" % initial)
+        result = self.cache.store(StoreMode.ADD, event.key, 0, _exptime(exptime), b"%d" % initial)
         if result == StoreResult.STORED:
             if not quiet:
                 after = peek(self.cache, event.key)
-                out.append(response(header, value=_U64.pack(initial),
-                                    cas=after[0] if after else 0))
+                out.append(response(header, value=_U64.pack(initial), cas=after[0] if after else 0))
         elif result == StoreResult.NO_MEMORY:
-            out.append(error_response(header, Status.OUT_OF_MEMORY,
-                                      b"Out of memory allocating new item"))
+            out.append(
+                error_response(header, Status.OUT_OF_MEMORY, b"Out of memory allocating new item")
+            )
         else:
             out.append(error_response(header, Status.NOT_STORED))
         return Outcome.CONTINUE
@@ -396,7 +412,6 @@ class BinarySession:
             self._sent = len(out)
         return outcome
 
-
     def _sasl_gate(self, event: Event, out: list[Reply]) -> int | None:
         """With -S: answer SASL itself; refuse (and close) anything else before auth.
 
@@ -426,8 +441,9 @@ class BinarySession:
         counters = dispatcher.counters
         counters.auth_cmds += 1
         # PLAIN finishes in one step; a SASL_STEP has nothing to continue (memcached: error).
-        if command == Opcode.SASL_AUTH and sasl.check_plain(dispatcher.sasl, event.key,
-                                                             event.value):
+        if command == Opcode.SASL_AUTH and sasl.check_plain(
+            dispatcher.sasl, event.key, event.value
+        ):
             self.authenticated = True
             out.append(response(header, value=b"Authenticated"))
             return Outcome.CONTINUE

@@ -75,13 +75,36 @@ class MetaDispatch:
     # -- mg ---------------------------------------------------------------------------------
 
     def get(self, event: ev.MetaGet, out: list[Reply]) -> int:
-        return self.get_fields(event.key, event.binary, event.order, event.opaque, event.value,
-                               event.quiet, event.no_bump, event.ttl, event.vivify,
-                               event.recache, event.late_error, out)
+        return self.get_fields(
+            event.key,
+            event.binary,
+            event.order,
+            event.opaque,
+            event.value,
+            event.quiet,
+            event.no_bump,
+            event.ttl,
+            event.vivify,
+            event.recache,
+            event.late_error,
+            out,
+        )
 
-    def get_fields(self, key: bytes, binary: bool, order: bytes, opaque: bytes, value: bool,
-                   quiet: bool, no_bump: bool, ttl: int | None, vivify: int | None,
-                   recache: int | None, late_error: bytes | None, out: list[Reply]) -> int:
+    def get_fields(
+        self,
+        key: bytes,
+        binary: bool,
+        order: bytes,
+        opaque: bytes,
+        value: bool,
+        quiet: bool,
+        no_bump: bool,
+        ttl: int | None,
+        vivify: int | None,
+        recache: int | None,
+        late_error: bytes | None,
+        out: list[Reply],
+    ) -> int:
         """mg, from the fields of its event."""
         cache = self.cache
         counters = self.counters
@@ -141,18 +164,48 @@ class MetaDispatch:
     # -- ms ---------------------------------------------------------------------------------
 
     def set(self, event: ev.MetaSet, out: list[Reply]) -> int:
-        return self.set_fields(event.key, event.binary, event.data, _MODES[event.mode],
-                               event.flags, event.exptime, event.cas, event.invalidate,
-                               event.quiet, event.order, event.opaque, out)
+        return self.set_fields(
+            event.key,
+            event.binary,
+            event.data,
+            _MODES[event.mode],
+            event.flags,
+            event.exptime,
+            event.cas,
+            event.invalidate,
+            event.quiet,
+            event.order,
+            event.opaque,
+            out,
+        )
 
-    def set_fields(self, key: bytes, binary: bool, data: bytes, mode: StoreMode, flags: int,
-                   exptime: int, cas_unique: int | None, invalidate: bool, quiet: bool,
-                   order: bytes, opaque: bytes, out: list[Reply]) -> int:
+    def set_fields(
+        self,
+        key: bytes,
+        binary: bool,
+        data: bytes,
+        mode: StoreMode,
+        flags: int,
+        exptime: int,
+        cas_unique: int | None,
+        invalidate: bool,
+        quiet: bool,
+        order: bytes,
+        opaque: bytes,
+        out: list[Reply],
+    ) -> int:
         """ms, from the fields of its event."""
         counters = self.counters
         counters.cmd_set += 1
         result, cas = meta_store(
-            self.cache, mode, key, flags, exptime, data, cas_unique, invalidate=invalidate,
+            self.cache,
+            mode,
+            key,
+            flags,
+            exptime,
+            data,
+            cas_unique,
+            invalidate=invalidate,
             binary_key=binary,
         )
         if result == StoreResult.NOT_FOUND:
@@ -192,12 +245,30 @@ class MetaDispatch:
     # -- md ---------------------------------------------------------------------------------
 
     def delete(self, event: ev.MetaDelete, out: list[Reply]) -> int:
-        return self.delete_fields(event.key, event.binary, event.cas, event.invalidate,
-                                  event.ttl, event.quiet, event.order, event.opaque, out)
+        return self.delete_fields(
+            event.key,
+            event.binary,
+            event.cas,
+            event.invalidate,
+            event.ttl,
+            event.quiet,
+            event.order,
+            event.opaque,
+            out,
+        )
 
-    def delete_fields(self, key: bytes, binary: bool, cas: int | None, invalidate: bool,
-                      ttl: int | None, quiet: bool, order: bytes, opaque: bytes,
-                      out: list[Reply]) -> int:
+    def delete_fields(
+        self,
+        key: bytes,
+        binary: bool,
+        cas: int | None,
+        invalidate: bool,
+        ttl: int | None,
+        quiet: bool,
+        order: bytes,
+        opaque: bytes,
+        out: list[Reply],
+    ) -> int:
         """md, from the fields of its event."""
         result = meta_delete(self.cache, key, cas, invalidate, ttl)
         if result == MetaResult.DONE:
@@ -243,8 +314,7 @@ class MetaDispatch:
             if event.late_error is not None:
                 out.append(event.late_error)
             else:
-                out.append(code + _echo(event.order, event.opaque, event.key, event.binary)
-                           + CRLF)
+                out.append(code + _echo(event.order, event.opaque, event.key, event.binary) + CRLF)
             return CONTINUE
         digits = b"%d" % value
         parts = [b"VA %d" % len(digits) if event.value else b"HD"]
@@ -288,10 +358,18 @@ class MetaDispatch:
         key = base64.b64encode(info.key) if info.binary_key else info.key
         # exp is memcached's current_time - exptime as a signed int: minus the TTL left.
         exp = -1 if info.exptime == 0 else _signed32(-meta_ttl(self.cache, info.exptime))
-        out.append(b"ME %s exp=%d la=%d cas=%d fetch=%s cls=%d size=%d\r\n" % (
-            key, exp, info.idle, info.cas, b"yes" if info.fetched else b"no", info.class_id,
-            info.size,
-        ))
+        out.append(
+            b"ME %s exp=%d la=%d cas=%d fetch=%s cls=%d size=%d\r\n"
+            % (
+                key,
+                exp,
+                info.idle,
+                info.cas,
+                b"yes" if info.fetched else b"no",
+                info.class_id,
+                info.size,
+            )
+        )
         return CONTINUE
 
 

@@ -42,13 +42,15 @@ from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 if TYPE_CHECKING:  # imported only by a node with --cluster-config (see server.py)
     from memcachepy.cluster.endpoint import ConfigEndpoint
 
+
 def _value_line_tail(flags: int, nbytes: int) -> bytes:
     """What an item stores of its VALUE line: the key before it completes the line."""
     return b" %d %d\r\n" % (flags, nbytes)
 
 
-TEXT_FRAMING: Final = Framing(_value_line_tail, b"\r\n", cas_at=2, cas_format=b" %d",
-                              lead=b"VALUE ")
+TEXT_FRAMING: Final = Framing(
+    _value_line_tail, b"\r\n", cas_at=2, cas_format=b" %d", lead=b"VALUE "
+)
 
 _STORE_MODES: Final = {
     b"set": StoreMode.SET,
@@ -72,13 +74,20 @@ OK: Final = b"OK\r\n"
 NOT_FOUND: Final = b"NOT_FOUND\r\n"
 
 
-
 # A multi-get is answered in slices of at least this many keys, and paused (to send)
 # once its reply passes REPLY_BUDGET bytes: a get of many large values never sits whole
 # in memory, and a slow reader makes the connection wait rather than the server buffer.
 RETRIEVE_SLICE: Final = 8
-_FAST_EVENTS: Final = (ev.Retrieve, ev.Store, ev.Delete, ev.Arithmetic, ev.Touch,
-                       ev.MetaGet, ev.MetaSet, ev.MetaDelete)
+_FAST_EVENTS: Final = (
+    ev.Retrieve,
+    ev.Store,
+    ev.Delete,
+    ev.Arithmetic,
+    ev.Touch,
+    ev.MetaGet,
+    ev.MetaSet,
+    ev.MetaDelete,
+)
 REPLY_BUDGET: Final = 256 * 1024
 
 
@@ -146,8 +155,14 @@ class Dispatcher(RequestSink):
     def _retrieve(self, event: ev.Retrieve, out: list[Reply]) -> int:
         return self.retrieve(event.keys, event.with_cas, event.exptime, out, event.last)
 
-    def retrieve(self, keys: list[bytes], with_cas: bool, exptime: int | None,
-                 out: list[Reply], last: bool = True) -> int:
+    def retrieve(
+        self,
+        keys: list[bytes],
+        with_cas: bool,
+        exptime: int | None,
+        out: list[Reply],
+        last: bool = True,
+    ) -> int:
         """get / gets / gat / gats (the parser's fast path calls this directly)."""
         counters = self.counters
         try:
@@ -177,8 +192,9 @@ class Dispatcher(RequestSink):
             out.append(END)
         return Outcome.CONTINUE
 
-    def _retrieve_slices(self, keys: list[bytes], with_cas: bool, exptime: int | None,
-                         out: list[Reply], last: bool) -> tuple[int, int]:
+    def _retrieve_slices(
+        self, keys: list[bytes], with_cas: bool, exptime: int | None, out: list[Reply], last: bool
+    ) -> tuple[int, int]:
         """A long multi-get in growing slices, stopping once the reply passes the budget.
 
         Slices start small (values may be large) and double while the reply stays small,
@@ -203,8 +219,9 @@ class Dispatcher(RequestSink):
                     size *= 2
         return hits, done
 
-    def _collect_recorded(self, keys: list[bytes], with_cas: bool, exptime: int | None,
-                          out: list[Reply]) -> int:
+    def _collect_recorded(
+        self, keys: list[bytes], with_cas: bool, exptime: int | None, out: list[Reply]
+    ) -> int:
         """A get while per-prefix stats are on: key by key, recording each hit or miss."""
         hits = 0
         for key in keys:
@@ -220,16 +237,41 @@ class Dispatcher(RequestSink):
         return remainder
 
     def _store(self, event: ev.Store, out: list[Reply]) -> int:
-        return self._store_any(event.command, event.key, event.flags, event.exptime,
-                               event.data, event.cas_unique, event.noreply, out)
+        return self._store_any(
+            event.command,
+            event.key,
+            event.flags,
+            event.exptime,
+            event.data,
+            event.cas_unique,
+            event.noreply,
+            out,
+        )
 
-    def store(self, command: bytes, key: bytes, flags: int, exptime: int, data: bytes,
-              noreply: bool, out: list[Reply]) -> int:
+    def store(
+        self,
+        command: bytes,
+        key: bytes,
+        flags: int,
+        exptime: int,
+        data: bytes,
+        noreply: bool,
+        out: list[Reply],
+    ) -> int:
         """set / add / replace with its data block (the parser's fast path)."""
         return self._store_any(command, key, flags, exptime, data, 0, noreply, out)
 
-    def _store_any(self, command: bytes, key: bytes, flags: int, exptime: int, data: bytes,
-                   cas_unique: int, noreply: bool, out: list[Reply]) -> int:
+    def _store_any(
+        self,
+        command: bytes,
+        key: bytes,
+        flags: int,
+        exptime: int,
+        data: bytes,
+        cas_unique: int,
+        noreply: bool,
+        out: list[Reply],
+    ) -> int:
         self.counters.cmd_set += 1
         if self.prefix_stats.enabled:
             self.prefix_stats.record_set(key)
@@ -278,8 +320,9 @@ class Dispatcher(RequestSink):
     def _arithmetic(self, event: ev.Arithmetic, out: list[Reply]) -> int:
         return self.arithmetic(event.incr, event.key, event.delta, event.noreply, out)
 
-    def arithmetic(self, incr: bool, key: bytes, delta: int, noreply: bool,
-                   out: list[Reply]) -> int:
+    def arithmetic(
+        self, incr: bool, key: bytes, delta: int, noreply: bool, out: list[Reply]
+    ) -> int:
         """incr / decr (the parser's fast path calls this directly)."""
         result, value = self.cache.incr_decr(key, incr, delta)
         if result == DeltaResult.OK:
@@ -313,20 +356,40 @@ class Dispatcher(RequestSink):
             out.append(reply)
         return Outcome.CONTINUE
 
-    def meta_get(self, key: bytes, order: bytes, opaque: bytes, value: bool, quiet: bool,
-                 no_bump: bool, out: list[Reply]) -> int:
+    def meta_get(
+        self,
+        key: bytes,
+        order: bytes,
+        opaque: bytes,
+        value: bool,
+        quiet: bool,
+        no_bump: bool,
+        out: list[Reply],
+    ) -> int:
         """mg without T, N, R or b (the parser's fast path calls this directly)."""
-        return self.meta.get_fields(key, False, order, opaque, value, quiet, no_bump, None, None,
-                                    None, None, out)
+        return self.meta.get_fields(
+            key, False, order, opaque, value, quiet, no_bump, None, None, None, None, out
+        )
 
-    def meta_set(self, key: bytes, data: bytes, flags: int, exptime: int, quiet: bool,
-                 order: bytes, opaque: bytes, out: list[Reply]) -> int:
+    def meta_set(
+        self,
+        key: bytes,
+        data: bytes,
+        flags: int,
+        exptime: int,
+        quiet: bool,
+        order: bytes,
+        opaque: bytes,
+        out: list[Reply],
+    ) -> int:
         """ms in set mode without C, I or b (the parser's fast path)."""
-        return self.meta.set_fields(key, False, data, StoreMode.SET, flags, exptime, None, False,
-                                    quiet, order, opaque, out)
+        return self.meta.set_fields(
+            key, False, data, StoreMode.SET, flags, exptime, None, False, quiet, order, opaque, out
+        )
 
-    def meta_delete(self, key: bytes, quiet: bool, order: bytes, opaque: bytes,
-                    out: list[Reply]) -> int:
+    def meta_delete(
+        self, key: bytes, quiet: bool, order: bytes, opaque: bytes, out: list[Reply]
+    ) -> int:
         """md without C, I, T or b (the parser's fast path)."""
         return self.meta.delete_fields(key, False, None, False, None, quiet, order, opaque, out)
 
@@ -453,9 +516,13 @@ class Dispatcher(RequestSink):
     def _stats(self, event: ev.Stats, out: list[Reply]) -> int:
         args = event.args
         if not args:
-            out.append(format_stats(
-                stats_report.general_stats(self.settings, self.cache, self.counters, self.started)
-            ))
+            out.append(
+                format_stats(
+                    stats_report.general_stats(
+                        self.settings, self.cache, self.counters, self.started
+                    )
+                )
+            )
             return Outcome.CONTINUE
         sub = args[0]
         if sub == b"reset":
@@ -468,8 +535,13 @@ class Dispatcher(RequestSink):
         elif sub == b"memcachepy":  # memcachepy's own counters, kept out of memcached's list
             out.append(format_stats(stats_report.extra_stats(self.counters)))
         elif sub == b"settings":
-            out.append(format_stats(stats_report.settings_stats(self.settings, self.cache,
-                                                                self.prefix_stats.enabled)))
+            out.append(
+                format_stats(
+                    stats_report.settings_stats(
+                        self.settings, self.cache, self.prefix_stats.enabled
+                    )
+                )
+            )
         elif sub == b"items":
             out.append(format_stats(stats_report.item_stats(self.cache, self.settings)))
         elif sub == b"slabs":
@@ -485,8 +557,11 @@ class Dispatcher(RequestSink):
         elif sub == b"extstore":
             out.append(format_stats(stats_report.extstore_page_stats(self.cache)))
         elif sub == b"cachedump":
-            out.append(self._cachedump(args[1:]) if self.settings.dump_enabled
-                       else b"CLIENT_ERROR stats cachedump not allowed\r\n")
+            out.append(
+                self._cachedump(args[1:])
+                if self.settings.dump_enabled
+                else b"CLIENT_ERROR stats cachedump not allowed\r\n"
+            )
         else:
             out.append(ERROR)
         return Outcome.CONTINUE

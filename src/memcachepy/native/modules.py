@@ -18,8 +18,12 @@ COMPILED_PACKAGES: Final = ("protocol", "store", "dispatch")
 # Single modules compiled besides: the connection loop's synchronous steps (no trio), and
 # what the loop updates per request: the server's counters, the current connection, and
 # the per-prefix stats that every get, set and delete checks.
-COMPILED_MODULES: Final = ("server/steps.py", "ops/counters.py", "ops/current.py",
-                           "ops/prefix_stats.py")
+COMPILED_MODULES: Final = (
+    "server/steps.py",
+    "ops/counters.py",
+    "ops/current.py",
+    "ops/prefix_stats.py",
+)
 # Modules of those packages kept pure (relative paths, e.g. "protocol/text.py"): none today.
 KEPT_PURE: Final[frozenset[str]] = frozenset()
 # Written by the build beside the package: {relative source path: sha256 of what it compiled}.

@@ -56,8 +56,9 @@ def stale_modules(package_dir: Path = PACKAGE_DIR) -> list[str]:
     return stale
 
 
-def compiled_elsewhere(package_dir: Path = PACKAGE_DIR,
-                       path: Sequence[str] | None = None) -> Path | None:
+def compiled_elsewhere(
+    package_dir: Path = PACKAGE_DIR, path: Sequence[str] | None = None
+) -> Path | None:
     """Another ``memcachepy`` directory on ``path`` (``sys.path``) that holds a compiled
     build, when ``package_dir`` has nothing compiled (no extension beside any compiled
     source)."""

@@ -47,8 +47,9 @@ class RequestHooks:
     Layers registered first sit innermost, next to the handler.
     """
 
-    def __init__(self, table: MutableMapping[type, Handler],
-                 on_change: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, table: MutableMapping[type, Handler], on_change: Callable[[], None] | None = None
+    ) -> None:
         self._table = table
         self._on_change = on_change  # told after each rewrapping of the table
         self._base = dict(table)
@@ -76,7 +77,8 @@ class RequestHooks:
         for event_type, handler in self._base.items():
             chain = tuple(name for name, (_, wants) in self._layers.items() if wants(event_type))
             if self._chains.get(event_type, ()) == chain and (
-                    chain or self._table.get(event_type) is handler):
+                chain or self._table.get(event_type) is handler
+            ):
                 continue
             for name in chain:
                 handler = _wrap(self._layers[name][0], handler)

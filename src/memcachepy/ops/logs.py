@@ -67,23 +67,33 @@ class CommandLog:
             for line in reply_summary(reply):
                 log.debug(">%d %s", fd, line)
             if log.isEnabledFor(TRACE):
-                log.log(TRACE, ">%d %r%s", fd, reply[:_MAX_TRACE],
-                        "..." if len(reply) > _MAX_TRACE else "")
+                log.log(
+                    TRACE,
+                    ">%d %r%s",
+                    fd,
+                    reply[:_MAX_TRACE],
+                    "..." if len(reply) > _MAX_TRACE else "",
+                )
         return outcome
 
 
 def describe(event: Any) -> str:
     """A request as memcached's ``-vv`` shows it: its command line, without the data."""
     if isinstance(event, ev.Retrieve):
-        name = ("gats" if event.with_cas else "gat") if event.exptime is not None else (
-            "gets" if event.with_cas else "get")
+        name = (
+            ("gats" if event.with_cas else "gat")
+            if event.exptime is not None
+            else ("gets" if event.with_cas else "get")
+        )
         ttl = f" {event.exptime}" if event.exptime is not None else ""
         return f"{name}{ttl} " + " ".join(_text(key) for key in event.keys)
     if isinstance(event, ev.Store):
         cas = f" {event.cas_unique}" if event.command == b"cas" else ""
         noreply = " noreply" if event.noreply else ""
-        return (f"{_text(event.command)} {_text(event.key)} {event.flags} {event.exptime} "
-                f"{len(event.data)}{cas}{noreply}")
+        return (
+            f"{_text(event.command)} {_text(event.key)} {event.flags} {event.exptime} "
+            f"{len(event.data)}{cas}{noreply}"
+        )
     if isinstance(event, ev.Delete):
         return f"delete {_text(event.key)}" + (" noreply" if event.noreply else "")
     if isinstance(event, ev.Arithmetic):

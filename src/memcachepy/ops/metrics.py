@@ -42,8 +42,22 @@ StatsReader = Callable[[bytes], list[tuple[str, str]]]
 SAMPLES_PER_WINDOW: Final = 64
 #: Service times of one request: microseconds for a hit, milliseconds for a big multi-get.
 LATENCY_BUCKETS: Final = (
-    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5,
-    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
 )
 
 log = logging.getLogger("memcachepy")
@@ -72,8 +86,9 @@ class _Families:
         family.add_metric(list(labels.values()), value)  # type: ignore[attr-defined]
 
 
-_UP: Final = MetricName("memcached_up", "gauge",
-                        "1 if this scrape read the server's statistics, 0 if reading failed.")
+_UP: Final = MetricName(
+    "memcached_up", "gauge", "1 if this scrape read the server's statistics, 0 if reading failed."
+)
 _VERSION: Final = MetricName("memcached_version", "gauge", "The version of this memcached server.")
 
 
@@ -108,10 +123,16 @@ class StatsCollector(Collector):
             out.add(_VERSION, 1, {"version": stats["version"]})
         if "warmup_state" in stats:
             for state in names.WARMUP_STATES:
-                out.add(names.WARMUP_STATE_METRIC, float(state == stats["warmup_state"]),
-                        {"state": state})
-        numbers = {name: v for name, text in stats.items()
-                   if name not in names.SKIPPED and (v := _number(text)) is not None}
+                out.add(
+                    names.WARMUP_STATE_METRIC,
+                    float(state == stats["warmup_state"]),
+                    {"state": state},
+                )
+        numbers = {
+            name: v
+            for name, text in stats.items()
+            if name not in names.SKIPPED and (v := _number(text)) is not None
+        }
         commands = names.COMMANDS_METRIC
         for op in names.HIT_MISS_COMMANDS:
             for kind, status in (("hits", "hit"), ("misses", "miss")):
@@ -126,8 +147,9 @@ class StatsCollector(Collector):
             out.add(commands, numbers["cmd_set"] - cas, {"command": "set", "status": "hit"})
         for name, value in numbers.items():
             if name not in names.IN_COMMANDS:
-                out.add(names.GENERAL.get(name) or names.own_name(name, "memcached_", "stats"),
-                        value)
+                out.add(
+                    names.GENERAL.get(name) or names.own_name(name, "memcached_", "stats"), value
+                )
 
     def _items(self, lines: list[tuple[str, str]], out: _Families) -> None:
         for name, text in lines:
@@ -137,11 +159,11 @@ class StatsCollector(Collector):
                 continue
             slab, field = parts[1], parts[2]
             if field in names.LRU_HITS:
-                out.add(names.LRU_HITS_METRIC, value,
-                        {"slab": slab, "lru": names.LRU_HITS[field]})
+                out.add(names.LRU_HITS_METRIC, value, {"slab": slab, "lru": names.LRU_HITS[field]})
                 continue
             metric = names.ITEMS.get(field) or names.own_name(
-                field, "memcached_slab_items_", "stats items")
+                field, "memcached_slab_items_", "stats items"
+            )
             out.add(metric, value, {"slab": slab})
 
     def _slabs(self, lines: list[tuple[str, str]], out: _Families) -> None:
@@ -152,8 +174,10 @@ class StatsCollector(Collector):
                 continue
             slab, sep, field = name.partition(":")
             if not sep:  # totals: active_slabs, total_malloced
-                out.add(names.GENERAL.get(name) or names.own_name(name, "memcached_",
-                                                                  "stats slabs"), value)
+                out.add(
+                    names.GENERAL.get(name) or names.own_name(name, "memcached_", "stats slabs"),
+                    value,
+                )
                 continue
             per_class.setdefault(slab, {})[field] = value
         commands = names.SLAB_COMMANDS_METRIC
@@ -162,17 +186,20 @@ class StatsCollector(Collector):
                 if field in names.SLABS:
                     out.add(names.SLABS[field], value, {"slab": slab})
                 elif field.endswith("_hits") and field[:-5] in names.HIT_MISS_COMMANDS:
-                    out.add(commands, value, {"slab": slab, "command": field[:-5],
-                                              "status": "hit"})
+                    out.add(commands, value, {"slab": slab, "command": field[:-5], "status": "hit"})
                 elif field == "cas_badval":
                     out.add(commands, value, {"slab": slab, "command": "cas", "status": "badval"})
                 elif field == "cmd_set":
                     cas = fields.get("cas_hits", 0) + fields.get("cas_badval", 0)
-                    out.add(commands, value - cas, {"slab": slab, "command": "set",
-                                                    "status": "hit"})
+                    out.add(
+                        commands, value - cas, {"slab": slab, "command": "set", "status": "hit"}
+                    )
                 else:
-                    out.add(names.own_name(field, "memcached_slab_", "stats slabs"), value,
-                            {"slab": slab})
+                    out.add(
+                        names.own_name(field, "memcached_slab_", "stats slabs"),
+                        value,
+                        {"slab": slab},
+                    )
 
 
 def command_name(event: Any) -> str:
@@ -189,21 +216,40 @@ def command_name(event: Any) -> str:
 
 
 _EVENT_COMMANDS: Final[dict[type, str]] = {
-    ev.Delete: "delete", ev.Touch: "touch", ev.FlushAll: "flush_all", ev.Version: "version",
-    ev.Verbosity: "verbosity", ev.Quit: "quit", ev.Shutdown: "shutdown", ev.Stats: "stats",
-    ev.CacheMemlimit: "cache_memlimit", ev.ConfigGet: "config_get",
-    ev.ConfigSet: "config_set", ev.ErrorReply: "error", ev.Close: "close",
-    ev.MetaGet: "mg", ev.MetaSet: "ms", ev.MetaSetTooLarge: "ms", ev.MetaDelete: "md",
-    ev.MetaArithmetic: "ma", ev.MetaNoop: "mn", ev.MetaDebug: "me", ev.Watch: "watch",
+    ev.Delete: "delete",
+    ev.Touch: "touch",
+    ev.FlushAll: "flush_all",
+    ev.Version: "version",
+    ev.Verbosity: "verbosity",
+    ev.Quit: "quit",
+    ev.Shutdown: "shutdown",
+    ev.Stats: "stats",
+    ev.CacheMemlimit: "cache_memlimit",
+    ev.ConfigGet: "config_get",
+    ev.ConfigSet: "config_set",
+    ev.ErrorReply: "error",
+    ev.Close: "close",
+    ev.MetaGet: "mg",
+    ev.MetaSet: "ms",
+    ev.MetaSetTooLarge: "ms",
+    ev.MetaDelete: "md",
+    ev.MetaArithmetic: "ma",
+    ev.MetaNoop: "mn",
+    ev.MetaDebug: "me",
+    ev.Watch: "watch",
 }
 
 
 class LatencySampler:
     """Times the first :data:`SAMPLES_PER_WINDOW` requests of each window (see module doc)."""
 
-    def __init__(self, hooks: RequestHooks, registry: CollectorRegistry,
-                 samples: int = SAMPLES_PER_WINDOW,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        hooks: RequestHooks,
+        registry: CollectorRegistry,
+        samples: int = SAMPLES_PER_WINDOW,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.hooks = hooks
         self.samples = samples
         self._clock = clock
@@ -215,7 +261,9 @@ class LatencySampler:
             "memcachepy_command_duration_seconds",
             "Time the daemon spends serving one command (parse to reply built, no network "
             f"I/O); sampled: the first {samples} commands of each second.",
-            ["command"], buckets=LATENCY_BUCKETS, registry=registry,
+            ["command"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
         hooks.add("latency", self, lambda event_type: self._remaining > 0)
 

@@ -59,9 +59,11 @@ class PrefixStats:
 
     def dump(self) -> bytes:
         """``stats detail dump``: one PREFIX line per prefix seen, then END."""
-        lines = [b"PREFIX %s get %d hit %d set %d del %d\r\n"
-                 % (prefix, c.gets, c.hits, c.sets, c.deletes)
-                 for prefix, c in self.prefixes.items()]
+        lines = [
+            b"PREFIX %s get %d hit %d set %d del %d\r\n"
+            % (prefix, c.gets, c.hits, c.sets, c.deletes)
+            for prefix, c in self.prefixes.items()
+        ]
         lines.append(b"END\r\n")
         return b"".join(lines)
 

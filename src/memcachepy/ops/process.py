@@ -153,8 +153,7 @@ def library_unreadable() -> str | None:
 def enable_coredumps() -> None:
     """``-r``: raise the core file limit to unlimited, else to the hard limit."""
     try:
-        resource.setrlimit(resource.RLIMIT_CORE,
-                           (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     except (ValueError, OSError):
         _, hard = resource.getrlimit(resource.RLIMIT_CORE)
         try:

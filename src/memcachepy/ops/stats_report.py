@@ -278,8 +278,9 @@ def extra_stats(counters: ServerCounters) -> list[tuple[str, object]]:
     ]
 
 
-def settings_stats(settings: Settings, cache: Cache,
-                   detail_enabled: bool = False) -> list[tuple[str, object]]:
+def settings_stats(
+    settings: Settings, cache: Cache, detail_enabled: bool = False
+) -> list[tuple[str, object]]:
     """The lines of ``stats settings``, memcached 1.6.18's (built with TLS, without
     extstore), in its order, then memcachepy's own: ``build`` (compiled or pure)."""
     s = settings
@@ -378,8 +379,9 @@ def segment_ages(cache: Cache, class_id: int) -> tuple[int, int, int]:
 def segment_hits(cache: Cache, class_id: int) -> tuple[int, int, int, int]:
     """Read hits on items of a class while in HOT, WARM, COLD and TEMP."""
     hits = cache.lru_hits
-    hot, warm, cold, temp = (int(hits[class_id | seg << SEG_SHIFT])
-                             for seg in (SEG_HOT, SEG_WARM, SEG_COLD, SEG_TEMP))
+    hot, warm, cold, temp = (
+        int(hits[class_id | seg << SEG_SHIFT]) for seg in (SEG_HOT, SEG_WARM, SEG_COLD, SEG_TEMP)
+    )
     return hot, warm, cold, temp
 
 
@@ -495,6 +497,7 @@ def reset_store_counters(cache: Cache) -> None:
     if cache.ext is not None:
         cache.ext.reset_counters()
 
+
 def slab_stats(cache: Cache) -> list[tuple[str, object]]:
     """The lines of ``stats slabs``: per slab class with pages, then totals."""
     lines: list[tuple[str, object]] = []
@@ -536,19 +539,30 @@ class ConnectionRow(NamedTuple):
     idle: int  # seconds since its last command
 
 
-def connection_stats(listeners: list[tuple[int, str, bool]], clients: list[ConnectionRow],
-                     uptime: int) -> list[tuple[str, object]]:
+def connection_stats(
+    listeners: list[tuple[int, str, bool]], clients: list[ConnectionRow], uptime: int
+) -> list[tuple[str, object]]:
     """``stats conns`` in memcached's order (by file descriptor): listeners (TCP, UNIX and
     UDP, given as (fd, address, is_udp)) and clients."""
     rows: list[tuple[int, list[tuple[str, object]]]] = []
     for fd, address, udp in listeners:
         lines: list[tuple[str, object]] = [(f"{fd}:UDP", "UDP")] if udp else []
-        lines += [(f"{fd}:addr", address),
-                  (f"{fd}:state", "conn_read" if udp else "conn_listening"),
-                  (f"{fd}:secs_since_last_cmd", uptime)]
+        lines += [
+            (f"{fd}:addr", address),
+            (f"{fd}:state", "conn_read" if udp else "conn_listening"),
+            (f"{fd}:secs_since_last_cmd", uptime),
+        ]
         rows.append((fd, lines))
     for c in clients:
-        rows.append((c.fd, [(f"{c.fd}:addr", c.addr), (f"{c.fd}:listen_addr", c.listen_addr),
-                            (f"{c.fd}:state", c.state),
-                            (f"{c.fd}:secs_since_last_cmd", c.idle)]))
+        rows.append(
+            (
+                c.fd,
+                [
+                    (f"{c.fd}:addr", c.addr),
+                    (f"{c.fd}:listen_addr", c.listen_addr),
+                    (f"{c.fd}:state", c.state),
+                    (f"{c.fd}:secs_since_last_cmd", c.idle),
+                ],
+            )
+        )
     return [line for _, lines in sorted(rows, key=lambda row: row[0]) for line in lines]

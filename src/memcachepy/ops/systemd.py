@@ -153,7 +153,8 @@ def activated_listeners(env: MutableMapping[str, str] | None = None) -> list[soc
             raise ActivationError(f"passed fd {fd} is not a socket: {exc}") from None
         sockets.append(sock)
         if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
-                socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+        ):
             for opened in sockets:
                 opened.close()
             raise ActivationError(f"passed fd {fd} is not a listening stream socket")
@@ -194,5 +195,7 @@ def check_memory_max(memory_limit: int) -> None:
             "the cgroup memory limit (MemoryMax=%dM) is below the %dM that -m %d may need "
             "(1.25 x -m + 96M): raise MemoryMax or the daemon may be killed when the cache "
             "fills",
-            limit // 2**20, wanted // 2**20, memory_limit // 2**20,
+            limit // 2**20,
+            wanted // 2**20,
+            memory_limit // 2**20,
         )

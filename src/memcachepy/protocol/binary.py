@@ -225,21 +225,37 @@ _TOUCH = Shape((4,), True, Body.UNCHECKED)
 
 # proto_bin.c's dispatch_bin_command checks, as data.
 SHAPES: Final[dict[int, Shape]] = {
-    Opcode.GET: _KEY_ONLY, Opcode.GETQ: _KEY_ONLY, Opcode.GETK: _KEY_ONLY,
+    Opcode.GET: _KEY_ONLY,
+    Opcode.GETQ: _KEY_ONLY,
+    Opcode.GETK: _KEY_ONLY,
     Opcode.GETKQ: _KEY_ONLY,
-    Opcode.SET: _STORE, Opcode.SETQ: _STORE, Opcode.ADD: _STORE, Opcode.ADDQ: _STORE,
-    Opcode.REPLACE: _STORE, Opcode.REPLACEQ: _STORE,
-    Opcode.APPEND: _CONCAT, Opcode.APPENDQ: _CONCAT, Opcode.PREPEND: _CONCAT,
+    Opcode.SET: _STORE,
+    Opcode.SETQ: _STORE,
+    Opcode.ADD: _STORE,
+    Opcode.ADDQ: _STORE,
+    Opcode.REPLACE: _STORE,
+    Opcode.REPLACEQ: _STORE,
+    Opcode.APPEND: _CONCAT,
+    Opcode.APPENDQ: _CONCAT,
+    Opcode.PREPEND: _CONCAT,
     Opcode.PREPENDQ: _CONCAT,
-    Opcode.DELETE: _KEY_ONLY, Opcode.DELETEQ: _KEY_ONLY,
-    Opcode.INCREMENT: _ARITHMETIC, Opcode.INCREMENTQ: _ARITHMETIC,
-    Opcode.DECREMENT: _ARITHMETIC, Opcode.DECREMENTQ: _ARITHMETIC,
-    Opcode.QUIT: _NOTHING, Opcode.QUITQ: _NOTHING,
+    Opcode.DELETE: _KEY_ONLY,
+    Opcode.DELETEQ: _KEY_ONLY,
+    Opcode.INCREMENT: _ARITHMETIC,
+    Opcode.INCREMENTQ: _ARITHMETIC,
+    Opcode.DECREMENT: _ARITHMETIC,
+    Opcode.DECREMENTQ: _ARITHMETIC,
+    Opcode.QUIT: _NOTHING,
+    Opcode.QUITQ: _NOTHING,
     Opcode.FLUSH: Shape((0, 4), False, Body.EXACT),
     Opcode.FLUSHQ: Shape((0, 4), False, Body.EXACT),
-    Opcode.NOOP: _NOTHING, Opcode.VERSION: _NOTHING,
+    Opcode.NOOP: _NOTHING,
+    Opcode.VERSION: _NOTHING,
     Opcode.STAT: Shape((0,), None, Body.UNCHECKED),
-    Opcode.TOUCH: _TOUCH, Opcode.GAT: _TOUCH, Opcode.GATQ: _TOUCH, Opcode.GATK: _TOUCH,
+    Opcode.TOUCH: _TOUCH,
+    Opcode.GAT: _TOUCH,
+    Opcode.GATQ: _TOUCH,
+    Opcode.GATK: _TOUCH,
     Opcode.GATKQ: _TOUCH,
     # Without SASL, memcached answers these 0x81 and discards what follows the key.
     Opcode.SASL_LIST_MECHS: Shape((0,), False, Body.SWALLOW),
@@ -254,6 +270,7 @@ SASL_SHAPES: Final[dict[int, Shape]] = {
     Opcode.SASL_AUTH: Shape((0,), True, Body.VALUE),
     Opcode.SASL_STEP: Shape((0,), True, Body.VALUE),
 }
+
 
 def _as_c_int(value: int) -> int:
     """A u32 as memcached's ``int`` sees it (lengths past 2 GiB turn negative)."""
@@ -417,8 +434,15 @@ def response_header(
 ) -> bytes:
     """Just the 24-byte header of a response; the body is sent after it."""
     return _HEADER.pack(
-        RESPONSE_MAGIC, request.opcode, nkey, nextras, 0, status, nextras + nkey + nvalue,
-        request.opaque, cas,
+        RESPONSE_MAGIC,
+        request.opcode,
+        nkey,
+        nextras,
+        0,
+        status,
+        nextras + nkey + nvalue,
+        request.opaque,
+        cas,
     )
 
 
@@ -437,6 +461,15 @@ def request(
     cas: int = 0,
 ) -> bytes:
     """A request frame (for clients and tests)."""
-    header = Header(REQUEST_MAGIC, opcode, len(key), len(extras), 0, 0,
-                    len(extras) + len(key) + len(value), opaque, cas)
+    header = Header(
+        REQUEST_MAGIC,
+        opcode,
+        len(key),
+        len(extras),
+        0,
+        0,
+        len(extras) + len(key) + len(value),
+        opaque,
+        cas,
+    )
     return header.pack() + extras + key + value

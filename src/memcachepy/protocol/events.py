@@ -275,9 +275,31 @@ class Watch(NamedTuple):
 
 
 Event = (
-    Retrieve | Store | StoreTooLarge | Delete | Arithmetic | Touch | FlushAll | Version
-    | Verbosity | Quit | Shutdown | Stats | CacheMemlimit | ConfigGet | ConfigSet | ErrorReply
-    | AuthResult | Close
-    | MetaGet | MetaSet | MetaSetTooLarge | MetaDelete | MetaArithmetic | MetaNoop
-    | MetaDebug | Watch | Admin
+    Retrieve
+    | Store
+    | StoreTooLarge
+    | Delete
+    | Arithmetic
+    | Touch
+    | FlushAll
+    | Version
+    | Verbosity
+    | Quit
+    | Shutdown
+    | Stats
+    | CacheMemlimit
+    | ConfigGet
+    | ConfigSet
+    | ErrorReply
+    | AuthResult
+    | Close
+    | MetaGet
+    | MetaSet
+    | MetaSetTooLarge
+    | MetaDelete
+    | MetaArithmetic
+    | MetaNoop
+    | MetaDebug
+    | Watch
+    | Admin
 )

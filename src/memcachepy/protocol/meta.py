@@ -73,10 +73,15 @@ _MS_ORDERED: Final = frozenset(b"Okc")
 _MD_ORDERED: Final = frozenset(b"Ok")
 _MA_ORDERED: Final = frozenset(b"ctTNOk")
 
-_MS_MODES: Final = {None: b"S", ord("S"): b"S", ord("E"): b"E", ord("A"): b"A",
-                    ord("P"): b"P", ord("R"): b"R"}
-_MA_MODES: Final = {None: True, ord("I"): True, ord("+"): True, ord("D"): False,
-                    ord("-"): False}
+_MS_MODES: Final = {
+    None: b"S",
+    ord("S"): b"S",
+    ord("E"): b"E",
+    ord("A"): b"A",
+    ord("P"): b"P",
+    ord("R"): b"R",
+}
+_MA_MODES: Final = {None: True, ord("I"): True, ord("+"): True, ord("D"): False, ord("-"): False}
 
 
 class _Flags(NamedTuple):
@@ -243,10 +248,17 @@ def _mg(tokens: list[bytes], ntokens: int, item_fits: ItemFits) -> ParseResult:
         order, late_error = _cut_at_opaque(order), OPAQUE_TOO_LONG
     present, numbers = flags.present, flags.numbers
     return ev.MetaGet(
-        flags.key, flags.binary, order, opaque,
-        value=ord("v") in present, quiet=ord("q") in present, no_bump=ord("u") in present,
-        ttl=numbers.get(ord("T")), vivify=numbers.get(ord("N")),
-        recache=numbers.get(ord("R")), late_error=late_error,
+        flags.key,
+        flags.binary,
+        order,
+        opaque,
+        value=ord("v") in present,
+        quiet=ord("q") in present,
+        no_bump=ord("u") in present,
+        ttl=numbers.get(ord("T")),
+        vivify=numbers.get(ord("N")),
+        recache=numbers.get(ord("R")),
+        late_error=late_error,
     )
 
 
@@ -276,11 +288,22 @@ def _ms(tokens: list[bytes], ntokens: int, item_fits: ItemFits) -> ParseResult:
     if not item_fits(len(flags.key), client_flags, nbytes):
         return Swallow(swallow, ev.MetaSetTooLarge(flags.key))
     present = flags.present
-    return DataBlock(nbytes, ev.MetaSet(
-        flags.key, flags.binary, b"", mode, client_flags, numbers.get(ord("T"), 0),
-        cas=numbers.get(ord("C")), invalidate=ord("I") in present,
-        quiet=ord("q") in present, order=order, opaque=opaque,
-    ))
+    return DataBlock(
+        nbytes,
+        ev.MetaSet(
+            flags.key,
+            flags.binary,
+            b"",
+            mode,
+            client_flags,
+            numbers.get(ord("T"), 0),
+            cas=numbers.get(ord("C")),
+            invalidate=ord("I") in present,
+            quiet=ord("q") in present,
+            order=order,
+            opaque=opaque,
+        ),
+    )
 
 
 def _md(tokens: list[bytes], ntokens: int, item_fits: ItemFits) -> ParseResult:
@@ -292,9 +315,14 @@ def _md(tokens: list[bytes], ntokens: int, item_fits: ItemFits) -> ParseResult:
         return ev.ErrorReply(OPAQUE_TOO_LONG)
     present, numbers = flags.present, flags.numbers
     return ev.MetaDelete(
-        flags.key, flags.binary, cas=numbers.get(ord("C")),
-        invalidate=ord("I") in present, ttl=numbers.get(ord("T")),
-        quiet=ord("q") in present, order=order, opaque=opaque,
+        flags.key,
+        flags.binary,
+        cas=numbers.get(ord("C")),
+        invalidate=ord("I") in present,
+        ttl=numbers.get(ord("T")),
+        quiet=ord("q") in present,
+        order=order,
+        opaque=opaque,
     )
 
 
@@ -311,10 +339,18 @@ def _ma(tokens: list[bytes], ntokens: int, item_fits: ItemFits) -> ParseResult:
         order, late_error = _cut_at_opaque(order), OPAQUE_TOO_LONG
     present, numbers = flags.present, flags.numbers
     return ev.MetaArithmetic(
-        flags.key, flags.binary, incr, delta=numbers.get(ord("D"), 1),
-        initial=numbers.get(ord("J"), 0), cas=numbers.get(ord("C"), 0),
-        vivify=numbers.get(ord("N")), ttl=numbers.get(ord("T")),
-        value=ord("v") in present, quiet=ord("q") in present, order=order, opaque=opaque,
+        flags.key,
+        flags.binary,
+        incr,
+        delta=numbers.get(ord("D"), 1),
+        initial=numbers.get(ord("J"), 0),
+        cas=numbers.get(ord("C"), 0),
+        vivify=numbers.get(ord("N")),
+        ttl=numbers.get(ord("T")),
+        value=ord("v") in present,
+        quiet=ord("q") in present,
+        order=order,
+        opaque=opaque,
         late_error=late_error,
     )
 

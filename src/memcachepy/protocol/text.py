@@ -46,34 +46,60 @@ class RequestSink:
     Protocol's stay Python-level calls. protocol/ still imports nothing of dispatch/.
     """
 
-    def retrieve(self, keys: list[bytes], with_cas: bool, exptime: int | None,
-                 out: list[Any]) -> int:
+    def retrieve(
+        self, keys: list[bytes], with_cas: bool, exptime: int | None, out: list[Any]
+    ) -> int:
         raise NotImplementedError
 
-    def store(self, command: bytes, key: bytes, flags: int, exptime: int, data: bytes,
-              noreply: bool, out: list[Any]) -> int:
+    def store(
+        self,
+        command: bytes,
+        key: bytes,
+        flags: int,
+        exptime: int,
+        data: bytes,
+        noreply: bool,
+        out: list[Any],
+    ) -> int:
         raise NotImplementedError
 
     def delete(self, key: bytes, noreply: bool, out: list[Any]) -> int:
         raise NotImplementedError
 
-    def arithmetic(self, incr: bool, key: bytes, delta: int, noreply: bool,
-                   out: list[Any]) -> int:
+    def arithmetic(self, incr: bool, key: bytes, delta: int, noreply: bool, out: list[Any]) -> int:
         raise NotImplementedError
 
     def touch(self, key: bytes, exptime: int, noreply: bool, out: list[Any]) -> int:
         raise NotImplementedError
 
-    def meta_get(self, key: bytes, order: bytes, opaque: bytes, value: bool, quiet: bool,
-                 no_bump: bool, out: list[Any]) -> int:
+    def meta_get(
+        self,
+        key: bytes,
+        order: bytes,
+        opaque: bytes,
+        value: bool,
+        quiet: bool,
+        no_bump: bool,
+        out: list[Any],
+    ) -> int:
         raise NotImplementedError
 
-    def meta_set(self, key: bytes, data: bytes, flags: int, exptime: int, quiet: bool,
-                 order: bytes, opaque: bytes, out: list[Any]) -> int:
+    def meta_set(
+        self,
+        key: bytes,
+        data: bytes,
+        flags: int,
+        exptime: int,
+        quiet: bool,
+        order: bytes,
+        opaque: bytes,
+        out: list[Any],
+    ) -> int:
         raise NotImplementedError
 
-    def meta_delete(self, key: bytes, quiet: bool, order: bytes, opaque: bytes,
-                    out: list[Any]) -> int:
+    def meta_delete(
+        self, key: bytes, quiet: bool, order: bytes, opaque: bytes, out: list[Any]
+    ) -> int:
         raise NotImplementedError
 
     def event(self, event: ev.Event, out: list[Any]) -> int:
@@ -116,8 +142,9 @@ class TextParser(TextEventParser):
 
     __slots__ = ()
 
-    def serve(self, sink: RequestSink, out: list[Any], budget: int,
-              high_water: int) -> tuple[int, int]:
+    def serve(
+        self, sink: RequestSink, out: list[Any], budget: int, high_water: int
+    ) -> tuple[int, int]:
         """Parse every complete request buffered and hand each to ``sink``: one call per
         read instead of one per request.
 
@@ -135,8 +162,13 @@ class TextParser(TextEventParser):
         counted = queued = 0
         while count < budget:
             slow = True
-            if (self._queued or self._long or self._closed or self._swallow
-                    or self._pending is not None):
+            if (
+                self._queued
+                or self._long
+                or self._closed
+                or self._swallow
+                or self._pending is not None
+            ):
                 event = self.next_event()
                 if event is NEED_DATA:
                     break
@@ -211,8 +243,9 @@ class TextParser(TextEventParser):
                     if command in (b"incr", b"decr") and ntokens == 3 + noreply:
                         delta = parse_u64(tokens[2])
                         if delta is not None:
-                            return sink.arithmetic(command == b"incr", tokens[1], delta,
-                                                   noreply, out)
+                            return sink.arithmetic(
+                                command == b"incr", tokens[1], delta, noreply, out
+                            )
                     elif command == b"touch" and ntokens == 3 + noreply:
                         exptime = parse_i32(tokens[2])
                         if exptime is not None:
@@ -226,14 +259,21 @@ class TextParser(TextEventParser):
         outcome = sink.event(event, out)  # type: ignore[arg-type]
         return outcome if outcome or sink.plain() else NOT_PLAIN
 
-    def _serve_storage(self, command: bytes, tokens: list[bytes], noreply: bool,
-                       sink: RequestSink, out: list[Any]) -> int | None:
+    def _serve_storage(
+        self, command: bytes, tokens: list[bytes], noreply: bool, sink: RequestSink, out: list[Any]
+    ) -> int | None:
         key = tokens[1]
         flags = parse_u32(tokens[2])
         exptime = parse_i32(tokens[3])
         nbytes = parse_i32(tokens[4])
-        if (len(key) > KEY_MAX_LENGTH or flags is None or exptime is None or nbytes is None
-                or nbytes < 0 or not self._fits(len(key), flags, nbytes)):
+        if (
+            len(key) > KEY_MAX_LENGTH
+            or flags is None
+            or exptime is None
+            or nbytes is None
+            or nbytes < 0
+            or not self._fits(len(key), flags, nbytes)
+        ):
             event = self._storage(command, tokens, len(tokens) + 1)  # the general rules
             if event is NEED_DATA:
                 return None
@@ -249,8 +289,9 @@ class TextParser(TextEventParser):
             return sink.event(ev.ErrorReply(BAD_DATA_CHUNK, noreply), out)
         return sink.store(command, key, flags, exptime, value, noreply, out)
 
-    def _serve_meta(self, letter: int, tokens: list[bytes], ntokens: int, sink: RequestSink,
-                    out: list[Any]) -> int | None:
+    def _serve_meta(
+        self, letter: int, tokens: list[bytes], ntokens: int, sink: RequestSink, out: list[Any]
+    ) -> int | None:
         """mg, ms and md with only common flags, straight to ``sink``; else _GENERAL.
 
         Takes only what the general rules would answer the same way: a key within the limit,
@@ -303,13 +344,17 @@ class TextParser(TextEventParser):
         key = tokens[1]
         quiet = bool(seen & _BIT_Q)
         if letter == 103:
-            return sink.meta_get(key, order, opaque, bool(seen & _BIT_V), quiet,
-                                 bool(seen & _BIT_U), out)
+            return sink.meta_get(
+                key, order, opaque, bool(seen & _BIT_V), quiet, bool(seen & _BIT_U), out
+            )
         if letter == 100:
             return sink.meta_delete(key, quiet, order, opaque, out)
         nbytes = parse_i32(tokens[2])
-        if (nbytes is None or not 0 <= nbytes <= MAX_DATA_LENGTH
-                or not self._fits(len(key), flags, nbytes)):
+        if (
+            nbytes is None
+            or not 0 <= nbytes <= MAX_DATA_LENGTH
+            or not self._fits(len(key), flags, nbytes)
+        ):
             return _GENERAL
         buf = self._buf
         if len(buf) < nbytes + 2:

@@ -55,11 +55,22 @@ IDLE_SWEEP = 0.25  # seconds between idle-timeout sweeps of multiplexed connecti
 class ConnectionLoop:
     """Every connection of one server: the multiplexed ones and the task-served ones."""
 
-    def __init__(self, host: Host, *, idle_timeout: float, requests_per_event: int,
-                 verbose: Callable[[], int], reply_limit: int = UNLIMITED) -> None:
-        self.steps = Steps(host, idle_timeout=idle_timeout,
-                           requests_per_event=requests_per_event, verbose=verbose,
-                           reply_limit=reply_limit)
+    def __init__(
+        self,
+        host: Host,
+        *,
+        idle_timeout: float,
+        requests_per_event: int,
+        verbose: Callable[[], int],
+        reply_limit: int = UNLIMITED,
+    ) -> None:
+        self.steps = Steps(
+            host,
+            idle_timeout=idle_timeout,
+            requests_per_event=requests_per_event,
+            verbose=verbose,
+            reply_limit=reply_limit,
+        )
         self.steps.start_watch = self._start_watch
         self.host = host
         self.counters = host.counters

@@ -109,17 +109,25 @@ class Server:
         )
         self.cluster = _cluster_endpoint(settings)
         self.dispatcher = Dispatcher(
-            settings, self.cache, self.counters, self.request_shutdown, self._connection_lines,
+            settings,
+            self.cache,
+            self.counters,
+            self.request_shutdown,
+            self._connection_lines,
             cluster=self.cluster,
         )
         self.dispatcher.admin.reload_tls = self.reload_tls
         # -S: the SASL password file, loaded now so a bad one stops the start.
         self.sasl_passwords = (
             Authfile.load(settings.sasl_pwdb, max_entries=None)
-            if settings.sasl and settings.sasl_pwdb else None
+            if settings.sasl and settings.sasl_pwdb
+            else None
         )
         self.binary_dispatcher = BinaryDispatcher(
-            settings, self.cache, self.counters, started=self.dispatcher.started,
+            settings,
+            self.cache,
+            self.counters,
+            started=self.dispatcher.started,
             sasl=self.sasl_passwords,
         )
         # -Z: one context for new connections, replaced on SIGHUP (certificate renewal).
@@ -131,7 +139,8 @@ class Server:
         self._graceful = False
         self.save_error: str | None = None  # why a graceful stop could not save -e
         self.loop = ConnectionLoop(
-            self, idle_timeout=settings.idle_timeout,
+            self,
+            idle_timeout=settings.idle_timeout,
             requests_per_event=settings.reqs_per_event,
             verbose=lambda: settings.verbosity,
             reply_limit=replies_per_round(settings.read_buf_mem_limit, settings.threads),
@@ -163,10 +172,14 @@ class Server:
         ``listeners`` (stream sockets), else systemd's, else bound here from the settings.
         """
         if bound is None:
-            inherited = listeners if listeners is not None else (
-                self.operations.inherited_listeners())  # systemd socket activation
-            bound = (BoundListeners(inherited, activated=True) if inherited is not None
-                     else bind_listeners(self.settings))
+            inherited = (
+                listeners if listeners is not None else (self.operations.inherited_listeners())
+            )  # systemd socket activation
+            bound = (
+                BoundListeners(inherited, activated=True)
+                if inherited is not None
+                else bind_listeners(self.settings)
+            )
         listeners, udp_sockets = bound.sockets, bound.udp
         self._plain_listeners = bound.plain
         self.listeners = [*listeners, *udp_sockets]  # for `stats conns`
@@ -175,9 +188,13 @@ class Server:
         try:
             self.operations.prepare()  # binds --metrics-port before READY=1
             # Before the accept loops: under socket activation a client is already waiting.
-            log.info("listening on %s", ", ".join(
-                [self._listener_name(sock) for sock in listeners]
-                + [f"udp {_address(sock)}" for sock in udp_sockets]))
+            log.info(
+                "listening on %s",
+                ", ".join(
+                    [self._listener_name(sock) for sock in listeners]
+                    + [f"udp {_address(sock)}" for sock in udp_sockets]
+                ),
+            )
             async with trio.open_nursery() as connections:
                 await connections.start(self.loop.run)
                 async with trio.open_nursery() as acceptors:
@@ -190,8 +207,9 @@ class Server:
                     for sock in listeners:
                         acceptors.start_soon(self._accept_loop, sock, connections)
                     for sock in udp_sockets:
-                        udp = UdpListener(sock, lambda first: self._session(first, "auto"),
-                                          self.counters)
+                        udp = UdpListener(
+                            sock, lambda first: self._session(first, "auto"), self.counters
+                        )
                         acceptors.start_soon(udp.serve)
                     maintenance.start(acceptors, self.cache, self.settings.store)
                     if self.warmup is not None:
@@ -199,8 +217,9 @@ class Server:
                     if self.settings.cluster_dns and self.cluster is not None:
                         from memcachepy.server.membership import follow_dns
 
-                        acceptors.start_soon(follow_dns, self.cluster,
-                                             self.settings.cluster_dns_interval)
+                        acceptors.start_soon(
+                            follow_dns, self.cluster, self.settings.cluster_dns_interval
+                        )
                     task_status.started(self.ports)
                     acceptors.start_soon(self.operations.run)  # READY=1, watchdog, metrics
                     await self._stop.wait()
@@ -244,7 +263,8 @@ class Server:
                 log.warning(
                     "listening on %s without TLS or authentication: anyone who can reach "
                     "this address can read and change the cache (use -Y, or listen on "
-                    "127.0.0.1)", host,
+                    "127.0.0.1)",
+                    host,
                 )
 
     async def _signal_loop(
@@ -297,12 +317,19 @@ class Server:
         try:
             changed = self.cluster.reload()
         except ValueError as error:
-            log.error("cluster config not reloaded, still serving version %d: %s",
-                      self.cluster.config.version, error)
+            log.error(
+                "cluster config not reloaded, still serving version %d: %s",
+                self.cluster.config.version,
+                error,
+            )
             return
         config = self.cluster.config
-        log.info("cluster config %s: version %d, %d nodes", "reloaded" if changed else
-                 "unchanged", config.version, len(config.nodes))
+        log.info(
+            "cluster config %s: version %d, %d nodes",
+            "reloaded" if changed else "unchanged",
+            config.version,
+            len(config.nodes),
+        )
 
     async def _accept_loop(self, listener: socket.socket, connections: trio.Nursery) -> None:
         counters = self.counters
@@ -389,10 +416,16 @@ class Server:
                 state = "conn_nread" if conn.parser.mid_request else "conn_waiting"
                 idle = now - conn.last_active if conn.last_active else 0.0
             local = socket_text(conn.sock.family, conn.sock.getsockname())
-            rows.append(ConnectionRow(fd, socket_text(conn.sock.family, conn.address), local,
-                                      state, int(idle)))
-        listeners = [(sock.fileno(), listener_text(sock), sock.type == socket.SOCK_DGRAM)
-                     for sock in self.listeners if sock.fileno() >= 0]
+            rows.append(
+                ConnectionRow(
+                    fd, socket_text(conn.sock.family, conn.address), local, state, int(idle)
+                )
+            )
+        listeners = [
+            (sock.fileno(), listener_text(sock), sock.type == socket.SOCK_DGRAM)
+            for sock in self.listeners
+            if sock.fileno() >= 0
+        ]
         return connection_stats(listeners, rows, int(now - self._started_at))
 
 

@@ -68,7 +68,7 @@ def parse_listen(spec: str, port: int) -> list[tuple[str, int, bool]]:
             continue
         plain = item.startswith("notls:")
         if plain:
-            item = item[len("notls:"):]
+            item = item[len("notls:") :]
         host, entry_port = item, port
         if item.startswith("["):
             host, _, rest = item[1:].partition("]")
@@ -120,8 +120,7 @@ def open_listeners(host: str, port: int, backlog: int = 1024) -> list[socket.soc
 
 
 def _bind_name(name: str, port: int, backlog: int) -> list[socket.socket]:
-    infos = socket.getaddrinfo(name or None, port, type=socket.SOCK_STREAM,
-                               flags=socket.AI_PASSIVE)
+    infos = socket.getaddrinfo(name or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     seen: set[object] = set()
     in_use: OSError | None = None
@@ -201,8 +200,9 @@ def _answers(path: str) -> bool:
     return True
 
 
-def bind_listeners(settings: ListenSettings,
-                   activated: Iterable[socket.socket] = ()) -> BoundListeners:
+def bind_listeners(
+    settings: ListenSettings, activated: Iterable[socket.socket] = ()
+) -> BoundListeners:
     """All of the daemon's stream listeners, bound and listening (not yet accepting).
 
     Sockets passed by systemd (``activated``) replace ``-l``/``-p``/``-s``. Otherwise
@@ -214,16 +214,19 @@ def bind_listeners(settings: ListenSettings,
         return BoundListeners(passed, activated=True)
     if settings.unix_socket:
         path = settings.unix_socket
-        return BoundListeners([open_unix_listener(path, settings.unix_mask, settings.backlog)],
-                              unix_files=[path])
+        return BoundListeners(
+            [open_unix_listener(path, settings.unix_mask, settings.backlog)], unix_files=[path]
+        )
     bound = BoundListeners()
     try:
         if settings.tcp_enabled:
             bound.sockets = open_listeners(settings.listen, settings.port, settings.backlog)
-            plain_hosts = {(host, port) for host, port, plain in
-                           parse_listen(settings.listen, settings.port) if plain}
-            bound.plain = {sock.fileno() for sock in bound.sockets
-                           if _matches(sock, plain_hosts)}
+            plain_hosts = {
+                (host, port)
+                for host, port, plain in parse_listen(settings.listen, settings.port)
+                if plain
+            }
+            bound.plain = {sock.fileno() for sock in bound.sockets if _matches(sock, plain_hosts)}
         if settings.udp_port:
             hosts = [host for host, _, _ in parse_listen(settings.listen, 0)]
             bound.udp = open_udp_sockets(hosts, max(settings.udp_port, 0))
@@ -241,8 +244,12 @@ def _matches(sock: socket.socket, entries: set[tuple[str, int]]) -> bool:
         if entry_port and entry_port != port:
             continue
         try:
-            addresses = {info[4][0] for info in socket.getaddrinfo(
-                name or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)}
+            addresses = {
+                info[4][0]
+                for info in socket.getaddrinfo(
+                    name or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+                )
+            }
         except OSError:
             continue
         if host in addresses:
@@ -272,12 +279,14 @@ def listener_text(sock: socket.socket) -> str:
 
 def tcp_ports(sockets: Iterable[socket.socket]) -> list[int]:
     """The ports of the TCP listeners among ``sockets`` (UNIX sockets have none)."""
-    return [sock.getsockname()[1] for sock in sockets
-            if sock.family in (socket.AF_INET, socket.AF_INET6)]
+    return [
+        sock.getsockname()[1]
+        for sock in sockets
+        if sock.family in (socket.AF_INET, socket.AF_INET6)
+    ]
 
 
-def write_port_file(path: str, tcp: Iterable[socket.socket],
-                    udp: Iterable[socket.socket]) -> None:
+def write_port_file(path: str, tcp: Iterable[socket.socket], udp: Iterable[socket.socket]) -> None:
     """``$MEMCACHED_PORT_FILENAME``: ``TCP INET: 11211`` lines, as memcached writes them
     (through a ``.lck`` file renamed into place, so a reader never sees half of it)."""
     lines = []

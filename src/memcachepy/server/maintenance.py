@@ -87,8 +87,7 @@ async def slab_mover(cache: Cache) -> None:
 
 async def index_expander(cache: Cache) -> None:
     """Move the key index to its doubled table (memcached's assoc maintenance thread)."""
-    await _in_steps(cache.index.expand_step, EXPANDER_BUDGET, EXPANDER_REST,
-                    EXPANDER_IDLE_SLEEP)
+    await _in_steps(cache.index.expand_step, EXPANDER_BUDGET, EXPANDER_REST, EXPANDER_IDLE_SLEEP)
 
 
 async def flash_worker(cache: Cache, ext: ExtStore, max_sleep: Callable[[], int]) -> None:

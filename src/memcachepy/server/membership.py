@@ -25,8 +25,9 @@ def dns_endpoint(settings: Settings) -> DnsEndpoint:
     from memcachepy.cluster.dns import DnsEndpoint, parse_nameserver
 
     assert settings.cluster_dns is not None
-    servers = ([parse_nameserver(settings.cluster_dns_server)]
-               if settings.cluster_dns_server else None)
+    servers = (
+        [parse_nameserver(settings.cluster_dns_server)] if settings.cluster_dns_server else None
+    )
     endpoint = DnsEndpoint(settings.cluster_dns, settings.port, servers)
     try:
         _apply(endpoint, endpoint.resolve())
@@ -38,8 +39,13 @@ def dns_endpoint(settings: Settings) -> DnsEndpoint:
 def _apply(endpoint: DnsEndpoint, nodes: tuple[ClusterNode, ...]) -> None:
     if endpoint.update(nodes):
         config = endpoint.config
-        log.info("cluster DNS %s: version %d, %d nodes: %s", endpoint.name, config.version,
-                 len(config.nodes), " ".join(str(node) for node in config.nodes))
+        log.info(
+            "cluster DNS %s: version %d, %d nodes: %s",
+            endpoint.name,
+            config.version,
+            len(config.nodes),
+            " ".join(str(node) for node in config.nodes),
+        )
 
 
 async def follow_dns(endpoint: ConfigEndpoint, interval: float) -> None:
@@ -53,7 +59,8 @@ async def follow_dns(endpoint: ConfigEndpoint, interval: float) -> None:
         try:
             nodes = await trio.to_thread.run_sync(endpoint.resolve, abandon_on_cancel=True)
         except DiscoveryError as error:
-            log.warning("cluster DNS poll failed, keeping %d nodes: %s",
-                        len(endpoint.config.nodes), error)
+            log.warning(
+                "cluster DNS poll failed, keeping %d nodes: %s", len(endpoint.config.nodes), error
+            )
             continue
         _apply(endpoint, nodes)

@@ -133,12 +133,15 @@ class Operations:
         if settings.metrics_port is None:
             return
         try:
-            [self._metrics_socket] = open_listeners(settings.metrics_listen,
-                                                    settings.metrics_port)[:1]
+            [self._metrics_socket] = open_listeners(settings.metrics_listen, settings.metrics_port)[
+                :1
+            ]
         except OSError as exc:
             raise MetricsPortError(
-                exc.errno, f"failed to listen on {settings.metrics_listen}:"
-                           f"{settings.metrics_port} (--metrics-port): {exc.strerror}") from None
+                exc.errno,
+                f"failed to listen on {settings.metrics_listen}:"
+                f"{settings.metrics_port} (--metrics-port): {exc.strerror}",
+            ) from None
 
     @property
     def metrics_port(self) -> int | None:
@@ -214,8 +217,10 @@ class Operations:
         hits = int(stats.get("get_hits", 0))
         ratio = f"{100 * hits / gets:.1f}% get hits" if gets else "no gets yet"
         ports = ",".join(str(port) for port in self.server.ports)
-        return (f"port {ports}: {stats.get('curr_connections', 0)} connections, "
-                f"{stats.get('curr_items', 0)} items, {used:.1f} of {limit:.0f} MB, {ratio}")
+        return (
+            f"port {ports}: {stats.get('curr_connections', 0)} connections, "
+            f"{stats.get('curr_items', 0)} items, {used:.1f} of {limit:.0f} MB, {ratio}"
+        )
 
     async def _watchdog(self, interval: float) -> None:
         # A task of the event loop: if the loop wedges, the pings stop, and systemd acts.
@@ -309,8 +314,7 @@ class Operations:
         """The watcher this connection became with ``watch``, if it did."""
         return self.watch.get(fd)
 
-    async def stream_watch(self, loop: ConnectionLoop, conn: Connection,
-                           watcher: Watcher) -> None:
+    async def stream_watch(self, loop: ConnectionLoop, conn: Connection, watcher: Watcher) -> None:
         """Send a watcher its log lines until it disconnects or the server drains."""
         arrived = trio.Event()
 
@@ -344,15 +348,24 @@ def _peer_closed(sock: socket.socket) -> bool:
         return True
 
 
-_REASONS: Final = {200: b"OK", 404: b"Not Found", 405: b"Method Not Allowed",
-                   431: b"Request Header Fields Too Large"}
+_REASONS: Final = {
+    200: b"OK",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    431: b"Request Header Fields Too Large",
+}
 
 
-def _http(status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8",
-          head: bool = False, extra: bytes = b"") -> bytes:
-    header = (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
-              b"Connection: close\r\n%s\r\n") % (
-        status, _REASONS[status], content_type, len(body), extra)
+def _http(
+    status: int,
+    body: bytes,
+    content_type: bytes = b"text/plain; charset=utf-8",
+    head: bool = False,
+    extra: bytes = b"",
+) -> bytes:
+    header = (
+        b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n%s\r\n"
+    ) % (status, _REASONS[status], content_type, len(body), extra)
     return header if head else header + body
 
 

@@ -26,7 +26,6 @@ RESPONSES_PER_BUFFER: Final = (READ_BUFFER_SIZE - BUNDLE_HEADER) // RESPONSE_SIZ
 UNLIMITED: Final = -1
 
 
-
 def replies_per_round(limit: int, threads: int) -> int:
     """Replies a connection may stack between two sends (:data:`UNLIMITED` without a limit).
 

@@ -86,7 +86,6 @@ class _NoParser:
         return NEED_DATA
 
 
-
 _NO_PARSER: Final[ProtocolParser] = _NoParser()
 
 
@@ -141,8 +140,15 @@ class Connection:
 class Steps:
     """The synchronous steps of serving connections, and the state they share."""
 
-    def __init__(self, host: Host, *, idle_timeout: float, requests_per_event: int,
-                 verbose: Callable[[], int], reply_limit: int = UNLIMITED) -> None:
+    def __init__(
+        self,
+        host: Host,
+        *,
+        idle_timeout: float,
+        requests_per_event: int,
+        verbose: Callable[[], int],
+        reply_limit: int = UNLIMITED,
+    ) -> None:
         self.host = host
         self.counters = host.counters
         self.idle_timeout = idle_timeout
@@ -361,8 +367,9 @@ class Steps:
             return WRITE
         return state
 
-    def out_of_reply_memory(self, event: object, handle: Handler, out: list[Reply],
-                             held: int, limit: int) -> tuple[int, int]:
+    def out_of_reply_memory(
+        self, event: object, handle: Handler, out: list[Reply], held: int, limit: int
+    ) -> tuple[int, int]:
         """memcached out of response objects: a get answers GET_OOM alone, after looking up
         the keys it had room for; anything else closes. Returns (outcome, replies held)."""
         self.counters.response_obj_oom += 1
@@ -379,8 +386,7 @@ class Steps:
     def process_batch(self, conn: Connection, parser: TextParser, sink: RequestSink) -> int:
         """:meth:`process` in one parser call: no event per request."""
         out = conn.out
-        outcome, count = parser.serve(sink, out,
-                                      self.requests_per_event, OUTPUT_HIGH_WATER)
+        outcome, count = parser.serve(sink, out, self.requests_per_event, OUTPUT_HIGH_WATER)
         state = READ
         if outcome:
             if outcome == Outcome.MORE:  # a long multi-get paused at its reply budget

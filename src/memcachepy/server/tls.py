@@ -39,8 +39,9 @@ def build_server_context(tls: TlsSettings) -> ssl.SSLContext:
     try:
         context.load_cert_chain(tls.chain_cert, tls.key)
     except (OSError, ssl.SSLError) as exc:
-        raise TlsError(f"failed to load ssl_chain_cert {tls.chain_cert} with ssl_key "
-                       f"{tls.key}: {exc}") from None
+        raise TlsError(
+            f"failed to load ssl_chain_cert {tls.chain_cert} with ssl_key {tls.key}: {exc}"
+        ) from None
     try:
         if tls.ca_cert:
             context.load_verify_locations(cafile=tls.ca_cert)

@@ -84,8 +84,9 @@ class LocalDeletes:
         self.tracking = True
 
     def wants(self, event_type: type) -> bool:
-        return self.tracking and (event_type in _REMOVING or event_type is ev.StoreTooLarge
-                                  or event_type is ev.FlushAll)
+        return self.tracking and (
+            event_type in _REMOVING or event_type is ev.StoreTooLarge or event_type is ev.FlushAll
+        )
 
     def __call__(self, event: Any, out: list[Any], call: Handler) -> int:
         kind = type(event)
@@ -125,8 +126,7 @@ class LocalTarget:
             if item.key in deleted or self.deletes.aborted():
                 stored.append(None)
                 continue
-            outcome = cache.store(StoreMode.ADD, item.key, item.flags, item.exptime(),
-                                  item.value)
+            outcome = cache.store(StoreMode.ADD, item.key, item.flags, item.exptime(), item.value)
             found = meta.peek(cache, item.key) if outcome == StoreResult.STORED else None
             stored.append(found[0] if found is not None else None)
         return stored
@@ -136,8 +136,7 @@ class LocalTarget:
         return removed
 
     def undo_now(self, copies: Sequence[tuple[bytes, int]]) -> int:
-        return sum(meta.meta_delete(self.cache, key, cas) == MetaResult.DONE
-                   for key, cas in copies)
+        return sum(meta.meta_delete(self.cache, key, cas) == MetaResult.DONE for key, cas in copies)
 
     def aborted(self) -> str | None:
         return self.deletes.aborted()
@@ -146,9 +145,13 @@ class LocalTarget:
 class Warmup:
     """Runs one warm-up for a node that starts empty (module docstring)."""
 
-    def __init__(self, host: WarmupHost, membership: Membership,
-                 hooks: RequestHooks,
-                 add_stats: Callable[[Callable[[], list[tuple[str, object]]]], None]) -> None:
+    def __init__(
+        self,
+        host: WarmupHost,
+        membership: Membership,
+        hooks: RequestHooks,
+        add_stats: Callable[[Callable[[], list[tuple[str, object]]]], None],
+    ) -> None:
         from memcachepy.cluster.warmup import WarmupProgress
 
         self.host = host
@@ -172,8 +175,7 @@ class Warmup:
         """The warm-up task: wait to be a member, copy, then unwrap the delete hook."""
         try:
             if self.restored:
-                log.info("warm-up skipped: %d items restored from the memory file",
-                         self.restored)
+                log.info("warm-up skipped: %d items restored from the memory file", self.restored)
                 return
             me = await self._wait_for_membership()
             await self._warm(me)
@@ -190,17 +192,23 @@ class Warmup:
             if me is not None:
                 return me
             if not announced:
-                log.info("warm-up waits: this node (port %s) is not among the %d nodes of "
-                         "the membership", ",".join(map(str, self.host.ports)),
-                         len(config.nodes))
+                log.info(
+                    "warm-up waits: this node (port %s) is not among the %d nodes of "
+                    "the membership",
+                    ",".join(map(str, self.host.ports)),
+                    len(config.nodes),
+                )
                 announced = True
             await trio.sleep(MEMBERSHIP_POLL)
 
     def _find_self(self, config: ClusterConfig) -> Member | None:
         from memcachepy.cluster.warmup import find_self
 
-        listen = [str(sock.getsockname()[0]) for sock in self.host.listeners
-                  if sock.family in (socket.AF_INET, socket.AF_INET6)]
+        listen = [
+            str(sock.getsockname()[0])
+            for sock in self.host.listeners
+            if sock.family in (socket.AF_INET, socket.AF_INET6)
+        ]
         return find_self(config.nodes, self.host.ports, listen)
 
     async def _warm(self, me: Member) -> None:
@@ -208,25 +216,47 @@ class Warmup:
 
         nodes = self.membership.config.nodes
         target = LocalTarget(self.host.cache, self.deletes)
-        warmer = Warmer(me, nodes, self.settings.cluster_replicas, target,
-                        item_rate=self.settings.warm_up_rate, byte_rate=DEFAULT_BYTE_RATE,
-                        progress=self.progress, stop=self._stop)
+        warmer = Warmer(
+            me,
+            nodes,
+            self.settings.cluster_replicas,
+            target,
+            item_rate=self.settings.warm_up_rate,
+            byte_rate=DEFAULT_BYTE_RATE,
+            progress=self.progress,
+            stop=self._stop,
+        )
         # At the default level (WARNING): a node that lost its cache is worth a line.
-        log.warning("warm-up started: %s copies its share (replicas=%d) from %d peers, "
-                 "at most %d items/s", me, self.settings.cluster_replicas,
-                 len(warmer.peers()), self.settings.warm_up_rate)
+        log.warning(
+            "warm-up started: %s copies its share (replicas=%d) from %d peers, at most %d items/s",
+            me,
+            self.settings.cluster_replicas,
+            len(warmer.peers()),
+            self.settings.warm_up_rate,
+        )
         try:
             await trio.to_thread.run_sync(warmer.run, abandon_on_cancel=True)
         finally:
             self._stop.set()
         p = self.progress
         reason = self.deletes.aborted()
-        log.warning("warm-up %s after %.1f s: %d items (%d bytes) copied, %d dropped, "
-                 "%d of %d peers%s", p.state, p.seconds, p.items, p.bytes, p.dropped, p.peers,
-                 len(warmer.peers()), f" ({reason})" if reason else "")
+        log.warning(
+            "warm-up %s after %.1f s: %d items (%d bytes) copied, %d dropped, %d of %d peers%s",
+            p.state,
+            p.seconds,
+            p.items,
+            p.bytes,
+            p.dropped,
+            p.peers,
+            len(warmer.peers()),
+            f" ({reason})" if reason else "",
+        )
 
 
 def warmup_wanted(settings: Settings) -> bool:
     """Whether this node warms up when it starts empty (R >= 2, a membership, not off)."""
-    return (settings.warm_up and settings.cluster_replicas >= 2
-            and bool(settings.cluster_config or settings.cluster_dns))
+    return (
+        settings.warm_up
+        and settings.cluster_replicas >= 2
+        and bool(settings.cluster_config or settings.cluster_dns)
+    )

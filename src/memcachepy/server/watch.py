@@ -112,9 +112,13 @@ class Watcher:
 class WatchHub:
     """The watchers of one daemon, and the hooks that feed them."""
 
-    def __init__(self, cache: Cache, hooks: RequestHooks,
-                 clock: Callable[[], float] = time.time,
-                 counters: ServerCounters | None = None) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        hooks: RequestHooks,
+        clock: Callable[[], float] = time.time,
+        counters: ServerCounters | None = None,
+    ) -> None:
         self.cache = cache
         self.hooks = hooks
         # stats' log_watchers, log_watcher_sent and log_watcher_skipped.
@@ -125,10 +129,16 @@ class WatchHub:
         self._counts = dict.fromkeys(KINDS, 0)
         self._gid = 0
         hooks.set_base(ev.Watch, self.handle_watch)
-        hooks.add("watch-fetchers", self._fetchers_layer,
-                  lambda t: self._counts[FETCHERS] > 0 and t in _FETCHING)
-        hooks.add("watch-mutations", self._mutations_layer,
-                  lambda t: self._counts[MUTATIONS] > 0 and t is ev.Store)
+        hooks.add(
+            "watch-fetchers",
+            self._fetchers_layer,
+            lambda t: self._counts[FETCHERS] > 0 and t in _FETCHING,
+        )
+        hooks.add(
+            "watch-mutations",
+            self._mutations_layer,
+            lambda t: self._counts[MUTATIONS] > 0 and t is ev.Store,
+        )
 
     # -- watchers -----------------------------------------------------------------------
 
@@ -180,7 +190,11 @@ class WatchHub:
         self._gid += 1
         now = self._clock()
         line = b"ts=%d.%06d gid=%d %s\n" % (
-            int(now), int(now % 1 * 1_000_000), self._gid, body.encode("ascii", "replace"))
+            int(now),
+            int(now % 1 * 1_000_000),
+            self._gid,
+            body.encode("ascii", "replace"),
+        )
         counters = self.counters
         for watcher in self._watchers.values():
             if kind in watcher.kinds:
@@ -196,9 +210,12 @@ class WatchHub:
             # memcached's store, delete and incr/decr look the key up first (do_item_get),
             # and that lookup is logged before the command's own line.
             state, class_id, size = lookup_state(self.cache, event.key)
-            self.emit(FETCHERS, f"type=item_get key={uri(event.key)} "
-                      f"status={_LOOKUP_STATUS[state]} clsid={class_id} "
-                      f"cfd={CURRENT_CONNECTION.get()} size={size}")
+            self.emit(
+                FETCHERS,
+                f"type=item_get key={uri(event.key)} "
+                f"status={_LOOKUP_STATUS[state]} clsid={class_id} "
+                f"cfd={CURRENT_CONNECTION.get()} size={size}",
+            )
             return call(event, out)
         start = len(out)
         outcome = call(event, out)
@@ -218,8 +235,7 @@ class WatchHub:
             if hit is None:
                 body = f"status=not_found clsid=0 cfd={fd} size=0"
             else:
-                body = (f"status=found clsid={self._class_of(key, *hit)} cfd={fd} "
-                        f"size={hit[1]}")
+                body = f"status=found clsid={self._class_of(key, *hit)} cfd={fd} size={hit[1]}"
             self.emit(FETCHERS, f"type=item_get key={uri(key)} {body}")
         return outcome
 
@@ -242,10 +258,13 @@ class WatchHub:
         else:
             flags, size = event.flags, len(event.data)
             ttl = cache.realtime(event.exptime, now) - now if event.exptime else 0
-        self.emit(MUTATIONS, f"type=item_store key={uri(event.key)} status={status} "
-                  f"cmd={event.command.decode()} ttl={ttl} "
-                  f"clsid={self._class_of(event.key, flags, size)} "
-                  f"cfd={CURRENT_CONNECTION.get()} size={size}")
+        self.emit(
+            MUTATIONS,
+            f"type=item_store key={uri(event.key)} status={status} "
+            f"cmd={event.command.decode()} ttl={ttl} "
+            f"clsid={self._class_of(event.key, flags, size)} "
+            f"cfd={CURRENT_CONNECTION.get()} size={size}",
+        )
         return outcome
 
     def _class_of(self, key: bytes, flags: int, nbytes: int) -> int:
@@ -257,8 +276,11 @@ class WatchHub:
         now = self.cache.now()
         ttl = item.exptime - now if item.exptime else -1
         fetched = "yes" if item.fetched else "no"
-        self.emit(EVICTIONS, f"type=eviction key={uri(key)} fetch={fetched} ttl={ttl} "
-                  f"la={item.idle} clsid={class_id} size={item.nbytes}")
+        self.emit(
+            EVICTIONS,
+            f"type=eviction key={uri(key)} fetch={fetched} ttl={ttl} "
+            f"la={item.idle} clsid={class_id} size={item.nbytes}",
+        )
 
     def connection_opened(self, fd: int, address: object) -> None:
         if self._counts[CONNEVENTS]:

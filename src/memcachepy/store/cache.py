@@ -122,8 +122,7 @@ class Cache:
         self._prefix_flags = -1
         self._prefix_nbytes = -1
         self._prefix_last = b""
-        self._wire_shape = (len(framing.suffix), framing.cas_at, framing.cas_format,
-                            framing.lead)
+        self._wire_shape = (len(framing.suffix), framing.cas_at, framing.cas_format, framing.lead)
         self.tuning = tuning if tuning is not None else StoreTuning()
         self._clock = clock
         #: Told (key, item, class id) of each eviction before it happens, while the item is
@@ -132,24 +131,31 @@ class Cache:
         self.on_evict: Callable[[bytes, int, int], None] | None = None
         self._memory: MemoryFile | None = None
         if memory_file is not None:
-            layout = Layout(limit, growth_factor, min_chunk, item_size_max, use_cas,
-                            layout_tag(framing))
+            layout = Layout(
+                limit, growth_factor, min_chunk, item_size_max, use_cas, layout_tag(framing)
+            )
             self._memory = MemoryFile(memory_file, layout)
         self.lru = LruMaintainer(self)
         self.crawler = Crawler(self)
         self.rebalancer = Rebalancer(self)
         restored = self._memory.restored if self._memory is not None else None
         # A warm restart keeps the index's size, as memcached's restores its hashpower.
-        self._hashpower = (restored.hashpower if restored is not None and restored.hashpower
-                           else self.tuning.hashpower_init or DEFAULT_HASHPOWER)
+        self._hashpower = (
+            restored.hashpower
+            if restored is not None and restored.hashpower
+            else self.tuning.hashpower_init or DEFAULT_HASHPOWER
+        )
         self._empty(limit, growth_factor, min_chunk)
         if self._memory is not None:
             if self._memory.restored is not None:
                 try:
                     restore_items(self, self._memory.restored)
                 except ValueError as exc:
-                    log.warning("[restart] memory file content is inconsistent (%s): "
-                                "starting with a clean cache", exc)
+                    log.warning(
+                        "[restart] memory file content is inconsistent (%s): "
+                        "starting with a clean cache",
+                        exc,
+                    )
                     self._memory.wipe()
                     self._empty(limit, growth_factor, min_chunk)
             self._memory.mark_in_use()
@@ -162,8 +168,14 @@ class Cache:
     def _empty(self, limit: int, growth_factor: float, min_chunk: int) -> None:
         """An empty cache: no pages, no items, the clock starting now."""
         page_source = self._memory.page if self._memory is not None else None
-        self.slabs = SlabAllocator(limit, growth_factor, min_chunk, page_source,
-                                   self.tuning.slab_chunk_max, self.tuning.slab_sizes)
+        self.slabs = SlabAllocator(
+            limit,
+            growth_factor,
+            min_chunk,
+            page_source,
+            self.tuning.slab_chunk_max,
+            self.tuning.slab_sizes,
+        )
         self.items = ItemMemory(self.slabs)
         # memcached's process_started: relative times count from here and are never 0.
         self.started = int(self._clock()) - ITEM_UPDATE_INTERVAL - 2
@@ -175,12 +187,18 @@ class Cache:
         self.bytes = 0
         # Get hits per LRU id (class | segment << SEG_SHIFT): stats items' hits_to_*.
         self.lru_hits = vec[i64]([0] * len(self.items.heads))
-        self.counters = CacheCounters(classes=[
-            ClassCounters(lru_hits=self.lru_hits, class_id=cls.id) for cls in self.slabs.classes
-        ])
+        self.counters = CacheCounters(
+            classes=[
+                ClassCounters(lru_hits=self.lru_hits, class_id=cls.id) for cls in self.slabs.classes
+            ]
+        )
         # What every collect reads, fetched in one load (these lists only change in place).
-        self._collect_tables = (self.slabs.pages, self.slabs.page_class,
-                                self.counters.classes, self.lru_hits)
+        self._collect_tables = (
+            self.slabs.pages,
+            self.slabs.page_class,
+            self.counters.classes,
+            self.lru_hits,
+        )
         # stats sizes: items per 32-byte size bucket, with -o track_sizes.
         self.sizes: list[int] | None = (
             [0] * (self.item_size_max // 32 + 2) if self.tuning.track_sizes else None
@@ -414,8 +432,9 @@ class Cache:
                 return StoreResult.NOT_STORED
             rel_exptime = self.realtime(exptime, now)
         is_set = mode == StoreMode.SET
-        cid = self.write_item(key, flags, rel_exptime, data, now, replace_on_failure=is_set,
-                          reclaimed=flat)
+        cid = self.write_item(
+            key, flags, rel_exptime, data, now, replace_on_failure=is_set, reclaimed=flat
+        )
         if cid < 0:
             return (
                 StoreResult.NOT_STORED
@@ -445,7 +464,8 @@ class Cache:
         page = self.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
         _, _, _, exptime, _, flags, nbytes, nkey, iflags, plen, ncont = HEADER.unpack_from(
-            page, off)
+            page, off
+        )
         if nbytes == 0 or ncont or iflags & EXT:
             return DeltaResult.NON_NUMERIC, 0
         start = off + HEADER_SIZE + nkey + plen
@@ -465,8 +485,10 @@ class Cache:
             U64.pack_into(page, off + OFF_CAS, self.next_cas())
             self._update(cid, page, off, now)
             return DeltaResult.OK, value
-        if self.write_item(key, flags & 0xFFFFFFFF, exptime, digits, now,
-                           replace_on_failure=False) < 0:
+        if (
+            self.write_item(key, flags & 0xFFFFFFFF, exptime, digits, now, replace_on_failure=False)
+            < 0
+        ):
             return DeltaResult.NO_MEMORY, 0
         return DeltaResult.OK, value
 
@@ -525,8 +547,10 @@ class Cache:
         page = self.slabs.pages[cid >> PAGE_SHIFT]
         cas, exptime, atime = TIMES.unpack_from(page, (cid & OFFSET_MASK) + OFF_CAS)
         oldest = self._oldest_live
-        if oldest and oldest <= now and (
-            atime <= oldest or (self._oldest_cas and cas and cas < self._oldest_cas)
+        if (
+            oldest
+            and oldest <= now
+            and (atime <= oldest or (self._oldest_cas and cas and cas < self._oldest_cas))
         ):
             return True
         return bool(exptime and exptime <= now)
@@ -595,8 +619,15 @@ class Cache:
         self.lru.pull_tail(class_id, SEG_COLD, 0, 0, now, evict=False)
 
     def write_item(
-        self, key: bytes, flags: int, rel_exptime: int, data: bytes, now: int,
-        replace_on_failure: bool, reclaimed: bool = False, prefix: bytes | None = None,
+        self,
+        key: bytes,
+        flags: int,
+        rel_exptime: int,
+        data: bytes,
+        now: int,
+        replace_on_failure: bool,
+        reclaimed: bool = False,
+        prefix: bytes | None = None,
         iflags: int = LINKED,
     ) -> int:
         """Allocate and link a new item for ``key``, replacing any old one; -1 if no memory.
@@ -633,8 +664,19 @@ class Cache:
         lru = class_id | seg << SEG_SHIFT
         items = self.items
         # The header's links are written only for a memory file (ItemMemory.links_to_headers).
-        header = (-1, -1, cas, rel_exptime, now, flags, len(data), len(key),
-                  iflags, len(prefix), ncont)
+        header = (
+            -1,
+            -1,
+            cas,
+            rel_exptime,
+            now,
+            flags,
+            len(data),
+            len(key),
+            iflags,
+            len(prefix),
+            ncont,
+        )
         items.write(head, chunks[1:], (key, prefix, data, suffix), header, seg)
         items.link_new(head, lru)
         if old >= 0:
@@ -685,8 +727,9 @@ class Cache:
         if self.sizes is not None:
             self.sizes[(size + 31) // 32] -= 1
 
-    def alloc_chunks(self, class_id: int, count: int, now: int,
-                     move_pages: bool = True) -> list[int] | None:
+    def alloc_chunks(
+        self, class_id: int, count: int, now: int, move_pages: bool = True
+    ) -> list[int] | None:
         """``count`` chunks of ``class_id``, reclaiming or evicting as memcached does.
 
         ``move_pages``: a class with no items may take a page from another (the flash
@@ -702,8 +745,12 @@ class Cache:
             pulls += 1
             if pulls <= ALLOC_TRIES * count and self._pull_tail(class_id, now):
                 continue
-            if (move_pages and self.evict and self.items.counts[class_id] == 0
-                    and self.rebalancer.move_page_to(class_id)):
+            if (
+                move_pages
+                and self.evict
+                and self.items.counts[class_id] == 0
+                and self.rebalancer.move_page_to(class_id)
+            ):
                 continue
             for chunk in got:
                 slabs.free(chunk, class_id)
@@ -783,8 +830,14 @@ class Cache:
         classes = list(self.slabs.page_class)
         classes += [0] * (self._memory.npages - len(classes))
         self._memory.save(
-            SavedState(self.started, self._cas, self._oldest_live, self._oldest_cas, classes,
-                       self._index.power)
+            SavedState(
+                self.started,
+                self._cas,
+                self._oldest_live,
+                self._oldest_cas,
+                classes,
+                self._index.power,
+            )
         )
 
     def close(self) -> None:

@@ -153,8 +153,11 @@ class Crawler:
                 )
                 # A header item whose flash page is gone is reclaimed too (memcached's
                 # storage_validate_item in the crawler).
-                if (flushed or (exptime and exptime <= now)
-                        or (iflags & EXT and ext is not None and not ext.valid(base | off))):
+                if (
+                    flushed
+                    or (exptime and exptime <= now)
+                    or (iflags & EXT and ext is not None and not ext.valid(base | off))
+                ):
                     counters.crawler_reclaimed += 1
                     if not iflags & FETCHED and not flushed:
                         counters.expired_unfetched += 1
@@ -217,18 +220,17 @@ class Crawler:
                 cas, exptime, atime = TIMES.unpack_from(page, off + OFF_CAS)
                 # memcached's metadump skips items that expired before this second (a get
                 # also misses those expiring in it) and flushed ones.
-                if (exptime and exptime < now) or (
-                    flushing and cache.is_flushed(cas, atime)
-                ):
+                if (exptime and exptime < now) or (flushing and cache.is_flushed(cas, atime)):
                     continue
-                rows.append(MetadumpRow(
-                    cache.key_of(cid),
-                    exptime + started if exptime else -1,
-                    atime + started,
-                    cas,
-                    bool(page[off + OFF_IFLAGS] & FETCHED),
-                    cache.slabs.page_class[cid >> PAGE_SHIFT],
-                    cache.size_of(cid),
-                ))
+                rows.append(
+                    MetadumpRow(
+                        cache.key_of(cid),
+                        exptime + started if exptime else -1,
+                        atime + started,
+                        cas,
+                        bool(page[off + OFF_IFLAGS] & FETCHED),
+                        cache.slabs.page_class[cid >> PAGE_SHIFT],
+                        cache.size_of(cid),
+                    )
+                )
         return rows
-

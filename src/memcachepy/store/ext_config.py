@@ -19,17 +19,39 @@ BUCKET_LOWTTL = 3
 BUCKETS = 4
 
 # The ``-o`` names this module reads (memcachepy.extended routes them here).
-OPTIONS = frozenset({
-    "ext_page_size", "ext_wbuf_size", "ext_threads", "ext_io_depth", "ext_path",
-    "ext_item_size", "ext_item_age", "ext_low_ttl", "ext_recache_rate", "ext_compact_under",
-    "ext_drop_under", "ext_max_sleep", "ext_max_frag", "ext_drop_unread",
-    "slab_automove_freeratio",
-})
+OPTIONS = frozenset(
+    {
+        "ext_page_size",
+        "ext_wbuf_size",
+        "ext_threads",
+        "ext_io_depth",
+        "ext_path",
+        "ext_item_size",
+        "ext_item_age",
+        "ext_low_ttl",
+        "ext_recache_rate",
+        "ext_compact_under",
+        "ext_drop_under",
+        "ext_max_sleep",
+        "ext_max_frag",
+        "ext_drop_unread",
+        "slab_automove_freeratio",
+    }
+)
 # ``extstore <name> <value>`` at run time: the settings each sub-command sets.
-RUNTIME = frozenset({
-    "item_size", "item_age", "low_ttl", "recache_rate", "compact_under", "drop_under",
-    "max_sleep", "max_frag", "drop_unread",
-})
+RUNTIME = frozenset(
+    {
+        "item_size",
+        "item_age",
+        "low_ttl",
+        "recache_rate",
+        "compact_under",
+        "drop_under",
+        "max_sleep",
+        "max_frag",
+        "drop_unread",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -131,15 +153,19 @@ class ExtConfig:
         if not self.files:
             return None
         if item_size_max > self.wbuf_size:
-            return (f"-I (item_size_max: {item_size_max}) cannot be larger than "
-                    f"ext_wbuf_size: {self.wbuf_size}")
+            return (
+                f"-I (item_size_max: {item_size_max}) cannot be larger than "
+                f"ext_wbuf_size: {self.wbuf_size}"
+            )
         if udp_port:
             return "Cannot use UDP with extstore enabled (-U 0 to disable)"
         if not self.wbuf_size or self.page_size % self.wbuf_size:
             return "Failed to initialize external storage: page_size must be divisible by wbuf_size"
         if self.page_size % (2 * MB) or self.wbuf_size % (2 * MB):
-            return ("Failed to initialize external storage: page_size and wbuf_size must be "
-                    "divisible by 1024*1024*2")
+            return (
+                "Failed to initialize external storage: page_size and wbuf_size must be "
+                "divisible by 1024*1024*2"
+            )
         if self.page_count >= 0xFFFF:
             return "Failed to initialize external storage: page_count must total to < 65536"
         return None
@@ -158,8 +184,7 @@ def parse_path(text: str, page_size: int) -> ExtFile:
         raise ValueError("failed to parse ext_path argument")
     size_text, _, bucket = rest.partition(":")
     if not size_text:
-        raise ValueError("must supply size to ext_path, ie: ext_path=/f/e:64m "
-                         "(M|G|T|P supported)")
+        raise ValueError("must supply size to ext_path, ie: ext_path=/f/e:64m (M|G|T|P supported)")
     unit = size_text[-1].lower()
     multiplier = {"m": MB, "g": MB * 1024, "t": MB * MB, "p": MB * MB * 1024}.get(unit, 0)
     digits = size_text[:-1]

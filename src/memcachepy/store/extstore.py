@@ -96,13 +96,21 @@ class FlashHost(Protocol):
     def bump(self, cid: int, page: Page, off: int, now: int) -> None:
         """What a read hit does to an item's LRU state."""
 
-    def alloc_chunks(self, class_id: int, count: int, now: int,
-                     move_pages: bool = True) -> list[int] | None:
+    def alloc_chunks(
+        self, class_id: int, count: int, now: int, move_pages: bool = True
+    ) -> list[int] | None:
         """Chunks of a class, evicting or writing out in that class (here: moving no page)."""
 
     def write_item(
-        self, key: bytes, flags: int, rel_exptime: int, data: bytes, now: int,
-        replace_on_failure: bool, reclaimed: bool = False, prefix: bytes | None = None,
+        self,
+        key: bytes,
+        flags: int,
+        rel_exptime: int,
+        data: bytes,
+        now: int,
+        replace_on_failure: bool,
+        reclaimed: bool = False,
+        prefix: bytes | None = None,
         iflags: int = LINKED,
     ) -> int:
         """Link a new item for ``key`` (replacing any), its framing prefix given; -1 if
@@ -182,16 +190,32 @@ class ExtStore:
         if self.pages.valid(number, version):
             self.pages.delete(number, version, length)
 
-    def _link(self, key: bytes, flags: int, rel_exptime: int, data: bytes, now: int,
-              prefix: bytes, iflags: int, cas: int) -> int:
+    def _link(
+        self,
+        key: bytes,
+        flags: int,
+        rel_exptime: int,
+        data: bytes,
+        now: int,
+        prefix: bytes,
+        iflags: int,
+        cas: int,
+    ) -> int:
         """Link an item with a given framing prefix, item flags and CAS (header items and
         recached values); -1 if there is no memory."""
         host = self.host
-        cid = host.write_item(key, flags, rel_exptime, data, now, replace_on_failure=False,
-                              prefix=prefix, iflags=iflags)
+        cid = host.write_item(
+            key,
+            flags,
+            rel_exptime,
+            data,
+            now,
+            replace_on_failure=False,
+            prefix=prefix,
+            iflags=iflags,
+        )
         if cid >= 0:
-            U64.pack_into(host.slabs.pages[cid >> PAGE_SHIFT], (cid & OFFSET_MASK) + OFF_CAS,
-                          cas)
+            U64.pack_into(host.slabs.pages[cid >> PAGE_SHIFT], (cid & OFFSET_MASK) + OFF_CAS, cas)
         return cid
 
     def holds(self, key: bytes) -> bool:
@@ -199,7 +223,8 @@ class ExtStore:
         host = self.host
         cid = host.index.get(key)
         return cid >= 0 and bool(
-            host.slabs.pages[cid >> PAGE_SHIFT][(cid & OFFSET_MASK) + OFF_IFLAGS] & EXT)
+            host.slabs.pages[cid >> PAGE_SHIFT][(cid & OFFSET_MASK) + OFF_IFLAGS] & EXT
+        )
 
     # -- writing out ----------------------------------------------------------------------
 
@@ -212,7 +237,8 @@ class ExtStore:
         page = host.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
         cas, exptime, _, flags, nbytes, nkey, iflags, plen, ncont = HOT.unpack_from(
-            page, off + OFF_CAS)
+            page, off + OFF_CAS
+        )
         if iflags & EXT or self._writing:
             return False
         items = host.items
@@ -231,8 +257,16 @@ class ExtStore:
         location = LOCATION.pack(version, number, offset, len(record), crc)
         self._writing = True
         try:
-            head = self._link(key, flags, exptime, location, now, prefix,
-                              LINKED | EXT | (iflags & KEY_BINARY), cas)
+            head = self._link(
+                key,
+                flags,
+                exptime,
+                location,
+                now,
+                prefix,
+                LINKED | EXT | (iflags & KEY_BINARY),
+                cas,
+            )
         finally:
             self._writing = False
         if head < 0:
@@ -281,8 +315,16 @@ class ExtStore:
 
     # -- reading back ---------------------------------------------------------------------
 
-    def collect_hit(self, cid: int, page: Page, off: int, out: list[bytes | bytearray],
-                    with_cas: bool, exptime_rel: int | None, now: int) -> None:
+    def collect_hit(
+        self,
+        cid: int,
+        page: Page,
+        off: int,
+        out: list[bytes | bytearray],
+        with_cas: bool,
+        exptime_rel: int | None,
+        now: int,
+    ) -> None:
         """The cache's collect met a header item: count and bump it, then read the value
         back into ``out``.
 
@@ -397,8 +439,9 @@ class ExtStore:
             return -1
         cas, exptime, _, flags, _, nkey, iflags, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
         prefix = bytes(host.items.read(cid, nkey, plen))
-        head = self._link(key, flags & 0xFFFFFFFF, exptime, data, now, prefix,
-                          LINKED | (iflags & KEY_BINARY), cas)
+        head = self._link(
+            key, flags & 0xFFFFFFFF, exptime, data, now, prefix, LINKED | (iflags & KEY_BINARY), cas
+        )
         if head >= 0:
             self.counters.recache_from_extstore += 1
         return head
@@ -412,8 +455,7 @@ class ExtStore:
         host = self.host
         page = host.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        cas, exptime, atime, flags, _, nkey, iflags, plen, _ = HOT.unpack_from(
-            page, off + OFF_CAS)
+        cas, exptime, atime, flags, _, nkey, iflags, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
         if not iflags & FETCHED or not page[off + OFF_LRU] & ACTIVE:
             return False
         if atime <= now - ITEM_UPDATE_INTERVAL:
@@ -427,8 +469,9 @@ class ExtStore:
         prefix = bytes(items.read(cid, nkey, plen))
         self._writing = True  # the new item's memory must not push another item out
         try:
-            head = self._link(key, flags, exptime, data, now, prefix,
-                              LINKED | (iflags & KEY_BINARY), cas)
+            head = self._link(
+                key, flags, exptime, data, now, prefix, LINKED | (iflags & KEY_BINARY), cas
+            )
         finally:
             self._writing = False
         if head < 0:
@@ -520,8 +563,9 @@ class ExtStore:
                         new_number, new_version, new_offset = where
                         loc_page, at = self._location_at(cid)
                         _, _, _, _, crc = LOCATION.unpack_from(loc_page, at)
-                        LOCATION.pack_into(loc_page, at, new_version, new_number, new_offset,
-                                           length, crc)
+                        LOCATION.pack_into(
+                            loc_page, at, new_version, new_number, new_offset, length, crc
+                        )
                         counters.compact_rescues += 1
             pos += length
 

@@ -100,8 +100,9 @@ class KeyIndex:
     ``pages`` is the slab allocator's page list (shared, so pages added later are seen).
     """
 
-    def __init__(self, pages: list[Page], hashpower: int = DEFAULT_HASHPOWER,
-                 limit: int = 0) -> None:
+    def __init__(
+        self, pages: list[Page], hashpower: int = DEFAULT_HASHPOWER, limit: int = 0
+    ) -> None:
         self._pages = pages
         self._wide = limit >= NARROW_LIMIT
         self.power = hashpower  # memcached's hash_power_level: 2 << power slots
@@ -168,8 +169,7 @@ class KeyIndex:
                     ncont: int = page[off + OFF_NCONT]
                     ncont_high: int = page[off + OFF_NCONT + 1]
                     if ncont or ncont_high:
-                        return cid if self._holds(cid, key) else self._next(key, i, h, tag,
-                                                                             default)
+                        return cid if self._holds(cid, key) else self._next(key, i, h, tag, default)
                     if page[start : start + n] == key:
                         return cid
             i = (i + 1) & mask
@@ -298,8 +298,9 @@ class KeyIndex:
         h: i64 = hash(key)
         tag: int = _tag(h)
         if self._expanding:
-            at = self._slot(self._old_tags, self._old_ids, self._old_high, self._old_mask,
-                            key, h, tag)
+            at = self._slot(
+                self._old_tags, self._old_ids, self._old_high, self._old_mask, key, h, tag
+            )
             if at >= 0:
                 _store(self._old_ids, self._old_high, at, cid)
                 return
@@ -331,13 +332,23 @@ class KeyIndex:
             tag = 1
         if self._replace(self._tags, self._ids, self._high, self._mask, h, tag, old, cid):
             return
-        if self._expanding and self._replace(self._old_tags, self._old_ids, self._old_high,
-                                             self._old_mask, h, tag, old, cid):
+        if self._expanding and self._replace(
+            self._old_tags, self._old_ids, self._old_high, self._old_mask, h, tag, old, cid
+        ):
             return
         self.set(key, cid)  # ``old`` was not key's entry: as a plain set
 
-    def _replace(self, tags: vec[u8], ids: vec[i32], high: vec[i32], mask: i64, h: i64,
-                 tag: int, old: int, cid: int) -> bool:
+    def _replace(
+        self,
+        tags: vec[u8],
+        ids: vec[i32],
+        high: vec[i32],
+        mask: i64,
+        h: i64,
+        tag: int,
+        old: int,
+        cid: int,
+    ) -> bool:
         i: i64 = h & mask
         t: int = tags[i]
         while t:
@@ -359,8 +370,9 @@ class KeyIndex:
             self._delete(self._tags, self._ids, self._high, self._mask, i)
         else:
             if self._expanding:
-                i = self._slot(self._old_tags, self._old_ids, self._old_high, self._old_mask,
-                               key, h, tag)
+                i = self._slot(
+                    self._old_tags, self._old_ids, self._old_high, self._old_mask, key, h, tag
+                )
             if i < 0:
                 if default is None:
                     raise KeyError(key)
@@ -493,8 +505,9 @@ class KeyIndex:
         start = off + HEADER_SIZE + 8 * ncont
         return bytes(page[start : start + nkey])
 
-    def _slot(self, tags: vec[u8], ids: vec[i32], high: vec[i32], mask: i64, key: bytes,
-              h: i64, tag: int) -> i64:
+    def _slot(
+        self, tags: vec[u8], ids: vec[i32], high: vec[i32], mask: i64, key: bytes, h: i64, tag: int
+    ) -> i64:
         i: i64 = h & mask
         t: int = tags[i]
         while t:
@@ -505,8 +518,7 @@ class KeyIndex:
         return -1
 
     def _old_find(self, key: bytes, h: i64, tag: int, default: int) -> int:
-        i = self._slot(self._old_tags, self._old_ids, self._old_high, self._old_mask, key, h,
-                       tag)
+        i = self._slot(self._old_tags, self._old_ids, self._old_high, self._old_mask, key, h, tag)
         return default if i < 0 else _load(self._old_ids, self._old_high, i)
 
     def _insert_new(self, key: bytes, cid: int) -> None:

@@ -167,7 +167,11 @@ class ItemMemory:
         return slabs.largest, ncont
 
     def write(
-        self, head: int, conts: list[int], parts: tuple[bytes, ...], header: HeaderFields,
+        self,
+        head: int,
+        conts: list[int],
+        parts: tuple[bytes, ...],
+        header: HeaderFields,
         seg: int = 0,
     ) -> None:
         """Write the header and the concatenation of ``parts`` into ``head`` and ``conts``.
@@ -181,8 +185,20 @@ class ItemMemory:
         # The fields one by one, not ``*header``: compiled, a star call builds a list and a
         # tuple of them first.
         _, _, cas, exptime, atime, flags, nbytes, nkey, iflags, prefix, ncont = header
-        _PACK_HEADER_LRU(page, off + OFF_CAS, cas, exptime, atime, flags, nbytes, nkey, iflags,
-                         prefix, ncont, seg)
+        _PACK_HEADER_LRU(
+            page,
+            off + OFF_CAS,
+            cas,
+            exptime,
+            atime,
+            flags,
+            nbytes,
+            nkey,
+            iflags,
+            prefix,
+            ncont,
+            seg,
+        )
         pos = off + HEADER_SIZE
         if not conts:
             # One slice assignment of the joined parts: compiled, each assignment is one of
@@ -298,8 +314,7 @@ class ItemMemory:
             cid: int = head
             while cid >= 0:
                 nxt = self.toward_tail(cid)
-                LINKS.pack_into(pages[cid >> PAGE_SHIFT], (cid & OFFSET_MASK) + OFF_PREV,
-                                prev, nxt)
+                LINKS.pack_into(pages[cid >> PAGE_SHIFT], (cid & OFFSET_MASK) + OFF_PREV, prev, nxt)
                 prev = cid
                 cid = nxt
 

@@ -106,8 +106,12 @@ class LruMaintainer:
             page = pages[number]
             lru_byte = page[off + OFF_LRU]
             iflags = page[off + OFF_IFLAGS]
-            if (not iflags & LINKED or iflags & CONTINUATION or not lru_byte & ACTIVE
-                    or lru_byte & SEG_MASK != SEG_COLD):
+            if (
+                not iflags & LINKED
+                or iflags & CONTINUATION
+                or not lru_byte & ACTIVE
+                or lru_byte & SEG_MASK != SEG_COLD
+            ):
                 continue
             warm = items.seg_counts[class_id | SEG_WARM << SEG_SHIFT]
             if warm >= items.counts[class_id] * warm_pct // 100:
@@ -302,8 +306,9 @@ class LruMaintainer:
         cache.counters.lru_maintainer_juggles += 1
         return moves
 
-    def drain(self, class_id: int, seg: int, total: int, max_age: int, now: int,
-              budget: int) -> int:
+    def drain(
+        self, class_id: int, seg: int, total: int, max_age: int, now: int, budget: int
+    ) -> int:
         """Move the run of items at a HOT or WARM tail that are due for COLD in one splice.
 
         The common case of :meth:`pull_tail`, at a fraction of the cost per item: it stops
@@ -357,4 +362,3 @@ class LruMaintainer:
         if tuning.temp_lru and rel_exptime and rel_exptime - now <= tuning.temporary_ttl:
             return SEG_TEMP
         return SEG_HOT if tuning.lru_segmented else SEG_COLD
-

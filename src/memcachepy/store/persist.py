@@ -143,7 +143,8 @@ class MemoryFile:
             raise MemoryFileError(
                 f"{self.path}.meta exists: memcached's restart metadata, for a memory file "
                 "memcachepy cannot read; refusing to start (remove both files for a clean "
-                "cache)")
+                "cache)"
+            )
         self._existed = info is not None
         try:
             return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -169,8 +170,25 @@ class MemoryFile:
         if size < FIXED.size:
             return self._clean("memory file is truncated")
         fields = FIXED.unpack(head)
-        (_, version, hsize, npages, clean, limit, factor, min_chunk, item_max, use_cas,
-         tag, started, cas, oldest_live, oldest_cas, data_crc, hashpower) = fields
+        (
+            _,
+            version,
+            hsize,
+            npages,
+            clean,
+            limit,
+            factor,
+            min_chunk,
+            item_max,
+            use_cas,
+            tag,
+            started,
+            cas,
+            oldest_live,
+            oldest_cas,
+            data_crc,
+            hashpower,
+        ) = fields
         if version != VERSION:
             return self._clean(f"memory file format {version}, this build reads {VERSION}")
         if hsize != header_size(npages) or size < hsize:
@@ -222,7 +240,8 @@ class MemoryFile:
         except OSError as exc:
             raise MemoryFileError(
                 f"memory file {self.path}: cannot reserve {self.size >> 20} MB for -m "
-                f"{self.layout.limit >> 20}: {exc.strerror}") from None
+                f"{self.layout.limit >> 20}: {exc.strerror}"
+            ) from None
 
     @staticmethod
     def _inode(info: os.stat_result) -> tuple[int, int]:
@@ -246,9 +265,7 @@ class MemoryFile:
         if mapped is None:
             if not 0 <= number < self.npages:
                 raise MemoryFileError(f"page {number} is outside the memory file")
-            mapped = mmap.mmap(
-                self._fd, PAGE_SIZE, offset=self.header_size + number * PAGE_SIZE
-            )
+            mapped = mmap.mmap(self._fd, PAGE_SIZE, offset=self.header_size + number * PAGE_SIZE)
             self._maps[number] = mapped
         return mapped
 
@@ -279,7 +296,8 @@ class MemoryFile:
         if now != self._identity:
             raise MemoryFileError(
                 f"memory file {self.path} was deleted or replaced while the daemon ran: "
-                "the cache is not saved, the next start is a clean one")
+                "the cache is not saved, the next start is a clean one"
+            )
         try:
             for mapped in self._maps.values():
                 mapped.flush()
@@ -288,17 +306,35 @@ class MemoryFile:
         except OSError as exc:
             raise MemoryFileError(
                 f"memory file {self.path}: cannot save: {exc.strerror}; the next start is "
-                "a clean one") from None
+                "a clean one"
+            ) from None
         log.info("[restart] memory file %s saved", self.path)
 
     def _write_header(self, *, clean: bool, state: SavedState, crc: int) -> None:
         lay = self.layout
         classes = bytes(state.page_classes[: self.npages]).ljust(self.npages, b"\0")
-        body = FIXED.pack(
-            MAGIC, VERSION, self.header_size, self.npages, int(clean), lay.limit,
-            lay.growth_factor, lay.min_chunk, lay.item_size_max, int(lay.use_cas), lay.tag,
-            state.started, state.cas, state.oldest_live, state.oldest_cas, crc, state.hashpower,
-        ) + classes
+        body = (
+            FIXED.pack(
+                MAGIC,
+                VERSION,
+                self.header_size,
+                self.npages,
+                int(clean),
+                lay.limit,
+                lay.growth_factor,
+                lay.min_chunk,
+                lay.item_size_max,
+                int(lay.use_cas),
+                lay.tag,
+                state.started,
+                state.cas,
+                state.oldest_live,
+                state.oldest_cas,
+                crc,
+                state.hashpower,
+            )
+            + classes
+        )
         header = body + HEADER_CRC.pack(zlib.crc32(body))
         os.pwrite(self._fd, header.ljust(self.header_size, b"\0"), 0)
         os.fsync(self._fd)
@@ -342,8 +378,11 @@ def restore_items(cache: CacheHost, state: SavedState) -> None:
             slabs.pool.append(number)
     cache.restore_clocks(state.started, state.cas, state.oldest_live, state.oldest_cas)
     # What each chunk holds: 0 free, _HEAD an item, _CONT a continuation of one.
-    used = {n: bytearray(slabs.classes[slabs.page_class[n]].per_page)
-            for n in range(last + 1) if slabs.page_class[n]}
+    used = {
+        n: bytearray(slabs.classes[slabs.page_class[n]].per_page)
+        for n in range(last + 1)
+        if slabs.page_class[n]
+    }
     index = cache.index
     for number, marks in used.items():
         class_id = slabs.page_class[number]
@@ -369,11 +408,13 @@ def restore_items(cache: CacheHost, state: SavedState) -> None:
                 cmarks = used.get(cnum)
                 cpage = slabs.pages[cnum] if cmarks is not None else None
                 if (
-                    cpage is None or slabs.page_class[cnum] != largest
+                    cpage is None
+                    or slabs.page_class[cnum] != largest
                     or coff % slabs.classes[largest].chunk_size
                     or cpage[coff + OFF_IFLAGS] != CONTINUATION | LINKED
                     or HEADER.unpack_from(cpage, coff)[0] != cid
-                    or cmarks is None or cmarks[coff // slabs.classes[largest].chunk_size]
+                    or cmarks is None
+                    or cmarks[coff // slabs.classes[largest].chunk_size]
                 ):
                     raise ValueError(f"item at {cid:#x} has a broken continuation")
                 cmarks[coff // slabs.classes[largest].chunk_size] = _CONT
@@ -412,8 +453,12 @@ def restore_items(cache: CacheHost, state: SavedState) -> None:
     dead = [cid for cid in index.values() if cache.is_dead(cid, now)]
     for cid in dead:
         cache.remove(cid)
-    log.info("[restart] restored %d items from %s (%d expired or flushed dropped)",
-             len(index), state_source(cache), len(dead))
+    log.info(
+        "[restart] restored %d items from %s (%d expired or flushed dropped)",
+        len(index),
+        state_source(cache),
+        len(dead),
+    )
 
 
 def _check_lists(cache: CacheHost, used: dict[int, bytearray]) -> None:

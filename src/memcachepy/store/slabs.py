@@ -87,8 +87,11 @@ class SlabAllocator:
         self.limit = limit
         self.chunk_max = chunk_max
         # memcached ends a slab_sizes list with a class of chunk_max.
-        chunk_sizes = (class_sizes(growth_factor, min_chunk, chunk_max) if sizes is None
-                       else [*sizes, chunk_max])
+        chunk_sizes = (
+            class_sizes(growth_factor, min_chunk, chunk_max)
+            if sizes is None
+            else [*sizes, chunk_max]
+        )
         self.classes: list[SlabClass] = [SlabClass(0, 0, 0)] + [
             SlabClass(i + 1, size, PAGE_SIZE // size) for i, size in enumerate(chunk_sizes)
         ]

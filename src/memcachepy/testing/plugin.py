@@ -33,19 +33,32 @@ from memcachepy.testing.cluster import Cluster
 from memcachepy.testing.server import Server
 
 MARKER = "memcachepy"
-_MARKER_KEYS = frozenset({"args", "nodes", "unix_socket", "unix_mask", "warm_restarts",
-                          "start_timeout"})
+_MARKER_KEYS = frozenset(
+    {"args", "nodes", "unix_socket", "unix_mask", "warm_restarts", "start_timeout"}
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("memcachepy", "memcachepy test servers")
-    group.addoption("--memcachepy-exe", metavar="PROGRAM", default=None,
-                    help="program the memcachepy fixtures run instead of 'python -m "
-                         "memcachepy', e.g. memcached")
-    group.addoption("--memcachepy-args", metavar="FLAGS", default=None,
-                    help="extra memcached-style flags for every fixture server, one string")
-    group.addoption("--memcachepy-unix-socket", action="store_true", default=False,
-                    help="fixture servers listen on a UNIX socket instead of TCP")
+    group.addoption(
+        "--memcachepy-exe",
+        metavar="PROGRAM",
+        default=None,
+        help="program the memcachepy fixtures run instead of 'python -m "
+        "memcachepy', e.g. memcached",
+    )
+    group.addoption(
+        "--memcachepy-args",
+        metavar="FLAGS",
+        default=None,
+        help="extra memcached-style flags for every fixture server, one string",
+    )
+    group.addoption(
+        "--memcachepy-unix-socket",
+        action="store_true",
+        default=False,
+        help="fixture servers listen on a UNIX socket instead of TCP",
+    )
     parser.addini("memcachepy_exe", "default for --memcachepy-exe", default="")
     parser.addini("memcachepy_args", "default for --memcachepy-args", default="")
 
@@ -88,7 +101,8 @@ def _marker_options(node: pytest.Item) -> dict[str, Any]:
         if marker.args or unknown:
             raise pytest.UsageError(
                 f"{node.nodeid}: @pytest.mark.{MARKER} takes only the keywords "
-                f"{', '.join(sorted(_MARKER_KEYS))} (got {marker.args or sorted(unknown)})")
+                f"{', '.join(sorted(_MARKER_KEYS))} (got {marker.args or sorted(unknown)})"
+            )
         args += [str(arg) for arg in marker.kwargs.get("args", ())]
         merged.update(marker.kwargs)
     merged["args"] = args
@@ -119,14 +133,16 @@ def _memcachepy_session(request: pytest.FixtureRequest) -> Iterator[Server]:
 
 
 @pytest.fixture
-def memcachepy_session_server(request: pytest.FixtureRequest,
-                              _memcachepy_session: Server) -> Server:
+def memcachepy_session_server(
+    request: pytest.FixtureRequest, _memcachepy_session: Server
+) -> Server:
     """The session's shared server, running and empty at the start of each test."""
     node = request.node
     if isinstance(node, pytest.Item) and node.get_closest_marker(MARKER) is not None:
         raise pytest.UsageError(
             f"{node.nodeid}: @pytest.mark.{MARKER} does not apply to the shared "
-            "memcachepy_session_server (use memcachepy_server, or --memcachepy-args)")
+            "memcachepy_session_server (use memcachepy_server, or --memcachepy-args)"
+        )
     _memcachepy_session.reset()
     return _memcachepy_session
 

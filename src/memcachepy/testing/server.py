@@ -32,8 +32,9 @@ Address = tuple[str, int] | str
 """Where a client connects: ``(host, port)``, or a UNIX socket path (as pymemcache takes it)."""
 
 # Flags the Server sets itself: a test that passed them would point it at the wrong place.
-_OWN_FLAGS = frozenset({"-p", "--port", "-l", "--listen", "-s", "--unix-socket", "-a",
-                        "--unix-mask"})
+_OWN_FLAGS = frozenset(
+    {"-p", "--port", "-l", "--listen", "-s", "--unix-socket", "-a", "--unix-mask"}
+)
 _MEMORY_FILE_FLAGS = ("-e", "--memory-file")
 # How many fresh ports a first start tries when another process took the chosen one.
 _PORT_ATTEMPTS = 5
@@ -87,8 +88,10 @@ class Server:
         self.args = list(args)
         own = sorted(_OWN_FLAGS.intersection(self.args))
         if own:
-            raise ValueError(f"{', '.join(own)}: the Server chooses where it listens "
-                             "(use host=, port= or unix_socket=)")
+            raise ValueError(
+                f"{', '.join(own)}: the Server chooses where it listens "
+                "(use host=, port= or unix_socket=)"
+            )
         if unix_mask is not None and not unix_socket:
             raise ValueError("unix_mask= needs unix_socket=True")
         self.command = _command(exe)
@@ -160,8 +163,11 @@ class Server:
     @property
     def argv(self) -> list[str]:
         """The command line the server runs with."""
-        where = (["-s", self._socket_path(), *(["-a", self.unix_mask] if self.unix_mask else [])]
-                 if self._unix else ["-l", self.host, "-p", str(self._port)])
+        where = (
+            ["-s", self._socket_path(), *(["-a", self.unix_mask] if self.unix_mask else [])]
+            if self._unix
+            else ["-l", self.host, "-p", str(self._port)]
+        )
         extra: list[str] = []
         if self._user_memory_file is None and self._warm:
             extra += ["-e", os.path.join(self._workdir(), "memory")]
@@ -211,8 +217,12 @@ class Server:
             self.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -252,10 +262,12 @@ class Server:
         if warm:
             memory_file = self.memory_file
             if memory_file is None:
-                raise ServerError("a warm restart needs a memory file: create the Server "
-                                  "with warm_restarts=True (the fixtures: mark the test "
-                                  "@pytest.mark.memcachepy(warm_restarts=True)) or pass "
-                                  "-e PATH in args")
+                raise ServerError(
+                    "a warm restart needs a memory file: create the Server "
+                    "with warm_restarts=True (the fixtures: mark the test "
+                    "@pytest.mark.memcachepy(warm_restarts=True)) or pass "
+                    "-e PATH in args"
+                )
             proc = self._require_running()
             proc.send_signal(signal.SIGUSR1)
             if self._paused:
@@ -265,8 +277,9 @@ class Server:
                 code = proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
                 self._kill_process()
-                raise ServerError(f"no graceful stop within {self.stop_timeout}s: "
-                                  f"{self._log_tail()}") from None
+                raise ServerError(
+                    f"no graceful stop within {self.stop_timeout}s: {self._log_tail()}"
+                ) from None
             if code != 0:
                 raise ServerError(f"graceful stop exited with {code}: {self._log_tail()}")
             if _is_memcached(self.command):
@@ -366,7 +379,10 @@ class Server:
         assert self._log is not None
         with open(self._log, "ab") as log:
             self._proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
                 preexec_fn=_die_with_parent(),
             )
         self._paused = False
@@ -400,8 +416,9 @@ class Server:
                 self._proc = None
                 if "Address already in use" in self._log_tail():
                     raise _PortTaken
-                raise ServerError(f"the server exited with {code}: {' '.join(self.argv)}\n"
-                                  f"{self._log_tail()}")
+                raise ServerError(
+                    f"the server exited with {code}: {' '.join(self.argv)}\n{self._log_tail()}"
+                )
             try:
                 if self.stats(timeout=0.25).get("pid") == str(proc.pid):
                     return
@@ -412,8 +429,10 @@ class Server:
                 pass
             if time.monotonic() > deadline:
                 self._kill_process()
-                raise ServerError(f"the server did not answer within {self.start_timeout}s: "
-                                  f"{' '.join(self.argv)}\n{self._log_tail()}")
+                raise ServerError(
+                    f"the server did not answer within {self.start_timeout}s: "
+                    f"{' '.join(self.argv)}\n{self._log_tail()}"
+                )
             time.sleep(0.02)
 
     def _require_spawned(self) -> subprocess.Popen[bytes]:
@@ -460,13 +479,14 @@ def _flag_value(args: Sequence[str], names: Sequence[str]) -> str | None:
             return args[i + 1]
         for name in names:
             if name.startswith("--") and arg.startswith(name + "="):
-                return arg[len(name) + 1:]
+                return arg[len(name) + 1 :]
     return None
 
 
 def _is_error(reply: bytes) -> bool:
     return reply.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")) and reply.endswith(
-        b"\r\n")
+        b"\r\n"
+    )
 
 
 def _wait_state(pid: int, *, stopped: bool, timeout: float) -> None:

@@ -43,26 +43,47 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = UsageParser(prog="memcachepy-tool",
-                description="An operator's tool for memcachepy (and memcached) nodes.",
-                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("address", nargs="?", metavar="HOST:PORT",
-                   help=f"the node to ask (default: {DEFAULT_ADDRESS})")
-    p.add_argument("command", nargs="?", help=f"one of {', '.join(COMMANDS)} (default: "
-                                              "display)")
-    p.add_argument("argument", nargs="?", metavar="HOST:PORT",
-                   help="cluster: the configuration endpoint (default: the node), or 'warm'")
+    p = UsageParser(
+        prog="memcachepy-tool",
+        description="An operator's tool for memcachepy (and memcached) nodes.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "address",
+        nargs="?",
+        metavar="HOST:PORT",
+        help=f"the node to ask (default: {DEFAULT_ADDRESS})",
+    )
+    p.add_argument("command", nargs="?", help=f"one of {', '.join(COMMANDS)} (default: display)")
+    p.add_argument(
+        "argument",
+        nargs="?",
+        metavar="HOST:PORT",
+        help="cluster: the configuration endpoint (default: the node), or 'warm'",
+    )
     p.add_argument("node", nargs="?", metavar="NODE", help="cluster warm: the node to fill")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--timeout", type=float, default=5.0, help="socket timeout in seconds")
     p.add_argument("--interval", type=float, default=1.0, help="top: seconds between refreshes")
     p.add_argument("--count", type=int, help="top: stop after this many refreshes")
-    p.add_argument("--noreply", action="store_true",
-                   help="dump: end each add with noreply, so loading the dump prints nothing")
-    p.add_argument("--replicas", type=int, default=2,
-                   help="cluster warm: copies the clients keep of each key (default: 2)")
-    p.add_argument("--rate", type=int, default=10_000,
-                   help="cluster warm: items copied per second at most (default: 10000)")
+    p.add_argument(
+        "--noreply",
+        action="store_true",
+        help="dump: end each add with noreply, so loading the dump prints nothing",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=2,
+        help="cluster warm: copies the clients keep of each key (default: 2)",
+    )
+    p.add_argument(
+        "--rate",
+        type=int,
+        default=10_000,
+        help="cluster warm: items copied per second at most (default: 10000)",
+    )
     return p
 
 
@@ -71,7 +92,11 @@ def _resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     args.explicit = args.address not in COMMANDS
     if args.address in COMMANDS:  # `memcachepy-tool stats`: the local daemon's default
         args.address, args.command, args.argument, args.node = (
-            DEFAULT_ADDRESS, args.address, args.command, args.argument)
+            DEFAULT_ADDRESS,
+            args.address,
+            args.command,
+            args.argument,
+        )
     args.address = args.address or DEFAULT_ADDRESS
     args.command = args.command or "display"
     if args.command not in COMMANDS:
@@ -107,21 +132,34 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stdout
     try:
         if args.command == "dump":
-            return commands.dump(address, args.json, sys.stdout.buffer, sys.stderr,
-                                 args.timeout, noreply=args.noreply)
+            return commands.dump(
+                address,
+                args.json,
+                sys.stdout.buffer,
+                sys.stderr,
+                args.timeout,
+                noreply=args.noreply,
+            )
         if args.command == "top":
-            return top(address, interval=args.interval, count=args.count, as_json=args.json,
-                       timeout=args.timeout)
+            return top(
+                address,
+                interval=args.interval,
+                count=args.count,
+                as_json=args.json,
+                timeout=args.timeout,
+            )
         if warm:
-            return commands.cluster_warm(endpoint, node, args.replicas, args.rate, args.json,
-                                         out, args.timeout)
+            return commands.cluster_warm(
+                endpoint, node, args.replicas, args.rate, args.json, out, args.timeout
+            )
         if args.command == "cluster":
             return commands.cluster(endpoint, args.json, out, args.timeout)
         with Connection(address, args.timeout) as conn:
             if args.command == "display":
                 return commands.display(conn, args.json, out)
-            return commands.show_stats(conn, "settings" if args.command == "settings" else "",
-                                       args.json, out)
+            return commands.show_stats(
+                conn, "settings" if args.command == "settings" else "", args.json, out
+            )
     except ToolError as exc:
         print(f"memcachepy-tool: {exc}", file=sys.stderr)
         return 1

@@ -106,7 +106,7 @@ class Connection:
         """One line without its line ending (``\\n`` or ``\\r\\n``)."""
         while (end := self._buf.find(b"\n")) < 0:
             self._fill()
-        line, self._buf = self._buf[:end], self._buf[end + 1:]
+        line, self._buf = self._buf[:end], self._buf[end + 1 :]
         return line[:-1] if line.endswith(b"\r") else line
 
     def read_exact(self, count: int) -> bytes:
@@ -205,8 +205,13 @@ class Connection:
         Incomplete by design: memcached lists only each class's cold LRU segment, at most
         2 MB of lines per class (memcachepy follows it).
         """
-        classes = sorted({int(name.split(":")[1]) for name, _ in self.stats("items")
-                          if name.startswith("items:") and name.endswith(":number")})
+        classes = sorted(
+            {
+                int(name.split(":")[1])
+                for name, _ in self.stats("items")
+                if name.startswith("items:") and name.endswith(":number")
+            }
+        )
         for class_id in classes:
             for line in self.lines(b"stats cachedump %d 0" % class_id):
                 if not line.startswith(b"ITEM "):

@@ -29,6 +29,7 @@ def _print_json(data: object, out: IO[str]) -> None:
 
 # -- display ------------------------------------------------------------------------------
 
+
 def slab_rows(conn: Connection) -> list[dict[str, Any]]:
     """One row per slab class with pages or items, from ``stats slabs`` and ``stats items``."""
     classes: dict[int, dict[str, str]] = {}
@@ -47,14 +48,21 @@ def slab_rows(conn: Connection) -> list[dict[str, Any]]:
         def get(field: str, f: dict[str, str] = f) -> int:
             return int(float(f.get(field, "0")))
 
-        rows.append({
-            "class": class_id, "chunk_size": get("chunk_size"), "max_age": get("items_age"),
-            "pages": get("total_pages"), "count": get("items_number"),
-            "full": get("total_chunks") > 0 and get("free_chunks") == 0
-            and get("free_chunks_end") == 0,
-            "evicted": get("items_evicted"), "evict_time": get("items_evicted_time"),
-            "outofmemory": get("items_outofmemory"),
-        })
+        rows.append(
+            {
+                "class": class_id,
+                "chunk_size": get("chunk_size"),
+                "max_age": get("items_age"),
+                "pages": get("total_pages"),
+                "count": get("items_number"),
+                "full": get("total_chunks") > 0
+                and get("free_chunks") == 0
+                and get("free_chunks_end") == 0,
+                "evicted": get("items_evicted"),
+                "evict_time": get("items_evicted_time"),
+                "outofmemory": get("items_outofmemory"),
+            }
+        )
     return rows
 
 
@@ -66,17 +74,42 @@ def display(conn: Connection, as_json: bool, out: IO[str]) -> int:
     if not rows:
         out.write("no slab classes in use yet\n")
         return 0
-    out.write(table(
-        ["#", "Item_Size", "Max_age", "Pages", "Count", "Full?", "Evicted", "Evict_Time",
-         "OOM"],
-        [[r["class"], size(r["chunk_size"]), duration(r["max_age"]), r["pages"], r["count"],
-          "yes" if r["full"] else "no", r["evicted"], r["evict_time"], r["outofmemory"]]
-         for r in rows],
-        align="rrrrrrrrr") + "\n")
+    out.write(
+        table(
+            [
+                "#",
+                "Item_Size",
+                "Max_age",
+                "Pages",
+                "Count",
+                "Full?",
+                "Evicted",
+                "Evict_Time",
+                "OOM",
+            ],
+            [
+                [
+                    r["class"],
+                    size(r["chunk_size"]),
+                    duration(r["max_age"]),
+                    r["pages"],
+                    r["count"],
+                    "yes" if r["full"] else "no",
+                    r["evicted"],
+                    r["evict_time"],
+                    r["outofmemory"],
+                ]
+                for r in rows
+            ],
+            align="rrrrrrrrr",
+        )
+        + "\n"
+    )
     return 0
 
 
 # -- stats and settings -------------------------------------------------------------------
+
 
 def show_stats(conn: Connection, sub: str, as_json: bool, out: IO[str]) -> int:
     pairs = conn.stats(sub)
@@ -90,19 +123,29 @@ def show_stats(conn: Connection, sub: str, as_json: bool, out: IO[str]) -> int:
 
 # -- dump ---------------------------------------------------------------------------------
 
+
 def dump_keys(conn: Connection, err: IO[str]) -> Iterator[DumpedKey]:
     """Keys by metadump; by ``stats cachedump`` if the server has no metadump."""
     try:
         yield from conn.metadump()
     except CommandRefused as refused:
-        err.write(f"lru_crawler metadump refused ({refused}); listing keys with "
-                  "stats cachedump instead, which may miss some (memcached lists only the "
-                  "cold LRU segment and at most 2 MB per class)\n")
+        err.write(
+            f"lru_crawler metadump refused ({refused}); listing keys with "
+            "stats cachedump instead, which may miss some (memcached lists only the "
+            "cold LRU segment and at most 2 MB per class)\n"
+        )
         yield from conn.cachedump()
 
 
-def dump(address: tuple[str, int], as_json: bool, out: IO[bytes], err: IO[str],
-         timeout: float, *, noreply: bool = False) -> int:
+def dump(
+    address: tuple[str, int],
+    as_json: bool,
+    out: IO[bytes],
+    err: IO[str],
+    timeout: float,
+    *,
+    noreply: bool = False,
+) -> int:
     """Every live item as ``add`` commands (or JSON lines), streamed in batches of gets.
 
     Keys come from one connection, values from another, so a large cache is never held in
@@ -143,13 +186,23 @@ def _dump_record(value: Any, exptime: int, as_json: bool, noreply: bool) -> byte
             text: str | None = value.key.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        record = {"key": text, "key_b64": base64.b64encode(value.key).decode(),
-                  "flags": value.flags, "exptime": exptime,
-                  "value_b64": base64.b64encode(value.data).decode()}
+        record = {
+            "key": text,
+            "key_b64": base64.b64encode(value.key).decode(),
+            "flags": value.flags,
+            "exptime": exptime,
+            "value_b64": base64.b64encode(value.data).decode(),
+        }
         return json.dumps(record).encode() + b"\n"
     # memcached-tool's format: text-protocol commands that load another server (nc HOST PORT).
-    return b"add %s %d %d %d%s\r\n%s\r\n" % (value.key, value.flags, exptime, len(value.data),
-                                            b" noreply" if noreply else b"", value.data)
+    return b"add %s %d %d %d%s\r\n%s\r\n" % (
+        value.key,
+        value.flags,
+        exptime,
+        len(value.data),
+        b" noreply" if noreply else b"",
+        value.data,
+    )
 
 
 # -- cluster ------------------------------------------------------------------------------
@@ -182,32 +235,70 @@ def cluster(endpoint: tuple[str, int], as_json: bool, out: IO[str], timeout: flo
     for node in config.nodes:
         health = node_health(node.address, timeout)
         server = Server(node.host, node.port, ip=node.ip)
-        health.update(host=node.host, ip=node.ip, port=node.port,
-                      key_share=shares.get(server, 0) / KEY_SHARE_SAMPLES)
+        health.update(
+            host=node.host,
+            ip=node.ip,
+            port=node.port,
+            key_share=shares.get(server, 0) / KEY_SHARE_SAMPLES,
+        )
         nodes.append(health)
     total_items = sum(n.get("items", 0) for n in nodes)
     for n in nodes:
         n["item_share"] = n.get("items", 0) / total_items if total_items else 0.0
     status = 0 if all(n["up"] for n in nodes) else NODE_DOWN
     if as_json:
-        _print_json({"endpoint": format_address(endpoint), "version": config.version,
-                     "nodes": nodes}, out)
+        _print_json(
+            {"endpoint": format_address(endpoint), "version": config.version, "nodes": nodes}, out
+        )
         return status
-    out.write(f"cluster config version {config.version} from {format_address(endpoint)}: "
-              f"{len(nodes)} nodes, {sum(n['up'] for n in nodes)} up\n")
-    rows = [[f"{n['host']}|{n['ip']}|{n['port']}", "up" if n["up"] else "DOWN",
-             f"{n['latency_ms']:.1f} ms" if n["up"] else n["error"],
-             n.get("items", "-"), size(n["bytes"]) if n["up"] else "-",
-             n.get("connections", "-"),
-             percent(n["get_hits"], n["cmd_get"]) if n["up"] else "-",
-             f"{100 * n['key_share']:.1f}%", f"{100 * n['item_share']:.1f}%"] for n in nodes]
-    out.write(table(["node", "health", "latency", "items", "memory", "conns", "hits",
-                     "key share", "item share"], rows, align="lllrrrrrr") + "\n")
+    out.write(
+        f"cluster config version {config.version} from {format_address(endpoint)}: "
+        f"{len(nodes)} nodes, {sum(n['up'] for n in nodes)} up\n"
+    )
+    rows = [
+        [
+            f"{n['host']}|{n['ip']}|{n['port']}",
+            "up" if n["up"] else "DOWN",
+            f"{n['latency_ms']:.1f} ms" if n["up"] else n["error"],
+            n.get("items", "-"),
+            size(n["bytes"]) if n["up"] else "-",
+            n.get("connections", "-"),
+            percent(n["get_hits"], n["cmd_get"]) if n["up"] else "-",
+            f"{100 * n['key_share']:.1f}%",
+            f"{100 * n['item_share']:.1f}%",
+        ]
+        for n in nodes
+    ]
+    out.write(
+        table(
+            [
+                "node",
+                "health",
+                "latency",
+                "items",
+                "memory",
+                "conns",
+                "hits",
+                "key share",
+                "item share",
+            ],
+            rows,
+            align="lllrrrrrr",
+        )
+        + "\n"
+    )
     return status
 
 
-def cluster_warm(endpoint: tuple[str, int], node: tuple[str, int], replicas: int, rate: int,
-                 as_json: bool, out: IO[str], timeout: float) -> int:
+def cluster_warm(
+    endpoint: tuple[str, int],
+    node: tuple[str, int],
+    replicas: int,
+    rate: int,
+    as_json: bool,
+    out: IO[str],
+    timeout: float,
+) -> int:
     """Copy into ``node`` the items for which it is a replica, from the other members
     (:mod:`memcachepy.cluster.warmup`, written with ``ms`` in add mode, so nothing ``node``
     holds is overwritten). Returns 0 when every peer was copied from, else NODE_DOWN."""
@@ -224,8 +315,10 @@ def cluster_warm(endpoint: tuple[str, int], node: tuple[str, int], replicas: int
     members = [Server(n.host, n.port, ip=n.ip) for n in config.nodes]
     me = next((m for m in members if m.address == node or (m.host, m.port) == node), None)
     if me is None:
-        raise ToolError(f"{format_address(node)} is not among the {len(members)} nodes of "
-                        f"cluster config version {config.version}")
+        raise ToolError(
+            f"{format_address(node)} is not among the {len(members)} nodes of "
+            f"cluster config version {config.version}"
+        )
     try:
         target = RemoteTarget(me.address, timeout)
     except OSError as exc:
@@ -238,12 +331,21 @@ def cluster_warm(endpoint: tuple[str, int], node: tuple[str, int], replicas: int
     peers = len(warmer.peers())
     status = 0 if progress.peers == peers else NODE_DOWN
     if as_json:
-        _print_json({"node": format_address(node), "version": config.version,
-                     "replicas": replicas, **dict(progress.stats())}, out)
+        _print_json(
+            {
+                "node": format_address(node),
+                "version": config.version,
+                "replicas": replicas,
+                **dict(progress.stats()),
+            },
+            out,
+        )
         return status
-    out.write(f"{format_address(node)}: {progress.items} items ({size(progress.bytes)}) "
-              f"copied from {progress.peers} of {peers} peers in {progress.seconds:.1f} s, "
-              f"{progress.dropped} not copied (present, or changed meanwhile)\n")
+    out.write(
+        f"{format_address(node)}: {progress.items} items ({size(progress.bytes)}) "
+        f"copied from {progress.peers} of {peers} peers in {progress.seconds:.1f} s, "
+        f"{progress.dropped} not copied (present, or changed meanwhile)\n"
+    )
     return status
 
 
@@ -262,9 +364,15 @@ def node_health(address: tuple[str, int], timeout: float) -> dict[str, Any]:
     def get(name: str) -> int:
         return int(float(stats.get(name, "0")))
 
-    return {"up": True, "latency_ms": round(latency, 3), "version": version,
-            "items": get("curr_items"), "bytes": get("bytes"),
-            "limit_bytes": get("limit_maxbytes"), "connections": get("curr_connections"),
-            "cmd_get": get("cmd_get"), "get_hits": get("get_hits"),
-            "uptime": get("uptime")}
-
+    return {
+        "up": True,
+        "latency_ms": round(latency, 3),
+        "version": version,
+        "items": get("curr_items"),
+        "bytes": get("bytes"),
+        "limit_bytes": get("limit_maxbytes"),
+        "connections": get("curr_connections"),
+        "cmd_get": get("cmd_get"),
+        "get_hits": get("get_hits"),
+        "uptime": get("uptime"),
+    }

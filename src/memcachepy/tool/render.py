@@ -6,16 +6,19 @@ import math
 from collections.abc import Sequence
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]],
-          align: str | None = None) -> str:
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], align: str | None = None
+) -> str:
     """Columns padded to their widest cell; ``align`` is one ``l``/``r`` per column."""
     cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     align = align or "l" + "r" * (len(headers) - 1)
     lines = []
     for row in cells:
-        parts = [cell.ljust(w) if a == "l" else cell.rjust(w)
-                 for cell, w, a in zip(row, widths, align, strict=True)]
+        parts = [
+            cell.ljust(w) if a == "l" else cell.rjust(w)
+            for cell, w, a in zip(row, widths, align, strict=True)
+        ]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
 

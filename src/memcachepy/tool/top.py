@@ -47,9 +47,11 @@ def _numbers(pairs: list[tuple[str, str]]) -> dict[str, float]:
     return values
 
 
-def snapshot(previous: dict[str, float] | None, current: dict[str, float],
-             elapsed: float) -> dict[str, Any]:
+def snapshot(
+    previous: dict[str, float] | None, current: dict[str, float], elapsed: float
+) -> dict[str, Any]:
     """What one refresh shows, computed from two ``stats`` readings ``elapsed`` apart."""
+
     def rate(*names: str) -> float:
         if previous is None or elapsed <= 0:
             return 0.0
@@ -64,8 +66,9 @@ def snapshot(previous: dict[str, float] | None, current: dict[str, float],
         "ops_per_second": ops,
         "total_ops_per_second": round(sum(ops.values()), 1),
         "hit_ratio": rate("get_hits") / gets_now if gets_now else None,
-        "hit_ratio_total": (current.get("get_hits", 0) / current["cmd_get"]
-                            if current.get("cmd_get") else None),
+        "hit_ratio_total": (
+            current.get("get_hits", 0) / current["cmd_get"] if current.get("cmd_get") else None
+        ),
         "evictions_per_second": round(rate("evictions"), 1),
         "evictions": int(current.get("evictions", 0)),
         "reclaimed_per_second": round(rate("reclaimed"), 1),
@@ -86,8 +89,10 @@ def render(view: dict[str, Any], address: str, version: str, refresh: int) -> st
         _fit(f"top {address}  up {duration(view['uptime'])}  refresh {refresh}"),
         _fit(f"(q quits)  version {version}"),
         "",
-        table(["ops/s", *ops, "total"],
-              [["", *(_rate(v) for v in ops.values()), _rate(view["total_ops_per_second"])]]),
+        table(
+            ["ops/s", *ops, "total"],
+            [["", *(_rate(v) for v in ops.values()), _rate(view["total_ops_per_second"])]],
+        ),
         "",
         f"hit ratio    {_ratio(view['hit_ratio'])} now    "
         f"{_ratio(view['hit_ratio_total'])} since start",
@@ -105,7 +110,7 @@ def render(view: dict[str, Any], address: str, version: str, refresh: int) -> st
 
 def _fit(line: str) -> str:
     """A line cut to an 80-column terminal (a long IPv6 address or version)."""
-    return line if len(line) <= WIDTH else line[:WIDTH - 3] + "..."
+    return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
 
 
 def _rate(value: float) -> str:
@@ -155,9 +160,16 @@ def _wait_for_quit(fd: int | None, seconds: float) -> bool:
     return False
 
 
-def top(address: tuple[str, int], *, interval: float = 1.0, count: int | None = None,
-        as_json: bool = False, out: IO[str] | None = None, keys: IO[str] | None = None,
-        timeout: float = 5.0) -> int:
+def top(
+    address: tuple[str, int],
+    *,
+    interval: float = 1.0,
+    count: int | None = None,
+    as_json: bool = False,
+    out: IO[str] | None = None,
+    keys: IO[str] | None = None,
+    timeout: float = 5.0,
+) -> int:
     """Refresh every ``interval`` seconds until ``q``, Ctrl-C or ``count`` refreshes."""
     out = out or sys.stdout
     screen = not as_json and out.isatty()
