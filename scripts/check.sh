@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The static checks CI runs before the tests (scripts/test.sh calls this for a whole-suite
-# run): ruff's lint rules and mypy --strict, with the tools of the checkout's .venv.
+# run): ruff's lint rules and format, and mypy --strict, with the checkout's .venv tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${VENV_BIN:-.venv/bin}
