@@ -9,4 +9,4 @@ echo "checks: ruff check, ruff format --check"
 "$bin/ruff" check "${paths[@]}"
 "$bin/ruff" format --check "${paths[@]}"
 echo "checks: mypy --strict"
-"$bin/mypy" --strict src/memcachepy
+"$bin/mypy" --strict src/memcachepy tests

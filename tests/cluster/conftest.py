@@ -13,6 +13,11 @@ from tests.servers import ServerProcess
 from .nodes import start_node
 
 
+def _continue_all(nodes: list[ServerProcess]) -> None:
+    for node in nodes:
+        node.kill(signal.SIGCONT)
+
+
 @pytest.fixture
 def node_stack() -> Iterator[ExitStack]:
     """An ExitStack to start nodes on; they all stop when the test ends."""
@@ -32,5 +37,5 @@ def nodes() -> Iterator[list[ServerProcess]]:
     """Three fresh nodes; a test may kill, stop or respawn them (respawns stop too)."""
     with ExitStack() as stack:
         started = [stack.enter_context(start_node()) for _ in range(3)]
-        stack.callback(lambda: [n.kill(signal.SIGCONT) for n in started])
+        stack.callback(_continue_all, started)
         yield started

@@ -55,7 +55,7 @@ def node_keys(node: ServerProcess, keys: list[str]) -> set[str]:
     by_bytes = {key.encode("latin-1"): key for key in keys}
     wire = list(by_bytes)
     try:
-        found = set()
+        found: set[str] = set()
         for start in range(0, len(wire), 200):
             found.update(by_bytes[key] for key in client.get_many(wire[start : start + 200]))
         return found

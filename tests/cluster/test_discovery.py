@@ -186,6 +186,11 @@ class _ConfigHandler(socketserver.StreamRequestHandler):
                 self.wfile.write(b"ERROR\r\n")
 
 
+def _address(endpoint: _ConfigEndpoint) -> tuple[str, int]:
+    host, port = endpoint.server_address[:2]
+    return str(host), int(port)
+
+
 @contextmanager
 def config_endpoint(membership: ClusterMembership) -> Iterator[_ConfigEndpoint]:
     """A stand-in configuration endpoint that answers only ``config get cluster``."""
@@ -205,7 +210,7 @@ def test_poller_reports_version_changes() -> None:
     membership = ClusterMembership([ClusterNode("a", "127.0.0.1", 11300)])
     seen: list[ClusterConfig] = []
     with config_endpoint(membership) as endpoint:
-        poller = ConfigPoller(endpoint.server_address[:2], seen.append, timeout=2)
+        poller = ConfigPoller(_address(endpoint), seen.append, timeout=2)
         try:
             assert poller.check()
             assert not poller.check()
@@ -224,7 +229,7 @@ def test_poller_thread_keeps_polling_and_survives_errors() -> None:
     seen: list[int] = []
     with config_endpoint(membership) as endpoint:
         with ConfigPoller(
-            endpoint.server_address[:2], lambda c: seen.append(c.version), interval=0.02, timeout=2
+            _address(endpoint), lambda c: seen.append(c.version), interval=0.02, timeout=2
         ):
             deadline = time.monotonic() + 5
             while not seen and time.monotonic() < deadline:
@@ -234,7 +239,8 @@ def test_poller_thread_keeps_polling_and_survives_errors() -> None:
                 time.sleep(0.01)
         assert seen == [1, 2]
     # The endpoint is gone now: a poll fails, and check() says so.
-    poller = ConfigPoller(endpoint.server_address[:2], seen.append, timeout=0.5)
+    failed: list[ClusterConfig] = []
+    poller = ConfigPoller(_address(endpoint), failed.append, timeout=0.5)
     with pytest.raises(OSError):
         poller.check()
     poller.stop()
@@ -245,7 +251,7 @@ def test_client_follows_the_configuration_endpoint(three_nodes: list[ServerProce
     membership = ClusterMembership(nodes[:2])
     with config_endpoint(membership) as endpoint:
         client = ClusterClient.from_config_endpoint(
-            endpoint.server_address[:2], poll_interval=0.02, timeout=2
+            _address(endpoint), poll_interval=0.02, timeout=2
         )
         try:
             assert {server.port for server in client.servers} == {n.port for n in nodes[:2]}

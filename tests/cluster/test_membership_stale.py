@@ -46,7 +46,7 @@ def test_writes_during_a_membership_reach_the_replicas_of_the_one_before(
             assert b"old" in reads.values()
             return
         assert reads == {k: None if k in deleted else b"new" for k in moved}
-        direct = {}
+        direct: dict[str, set[int]] = {}
         for node in nodes[:3]:
             for key in node_keys(node, moved):
                 direct.setdefault(key, set()).add(node.port)

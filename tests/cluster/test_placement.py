@@ -123,7 +123,7 @@ def pick(pool: Pool, which: str) -> list[ServerProcess]:
 
 
 # (node group, weights, pylibmc behaviors, KetamaRing options)
-PYLIBMC_CASES = {
+PYLIBMC_CASES: dict[str, tuple[str, list[int], dict[str, Any], dict[str, Any]]] = {
     "weighted-md5": ("local", [1, 1, 1], {"ketama_weighted": True}, {}),
     "weighted-md5-weights": ("local", [1, 2, 3], {"ketama_weighted": True}, {}),
     "weighted-11211": ("default-port", [1, 1, 1], {"ketama_weighted": True}, {}),

@@ -33,7 +33,8 @@ def meta(node: ServerProcess, key: str, flags: str = "f t v") -> list[bytes]:
     """``mg key flags`` straight to one node: the reply line's words (``EN`` on a miss)."""
     client = Client(node.address, connect_timeout=2, timeout=5)
     try:
-        return client.raw_command(f"mg {key} {flags}".encode(), b"\r\n").split()
+        line: bytes = client.raw_command(f"mg {key} {flags}".encode(), b"\r\n")
+        return line.split()
     finally:
         client.close()
 

@@ -87,6 +87,7 @@ def test_removing_a_node_moves_only_its_keys() -> None:
     ring = KetamaRing(names)
     before = placement(ring, KEYS)
     busiest = Counter(before.values()).most_common(1)[0][0]
+    assert busiest is not None
     ring.remove_node(busiest)
     after = placement(ring, KEYS)
     moved = [key for key in KEYS if before[key] != after[key]]

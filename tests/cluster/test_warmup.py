@@ -111,7 +111,7 @@ def test_a_node_restarted_empty_holds_its_replica_keys_again_within_15_s(tmp_pat
         with ClusterClient([spec(n) for n in nodes], replicas=2, **POLICY) as client:
             for start in range(0, len(keys), 1000):
                 for flags in (0, 7):  # half the keys with client flags
-                    batch = {
+                    batch: dict[str | bytes, bytes] = {
                         k: value_of(i)
                         for i, k in enumerate(keys[start : start + 1000], start)
                         if i % 2 == flags % 2
@@ -142,7 +142,9 @@ def test_warm_up_under_writes_and_deletes_serves_no_stale_value(tmp_path: Path) 
         latest: dict[str, bytes | None] = {}
         with ClusterClient([spec(n) for n in nodes], replicas=2, **POLICY) as client:
             for start in range(0, len(keys), 1000):
-                batch = {k: value_of(i) for i, k in enumerate(keys[start : start + 1000], start)}
+                batch: dict[str | bytes, bytes] = {
+                    k: value_of(i) for i, k in enumerate(keys[start : start + 1000], start)
+                }
                 assert client.set_many(batch) == []
             latest.update({k: value_of(i) for i, k in enumerate(keys)})
         restart(nodes, 0, stack)
@@ -190,8 +192,8 @@ def test_warm_up_under_writes_and_deletes_serves_no_stale_value(tmp_path: Path) 
                     by_node.setdefault(server.port, []).append(key.encode())
             for node in nodes:
                 held = items_on(node, by_node[node.port])
-                for key, (value, _) in held.items():
-                    stale += value != latest[key.decode()]
+                for wire_key, (value, _) in held.items():
+                    stale += value != latest[wire_key.decode()]
             reads = sum(client.get(k) != latest[k] for k in keys)
         print(
             f"under writes: {counts}, warm-up {final}, stale on replicas {stale}, "

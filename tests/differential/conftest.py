@@ -97,11 +97,12 @@ class ServerPool:
                 server.stop()
             return
         key = (side, case.flags)
-        server = self.shared.get(key)
-        if server is None or not _reset(server):
-            if server is not None:
-                server.stop()
-            server = self.shared[key] = self.start(side, case.flags)
+        shared = self.shared.get(key)
+        if shared is None or not _reset(shared):
+            if shared is not None:
+                shared.stop()
+            shared = self.shared[key] = self.start(side, case.flags)
+        server = shared
         yield server
         if server.proc.poll() is not None:
             del self.shared[key]

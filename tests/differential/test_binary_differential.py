@@ -215,12 +215,12 @@ class Transcript:
                     value = b"<version>"
                 if h.opcode == Opcode.STAT and h.status == 0 and key:
                     continue  # stat names and values differ between the two daemons
-                cas = f"<cas:{order[h.cas]}>" if h.cas else "0"
+                cas_shown = f"<cas:{order[h.cas]}>" if h.cas else "0"
                 shown = value if len(value) <= 64 else value[:32] + b"...%d" % len(value)
                 lines.append(
                     f"conn {conn}: magic={h.magic:#x} op={h.opcode:#04x} "
                     f"status={h.status:#04x} type={h.data_type} opaque={h.opaque:#x} "
-                    f"cas={cas} extras={extras!r} key={key!r} value={shown!r}"
+                    f"cas={cas_shown} extras={extras!r} key={key!r} value={shown!r}"
                 )
             if rest:
                 lines.append(f"conn {conn}: raw {rest[:200]!r} ({len(rest)} bytes)")

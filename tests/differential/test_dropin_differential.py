@@ -96,9 +96,12 @@ def test_stats_conns_lists_unix_listener_and_client_states(
             busy.sendall(b"set foo 0 0 6\r\n")
             time.sleep(1.1)
             text = b"\r\n".join(_lines(asker, b"stats conns\r\n")).decode()
-    listen_fd, listen_path = re.search(r"STAT (\d+):addr unix:(\S+)", text).groups()
+    listening = re.search(r"STAT (\d+):addr unix:(\S+)", text)
+    assert listening is not None, text
+    listen_fd, listen_path = listening.groups()
     assert listen_path == path
-    assert re.search(r"STAT (\d+):state conn_listening", text).group(1) == listen_fd
+    state = re.search(r"STAT (\d+):state conn_listening", text)
+    assert state is not None and state.group(1) == listen_fd
     assert "state conn_nread" in text and "state conn_parse_cmd" in text
     assert re.search(r":secs_since_last_cmd [1-9]", text)
     assert f":listen_addr unix:{path}" in text

@@ -7,7 +7,7 @@ from pathlib import Path
 from pymemcache.client.base import Client
 
 from tests.e2e.wire import exchange
-from tests.servers import memcached_server, memcachepy_server
+from tests.servers import ServerProcess, memcached_server, memcachepy_server
 
 SCRIPT = [
     (b"get a\r\n", b"\r\n"),
@@ -21,7 +21,7 @@ SCRIPT = [
 ]
 
 
-def run_script(server, script):  # type: ignore[no-untyped-def]
+def run_script(server: ServerProcess, script: list[tuple[bytes, bytes]]) -> list[bytes]:
     with server.connect() as sock:
         return [exchange(sock, data, until) for data, until in script]
 

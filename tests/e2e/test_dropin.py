@@ -43,7 +43,9 @@ def _ipv6_loopback() -> bool:
         return False
 
 
-def _exchange(family: int, address: object, request: bytes, timeout: float = 5.0) -> bytes:
+def _exchange(
+    family: int, address: str | tuple[str, int], request: bytes, timeout: float = 5.0
+) -> bytes:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(address)
@@ -64,7 +66,7 @@ def _wait_for_file(path: Path, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def _wait_connectable(family: int, address: object, timeout: float = 10.0) -> None:
+def _wait_connectable(family: int, address: str | tuple[str, int], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

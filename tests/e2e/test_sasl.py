@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import bmemcached
@@ -14,9 +15,10 @@ from hypothesis import strategies as st
 from memcachepy.auth.authfile import Authfile
 from memcachepy.config import Settings
 from memcachepy.dispatch.binary import BinaryDispatcher, BinarySession
+from memcachepy.dispatch.reply import Reply
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.protocol.binary import BinaryParser, Opcode
-from memcachepy.protocol.events import NEED_DATA
+from memcachepy.protocol.events import _NeedData
 from memcachepy.store.cache import Cache
 from tests.servers import ServerProcess, free_port, memcachepy_argv, spawn
 
@@ -51,7 +53,7 @@ def pwdb(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(pwdb: Path) -> ServerProcess:
+def server(pwdb: Path) -> Iterator[ServerProcess]:
     port = free_port()
     srv = spawn(memcachepy_argv(port, "-S", "-o", f"sasl_pwdb={pwdb}"), port)
     yield srv
@@ -135,8 +137,8 @@ def test_no_interleaving_before_auth_reaches_the_store(frames: list[bytes]) -> N
     session = BinarySession(dispatcher)
     parser = BinaryParser(cache.item_fits, sasl=True)
     parser.receive_data(b"".join(frames))
-    out: list[object] = []
-    while (event := parser.next_event()) is not NEED_DATA:
+    out: list[Reply] = []
+    while not isinstance(event := parser.next_event(), _NeedData):
         if session.handle(event, out) != 0:  # the connection closes
             break
     assert not session.authenticated

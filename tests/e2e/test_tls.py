@@ -9,6 +9,7 @@ import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -47,7 +48,7 @@ class Pki:
         context = ssl.create_default_context()
         (trust or self.ca).configure_trust(context)
         if cert_from is not None:
-            kwargs = {}
+            kwargs: dict[str, Any] = {}
             if expired:
                 now = datetime.datetime.now(datetime.UTC)
                 kwargs = {

@@ -16,6 +16,7 @@ from prometheus_client.samples import Sample
 
 from memcachepy.cli import settings_from_args
 from memcachepy.config import Settings
+from memcachepy.dispatch.reply import Reply
 from memcachepy.ops.metrics import StatsCollector
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.wire import Outcome
@@ -262,7 +263,7 @@ def test_sampling_leaves_the_request_path_unwrapped_between_windows() -> None:
     operations.sampler.open_window()
     assert table[ev.Retrieve] is not hooks.base(ev.Retrieve)
     assert not server.dispatcher.plain()
-    out: list[object] = []
+    out: list[Reply] = []
     for _ in range(operations.sampler.samples):
         assert server.dispatcher.handle(ev.Retrieve([b"k"], False, None), out) == (Outcome.CONTINUE)
     assert all(table[t] is hooks.base(t) for t in (ev.Retrieve, ev.Store, ev.Delete))

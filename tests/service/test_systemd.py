@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -76,7 +77,7 @@ def notify() -> Iterator[NotifySocket]:
     os.rmdir(directory)
 
 
-def daemon(*args: str, env: dict[str, str], **popen: object) -> subprocess.Popen[bytes]:
+def daemon(*args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "memcachepy", *args],
         cwd=ROOT,
@@ -85,7 +86,7 @@ def daemon(*args: str, env: dict[str, str], **popen: object) -> subprocess.Popen
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         **popen,
-    )  # type: ignore[call-overload]
+    )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:

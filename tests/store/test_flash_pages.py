@@ -55,7 +55,9 @@ def test_a_page_whose_objects_are_deleted_is_reclaimed(tmp_path: Path) -> None:
         assert w is not None
         assert flash.delete(w[0], w[1], 700 * 1024)
     assert flash.stats.page_reclaims == 1
-    assert flash.read(where[0][0], where[0][1], where[0][2], 10) is None  # version gone
+    first = where[0]
+    assert first is not None
+    assert flash.read(first[0], first[1], first[2], 10) is None  # version gone
     assert flash.stats.objects_used == 1
     flash.close()
 

@@ -47,7 +47,9 @@ def cache(memcachepy_server: Server) -> Iterator[Any]:
 
     if not settings.configured:
         settings.configure()
-    host, port = memcachepy_server.address
+    address = memcachepy_server.address
+    assert isinstance(address, tuple)
+    host, port = address
     with override_settings(
         CACHES={
             "default": {
