@@ -121,3 +121,34 @@ def test_the_license_is_named_where_it_is_shown() -> None:
     assert (project["license"], project["license-files"]) == ("BSD-3-Clause", ["LICENSE"])
     assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("BSD 3-Clause License\n")
     assert "BSD-3-Clause" in README.read_text(encoding="utf-8")
+
+
+# The pages whose examples run here against a real daemon, its port put in place of 11211.
+RUNNABLE = [README, ROOT / "docs" / "tutorials" / "first-steps.md"]
+_PRINTED = re.compile(r"^\s*print\(.*\)\s+#\s*(.+)$")
+
+
+@pytest.mark.parametrize("page", RUNNABLE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_examples_run_and_print_what_they_say(page: Path) -> None:
+    """Each ```python block of these pages runs against a real memcachepy; a ``print(...)``
+    with a comment after it must print that comment's text (as a doctest would)."""
+    import contextlib
+    import io
+
+    from tests.servers import memcachepy_server
+
+    blocks = [
+        code for language, code in _FENCE.findall(page.read_text("utf-8")) if language == "python"
+    ]
+    assert blocks
+    with memcachepy_server() as server:
+        port = str(server.port)
+        for number, code in enumerate(blocks):
+            expected = [m.group(1).strip() for m in map(_PRINTED.match, code.splitlines()) if m]
+            output = io.StringIO()
+            with contextlib.redirect_stdout(output):
+                exec(
+                    compile(code.replace("11211", port), f"{page.name}, block {number}", "exec"), {}
+                )
+            printed = output.getvalue().splitlines()
+            assert printed[: len(expected)] == expected, (page.name, number, printed)
