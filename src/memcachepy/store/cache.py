@@ -56,10 +56,10 @@ from memcachepy.store.items import (
     TIMES,
     U16,
     U64,
-    UNPACK_HOT_LRU,
-    HotFields,
-    HotKeyFields,
+    UNPACK_READ_FIELDS_LRU,
     ItemMemory,
+    ReadFields,
+    ReadKeyFields,
 )
 from memcachepy.store.lru import LruMaintainer
 from memcachepy.store.persist import Layout, MemoryFile, SavedState, layout_tag, restore_items
@@ -266,7 +266,7 @@ class Cache:
         for key in keys:
             # The item and its header, read while checking the key. Typed: compiled, the
             # fields are C ints from here on, not objects.
-            found: tuple[int, HotKeyFields] = index.lookup(key)
+            found: tuple[int, ReadKeyFields] = index.lookup(key)
             cid, header = found
             if cid < 0:
                 continue
@@ -518,7 +518,7 @@ class Cache:
         cid = index.find(key)
         if cid < 0:
             return -1
-        header: HotKeyFields = index.found  # typed: compiled, C ints
+        header: ReadKeyFields = index.found  # typed: compiled, C ints
         exptime = header[0]
         oldest = self._oldest_live
         if oldest and oldest <= now and self._flushed(cid):
@@ -708,7 +708,7 @@ class Cache:
         slabs = self.slabs
         page = slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        header: HotFields = UNPACK_HOT_LRU(page, off + OFF_CAS)  # typed: C ints
+        header: ReadFields = UNPACK_READ_FIELDS_LRU(page, off + OFF_CAS)  # typed: C ints
         flags, nbytes, nkey, iflags, ncont = header[3], header[4], header[5], header[6], header[8]
         if iflags & EXT and self.ext is not None:
             self.ext.forget(cid)

@@ -41,7 +41,6 @@ from memcachepy.store.items import (
     EXT,
     FETCHED,
     HEADER_SIZE,
-    HOT,
     I32,
     ITEM_UPDATE_INTERVAL,
     KEY_BINARY,
@@ -52,6 +51,7 @@ from memcachepy.store.items import (
     OFF_IFLAGS,
     OFF_LRU,
     OFF_NKEY,
+    READ_FIELDS,
     SEG_COLD,
     SEG_MASK,
     SEG_SHIFT,
@@ -163,7 +163,7 @@ class ExtStore:
         """The page and offset of a header item's location record."""
         page = self.host.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        _, _, _, _, _, nkey, _, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
+        _, _, _, _, _, nkey, _, plen, _ = READ_FIELDS.unpack_from(page, off + OFF_CAS)
         return page, off + HEADER_SIZE + nkey + plen
 
     def location(self, cid: int) -> tuple[int, int, int, int, int]:
@@ -236,7 +236,7 @@ class ExtStore:
         host = self.host
         page = host.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        cas, exptime, _, flags, nbytes, nkey, iflags, plen, ncont = HOT.unpack_from(
+        cas, exptime, _, flags, nbytes, nkey, iflags, plen, ncont = READ_FIELDS.unpack_from(
             page, off + OFF_CAS
         )
         if iflags & EXT or self._writing:
@@ -371,7 +371,7 @@ class ExtStore:
         version, number, offset, length, crc = self.location(cid)
         page = host.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        _, _, _, _, _, nkey, _, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
+        _, _, _, _, _, nkey, _, plen, _ = READ_FIELDS.unpack_from(page, off + OFF_CAS)
         nbytes = length - RECORD.size - nkey
         class_id, ncont = host.items.plan(nkey + plen + nbytes + 2)
         # Making room may evict within that class, but must write nothing out: a write
@@ -404,7 +404,9 @@ class ExtStore:
         put in where the framing says), the value, the suffix."""
         host = self.host
         page = host.slabs.pages[cid >> PAGE_SHIFT]
-        cas, _, _, _, _, nkey, _, plen, _ = HOT.unpack_from(page, (cid & OFFSET_MASK) + OFF_CAS)
+        cas, _, _, _, _, nkey, _, plen, _ = READ_FIELDS.unpack_from(
+            page, (cid & OFFSET_MASK) + OFF_CAS
+        )
         framing = host.framing
         lead = framing.lead
         if lead is None:
@@ -437,7 +439,9 @@ class ExtStore:
             return -1
         if data is None:
             return -1
-        cas, exptime, _, flags, _, nkey, iflags, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
+        cas, exptime, _, flags, _, nkey, iflags, plen, _ = READ_FIELDS.unpack_from(
+            page, off + OFF_CAS
+        )
         prefix = bytes(host.items.read(cid, nkey, plen))
         head = self._link(
             key, flags & 0xFFFFFFFF, exptime, data, now, prefix, LINKED | (iflags & KEY_BINARY), cas
@@ -455,7 +459,9 @@ class ExtStore:
         host = self.host
         page = host.slabs.pages[cid >> PAGE_SHIFT]
         off = cid & OFFSET_MASK
-        cas, exptime, atime, flags, _, nkey, iflags, plen, _ = HOT.unpack_from(page, off + OFF_CAS)
+        cas, exptime, atime, flags, _, nkey, iflags, plen, _ = READ_FIELDS.unpack_from(
+            page, off + OFF_CAS
+        )
         if not iflags & FETCHED or not page[off + OFF_LRU] & ACTIVE:
             return False
         if atime <= now - ITEM_UPDATE_INTERVAL:

@@ -36,12 +36,12 @@ from mypy_extensions import i32, i64, u8
 
 from memcachepy.store.items import (
     HEADER_SIZE,
-    HOT_KEY,
     KEY_MAX,
     OFF_CAS,
     OFF_NCONT,
     OFF_NKEY,
-    HotKeyFields,
+    READ_KEY_SHAPES,
+    ReadKeyFields,
 )
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, Page
 
@@ -50,11 +50,11 @@ DEFAULT_HASHPOWER: Final = 16  # memcached's HASHPOWER_DEFAULT
 # (widen), a second vector holds the bits above 32 (8 bytes a slot in all, as an int64 would).
 NARROW_LIMIT: Final = 1 << 35
 _LOW: Final = 0xFFFFFFFF
-# HOT_KEY's unpack_from for each key length, bound once: compiled, calling it saves the
+# READ_KEY_SHAPES' unpack_from for each key length, bound once: compiled, calling it saves the
 # method lookup per probe.
-_UNPACK_HOT_KEY: Final = [shape.unpack_from for shape in HOT_KEY]
+_UNPACK_READ_KEY: Final = [shape.unpack_from for shape in READ_KEY_SHAPES]
 # What a probe reads of a slot whose item cannot hold the key: nkey 0 matches no key.
-_NO_ITEM: Final[HotKeyFields] = (0, 0, 0, 0, 0, 0, 0, b"")
+_NO_ITEM: Final[ReadKeyFields] = (0, 0, 0, 0, 0, 0, 0, b"")
 _SIGN: Final = 1 << 31
 
 
@@ -120,9 +120,9 @@ class KeyIndex:
         self._old_mask = 0
         self._moved = 0
         self.expand = True  # False: memcached's -o no_hashexpand
-        # What the last hit of find() read of the item's header (HOT_LRU, from OFF_CAS),
+        # What the last hit of find() read of the item's header (READ_FIELDS_LRU, from OFF_CAS),
         # and its key (b"" for a chunked item).
-        self.found: HotKeyFields = _NO_ITEM
+        self.found: ReadKeyFields = _NO_ITEM
         # The last find(), for again(): its key, its answer, and _changes at the time.
         self._changes = 0  # set(), pop() and replace() each count one
         self._memo_key = b""
@@ -180,9 +180,9 @@ class KeyIndex:
 
     def find(self, key: bytes) -> int:
         """:meth:`get` for a read: the chunk id or -1, and on a hit the item's header fields
-        (HOT_KEY's, from OFF_CAS) and its key in :attr:`found`.
+        (READ_KEY_SHAPES', from OFF_CAS) and its key in :attr:`found`.
 
-        One unpack (HOT_KEY) reads a candidate's header and the bytes where its key lies,
+        One unpack (READ_KEY_SHAPES) reads a candidate's header and the bytes where its key lies,
         which checks the key and gives the caller what it reads next: compiled, each read
         of a page is one of CPython's generic operations, and a compare of the key in the
         page costs as much as the unpack.
@@ -198,7 +198,7 @@ class KeyIndex:
         mask: i64 = self._mask
         i: i64 = h & mask
         t: int = tags[i]
-        unpack = _UNPACK_HOT_KEY[n]
+        unpack = _UNPACK_READ_KEY[n]
         while t:
             if t == tag:
                 low: int = self._ids[i]
@@ -207,7 +207,7 @@ class KeyIndex:
                     cid = _load(self._ids, self._high, i)
                 page = self._pages[cid >> PAGE_SHIFT]
                 try:
-                    header: HotKeyFields = unpack(page, (cid & OFFSET_MASK) + OFF_CAS)
+                    header: ReadKeyFields = unpack(page, (cid & OFFSET_MASK) + OFF_CAS)
                 except struct.error:
                     # n bytes past the header run off the page: that item's key is shorter.
                     header = _NO_ITEM
@@ -231,7 +231,7 @@ class KeyIndex:
         # A chunked item on the probe, or the old table while it moves: the general way.
         return self._find_general(key)
 
-    def lookup(self, key: bytes) -> tuple[int, HotKeyFields]:
+    def lookup(self, key: bytes) -> tuple[int, ReadKeyFields]:
         """:meth:`find` for the multi-get path: (chunk id or -1, the item's header fields),
         returned rather than kept, and without the note :meth:`again` reads (a read is
         never followed by a store's second lookup)."""
@@ -245,7 +245,7 @@ class KeyIndex:
             mask: i64 = self._mask
             i: i64 = h & mask
             t: int = tags[i]
-            unpack = _UNPACK_HOT_KEY[n]
+            unpack = _UNPACK_READ_KEY[n]
             while t:
                 if t == tag:
                     low: int = self._ids[i]
@@ -254,7 +254,7 @@ class KeyIndex:
                         cid = _load(self._ids, self._high, i)
                     page = self._pages[cid >> PAGE_SHIFT]
                     try:
-                        header: HotKeyFields = unpack(page, (cid & OFFSET_MASK) + OFF_CAS)
+                        header: ReadKeyFields = unpack(page, (cid & OFFSET_MASK) + OFF_CAS)
                     except struct.error:
                         header = _NO_ITEM  # n bytes past the header run off the page
                     if header[2] == n:  # nkey
@@ -275,7 +275,7 @@ class KeyIndex:
         cid = self.get(key)
         if cid >= 0:
             page = self._pages[cid >> PAGE_SHIFT]
-            self.found = _UNPACK_HOT_KEY[0](page, (cid & OFFSET_MASK) + OFF_CAS)
+            self.found = _UNPACK_READ_KEY[0](page, (cid & OFFSET_MASK) + OFF_CAS)
         self._memo_key = key
         self._memo_cid = cid
         self._memo_changes = self._changes

@@ -90,11 +90,11 @@ U16: Final = struct.Struct("<H")
 TIMES: Final = struct.Struct("<Qii")  # cas, exptime, atime: what a lookup checks
 # Everything a read needs, from OFF_CAS: cas, exptime, atime, flags, nbytes, nkey,
 # item flags, prefix length, continuation count.
-HOT: Final = struct.Struct("<QiiIiBBHH")
+READ_FIELDS: Final = struct.Struct("<QiiIiBBHH")
 # The same and the LRU byte: what a read in segmented mode needs.
-HOT_LRU: Final = struct.Struct("<QiiIiBBHHB")
-# What HOT_LRU unpacks to: a variable so typed makes mypyc's code use C ints, not objects.
-HotFields: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int]
+READ_FIELDS_LRU: Final = struct.Struct("<QiiIiBBHHB")
+# What READ_FIELDS_LRU unpacks to: a variable so typed makes mypyc's code use C ints, not objects.
+ReadFields: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int]
 # What a read needs, from OFF_CAS, and the ``n`` bytes after the header, for each key length
 # ``n`` up to memcached's KEY_MAX_LENGTH: an unchunked item's key follows its header, so one
 # unpack reads both what a hit needs and the key to check (the key index's probe). It skips
@@ -103,11 +103,11 @@ HotFields: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int]
 # field unpacked is an object built, and most of these are small ints, which CPython does
 # not allocate; the cas seldom is one.
 KEY_MAX: Final = 250
-HOT_KEY: Final = [struct.Struct(f"<8xi8xiBBHHBx{n}s") for n in range(KEY_MAX + 1)]
-# What HOT_KEY unpacks to: exptime, nbytes, nkey, item flags, prefix length, continuation
+READ_KEY_SHAPES: Final = [struct.Struct(f"<8xi8xiBBHHBx{n}s") for n in range(KEY_MAX + 1)]
+# What READ_KEY_SHAPES unpacks to: exptime, nbytes, nkey, item flags, prefix length, continuation
 # count, the LRU byte, and the bytes where an unchunked item's key lies.
-HotKeyFields: TypeAlias = tuple[int, int, int, int, int, int, int, bytes]
-assert OFF_CAS + HOT_KEY[0].size == HEADER_SIZE
+ReadKeyFields: TypeAlias = tuple[int, int, int, int, int, int, int, bytes]
+assert OFF_CAS + READ_KEY_SHAPES[0].size == HEADER_SIZE
 CONT_ID: Final = struct.Struct("<q")
 # HEADER with the LRU byte: what a new item's header is written with.
 # HEADER from OFF_CAS on, with the LRU byte: what a new item's header is written with (its
@@ -115,7 +115,7 @@ CONT_ID: Final = struct.Struct("<q")
 HEADER_LRU: Final = struct.Struct("<QiiIiBBHHBx")
 _PACK_HEADER_LRU: Final = HEADER_LRU.pack_into
 # The same read back, bound once (compiled, a bound method's call skips a lookup).
-UNPACK_HOT_LRU: Final = HOT_LRU.unpack_from
+UNPACK_READ_FIELDS_LRU: Final = READ_FIELDS_LRU.unpack_from
 # HEADER's fields (without the LRU byte), typed: compiled, a native tuple of C ints.
 HeaderFields: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int, int]
 

@@ -22,17 +22,17 @@ from memcachepy.store.items import (
     FETCHED,
     HEADER,
     HEADER_SIZE,
-    HOT_LRU,
     I32,
     KEY_BINARY,
     OFF_CAS,
     OFF_EXPTIME,
     OFF_IFLAGS,
+    READ_FIELDS_LRU,
     STALE,
     TIMES,
     U64,
     WIN_SENT,
-    HotFields,
+    ReadFields,
 )
 from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
@@ -222,7 +222,7 @@ def meta_value(cache: Cache, cid: int) -> bytes | bytearray:
     """An item's data, unframed (a copy: later writes to the chunk do not show)."""
     page = cache.slabs.pages[cid >> PAGE_SHIFT]
     off = cid & OFFSET_MASK
-    header: HotFields = HOT_LRU.unpack_from(page, off + OFF_CAS)  # typed: C ints
+    header: ReadFields = READ_FIELDS_LRU.unpack_from(page, off + OFF_CAS)  # typed: C ints
     nbytes, nkey, plen, ncont = header[4], header[5], header[7], header[8]
     if ncont:
         return cache.items.read(cid, nkey + plen, nbytes)
@@ -345,7 +345,7 @@ def meta_debug(cache: Cache, key: bytes) -> ItemDebug | None:
 
 def meta_item(cache: Cache, cid: int) -> MetaItem:
     page = cache.slabs.pages[cid >> PAGE_SHIFT]
-    header: HotFields = HOT_LRU.unpack_from(page, (cid & OFFSET_MASK) + OFF_CAS)
+    header: ReadFields = READ_FIELDS_LRU.unpack_from(page, (cid & OFFSET_MASK) + OFF_CAS)
     cas, exptime, atime, flags, nbytes, _, iflags, _, _, _ = header  # typed: C ints
     return MetaItem(
         cid,
