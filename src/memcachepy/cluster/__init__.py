@@ -24,8 +24,12 @@ from memcachepy.cluster.discovery import (
 )
 from memcachepy.cluster.hashing import HASH_FUNCTIONS, hash_function
 from memcachepy.cluster.health import NodeStatus
-from memcachepy.cluster.members import Server, build_ring
+from memcachepy.cluster.members import Member, build_ring
 from memcachepy.cluster.ring import KetamaRing, ketama_label
+
+# The name a cluster member had before 0.2 (memcachepy.testing.Server is a daemon, this a
+# member's address): kept so that code written against it still imports.
+Server = Member
 
 __all__ = [
     "HASH_FUNCTIONS",
@@ -38,6 +42,7 @@ __all__ = [
     "DiscoveryError",
     "KetamaRing",
     "NoAvailableNodesError",
+    "Member",
     "NodeStatus",
     "Server",
     "build_ring",

@@ -76,7 +76,7 @@ from pymemcache.exceptions import MemcacheError  # type: ignore[import-untyped, 
 from memcachepy.cluster.discovery import ClusterConfig, ClusterNode, ConfigPoller
 from memcachepy.cluster.hashing import KeyHash
 from memcachepy.cluster.health import HealthPolicy, Node, NodeStatus, NodeUnavailable
-from memcachepy.cluster.members import Server, ServerSpec, build_ring, to_server
+from memcachepy.cluster.members import Member, ServerSpec, build_ring, to_server
 from memcachepy.cluster.repair import ReadRepair
 from memcachepy.cluster.ring import KetamaRing
 
@@ -105,17 +105,17 @@ class NoAvailableNodesError(ClusterError):
 
 @dataclass(frozen=True, slots=True)
 class _View:
-    ring: KetamaRing[Server]
-    nodes: Mapping[Server, Node]
+    ring: KetamaRing[Member]
+    nodes: Mapping[Member, Node]
     # Rings of recent earlier memberships, newest first, with when each was replaced.
-    former: tuple[tuple[KetamaRing[Server], float], ...] = ()
+    former: tuple[tuple[KetamaRing[Member], float], ...] = ()
 
 
 class ClusterClient:
     """Client for a memcached cluster (module docstring: placement, failures, stale policy).
 
     ``servers``: ``"host:port[:weight]"`` strings, ``(host, port[, weight])`` tuples,
-    :class:`Server` or :class:`~memcachepy.cluster.discovery.ClusterNode` objects.
+    :class:`Member` or :class:`~memcachepy.cluster.discovery.ClusterNode` objects.
     ``replicas``: copies kept of each key (R). ``key_hash``, ``hash_tag``, ``variant``:
     passed to :class:`~memcachepy.cluster.ring.KetamaRing`. ``failure_limit``,
     ``retry_timeout``, ``dead_timeout``: the failure policy. ``connect_timeout``,
@@ -197,7 +197,7 @@ class ClusterClient:
         wanted = [to_server(spec) for spec in servers]
         with self._update_lock:
             old = self._view.nodes
-            nodes: dict[Server, Node] = {}
+            nodes: dict[Member, Node] = {}
             for server in wanted:
                 if server in nodes:
                     raise ValueError(f"server {server} listed twice")
@@ -226,12 +226,12 @@ class ClusterClient:
                 node.client.close()
 
     @property
-    def servers(self) -> list[Server]:
+    def servers(self) -> list[Member]:
         """The current members."""
         return list(self._view.nodes)
 
     @property
-    def ring(self) -> KetamaRing[Server]:
+    def ring(self) -> KetamaRing[Member]:
         """The placement ring of the current members."""
         return self._view.ring
 
@@ -354,7 +354,7 @@ class ClusterClient:
                 if node is not None and server not in current:
                     node.record_missed([key])
 
-    def replica_servers(self, key: Key) -> list[Server]:
+    def replica_servers(self, key: Key) -> list[Member]:
         """The servers holding ``key``, first the one reads try first."""
         return [node.server for node in self._replicas(self._view, key)]
 

@@ -23,7 +23,7 @@ from pymemcache.exceptions import (  # type: ignore[import-untyped, unused-ignor
     MemcacheUnknownError,
 )
 
-from memcachepy.cluster.members import Server
+from memcachepy.cluster.members import Member
 
 __all__ = ["HealthPolicy", "Node", "NodeStatus", "NodeUnavailable"]
 
@@ -65,7 +65,7 @@ class HealthPolicy:
 class NodeStatus:
     """A node's health as the client sees it."""
 
-    server: Server
+    server: Member
     state: str  # "up", "failing" (skipped for retry_in seconds) or "ejected"
     failures: int
     retry_in: float
@@ -78,7 +78,7 @@ class Node:
 
     def __init__(
         self,
-        server: Server,
+        server: Member,
         client: Any,
         policy: HealthPolicy,
         on_settled: Callable[[Node, list[Key]], None] | None = None,

@@ -9,11 +9,11 @@ from memcachepy.cluster.discovery import ClusterNode
 from memcachepy.cluster.hashing import KeyHash
 from memcachepy.cluster.ring import DEFAULT_PORT, KetamaRing, ketama_label
 
-__all__ = ["Server", "ServerSpec", "build_ring", "to_server"]
+__all__ = ["Member", "ServerSpec", "build_ring", "to_server"]
 
 
 @dataclass(frozen=True, slots=True)
-class Server:
+class Member:
     """One cluster member: where it is, its ring weight and its ketama label.
 
     ``host`` is the name the ring hashes (with the port unless it is 11211); ``ip``, when
@@ -43,7 +43,7 @@ class Server:
         return f"{host}:{self.port}"
 
     @classmethod
-    def parse(cls, spec: str) -> Server:
+    def parse(cls, spec: str) -> Member:
         """Parse ``host``, ``host:port`` or ``host:port:weight`` (IPv6 as ``[addr]:port``)."""
         if spec.startswith("["):
             host, bracket, rest = spec[1:].partition("]")
@@ -60,20 +60,20 @@ class Server:
 
 
 #: Everything :func:`to_server` accepts.
-ServerSpec = str | tuple[str, int] | tuple[str, int, int] | Server | ClusterNode
+ServerSpec = str | tuple[str, int] | tuple[str, int, int] | Member | ClusterNode
 
 
-def to_server(spec: ServerSpec) -> Server:
-    """A :class:`Server` from ``"host[:port[:weight]]"``, ``(host, port[, weight])``, a
-    :class:`~memcachepy.cluster.discovery.ClusterNode` or a :class:`Server`."""
-    if isinstance(spec, Server):
+def to_server(spec: ServerSpec) -> Member:
+    """A :class:`Member` from ``"host[:port[:weight]]"``, ``(host, port[, weight])``, a
+    :class:`~memcachepy.cluster.discovery.ClusterNode` or a :class:`Member`."""
+    if isinstance(spec, Member):
         return spec
     if isinstance(spec, ClusterNode):
-        return Server(spec.host, spec.port, ip=spec.ip)
+        return Member(spec.host, spec.port, ip=spec.ip)
     if isinstance(spec, str):
-        return Server.parse(spec)
+        return Member.parse(spec)
     if isinstance(spec, tuple) and len(spec) in (2, 3):
-        return Server(spec[0], int(spec[1]), weight=int(spec[2]) if len(spec) == 3 else 1)
+        return Member(spec[0], int(spec[1]), weight=int(spec[2]) if len(spec) == 3 else 1)
     raise TypeError(f"unsupported server spec {spec!r}")
 
 
@@ -83,10 +83,10 @@ def build_ring(
     key_hash: str | KeyHash = "md5",
     hash_tag: str | None = None,
     variant: str = "ketama_weighted",
-) -> KetamaRing[Server]:
+) -> KetamaRing[Member]:
     """A ring of ``servers`` with their weights and labels (no connection is made)."""
     members = [to_server(spec) for spec in servers]
-    ring: KetamaRing[Server] = KetamaRing(key_hash=key_hash, hash_tag=hash_tag, variant=variant)
+    ring: KetamaRing[Member] = KetamaRing(key_hash=key_hash, hash_tag=hash_tag, variant=variant)
     ring.set_nodes(
         {server: server.weight for server in members},
         labels={server: server.label for server in members},

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from memcachepy.cluster.discovery import ClusterNode
-from memcachepy.cluster.members import Server, build_ring, to_server
+from memcachepy.cluster.members import Member, build_ring, to_server
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -380,8 +380,8 @@ class WarmupProgress:
 
 
 def find_self(
-    nodes: Iterable[ClusterNode | Server], ports: Iterable[int], listen: Iterable[str] = ()
-) -> Server | None:
+    nodes: Iterable[ClusterNode | Member], ports: Iterable[int], listen: Iterable[str] = ()
+) -> Member | None:
     """Which member is this node: its port is one of ``ports`` and its address is one of
     the ``listen`` addresses or, failing that, an address of this machine.
 
@@ -429,8 +429,8 @@ class Warmer:
 
     def __init__(
         self,
-        me: Server,
-        members: Iterable[ClusterNode | Server | str],
+        me: Member,
+        members: Iterable[ClusterNode | Member | str],
         replicas: int,
         target: WarmTarget,
         *,
@@ -459,7 +459,7 @@ class Warmer:
         self.stop = stop if stop is not None else threading.Event()
         self._decided: set[bytes] = set()  # copied, or refused by the target
 
-    def peers(self) -> list[Server]:
+    def peers(self) -> list[Member]:
         """The members that may hold keys of this node."""
         return [server for server in self.ring.nodes if server != self.me]
 
@@ -474,7 +474,7 @@ class Warmer:
         began = time.monotonic()
         pending = self.peers()
         deadline = began + self.retry_for
-        reported: set[Server] = set()
+        reported: set[Member] = set()
         try:
             while pending and not self._stopping():
                 failed = []
@@ -511,7 +511,7 @@ class Warmer:
     def _stopping(self) -> bool:
         return self.stop.is_set() or self.target.aborted() is not None
 
-    def _copy_from(self, peer: Server) -> None:
+    def _copy_from(self, peer: Member) -> None:
         with PeerConnection(peer.address, self.timeout) as conn:
             wanted = [
                 e

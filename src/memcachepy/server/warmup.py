@@ -42,7 +42,7 @@ from memcachepy.store.results import StoreMode, StoreResult
 
 if TYPE_CHECKING:
     from memcachepy.cluster.discovery import ClusterConfig
-    from memcachepy.cluster.members import Server as Member
+    from memcachepy.cluster.members import Member
     from memcachepy.cluster.warmup import CopiedItem, WarmupProgress
     from memcachepy.ops.hooks import RequestHooks
 

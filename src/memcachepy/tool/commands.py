@@ -217,7 +217,7 @@ def cluster(endpoint: tuple[str, int], as_json: bool, out: IO[str], timeout: flo
     Returns 0 when every node answers, :data:`NODE_DOWN` when some node does not (so that
     scripts and health checks can use it), after printing the nodes either way."""
     from memcachepy.cluster.discovery import DiscoveryError, parse_cluster_config
-    from memcachepy.cluster.members import Server, build_ring
+    from memcachepy.cluster.members import Member, build_ring
 
     with Connection(endpoint, timeout) as conn:
         reply = conn.config_get_cluster()
@@ -234,7 +234,7 @@ def cluster(endpoint: tuple[str, int], as_json: bool, out: IO[str], timeout: flo
     nodes = []
     for node in config.nodes:
         health = node_health(node.address, timeout)
-        server = Server(node.host, node.port, ip=node.ip)
+        server = Member(node.host, node.port, ip=node.ip)
         health.update(
             host=node.host,
             ip=node.ip,
@@ -303,7 +303,7 @@ def cluster_warm(
     (:mod:`memcachepy.cluster.warmup`, written with ``ms`` in add mode, so nothing ``node``
     holds is overwritten). Returns 0 when every peer was copied from, else NODE_DOWN."""
     from memcachepy.cluster.discovery import DiscoveryError, parse_cluster_config
-    from memcachepy.cluster.members import Server
+    from memcachepy.cluster.members import Member
     from memcachepy.cluster.warmup import RemoteTarget, Warmer
 
     with Connection(endpoint, timeout) as conn:
@@ -312,7 +312,7 @@ def cluster_warm(
         config = parse_cluster_config(reply)
     except DiscoveryError as exc:
         raise ToolError(f"{format_address(endpoint)} {exc}") from None
-    members = [Server(n.host, n.port, ip=n.ip) for n in config.nodes]
+    members = [Member(n.host, n.port, ip=n.ip) for n in config.nodes]
     me = next((m for m in members if m.address == node or (m.host, m.port) == node), None)
     if me is None:
         raise ToolError(
