@@ -167,7 +167,11 @@ def test_watchers_cost_nothing_once_gone_and_are_bounded() -> None:
     assert skipped == b"skipped=%d\n" % (line_count - len(taken))
     assert re.fullmatch(rb"ts=\d+\.\d{6} gid=\d+ type=item_get key=after\n", after)
     out: list[object] = []
-    hub.handle_watch(ev.Watch(("fetchers",)), out)  # outside a connection (UDP)
+    previous = CURRENT_CONNECTION.set(-1)  # outside a connection, as the UDP listener sets it
+    try:
+        hub.handle_watch(ev.Watch(("fetchers",)), out)
+    finally:
+        CURRENT_CONNECTION.reset(previous)
     assert out == [b"CLIENT_ERROR watch commands not allowed\r\n"]
     for fd in range(WATCHER_LIMIT):
         hub.add(100 + fd, ["fetchers"])
