@@ -22,7 +22,7 @@ def cache(clock: FakeClock) -> Cache:
 
 
 def value(cache: Cache, key: bytes) -> bytes | None:
-    cid = cache.get(key)
+    cid = cache.fetch_chunk(key)
     return None if cid < 0 else cache.value(cid)
 
 
@@ -33,7 +33,7 @@ def test_store_modes(cache: Cache) -> None:
     assert cache.store(StoreMode.REPLACE, b"k", 2, 0, b"b") == StoreResult.STORED
     assert cache.store(StoreMode.APPEND, b"k", 9, 0, b"c") == StoreResult.STORED
     assert cache.store(StoreMode.PREPEND, b"k", 9, 0, b"a") == StoreResult.STORED
-    cid = cache.get(b"k")
+    cid = cache.fetch_chunk(b"k")
     assert cache.value(cid) == b"abc" and cache.flags_of(cid) == 2  # append keeps flags
     assert cache.store(StoreMode.APPEND, b"none", 0, 0, b"c") == StoreResult.NOT_STORED
 
@@ -41,17 +41,17 @@ def test_store_modes(cache: Cache) -> None:
 def test_cas(cache: Cache) -> None:
     assert cache.store(StoreMode.CAS, b"k", 0, 0, b"v", 1) == StoreResult.NOT_FOUND
     cache.store(StoreMode.SET, b"k", 0, 0, b"v")
-    unique = cache.cas_of(cache.get(b"k"))
+    unique = cache.cas_of(cache.fetch_chunk(b"k"))
     assert cache.store(StoreMode.CAS, b"k", 0, 0, b"w", unique + 1) == StoreResult.EXISTS
     assert cache.store(StoreMode.CAS, b"k", 0, 0, b"w", unique) == StoreResult.STORED
     assert cache.store(StoreMode.CAS, b"k", 0, 0, b"x", unique) == StoreResult.EXISTS
-    assert cache.cas_of(cache.get(b"k")) > unique
+    assert cache.cas_of(cache.fetch_chunk(b"k")) > unique
 
 
 def test_cas_disabled_never_matches(clock: FakeClock) -> None:
     cache = Cache(8 * MB, clock=clock, use_cas=False)
     cache.store(StoreMode.SET, b"k", 0, 0, b"v")
-    assert cache.cas_of(cache.get(b"k")) == 0
+    assert cache.cas_of(cache.fetch_chunk(b"k")) == 0
     assert cache.store(StoreMode.CAS, b"k", 0, 0, b"w", 0) == StoreResult.EXISTS
 
 
@@ -77,7 +77,7 @@ def test_touch_and_gat_change_exptime(cache: Cache, clock: FakeClock) -> None:
     assert not cache.touch(b"missing", 100)
     clock.advance(50)
     assert value(cache, b"k") == b"v"
-    assert cache.get(b"k", touch_exptime=1) >= 0
+    assert cache.fetch_chunk(b"k", touch_exptime=1) >= 0
     clock.advance(1)
     assert value(cache, b"k") is None
 
@@ -132,7 +132,7 @@ def test_item_size_limit_matches_memcached_formula(cache: Cache) -> None:
 def test_large_chunked_values_round_trip(cache: Cache) -> None:
     data = bytes(range(256)) * 4000  # 1,024,000 bytes: spans several chunks
     assert cache.store(StoreMode.SET, b"big", 3, 0, data) == StoreResult.STORED
-    cid = cache.get(b"big")
+    cid = cache.fetch_chunk(b"big")
     assert cache.value(cid) == data
     assert cache.store(StoreMode.APPEND, b"big", 0, 0, b"tail") == StoreResult.STORED
     assert value(cache, b"big") == data + b"tail"
@@ -159,7 +159,7 @@ def test_lru_keeps_recently_read_items(clock: FakeClock) -> None:
         clock.advance(0.01)
         if i % 1000 == 0:
             clock.advance(61)  # past the update interval, so a read moves it to the head
-            assert cache.get(b"hot") >= 0
+            assert cache.fetch_chunk(b"hot") >= 0
         cache.store(StoreMode.SET, b"k%d" % i, 0, 0, b"v" * 100)
     assert value(cache, b"hot") == b"v" * 100
     assert cache.counters.total("evicted") > 0
@@ -213,7 +213,7 @@ def test_collect_frames_hits_and_skips_misses(clock: FakeClock) -> None:
     assert cache.collect([b"a", b"nope", b"gone", b"big"], out) == 2
     assert b"".join(out) == b"VALUE a 5 3\r\none\r\nVALUE big 0 700000\r\n" + big + b"\r\n"
     out.clear()
-    cas = cache.cas_of(cache.get(b"a"))
+    cas = cache.cas_of(cache.fetch_chunk(b"a"))
     assert cache.collect([b"a"], out, with_cas=True, touch_exptime=1) == 1
     assert b"".join(out) == b"VALUE a 5 3 %d\r\none\r\n" % cas
     clock.advance(1)

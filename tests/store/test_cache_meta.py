@@ -76,7 +76,7 @@ def test_ttl_reporting(cache: Cache, clock: FakeClock) -> None:
 def test_vivify_creates_an_empty_item(cache: Cache) -> None:
     item = meta_create(cache, b"k")
     assert item is not None and item.nbytes == 0 and item.exptime == 0
-    assert cache.value(cache.get(b"k")) == b""
+    assert cache.value(cache.fetch_chunk(b"k")) == b""
     assert cache.counters.total("cmd_set") == 0
 
 
@@ -126,7 +126,7 @@ def test_meta_store_cas_rules(cache: Cache) -> None:
     assert result == StoreResult.STORED
     assert meta_store(cache, StoreMode.ADD, b"k", 0, 0, b"c", cas)[0] == StoreResult.NOT_STORED
     assert meta_store(cache, StoreMode.SET, b"k", 0, 0, b"c", cas)[0] == StoreResult.STORED
-    assert cache.value(cache.get(b"k")) == b"c"
+    assert cache.value(cache.fetch_chunk(b"k")) == b"c"
 
 
 def test_meta_store_invalidate_with_older_cas_keeps_value_stale(

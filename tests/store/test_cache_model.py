@@ -72,13 +72,13 @@ class CacheModel(RuleBasedStateMachine):
         return entry
 
     def _read(self, key: bytes) -> tuple[bytes, int, int] | None:
-        cid = self.cache.get(key)
+        cid = self.cache.fetch_chunk(key)
         if cid < 0:
             return None
         return self.cache.value(cid), self.cache.flags_of(cid), self.cache.cas_of(cid)
 
     def _new_cas(self, key: bytes) -> int:
-        cid = self.cache.get(key)
+        cid = self.cache.fetch_chunk(key)
         assert cid >= 0
         cas = self.cache.cas_of(cid)
         assert cas > self.last_cas, "CAS values only grow"
@@ -249,7 +249,7 @@ class TinyCacheModel(RuleBasedStateMachine):
     @rule(key=st.integers(0, 400))
     def get(self, key: int) -> None:
         name = b"k%03d" % key
-        cid = self.cache.get(name)
+        cid = self.cache.fetch_chunk(name)
         if cid >= 0:
             assert self.cache.value(cid) == self.model[name]
         elif name in self.model:

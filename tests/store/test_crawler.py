@@ -126,7 +126,7 @@ def test_metadump_rows() -> None:
     cache.store(StoreMode.SET, b"a", 5, 0, b"one")
     cache.store(StoreMode.SET, b"b", 0, 100, b"two")
     cache.store(StoreMode.SET, b"gone", 0, 1, b"x")
-    cache.get(b"a")
+    cache.fetch_chunk(b"a")
     clock.advance(2)
     rows = cache.crawler.metadump(list(range(1, 64)))
     assert [r.key for r in rows] == [b"a", b"b"]

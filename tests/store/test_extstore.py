@@ -189,7 +189,7 @@ def test_no_memory_to_read_into_raises(tmp_path: Path) -> None:
     with pytest.raises(FlashOutOfMemory):
         get(cache, b"big")
     assert ext_of(cache).counters.get_oom_extstore == 1
-    assert cache.get(b"big") < 0  # binary get: a miss, the header stays
+    assert cache.fetch_chunk(b"big") < 0  # binary get: a miss, the header stays
     assert ext_of(cache).holds(b"big")
     cache.close()
 
@@ -198,7 +198,7 @@ def test_binary_gets_and_meta_reads_see_the_value(tmp_path: Path) -> None:
     cache, clock = flash_cache(tmp_path)
     cache.store(StoreMode.SET, b"b", 9, 0, VALUE)
     settle(cache, clock)
-    cid = cache.get(b"b")
+    cid = cache.fetch_chunk(b"b")
     assert cid >= 0 and cache.value(cid) == VALUE and cache.flags_of(cid) == 9
     item = meta_find(cache, b"b")  # meta works on memory: the value comes back first
     assert item is not None and not ext_of(cache).holds(b"b")

@@ -40,8 +40,8 @@ def test_a_second_hit_activates_and_the_maintainer_moves_active_items_to_warm() 
     cache.store(StoreMode.SET, b"b", 0, 0, b"v")
     for i in range(8):  # limits are shares of the class: give it a few items
         cache.store(StoreMode.SET, b"x%d" % i, 0, 0, b"v")
-    assert cache.get(b"a") >= 0  # FETCHED
-    assert cache.get(b"a") >= 0  # ACTIVE
+    assert cache.fetch_chunk(b"a") >= 0  # FETCHED
+    assert cache.fetch_chunk(b"a") >= 0  # ACTIVE
     cache.lru.maintain(1000)
     assert segment_of(cache, b"a") == SEG_WARM
     assert segment_of(cache, b"b") == SEG_COLD
@@ -67,8 +67,8 @@ def test_cold_items_read_twice_move_to_warm_at_the_next_turn_while_warm_has_room
     cold = [b"k%d" % i for i in range(8)]  # HOT kept the two newest
     assert {segment_of(cache, key) for key in cold} == {SEG_COLD}
     for key in cold:
-        cache.get(key)
-        cache.get(key)
+        cache.fetch_chunk(key)
+        cache.fetch_chunk(key)
     assert {segment_of(cache, key) for key in cold} == {SEG_COLD}  # not on the read path
     cache.delete(b"k0")  # a queued item gone meanwhile is skipped
     cache.lru.maintain(1000)
@@ -109,8 +109,8 @@ def test_flat_mode_reclaims_an_expired_cold_tail_at_each_store() -> None:
 def test_flat_mode_keeps_every_item_in_cold() -> None:
     cache = Cache(8 * MB, clock=FakeClock(), tuning=StoreTuning(lru_segmented=False))
     cache.store(StoreMode.SET, b"a", 0, 0, b"v")
-    cache.get(b"a")
-    cache.get(b"a")
+    cache.fetch_chunk(b"a")
+    cache.fetch_chunk(b"a")
     cache.lru.maintain(1000)
     assert segment_of(cache, b"a") == SEG_COLD
 
@@ -121,8 +121,8 @@ def test_switching_to_flat_mode_drains_hot_and_warm() -> None:
     cache.store(StoreMode.SET, b"a", 0, 0, b"v")
     for i in range(8):
         cache.store(StoreMode.SET, b"x%d" % i, 0, 0, b"v")
-    cache.get(b"a")
-    cache.get(b"a")
+    cache.fetch_chunk(b"a")
+    cache.fetch_chunk(b"a")
     cache.lru.maintain(1000)
     assert segment_of(cache, b"a") == SEG_WARM
     tuning.lru_segmented = False
@@ -146,11 +146,11 @@ def test_short_ttl_items_go_to_temp_with_temp_lru() -> None:
 def test_eviction_takes_cold_before_warm() -> None:
     cache = Cache(1 * MB, clock=FakeClock())
     cache.store(StoreMode.SET, b"keep00", 0, 0, b"v" * 100)
-    cache.get(b"keep00")
-    cache.get(b"keep00")
+    cache.fetch_chunk(b"keep00")
+    cache.fetch_chunk(b"keep00")
     for i in range(20000):  # no maintainer: allocations alone push HOT down and evict COLD
         assert cache.store(StoreMode.SET, b"s%05d" % i, 0, 0, b"v" * 100) == StoreResult.STORED
-    assert cache.get(b"keep00") >= 0
+    assert cache.fetch_chunk(b"keep00") >= 0
     assert cache.counters.total("evicted") > 0
     assert cache.counters.total("direct_reclaims") > 0
 

@@ -42,7 +42,7 @@ def fill(cache: Cache) -> dict[bytes, tuple[bytes, int, int]]:
 
 def check(cache: Cache, expected: dict[bytes, tuple[bytes, int, int]]) -> None:
     for key, (value, flags, cas) in expected.items():
-        cid = cache.get(key)
+        cid = cache.fetch_chunk(key)
         assert cid >= 0, key
         assert (cache.value(cid), cache.flags_of(cid), cache.cas_of(cid)) == (value, flags, cas)
 
@@ -52,8 +52,8 @@ def test_graceful_save_restores_every_live_item(tmp_path: Path) -> None:
     clock = FakeClock()
     cache = open_cache(path, clock)
     expected = fill(cache)
-    cache.get(b"k00001")
-    cache.get(b"k00001")
+    cache.fetch_chunk(b"k00001")
+    cache.fetch_chunk(b"k00001")
     cache.lru.maintain(1000)
     bytes_before = cache.bytes
     cache.save()
@@ -67,14 +67,16 @@ def test_graceful_save_restores_every_live_item(tmp_path: Path) -> None:
     assert restored.items.segment(restored._index[b"k00001"]) == SEG_WARM
     check(restored, expected)
     # TTLs keep counting from where they were: 100 - 5 seconds are left.
-    cid = restored.get(b"k00002")
+    cid = restored.fetch_chunk(b"k00002")
     exptime = restored.slabs.pages[cid >> 20][(cid & 0xFFFFF) + 24]
     assert exptime  # relative exptime kept
     clock.advance(96)
-    assert restored.get(b"k00002") < 0
+    assert restored.fetch_chunk(b"k00002") < 0
     # CAS keeps growing; new items get fresh values.
     restored.store(StoreMode.SET, b"new", 0, 0, b"v")
-    assert restored.cas_of(restored.get(b"new")) > max(cas for _, _, cas in expected.values())
+    assert restored.cas_of(restored.fetch_chunk(b"new")) > max(
+        cas for _, _, cas in expected.values()
+    )
     restored.close()
 
 

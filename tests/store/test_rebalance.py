@@ -59,7 +59,7 @@ def test_page_move_rescues_what_fits_and_evicts_the_rest_intact() -> None:
     )
     assert c.slab_reassign_evictions_nomem > 0
     for k in survivors:
-        cid = cache.get(k)
+        cid = cache.fetch_chunk(k)
         if cid >= 0:  # rescued or never moved: the same value, flags and CAS
             assert cache.value(cid) == k[-3:] and cache.flags_of(cid) == 7
             assert cache.cas_of(cid) == cas_before[k]
@@ -82,7 +82,7 @@ def test_chunked_items_survive_a_move_of_the_largest_class() -> None:
     c = cache.counters
     assert c.slab_reassign_rescues + c.slab_reassign_chunk_rescues > 0
     for key, value in values.items():
-        cid = cache.get(key)
+        cid = cache.fetch_chunk(key)
         if cid >= 0:
             assert cache.value(cid) == value
 
@@ -114,7 +114,7 @@ def size_shift(automove: int, seconds: int = 90) -> list[float]:
         hits = 0
         for _ in range(300):
             key = rng.choice(keys)
-            if cache.get(key) >= 0:
+            if cache.fetch_chunk(key) >= 0:
                 hits += 1
             else:
                 cache.store(StoreMode.SET, key, 0, 0, big)
@@ -158,7 +158,7 @@ def test_a_lower_memory_limit_is_reached_in_the_background() -> None:
     assert cache.slabs.malloced <= 8 * MB
     assert cache.bytes <= 8 * MB
     for i in range(40_000):
-        cid = cache.get(b"s%06d" % i)
+        cid = cache.fetch_chunk(b"s%06d" % i)
         assert cid < 0 or cache.value(cid) == b"s" * 300
     # And it grows again into a larger limit.
     assert cache.rebalancer.set_limit(32 * MB)

@@ -135,10 +135,10 @@ class BinaryDispatcher:
         counters = self.counters
         if touch:
             counters.cmd_touch += 1
-            cid = self.cache.get(key, touch_exptime=_exptime(_U32.unpack(event.extras)[0]))
+            cid = self.cache.fetch_chunk(key, touch_exptime=_exptime(_U32.unpack(event.extras)[0]))
         else:
             counters.cmd_get += 1
-            cid = self.cache.get(key)
+            cid = self.cache.fetch_chunk(key)
         if cid < 0:
             if touch:
                 counters.touch_misses += 1

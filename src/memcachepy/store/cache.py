@@ -74,7 +74,7 @@ class Cache(ItemLifecycle):
     ) -> int:
         """Append the framed value of every live key to ``out``; return how many hit.
 
-        The multi-get hot path: what :meth:`get` and :meth:`value` do, fused into one loop
+        The multi-get hot path: what :meth:`fetch_chunk` and :meth:`value` do, fused into one loop
         with one header unpack per hit. Values are copied out of slab memory, so a reply
         waiting to be sent never sees a later write to the same chunk.
         """
@@ -159,8 +159,11 @@ class Cache(ItemLifecycle):
                 out.append(page[start:end])
         return hits
 
-    def get(self, key: bytes, touch_exptime: int | None = None, read_flash: bool = True) -> int:
-        """The live item for ``key`` (an id for :meth:`value` and friends) or -1.
+    def fetch_chunk(
+        self, key: bytes, touch_exptime: int | None = None, read_flash: bool = True
+    ) -> int:
+        """The live item for ``key`` as its head chunk's id (for :meth:`value` and friends),
+        fetched as a get fetches it, or -1.
 
         A hit marks the item fetched and refreshes its LRU position; with
         ``touch_exptime`` it also takes that exptime (gat). A value on flash is read back
@@ -269,7 +272,7 @@ class Cache(ItemLifecycle):
         return True
 
     def touch(self, key: bytes, exptime: int) -> bool:
-        return self.get(key, touch_exptime=exptime, read_flash=False) >= 0
+        return self.fetch_chunk(key, touch_exptime=exptime, read_flash=False) >= 0
 
     def incr_decr(self, key: bytes, incr: bool, delta: int) -> tuple[DeltaResult, int]:
         """incr (wraps at 2**64) or decr (stops at 0); the new value on success."""
