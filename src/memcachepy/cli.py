@@ -596,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s", note)
     _raise_fd_limit(settings.max_connections)
     from memcachepy.auth.authfile import AuthfileError
-    from memcachepy.store.flash_pages import FlashError
+    from memcachepy.store.extstore_pages import ExtstoreError
     from memcachepy.store.persist import MemoryFileError
 
     if settings.ext.enabled and settings.memory_file:
@@ -608,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     except (AuthfileError, MemoryFileError) as exc:
         print(f"memcachepy: {exc}", file=sys.stderr)
         return 1
-    except FlashError as exc:
+    except ExtstoreError as exc:
         print(f"Failed to initialize external storage: {exc}", file=sys.stderr)
         return 1
     hold_stop_signals()

@@ -110,7 +110,7 @@ class Settings:
     idle_timeout: int = 0  # seconds; 0 = never
     memory_file: str | None = None  # -e: slab memory in this file, for warm restarts
     store: StoreTuning = field(default_factory=StoreTuning)  # LRU, crawler, slab moves (-o)
-    ext: ExtConfig = field(default_factory=ExtConfig)  # the flash tier (-o ext_*)
+    ext: ExtConfig = field(default_factory=ExtConfig)  # extstore (-o ext_*)
     protocol: str = "auto"  # -B: ascii, binary, or auto (by each connection's first byte)
     udp_port: int = 0  # -U: 0 = no UDP listener (memcached's default since 1.5.6)
     sasl: bool = False  # -S: binary protocol only, SASL PLAIN against sasl_pwdb

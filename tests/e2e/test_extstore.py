@@ -38,13 +38,13 @@ def stats(sock: socket.socket, sub: bytes = b"") -> dict[str, str]:
     }
 
 
-def flash_args(path: Path) -> tuple[str, ...]:
+def extstore_args(path: Path) -> tuple[str, ...]:
     return ("-m", "16", "-o", f"{OPTIONS},ext_path={path}:8m")
 
 
 def test_values_go_to_flash_and_read_back(tmp_path: Path) -> None:
     value = b"v" * 20_000
-    with memcachepy_server(*flash_args(tmp_path / "ext")) as server:
+    with memcachepy_server(*extstore_args(tmp_path / "ext")) as server:
         sock = server.connect()
         for i in range(100):
             assert ask(sock, b"set k%d 0 0 %d\r\n%s\r\n" % (i, len(value), value)) == b"STORED\r\n"
@@ -71,10 +71,10 @@ def test_values_go_to_flash_and_read_back(tmp_path: Path) -> None:
 
 
 def test_a_second_daemon_on_the_same_file_does_not_start(tmp_path: Path) -> None:
-    with memcachepy_server(*flash_args(tmp_path / "ext")):
+    with memcachepy_server(*extstore_args(tmp_path / "ext")):
         port = free_port()
         result = subprocess.run(
-            memcachepy_argv(port, *flash_args(tmp_path / "ext")), capture_output=True, timeout=30
+            memcachepy_argv(port, *extstore_args(tmp_path / "ext")), capture_output=True, timeout=30
         )
         assert result.returncode == 1
         assert b"Failed to initialize external storage" in result.stderr
@@ -121,8 +121,8 @@ def _replies(server_sock: socket.socket) -> list[bytes]:
 
 def test_the_extstore_command_and_stat_names_match_memcached(tmp_path: Path) -> None:
     with (
-        memcached_server(*flash_args(tmp_path / "ref")) as ref,
-        memcachepy_server(*flash_args(tmp_path / "cand")) as cand,
+        memcached_server(*extstore_args(tmp_path / "ref")) as ref,
+        memcachepy_server(*extstore_args(tmp_path / "cand")) as cand,
     ):
         ref_sock, cand_sock = ref.connect(), cand.connect()
         assert _replies(cand_sock) == _replies(ref_sock)
@@ -146,7 +146,7 @@ def test_the_extstore_command_and_stat_names_match_memcached(tmp_path: Path) -> 
 
 def test_a_memory_file_with_extstore_is_refused_and_the_daemon_starts(tmp_path: Path) -> None:
     port = free_port()
-    argv = memcachepy_argv(port, "-e", str(tmp_path / "mem"), *flash_args(tmp_path / "ext"))
+    argv = memcachepy_argv(port, "-e", str(tmp_path / "mem"), *extstore_args(tmp_path / "ext"))
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20

@@ -11,7 +11,7 @@ import pytest
 from memcachepy.dispatch.text import TEXT_FRAMING
 from memcachepy.store.cache import Cache
 from memcachepy.store.ext_config import MB, ExtConfig, ExtFile
-from memcachepy.store.extstore import ExtStore, FlashOutOfMemory
+from memcachepy.store.extstore import ExtStore, ExtstoreOutOfMemory
 from memcachepy.store.meta import meta_find, meta_value
 from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 from tests.store.clock import FakeClock
@@ -19,7 +19,7 @@ from tests.store.clock import FakeClock
 VALUE = bytes(range(65, 91)) * 400  # 10,400 bytes
 
 
-def flash_cache(tmp_path: Path, pages: int = 6, **options: object) -> tuple[Cache, FakeClock]:
+def extstore_cache(tmp_path: Path, pages: int = 6, **options: object) -> tuple[Cache, FakeClock]:
     config = ExtConfig(
         files=[ExtFile(str(tmp_path / "ext"), pages)],
         page_size=2 * MB,
@@ -57,7 +57,7 @@ def get(cache: Cache, key: bytes) -> bytes:
 
 
 def test_old_large_items_go_to_flash_and_come_back(tmp_path: Path) -> None:
-    cache, clock = flash_cache(tmp_path)
+    cache, clock = extstore_cache(tmp_path)
     assert cache.ext is not None
     for i in range(50):
         assert cache.store(StoreMode.SET, b"k%d" % i, 7, 0, VALUE) == StoreResult.STORED
@@ -79,7 +79,7 @@ def test_old_large_items_go_to_flash_and_come_back(tmp_path: Path) -> None:
 
 
 def test_items_on_flash_refuse_incr_append_and_prepend(tmp_path: Path) -> None:
-    cache, clock = flash_cache(tmp_path)
+    cache, clock = extstore_cache(tmp_path)
     cache.store(StoreMode.SET, b"n", 0, 0, b"1" * 600)
     settle(cache, clock)
     assert ext_of(cache).holds(b"n")
@@ -92,7 +92,7 @@ def test_items_on_flash_refuse_incr_append_and_prepend(tmp_path: Path) -> None:
 
 
 def test_deleting_frees_flash_space_and_an_empty_page(tmp_path: Path) -> None:
-    cache, clock = flash_cache(tmp_path)
+    cache, clock = extstore_cache(tmp_path)
     assert cache.ext is not None
     for i in range(400):
         cache.store(StoreMode.SET, b"d%d" % i, 0, 0, VALUE)
@@ -110,7 +110,7 @@ def test_deleting_frees_flash_space_and_an_empty_page(tmp_path: Path) -> None:
 
 
 def test_a_corrupted_record_is_a_miss_and_the_header_goes(tmp_path: Path) -> None:
-    cache, clock = flash_cache(tmp_path)
+    cache, clock = extstore_cache(tmp_path)
     assert cache.ext is not None
     cache.store(StoreMode.SET, b"c", 0, 0, VALUE)
     for i in range(300):  # enough to push the first buffer out to the file
@@ -128,7 +128,7 @@ def test_a_corrupted_record_is_a_miss_and_the_header_goes(tmp_path: Path) -> Non
 
 
 def test_filling_flash_evicts_the_oldest_page_not_memory(tmp_path: Path) -> None:
-    cache, clock = flash_cache(tmp_path, pages=4)
+    cache, clock = extstore_cache(tmp_path, pages=4)
     assert cache.ext is not None
     for i in range(900):  # 9 MB into 6 MB of usable flash
         cache.store(StoreMode.SET, b"e%d" % i, 0, 0, VALUE)
@@ -144,7 +144,7 @@ def test_filling_flash_evicts_the_oldest_page_not_memory(tmp_path: Path) -> None
 
 
 def test_compaction_rescues_live_items_of_fragmented_pages(tmp_path: Path) -> None:
-    cache, clock = flash_cache(tmp_path, pages=6, compact_under=5, max_frag=0.9)
+    cache, clock = extstore_cache(tmp_path, pages=6, compact_under=5, max_frag=0.9)
     assert cache.ext is not None
     for i in range(700):
         cache.store(StoreMode.SET, b"m%d" % i, 0, 0, VALUE)
@@ -160,7 +160,7 @@ def test_compaction_rescues_live_items_of_fragmented_pages(tmp_path: Path) -> No
 
 
 def test_recache_brings_a_hot_value_back_into_memory(tmp_path: Path) -> None:
-    cache, clock = flash_cache(tmp_path, recache_rate=1)
+    cache, clock = extstore_cache(tmp_path, recache_rate=1)
     assert cache.ext is not None
     cache.store(StoreMode.SET, b"r", 3, 0, VALUE)
     settle(cache, clock)
@@ -176,7 +176,7 @@ def test_recache_brings_a_hot_value_back_into_memory(tmp_path: Path) -> None:
 
 
 def test_no_memory_to_read_into_raises(tmp_path: Path) -> None:
-    cache, clock = flash_cache(tmp_path)
+    cache, clock = extstore_cache(tmp_path)
     assert cache.ext is not None
     cache.store(StoreMode.SET, b"big", 0, 0, b"z" * 600_000)
     settle(cache, clock)
@@ -186,7 +186,7 @@ def test_no_memory_to_read_into_raises(tmp_path: Path) -> None:
     slabs.pool.clear()
     slabs.limit = slabs.malloced
     slabs.classes[slabs.largest].free.clear()
-    with pytest.raises(FlashOutOfMemory):
+    with pytest.raises(ExtstoreOutOfMemory):
         get(cache, b"big")
     assert ext_of(cache).counters.get_oom_extstore == 1
     assert cache.fetch_chunk(b"big") < 0  # binary get: a miss, the header stays
@@ -195,7 +195,7 @@ def test_no_memory_to_read_into_raises(tmp_path: Path) -> None:
 
 
 def test_binary_gets_and_meta_reads_see_the_value(tmp_path: Path) -> None:
-    cache, clock = flash_cache(tmp_path)
+    cache, clock = extstore_cache(tmp_path)
     cache.store(StoreMode.SET, b"b", 9, 0, VALUE)
     settle(cache, clock)
     cid = cache.fetch_chunk(b"b")
@@ -207,7 +207,7 @@ def test_binary_gets_and_meta_reads_see_the_value(tmp_path: Path) -> None:
 
 
 def test_the_crawler_reclaims_headers_whose_page_is_gone(tmp_path: Path) -> None:
-    cache, clock = flash_cache(tmp_path, pages=4)
+    cache, clock = extstore_cache(tmp_path, pages=4)
     assert cache.ext is not None
     for i in range(900):
         cache.store(StoreMode.SET, b"g%d" % i, 0, 0, VALUE)

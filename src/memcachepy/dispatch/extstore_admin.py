@@ -1,4 +1,4 @@
-"""``extstore <setting> <value>`` and the flash tier's side of a get, as memcached 1.6.18's
+"""``extstore <setting> <value>`` and extstore's side of a get, as memcached 1.6.18's
 proto_text.c answers them (process_extstore_command, process_get_command's error path).
 
 The text parser hands ``extstore`` lines to the admin dispatcher (memcachepy.dispatch.admin)

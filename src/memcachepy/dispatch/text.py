@@ -35,7 +35,7 @@ from memcachepy.protocol.wire import (
     Outcome,
 )
 from memcachepy.store.cache import Cache
-from memcachepy.store.extstore import FlashOutOfMemory
+from memcachepy.store.extstore import ExtstoreOutOfMemory
 from memcachepy.store.framing import Framing
 from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 
@@ -174,7 +174,7 @@ class Dispatcher(RequestSink):
                 answered = len(keys)
             else:
                 hits, answered = self._retrieve_slices(keys, with_cas, exptime, out, last)
-        except FlashOutOfMemory:
+        except ExtstoreOutOfMemory:
             # A value on flash had no memory to be read into: memcached drops the replies
             # stacked so far and answers the error instead.
             out.clear()

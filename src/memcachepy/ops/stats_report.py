@@ -91,7 +91,7 @@ def general_stats(
         ("get_misses", c.get_misses),
         ("get_expired", cc.get_expired),
         ("get_flushed", cc.get_flushed),
-        *_flash_get_stats(cache),
+        *_extstore_get_stats(cache),
         ("delete_misses", c.delete_misses),
         ("delete_hits", cc.total("delete_hits")),
         ("incr_misses", c.incr_misses),
@@ -149,7 +149,7 @@ def general_stats(
         ("log_watcher_sent", c.log_watcher_sent),
         ("log_watchers", c.log_watchers),
     ]
-    lines += _flash_stats(cache)
+    lines += _extstore_stats(cache)
     if settings.tls_enabled:
         lines += [
             ("ssl_handshake_errors", c.ssl_handshake_errors),
@@ -184,7 +184,7 @@ def general_stats(
     return lines
 
 
-def _flash_get_stats(cache: Cache) -> list[tuple[str, object]]:
+def _extstore_get_stats(cache: Cache) -> list[tuple[str, object]]:
     ext = cache.ext
     if ext is None:
         return []
@@ -199,7 +199,7 @@ def _flash_get_stats(cache: Cache) -> list[tuple[str, object]]:
     ]
 
 
-def _flash_stats(cache: Cache) -> list[tuple[str, object]]:
+def _extstore_stats(cache: Cache) -> list[tuple[str, object]]:
     """memcached's storage_stats: the flash tier's figures (none without it)."""
     ext = cache.ext
     if ext is None:
@@ -230,7 +230,7 @@ def _flash_stats(cache: Cache) -> list[tuple[str, object]]:
     ]
 
 
-def _flash_settings(s: Settings) -> list[tuple[str, object]]:
+def _extstore_settings(s: Settings) -> list[tuple[str, object]]:
     """The ext_* lines of ``stats settings`` (a memcached build with extstore prints them
     with or without ext_path)."""
     e = s.ext
@@ -339,7 +339,7 @@ def settings_stats(
         ("read_buf_mem_limit", s.read_buf_mem_limit),
         ("track_sizes", cache.sizes is not None),
         ("inline_ascii_response", False),
-        *_flash_settings(s),
+        *_extstore_settings(s),
         ("ssl_enabled", s.tls_enabled),
         ("ssl_chain_cert", tls.chain_cert or "(null)"),
         ("ssl_key", tls.key or "(null)"),

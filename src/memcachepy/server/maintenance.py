@@ -37,9 +37,9 @@ MAINTAINER_REST = 9.0
 CRAWLER_REST = 1.0
 MOVER_REST = 1.0
 EXPANDER_REST = 1.0
-FLASH_MIN_SLEEP = 0.001
-FLASH_BUDGET = 50  # items written out per step (each a copy and a share of a pwrite)
-FLASH_REST = 1.0  # the flash worker takes at most half the CPU while it has work
+EXTSTORE_MIN_SLEEP = 0.001
+EXTSTORE_BUDGET = 50  # items written out per step (each a copy and a share of a pwrite)
+EXTSTORE_REST = 1.0  # the extstore worker takes at most half the CPU while it has work
 
 
 async def lru_maintainer(cache: Cache, tuning: StoreTuning) -> None:
@@ -90,20 +90,20 @@ async def index_expander(cache: Cache) -> None:
     await _in_steps(cache.index.expand_step, EXPANDER_BUDGET, EXPANDER_REST, EXPANDER_IDLE_SLEEP)
 
 
-async def flash_worker(cache: Cache, ext: ExtStore, max_sleep: Callable[[], int]) -> None:
-    """The flash tier's writer, page maintenance and compactor (memcached's storage
+async def extstore_worker(cache: Cache, ext: ExtStore, max_sleep: Callable[[], int]) -> None:
+    """Extstore's writer, page maintenance and compactor (memcached's storage
     write and compaction threads): 1 ms apart while they find work, backing off to
     ``ext_max_sleep`` when idle."""
-    sleep = FLASH_MIN_SLEEP
+    sleep = EXTSTORE_MIN_SLEEP
     while True:
         start = time.perf_counter()
-        done = ext.step(cache.now(), FLASH_BUDGET)
+        done = ext.step(cache.now(), EXTSTORE_BUDGET)
         spent = time.perf_counter() - start
         if done:
-            sleep = FLASH_MIN_SLEEP
+            sleep = EXTSTORE_MIN_SLEEP
         else:
-            sleep = min(sleep * 2, max(max_sleep() / 1_000_000, FLASH_MIN_SLEEP))
-        await trio.sleep(max(sleep, spent * FLASH_REST))
+            sleep = min(sleep * 2, max(max_sleep() / 1_000_000, EXTSTORE_MIN_SLEEP))
+        await trio.sleep(max(sleep, spent * EXTSTORE_REST))
 
 
 def start(nursery: trio.Nursery, cache: Cache, tuning: StoreTuning) -> None:
@@ -115,4 +115,4 @@ def start(nursery: trio.Nursery, cache: Cache, tuning: StoreTuning) -> None:
     ext = cache.ext
     if ext is not None:
         config = ext.config
-        nursery.start_soon(flash_worker, cache, ext, lambda: config.max_sleep)
+        nursery.start_soon(extstore_worker, cache, ext, lambda: config.max_sleep)

@@ -8,7 +8,7 @@ sends it (for the text protocol ``VALUE <key> <flags> <bytes>\\r\\n`` ...
 Here are the operations: the reads and writes, the hot paths. Under them is
 :mod:`.lifecycle` (the cache's state and its items' lifecycle), :class:`Cache`'s base
 class, so that compiled they call each other natively. Beside them: :mod:`.meta` (what
-the meta commands do to items), :mod:`.extstore` (the flash tier, and a get's read back
+the meta commands do to items), :mod:`.extstore` (extstore, and a get's read back
 from it), :mod:`.lru`, :mod:`.crawler` and :mod:`.rebalance` (background work, which the
 server runs through :attr:`Cache.lru`, :attr:`Cache.crawler` and :attr:`Cache.rebalancer`),
 :mod:`.persist` (warm restart). The stats views are in :mod:`memcachepy.ops.stats_report`.
@@ -160,14 +160,14 @@ class Cache(ItemLifecycle):
         return hits
 
     def fetch_chunk(
-        self, key: bytes, touch_exptime: int | None = None, read_flash: bool = True
+        self, key: bytes, touch_exptime: int | None = None, read_back: bool = True
     ) -> int:
         """The live item for ``key`` as its head chunk's id (for :meth:`value` and friends),
         fetched as a get fetches it, or -1.
 
         A hit marks the item fetched and refreshes its LRU position; with
         ``touch_exptime`` it also takes that exptime (gat). A value on flash is read back
-        here (``read_flash``; a touch needs none): -1 if it cannot be.
+        here (``read_back``; a touch needs none): -1 if it cannot be.
         """
         now = self.now()
         cid = self.find_live(key, now)
@@ -183,7 +183,7 @@ class Cache(ItemLifecycle):
         if touch_exptime is not None:
             I32.pack_into(page, off + OFF_EXPTIME, self.realtime(touch_exptime, now))
             counters.touch_hits += 1
-        if page[off + OFF_IFLAGS] & EXT and read_flash:
+        if page[off + OFF_IFLAGS] & EXT and read_back:
             assert self.ext is not None
             return self.ext.read_hit(cid, now)
         return cid
@@ -272,7 +272,7 @@ class Cache(ItemLifecycle):
         return True
 
     def touch(self, key: bytes, exptime: int) -> bool:
-        return self.fetch_chunk(key, touch_exptime=exptime, read_flash=False) >= 0
+        return self.fetch_chunk(key, touch_exptime=exptime, read_back=False) >= 0
 
     def incr_decr(self, key: bytes, incr: bool, delta: int) -> tuple[DeltaResult, int]:
         """incr (wraps at 2**64) or decr (stops at 0); the new value on success."""

@@ -1,6 +1,6 @@
-"""The flash tier: items written from the LRU tails to the storage files, read back on get.
+"""Extstore: items written from the LRU tails to the storage files, read back on get.
 
-memcached's storage.c over :mod:`.flash_pages`. An item of at least ``ext_item_size``
+memcached's storage.c over :mod:`.extstore_pages`. An item of at least ``ext_item_size``
 bytes idle longer than ``ext_item_age`` at its class's COLD tail (or any such item when
 its class runs short of memory) is written to a page; in memory a small header item takes
 its place: the key, the reply's framing and a location (page version, page, offset,
@@ -12,7 +12,7 @@ and rewrites what is still live, so whole pages can be freed.
 
 The store stays free of protocol: the cache asks this module for values (a get's hit on
 a header item: :meth:`ExtStore.collect_hit`, :meth:`ExtStore.read_hit`) and it asks the
-cache, through :class:`FlashHost`, to link and unlink items.
+cache, through :class:`ExtstoreHost`, to link and unlink items.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from memcachepy.store.ext_config import (
     BUCKET_LOWTTL,
     ExtConfig,
 )
-from memcachepy.store.flash_pages import FlashPages
+from memcachepy.store.extstore_pages import ExtstorePages
 from memcachepy.store.framing import Framing
 from memcachepy.store.index import KeyIndex
 from memcachepy.store.items import (
@@ -69,12 +69,12 @@ LOCATION_SIZE: Final = LOCATION.size
 MIN_PAGES_FREE: Final = 3  # a class with fewer free chunks than this many pages writes at once
 
 
-class FlashOutOfMemory(Exception):
+class ExtstoreOutOfMemory(Exception):
     """No memory to read a value back into (memcached's get_oom_extstore)."""
 
 
-class FlashHost(Protocol):
-    """The cache as the flash tier sees it."""
+class ExtstoreHost(Protocol):
+    """The cache as extstore sees it."""
 
     slabs: SlabAllocator
     items: ItemMemory
@@ -118,7 +118,7 @@ class FlashHost(Protocol):
 
 
 @dataclass(slots=True)
-class FlashCounters:
+class ExtstoreCounters:
     get_extstore: int = 0
     get_aborted_extstore: int = 0
     get_oom_extstore: int = 0
@@ -131,12 +131,12 @@ class FlashCounters:
 
 
 class ExtStore:
-    def __init__(self, host: FlashHost, config: ExtConfig) -> None:
+    def __init__(self, host: ExtstoreHost, config: ExtConfig) -> None:
         self.host = host
         self.config = config
-        self.pages = FlashPages(config)
+        self.pages = ExtstorePages(config)
         self.pages.open()
-        self.counters = FlashCounters()
+        self.counters = ExtstoreCounters()
         self._recache_counter = 0
         self._writing = False
         # The page being compacted (-1: none), its version, the next offset to read back.
@@ -155,7 +155,7 @@ class ExtStore:
     def reset_counters(self) -> None:
         """``stats reset``: the get and compaction counters (memcached's thread and
         global stats); the page figures are the engine's and stay."""
-        self.counters = FlashCounters()
+        self.counters = ExtstoreCounters()
 
     # -- header items ---------------------------------------------------------------------
 
@@ -329,7 +329,7 @@ class ExtStore:
         back into ``out``.
 
         A value its page no longer holds is left out of the reply (the hit stays counted,
-        as memcached counts it); no memory to read it into raises FlashOutOfMemory.
+        as memcached counts it); no memory to read it into raises ExtstoreOutOfMemory.
         """
         host = self.host
         class_id = host.slabs.page_class[cid >> PAGE_SHIFT]
@@ -352,7 +352,7 @@ class ExtStore:
         read it into)."""
         try:
             data = self.fetch(cid, now)
-        except FlashOutOfMemory:
+        except ExtstoreOutOfMemory:
             return -1
         if data is None:
             return -1
@@ -365,7 +365,7 @@ class ExtStore:
 
     def fetch(self, cid: int, now: int) -> bytes | None:
         """The value of a header item, read from its page; None if the page no longer
-        holds it (the header is then unlinked). Raises FlashOutOfMemory when no memory
+        holds it (the header is then unlinked). Raises ExtstoreOutOfMemory when no memory
         can hold the value while it is read (memcached reads into a new item)."""
         host = self.host
         version, number, offset, length, crc = self.location(cid)
@@ -383,7 +383,7 @@ class ExtStore:
             self._writing = writing
         if chunks is None:
             self.counters.get_oom_extstore += 1
-            raise FlashOutOfMemory
+            raise ExtstoreOutOfMemory
         try:
             self.counters.get_extstore += 1
             record = self.pages.read(number, version, offset, length)
@@ -424,7 +424,7 @@ class ExtStore:
         out.append(data)
         out.append(framing.suffix)
 
-    def unflash(self, cid: int, now: int) -> int:
+    def bring_into_memory(self, cid: int, now: int) -> int:
         """Bring a header item's value back into memory, in its place (counted as a
         recache): what meta commands work on. Returns the item, -1 if it cannot be read."""
         host = self.host
@@ -435,7 +435,7 @@ class ExtStore:
         key = host.key_of(cid)
         try:
             data = self.fetch(cid, now)
-        except FlashOutOfMemory:
+        except ExtstoreOutOfMemory:
             return -1
         if data is None:
             return -1

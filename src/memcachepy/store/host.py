@@ -36,8 +36,8 @@ class TailAges(Protocol):
     def reclaim_tails(self, now: int, budget: int) -> int: ...
 
 
-class FlashTier(Protocol):
-    """What the crawler asks of the flash tier."""
+class ExtstoreView(Protocol):
+    """What the crawler asks of extstore."""
 
     def valid(self, cid: int) -> bool:
         """Whether a header item's value is still on flash (its page not freed)."""
@@ -68,8 +68,8 @@ class CacheHost(Protocol):
     def lru(self) -> TailAges: ...
 
     @property
-    def ext(self) -> FlashTier | None:
-        """The flash tier (``-o ext_path``), if any."""
+    def ext(self) -> ExtstoreView | None:
+        """Extstore (``-o ext_path``), if any."""
 
     @property
     def index(self) -> KeyIndex:

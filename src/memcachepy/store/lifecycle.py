@@ -77,7 +77,7 @@ class ItemLifecycle:
 
     Background work belongs to its helpers, which the server runs in bounded steps between
     requests: :attr:`lru` (the LRU maintainer), :attr:`crawler`, :attr:`rebalancer` (page
-    moves, automove), :attr:`index` (its expansion) and :attr:`ext` (the flash tier). With
+    moves, automove), :attr:`index` (its expansion) and :attr:`ext` (extstore). With
     ``memory_file`` the slab pages live in that file, and the next start with the same
     settings restores every item.
     """
@@ -142,7 +142,7 @@ class ItemLifecycle:
                     self._memory.wipe()
                     self._empty(limit, growth_factor, min_chunk)
             self._memory.mark_in_use()
-        # The flash tier (-o ext_path=...): None without it, so a get pays one test.
+        # Extstore (-o ext_path=...): None without it, so a get pays one test.
         self.ext: ExtStore | None = None
         if ext is not None and ext.enabled:
             self.ext = ExtStore(self, ext)
@@ -361,7 +361,7 @@ class ItemLifecycle:
         """Allocate and link a new item for ``key``, replacing any old one; -1 if no memory.
 
         ``reclaimed``: the caller made the flat LRU's tail reclaim already. ``prefix`` and
-        ``iflags``: the flash tier's header items keep the framing of the value they
+        ``iflags``: extstore's header items keep the framing of the value they
         stand for.
         """
         if prefix is None:
@@ -491,7 +491,7 @@ class ItemLifecycle:
     def _pull_tail(self, class_id: int, now: int) -> bool:
         """One step of making room in a full class: reclaim an expired item at a tail,
         push HOT/WARM items down to COLD, or evict the COLD tail (see :mod:`.lru`). With
-        the flash tier, the COLD tail is written out instead while flash takes it."""
+        extstore, the COLD tail is written out instead while flash takes it."""
         if self.ext is not None and self.ext.make_room(class_id, now):
             return True
         return self.lru.free_one(class_id, now)

@@ -145,7 +145,7 @@ def meta_find(cache: Cache, key: bytes) -> MetaItem | None:
     """The live item for ``key`` without bumping or counting it (memcached's locked get)."""
     cid = cache.find_live(key, cache.now())
     if cid >= 0 and cache.ext is not None:
-        cid = cache.ext.unflash(cid, cache.now())  # meta works on values in memory
+        cid = cache.ext.bring_into_memory(cid, cache.now())  # meta works on values in memory
     return None if cid < 0 else meta_item(cache, cid)
 
 

@@ -210,7 +210,7 @@ class SlabAllocator:
 
     def prefill_pool(self) -> None:
         """memcached's slabs_prefill_global, which it runs with extstore: every page of the
-        limit is made now and put in the pool, so classes draw on it and the flash writer
+        limit is made now and put in the pool, so classes draw on it and the extstore writer
         can tell memory running short (an empty pool) from memory not yet used."""
         while not self.released and self.malloced + PAGE_SIZE <= self.limit:
             number = len(self.pages)

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from memcachepy.store.ext_config import BUCKETS, ExtConfig
 
 
-class FlashError(Exception):
+class ExtstoreError(Exception):
     """The storage files cannot be used (open, lock, size)."""
 
 
 @dataclass(slots=True)
-class FlashStats:
+class ExtstoreStats:
     page_allocs: int = 0
     page_evictions: int = 0
     page_reclaims: int = 0
@@ -46,7 +46,7 @@ class FlashStats:
 
 
 @dataclass(slots=True)
-class FlashPage:
+class ExtstorePage:
     id: int
     fd: int
     base: int  # byte offset of the page in its file
@@ -71,10 +71,10 @@ class WriteBuffer:
 
 
 @dataclass(slots=True)
-class FlashPages:
+class ExtstorePages:
     config: ExtConfig
-    stats: FlashStats = field(default_factory=FlashStats)
-    pages: list[FlashPage] = field(default_factory=list)
+    stats: ExtstoreStats = field(default_factory=ExtstoreStats)
+    pages: list[ExtstorePage] = field(default_factory=list)
     buffers: list[WriteBuffer] = field(default_factory=list)
     free_list: list[int] = field(default_factory=list)  # popped from the end
     fds: list[int] = field(default_factory=list)
@@ -89,7 +89,7 @@ class FlashPages:
                 fd = os.open(ext.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
                 self.close()
-                raise FlashError(f"failed to open file: {exc.strerror}") from None
+                raise ExtstoreError(f"failed to open file: {exc.strerror}") from None
             self.fds.append(fd)
             try:
                 # memcached's fcntl F_SETLK write lock: a second daemon on the file fails.
@@ -97,7 +97,7 @@ class FlashPages:
                 os.ftruncate(fd, 0)
             except OSError:
                 self.close()
-                raise FlashError("failed to open file") from None
+                raise ExtstoreError("failed to open file") from None
             counts.append(ext.page_count)
         offsets = [0] * len(counts)
         which = -1
@@ -107,7 +107,7 @@ class FlashPages:
                 if counts[which]:
                     counts[which] -= 1
                     break
-            self.pages.append(FlashPage(number, self.fds[which], offsets[which]))
+            self.pages.append(ExtstorePage(number, self.fds[which], offsets[which]))
             offsets[which] += cfg.page_size
         # Free list: pages count-1 .. 1 pushed, so the lowest comes out first.
         self.free_list = list(range(len(self.pages) - 1, 0, -1))
@@ -249,7 +249,7 @@ class FlashPages:
         """extstore's maintenance pass: free empty or closed pages; with none free,
         evict the page of the oldest version."""
         evict = not self.free_list
-        low: FlashPage | None = None
+        low: ExtstorePage | None = None
         for page in self.pages:
             if page.active or page.free:
                 continue
@@ -266,7 +266,7 @@ class FlashPages:
             low.closed = True
             self._free(low)
 
-    def _free(self, page: FlashPage) -> None:
+    def _free(self, page: ExtstorePage) -> None:
         st = self.stats
         st.objects_used -= page.obj_count
         st.bytes_used -= page.bytes_used

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from memcachepy.store.ext_config import BUCKET_COMPACT, BUCKET_DEFAULT, MB, ExtConfig, ExtFile
-from memcachepy.store.flash_pages import FlashError, FlashPages
+from memcachepy.store.extstore_pages import ExtstoreError, ExtstorePages
 
 
-def engine(tmp_path: Path, pages: int = 4, name: str = "ext") -> FlashPages:
+def engine(tmp_path: Path, pages: int = 4, name: str = "ext") -> ExtstorePages:
     config = ExtConfig(
         files=[ExtFile(str(tmp_path / name), pages)], page_size=2 * MB, wbuf_size=2 * MB
     )
-    flash = FlashPages(config)
+    flash = ExtstorePages(config)
     flash.open()
     return flash
 
@@ -95,10 +95,10 @@ def test_a_second_engine_on_the_same_file_is_refused(tmp_path: Path) -> None:
 
     code = (
         "import sys; from memcachepy.store.ext_config import ExtConfig, ExtFile, MB;"
-        "from memcachepy.store.flash_pages import FlashPages, FlashError\n"
+        "from memcachepy.store.extstore_pages import ExtstorePages, ExtstoreError\n"
         f"c = ExtConfig(files=[ExtFile({str(tmp_path / 'ext')!r}, 4)], page_size=2*MB,"
         " wbuf_size=2*MB)\n"
-        "try:\n    FlashPages(c).open()\nexcept FlashError:\n    sys.exit(3)\n"
+        "try:\n    ExtstorePages(c).open()\nexcept ExtstoreError:\n    sys.exit(3)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], timeout=30)
     assert result.returncode == 3
@@ -109,5 +109,5 @@ def test_an_unusable_path_is_a_flash_error(tmp_path: Path) -> None:
     config = ExtConfig(
         files=[ExtFile(str(tmp_path / "no" / "dir"), 4)], page_size=2 * MB, wbuf_size=2 * MB
     )
-    with pytest.raises(FlashError):
-        FlashPages(config).open()
+    with pytest.raises(ExtstoreError):
+        ExtstorePages(config).open()
