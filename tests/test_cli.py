@@ -427,8 +427,12 @@ def test_every_memcached_flag_and_suboption_is_accepted() -> None:
     assert s.store.slab_chunk_max == 512 * 1024 and not s.store.lru_crawler
     # Every flag without effect here has its one note for -v.
     notes = " | ".join(s.notes)
-    assert s.ext.enabled and s.ext.page_size == 8 * MIB and s.ext.files[0].page_count == 8
-    assert s.ext.automove_freeratio == 0.1
+    assert (
+        s.extstore.enabled
+        and s.extstore.page_size == 8 * MIB
+        and s.extstore.files[0].page_count == 8
+    )
+    assert s.extstore.automove_freeratio == 0.1
     for word in (
         "-t 8",
         "-L",

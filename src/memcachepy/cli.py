@@ -599,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     from memcachepy.store.extstore_pages import ExtstoreError
     from memcachepy.store.persist import MemoryFileError
 
-    if settings.ext.enabled and settings.memory_file:
+    if settings.extstore.enabled and settings.memory_file:
         # memcached 1.6.18 says so and starts without restoring (or keeping) memory.
         print("[restart] memory restart with extstore not presently supported.", file=sys.stderr)
         settings.memory_file = None

@@ -6,7 +6,7 @@ import re
 import ssl
 from dataclasses import dataclass, field
 
-from memcachepy.store.ext_config import ExtConfig
+from memcachepy.store.extstore_config import ExtstoreConfig
 from memcachepy.store.tuning import StoreTuning
 
 DEFAULT_PORT = 11211
@@ -110,7 +110,7 @@ class Settings:
     idle_timeout: int = 0  # seconds; 0 = never
     memory_file: str | None = None  # -e: slab memory in this file, for warm restarts
     store: StoreTuning = field(default_factory=StoreTuning)  # LRU, crawler, slab moves (-o)
-    ext: ExtConfig = field(default_factory=ExtConfig)  # extstore (-o ext_*)
+    extstore: ExtstoreConfig = field(default_factory=ExtstoreConfig)  # extstore (-o ext_*)
     protocol: str = "auto"  # -B: ascii, binary, or auto (by each connection's first byte)
     udp_port: int = 0  # -U: 0 = no UDP listener (memcached's default since 1.5.6)
     sasl: bool = False  # -S: binary protocol only, SASL PLAIN against sasl_pwdb
@@ -215,10 +215,10 @@ class Settings:
         self._validate_cluster()
         if self.tls_enabled and not (self.tcp_enabled and not self.unix_socket):
             raise ConfigError("ERROR: You cannot enable SSL without a TCP port.")
-        ext_problem = self.ext.check(self.item_size_max, self.udp_port)
+        ext_problem = self.extstore.check(self.item_size_max, self.udp_port)
         if ext_problem is not None:
             raise ConfigError(ext_problem)
-        self.ext.apply_defaults()
+        self.extstore.apply_defaults()
 
     def _validate_cluster(self) -> None:
         if self.cluster_replicas < 1:

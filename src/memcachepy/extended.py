@@ -9,7 +9,7 @@ memcached makes once every flag is read (Settings.validate) exit 64.
 from __future__ import annotations
 
 from memcachepy.config import ConfigError, Settings, TlsError
-from memcachepy.store import ext_config
+from memcachepy.store import extstore_config
 
 BAD_VALUE = 1  # memcached returns 1 from main() for a bad suboption value
 PAGE_SIZE = 1024 * 1024
@@ -168,9 +168,9 @@ def apply_one(settings: Settings, name: str, value: str | None, option: str) -> 
             raise ConfigError(str(exc), BAD_VALUE) from None
         if not known:
             raise ConfigError(f'Illegal suboption "{option}"', BAD_VALUE)
-    elif name in ext_config.OPTIONS:
+    elif name in extstore_config.OPTIONS:
         try:
-            settings.ext.set_option(name, value)
+            settings.extstore.set_option(name, value)
         except ValueError as exc:
             raise ConfigError(str(exc), BAD_VALUE) from None
         if name in ("ext_threads", "ext_io_depth"):

@@ -10,8 +10,8 @@ import pytest
 
 from memcachepy.dispatch.text import TEXT_FRAMING
 from memcachepy.store.cache import Cache
-from memcachepy.store.ext_config import MB, ExtConfig, ExtFile
-from memcachepy.store.extstore import ExtStore, ExtstoreOutOfMemory
+from memcachepy.store.extstore import Extstore, ExtstoreOutOfMemory
+from memcachepy.store.extstore_config import MB, ExtstoreConfig, ExtstoreFile
 from memcachepy.store.meta import meta_find, meta_value
 from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 from tests.store.clock import FakeClock
@@ -20,8 +20,8 @@ VALUE = bytes(range(65, 91)) * 400  # 10,400 bytes
 
 
 def extstore_cache(tmp_path: Path, pages: int = 6, **options: object) -> tuple[Cache, FakeClock]:
-    config = ExtConfig(
-        files=[ExtFile(str(tmp_path / "ext"), pages)],
+    config = ExtstoreConfig(
+        files=[ExtstoreFile(str(tmp_path / "ext"), pages)],
         page_size=2 * MB,
         wbuf_size=2 * MB,
         item_age=1,
@@ -31,14 +31,14 @@ def extstore_cache(tmp_path: Path, pages: int = 6, **options: object) -> tuple[C
         setattr(config, name, value)
     config.apply_defaults()
     clock = FakeClock()
-    cache = Cache(16 * MB, clock=clock, framing=TEXT_FRAMING, ext=config)
+    cache = Cache(16 * MB, clock=clock, framing=TEXT_FRAMING, extstore=config)
     return cache, clock
 
 
-def ext_of(cache: Cache) -> ExtStore:
+def ext_of(cache: Cache) -> Extstore:
     """The cache's flash tier (every cache here has one)."""
-    assert cache.ext is not None
-    return cache.ext
+    assert cache.extstore is not None
+    return cache.extstore
 
 
 def settle(cache: Cache, clock: FakeClock, rounds: int = 5) -> None:
@@ -58,7 +58,7 @@ def get(cache: Cache, key: bytes) -> bytes:
 
 def test_old_large_items_go_to_flash_and_come_back(tmp_path: Path) -> None:
     cache, clock = extstore_cache(tmp_path)
-    assert cache.ext is not None
+    assert cache.extstore is not None
     for i in range(50):
         assert cache.store(StoreMode.SET, b"k%d" % i, 7, 0, VALUE) == StoreResult.STORED
     cache.store(StoreMode.SET, b"small", 0, 0, b"hi")
@@ -93,7 +93,7 @@ def test_items_on_flash_refuse_incr_append_and_prepend(tmp_path: Path) -> None:
 
 def test_deleting_frees_flash_space_and_an_empty_page(tmp_path: Path) -> None:
     cache, clock = extstore_cache(tmp_path)
-    assert cache.ext is not None
+    assert cache.extstore is not None
     for i in range(400):
         cache.store(StoreMode.SET, b"d%d" % i, 0, 0, VALUE)
     settle(cache, clock)
@@ -111,7 +111,7 @@ def test_deleting_frees_flash_space_and_an_empty_page(tmp_path: Path) -> None:
 
 def test_a_corrupted_record_is_a_miss_and_the_header_goes(tmp_path: Path) -> None:
     cache, clock = extstore_cache(tmp_path)
-    assert cache.ext is not None
+    assert cache.extstore is not None
     cache.store(StoreMode.SET, b"c", 0, 0, VALUE)
     for i in range(300):  # enough to push the first buffer out to the file
         cache.store(StoreMode.SET, b"f%d" % i, 0, 0, VALUE)
@@ -129,7 +129,7 @@ def test_a_corrupted_record_is_a_miss_and_the_header_goes(tmp_path: Path) -> Non
 
 def test_filling_flash_evicts_the_oldest_page_not_memory(tmp_path: Path) -> None:
     cache, clock = extstore_cache(tmp_path, pages=4)
-    assert cache.ext is not None
+    assert cache.extstore is not None
     for i in range(900):  # 9 MB into 6 MB of usable flash
         cache.store(StoreMode.SET, b"e%d" % i, 0, 0, VALUE)
         if i % 100 == 99:
@@ -145,7 +145,7 @@ def test_filling_flash_evicts_the_oldest_page_not_memory(tmp_path: Path) -> None
 
 def test_compaction_rescues_live_items_of_fragmented_pages(tmp_path: Path) -> None:
     cache, clock = extstore_cache(tmp_path, pages=6, compact_under=5, max_frag=0.9)
-    assert cache.ext is not None
+    assert cache.extstore is not None
     for i in range(700):
         cache.store(StoreMode.SET, b"m%d" % i, 0, 0, VALUE)
     settle(cache, clock)
@@ -161,7 +161,7 @@ def test_compaction_rescues_live_items_of_fragmented_pages(tmp_path: Path) -> No
 
 def test_recache_brings_a_hot_value_back_into_memory(tmp_path: Path) -> None:
     cache, clock = extstore_cache(tmp_path, recache_rate=1)
-    assert cache.ext is not None
+    assert cache.extstore is not None
     cache.store(StoreMode.SET, b"r", 3, 0, VALUE)
     settle(cache, clock)
     assert ext_of(cache).holds(b"r")
@@ -177,7 +177,7 @@ def test_recache_brings_a_hot_value_back_into_memory(tmp_path: Path) -> None:
 
 def test_no_memory_to_read_into_raises(tmp_path: Path) -> None:
     cache, clock = extstore_cache(tmp_path)
-    assert cache.ext is not None
+    assert cache.extstore is not None
     cache.store(StoreMode.SET, b"big", 0, 0, b"z" * 600_000)
     settle(cache, clock)
     assert ext_of(cache).holds(b"big")
@@ -208,7 +208,7 @@ def test_binary_gets_and_meta_reads_see_the_value(tmp_path: Path) -> None:
 
 def test_the_crawler_reclaims_headers_whose_page_is_gone(tmp_path: Path) -> None:
     cache, clock = extstore_cache(tmp_path, pages=4)
-    assert cache.ext is not None
+    assert cache.extstore is not None
     for i in range(900):
         cache.store(StoreMode.SET, b"g%d" % i, 0, 0, VALUE)
         if i % 100 == 99:

@@ -6,13 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from memcachepy.store.ext_config import BUCKET_COMPACT, BUCKET_DEFAULT, MB, ExtConfig, ExtFile
+from memcachepy.store.extstore_config import (
+    BUCKET_COMPACT,
+    BUCKET_DEFAULT,
+    MB,
+    ExtstoreConfig,
+    ExtstoreFile,
+)
 from memcachepy.store.extstore_pages import ExtstoreError, ExtstorePages
 
 
 def engine(tmp_path: Path, pages: int = 4, name: str = "ext") -> ExtstorePages:
-    config = ExtConfig(
-        files=[ExtFile(str(tmp_path / name), pages)], page_size=2 * MB, wbuf_size=2 * MB
+    config = ExtstoreConfig(
+        files=[ExtstoreFile(str(tmp_path / name), pages)], page_size=2 * MB, wbuf_size=2 * MB
     )
     flash = ExtstorePages(config)
     flash.open()
@@ -94,9 +100,9 @@ def test_a_second_engine_on_the_same_file_is_refused(tmp_path: Path) -> None:
     import sys
 
     code = (
-        "import sys; from memcachepy.store.ext_config import ExtConfig, ExtFile, MB;"
+        "import sys; from memcachepy.store.extstore_config import ExtstoreConfig, ExtstoreFile, MB;"
         "from memcachepy.store.extstore_pages import ExtstorePages, ExtstoreError\n"
-        f"c = ExtConfig(files=[ExtFile({str(tmp_path / 'ext')!r}, 4)], page_size=2*MB,"
+        f"c = ExtstoreConfig(files=[ExtstoreFile({str(tmp_path / 'ext')!r}, 4)], page_size=2*MB,"
         " wbuf_size=2*MB)\n"
         "try:\n    ExtstorePages(c).open()\nexcept ExtstoreError:\n    sys.exit(3)\n"
     )
@@ -106,8 +112,8 @@ def test_a_second_engine_on_the_same_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_unusable_path_is_a_flash_error(tmp_path: Path) -> None:
-    config = ExtConfig(
-        files=[ExtFile(str(tmp_path / "no" / "dir"), 4)], page_size=2 * MB, wbuf_size=2 * MB
+    config = ExtstoreConfig(
+        files=[ExtstoreFile(str(tmp_path / "no" / "dir"), 4)], page_size=2 * MB, wbuf_size=2 * MB
     )
     with pytest.raises(ExtstoreError):
         ExtstorePages(config).open()

@@ -88,7 +88,7 @@ class AdminDispatch:
 
     def extstore(self, args: list[bytes], ntokens: int, out: list[Reply]) -> bytes | None:
         """``extstore <setting> <value> [noreply]`` (memcachepy.dispatch.extstore_admin)."""
-        return extstore_command(args, self.d.settings.ext)
+        return extstore_command(args, self.d.settings.extstore)
 
     # -- slabs --------------------------------------------------------------------------
 

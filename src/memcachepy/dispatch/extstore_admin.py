@@ -11,12 +11,12 @@ from typing import Final
 
 from memcachepy.protocol.wire import ERROR, KEY_MAX_LENGTH
 from memcachepy.store.cache import Cache
-from memcachepy.store.ext_config import RUNTIME, ExtConfig, parse_double, parse_u32
+from memcachepy.store.extstore_config import RUNTIME, ExtstoreConfig, parse_double, parse_u32
 
 OK: Final = b"OK\r\n"
 
 
-def extstore_command(args: list[bytes], config: ExtConfig) -> bytes | None:
+def extstore_command(args: list[bytes], config: ExtstoreConfig) -> bytes | None:
     """The reply to ``extstore`` with these arguments (None: ``noreply``). memcached takes
     these with or without ext_path: they only change settings."""
     tokens = list(args)
@@ -27,7 +27,7 @@ def extstore_command(args: list[bytes], config: ExtConfig) -> bytes | None:
     return None if noreply else reply
 
 
-def _apply(tokens: list[bytes], config: ExtConfig) -> bytes:
+def _apply(tokens: list[bytes], config: ExtstoreConfig) -> bytes:
     if len(tokens) < 2:
         return ERROR
     name = tokens[0].decode("ascii", "replace")
@@ -53,7 +53,7 @@ def _apply(tokens: list[bytes], config: ExtConfig) -> bytes:
 def count_aborted(cache: Cache, line: bytes | None) -> None:
     """A multi-get voided by a bad key: the reads memcached had queued for the keys before
     it are aborted (get_extstore and get_aborted_extstore count each)."""
-    ext = cache.ext
+    ext = cache.extstore
     if ext is None or line is None:
         return
     tokens = [t for t in line.split(b" ") if t]

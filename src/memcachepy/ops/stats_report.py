@@ -185,7 +185,7 @@ def general_stats(
 
 
 def _extstore_get_stats(cache: Cache) -> list[tuple[str, object]]:
-    ext = cache.ext
+    ext = cache.extstore
     if ext is None:
         return []
     f = ext.counters
@@ -201,7 +201,7 @@ def _extstore_get_stats(cache: Cache) -> list[tuple[str, object]]:
 
 def _extstore_stats(cache: Cache) -> list[tuple[str, object]]:
     """memcached's storage_stats: the flash tier's figures (none without it)."""
-    ext = cache.ext
+    ext = cache.extstore
     if ext is None:
         return []
     f = ext.counters
@@ -233,7 +233,7 @@ def _extstore_stats(cache: Cache) -> list[tuple[str, object]]:
 def _extstore_settings(s: Settings) -> list[tuple[str, object]]:
     """The ext_* lines of ``stats settings`` (a memcached build with extstore prints them
     with or without ext_path)."""
-    e = s.ext
+    e = s.extstore
     return [
         ("ext_item_size", e.item_size),
         ("ext_item_age", e.item_age),
@@ -251,7 +251,7 @@ def _extstore_settings(s: Settings) -> list[tuple[str, object]]:
 
 def extstore_page_stats(cache: Cache) -> list[tuple[str, object]]:
     """``stats extstore``: each page's version, bytes used, bucket and free bucket."""
-    ext = cache.ext
+    ext = cache.extstore
     if ext is None:
         return []
     lines: list[tuple[str, object]] = []
@@ -494,8 +494,8 @@ def reset_store_counters(cache: Cache) -> None:
     hits = cache.lru_hits  # zeroed in place: the class counters share it
     for slot in range(len(hits)):
         hits[slot] = 0
-    if cache.ext is not None:
-        cache.ext.reset_counters()
+    if cache.extstore is not None:
+        cache.extstore.reset_counters()
 
 
 def slab_stats(cache: Cache) -> list[tuple[str, object]]:

@@ -105,7 +105,7 @@ class Server:
             framing=TEXT_FRAMING,
             tuning=settings.store,
             memory_file=settings.memory_file,
-            ext=settings.ext if settings.ext.enabled else None,
+            extstore=settings.extstore if settings.extstore.enabled else None,
         )
         self.cluster = _cluster_endpoint(settings)
         self.dispatcher = Dispatcher(

@@ -3,7 +3,7 @@
 memcached runs these as threads; here they are trio tasks beside the connections. Each
 turn calls one bounded step of a store helper (``cache.lru.maintain``,
 ``cache.crawler.step``, ``cache.rebalancer.step``, ``cache.index.expand_step``,
-``cache.ext.step``) and then sleeps, so a client request waits at most one step (about a
+``cache.extstore.step``) and then sleeps, so a client request waits at most one step (about a
 millisecond) for them. Idle tasks back off, as
 memcached's maintainer does, so an idle daemon stays idle.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import trio
 
 from memcachepy.store.cache import Cache
-from memcachepy.store.extstore import ExtStore
+from memcachepy.store.extstore import Extstore
 from memcachepy.store.tuning import StoreTuning
 
 # The maintainer's sleep between turns: 1 ms while a turn's budget is not enough, 10 ms
@@ -90,7 +90,7 @@ async def index_expander(cache: Cache) -> None:
     await _in_steps(cache.index.expand_step, EXPANDER_BUDGET, EXPANDER_REST, EXPANDER_IDLE_SLEEP)
 
 
-async def extstore_worker(cache: Cache, ext: ExtStore, max_sleep: Callable[[], int]) -> None:
+async def extstore_worker(cache: Cache, ext: Extstore, max_sleep: Callable[[], int]) -> None:
     """Extstore's writer, page maintenance and compactor (memcached's storage
     write and compaction threads): 1 ms apart while they find work, backing off to
     ``ext_max_sleep`` when idle."""
@@ -112,7 +112,7 @@ def start(nursery: trio.Nursery, cache: Cache, tuning: StoreTuning) -> None:
     nursery.start_soon(lru_crawler, cache, tuning)
     nursery.start_soon(slab_mover, cache)
     nursery.start_soon(index_expander, cache)
-    ext = cache.ext
+    ext = cache.extstore
     if ext is not None:
         config = ext.config
         nursery.start_soon(extstore_worker, cache, ext, lambda: config.max_sleep)

@@ -89,7 +89,7 @@ class Cache(ItemLifecycle):
         stale_atime = now - ITEM_UPDATE_INTERVAL
         exptime_rel = None if touch_exptime is None else self.realtime(touch_exptime, now)
         segmented = self.tuning.lru_segmented
-        flash = self.ext is not None
+        flash = self.extstore is not None
         hits = 0
         for key in keys:
             # The item and its header, read while checking the key. Typed: compiled, the
@@ -109,8 +109,8 @@ class Cache(ItemLifecycle):
             # tier the test is one local bool; with it, a compare with a literal (CPython
             # specializes it, where `&` takes the generic path).
             if flash and iflags >= 64:
-                assert self.ext is not None
-                self.ext.collect_hit(cid, page, off, out, with_cas, exptime_rel, now)
+                assert self.extstore is not None
+                self.extstore.collect_hit(cid, page, off, out, with_cas, exptime_rel, now)
                 continue
             class_id = page_class[cid >> PAGE_SHIFT]
             if segmented:
@@ -184,13 +184,13 @@ class Cache(ItemLifecycle):
             I32.pack_into(page, off + OFF_EXPTIME, self.realtime(touch_exptime, now))
             counters.touch_hits += 1
         if page[off + OFF_IFLAGS] & EXT and read_back:
-            assert self.ext is not None
-            return self.ext.read_hit(cid, now)
+            assert self.extstore is not None
+            return self.extstore.read_hit(cid, now)
         return cid
 
     def value(self, cid: int) -> bytes:
         """The data of an item, unframed."""
-        flash = self.ext.last_read if self.ext is not None else None
+        flash = self.extstore.last_read if self.extstore is not None else None
         if flash is not None and flash[0] == cid:
             return flash[1]
         page = self.slabs.pages[cid >> PAGE_SHIFT]
@@ -348,5 +348,5 @@ class Cache(ItemLifecycle):
         afterwards)."""
         if self._memory is not None:
             self._memory.close()
-        if self.ext is not None:
-            self.ext.close()
+        if self.extstore is not None:
+            self.extstore.close()

@@ -125,7 +125,7 @@ class Crawler:
         oldest = cache.oldest_live
         flushing = bool(oldest) and oldest <= now
         oldest_cas = cache.oldest_cas
-        ext = cache.ext
+        ext = cache.extstore
         visited = 0
         while self.queue and visited < budget:
             class_id = self.queue[0]

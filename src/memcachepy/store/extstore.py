@@ -11,7 +11,7 @@ brought back into memory (``ext_recache_rate``). A compactor reads back fragment
 and rewrites what is still live, so whole pages can be freed.
 
 The store stays free of protocol: the cache asks this module for values (a get's hit on
-a header item: :meth:`ExtStore.collect_hit`, :meth:`ExtStore.read_hit`) and it asks the
+a header item: :meth:`Extstore.collect_hit`, :meth:`Extstore.read_hit`) and it asks the
 cache, through :class:`ExtstoreHost`, to link and unlink items.
 """
 
@@ -26,12 +26,12 @@ from librt.vecs import vec
 from mypy_extensions import i64
 
 from memcachepy.store.counters import CacheCounters
-from memcachepy.store.ext_config import (
+from memcachepy.store.extstore_config import (
     BUCKET_CHUNKED,
     BUCKET_COMPACT,
     BUCKET_DEFAULT,
     BUCKET_LOWTTL,
-    ExtConfig,
+    ExtstoreConfig,
 )
 from memcachepy.store.extstore_pages import ExtstorePages
 from memcachepy.store.framing import Framing
@@ -130,8 +130,8 @@ class ExtstoreCounters:
     compact_skipped: int = 0
 
 
-class ExtStore:
-    def __init__(self, host: ExtstoreHost, config: ExtConfig) -> None:
+class Extstore:
+    def __init__(self, host: ExtstoreHost, config: ExtstoreConfig) -> None:
         self.host = host
         self.config = config
         self.pages = ExtstorePages(config)

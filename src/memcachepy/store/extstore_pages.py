@@ -23,7 +23,7 @@ import fcntl
 import os
 from dataclasses import dataclass, field
 
-from memcachepy.store.ext_config import BUCKETS, ExtConfig
+from memcachepy.store.extstore_config import BUCKETS, ExtstoreConfig
 
 
 class ExtstoreError(Exception):
@@ -72,7 +72,7 @@ class WriteBuffer:
 
 @dataclass(slots=True)
 class ExtstorePages:
-    config: ExtConfig
+    config: ExtstoreConfig
     stats: ExtstoreStats = field(default_factory=ExtstoreStats)
     pages: list[ExtstorePage] = field(default_factory=list)
     buffers: list[WriteBuffer] = field(default_factory=list)

@@ -68,7 +68,7 @@ class CacheHost(Protocol):
     def lru(self) -> TailAges: ...
 
     @property
-    def ext(self) -> ExtstoreView | None:
+    def extstore(self) -> ExtstoreView | None:
         """Extstore (``-o ext_path``), if any."""
 
     @property

@@ -21,8 +21,8 @@ from mypy_extensions import i64
 
 from memcachepy.store.counters import CacheCounters, ClassCounters
 from memcachepy.store.crawler import Crawler
-from memcachepy.store.ext_config import ExtConfig
-from memcachepy.store.extstore import ExtStore
+from memcachepy.store.extstore import Extstore
+from memcachepy.store.extstore_config import ExtstoreConfig
 from memcachepy.store.framing import NO_FRAMING, Framing
 from memcachepy.store.index import DEFAULT_HASHPOWER, KeyIndex
 from memcachepy.store.items import (
@@ -77,7 +77,7 @@ class ItemLifecycle:
 
     Background work belongs to its helpers, which the server runs in bounded steps between
     requests: :attr:`lru` (the LRU maintainer), :attr:`crawler`, :attr:`rebalancer` (page
-    moves, automove), :attr:`index` (its expansion) and :attr:`ext` (extstore). With
+    moves, automove), :attr:`index` (its expansion) and :attr:`extstore`. With
     ``memory_file`` the slab pages live in that file, and the next start with the same
     settings restores every item.
     """
@@ -95,7 +95,7 @@ class ItemLifecycle:
         framing: Framing = NO_FRAMING,
         tuning: StoreTuning | None = None,
         memory_file: str | None = None,
-        ext: ExtConfig | None = None,
+        extstore: ExtstoreConfig | None = None,
     ) -> None:
         self.item_size_max = item_size_max
         self.use_cas = use_cas
@@ -143,9 +143,9 @@ class ItemLifecycle:
                     self._empty(limit, growth_factor, min_chunk)
             self._memory.mark_in_use()
         # Extstore (-o ext_path=...): None without it, so a get pays one test.
-        self.ext: ExtStore | None = None
-        if ext is not None and ext.enabled:
-            self.ext = ExtStore(self, ext)
+        self.extstore: Extstore | None = None
+        if extstore is not None and extstore.enabled:
+            self.extstore = Extstore(self, extstore)
             self.slabs.prefill_pool()
 
     def _empty(self, limit: int, growth_factor: float, min_chunk: int) -> None:
@@ -438,8 +438,8 @@ class ItemLifecycle:
         off = cid & OFFSET_MASK
         header: ReadFields = UNPACK_READ_FIELDS_LRU(page, off + OFF_CAS)  # typed: C ints
         flags, nbytes, nkey, iflags, ncont = header[3], header[4], header[5], header[6], header[8]
-        if iflags & EXT and self.ext is not None:
-            self.ext.forget(cid)
+        if iflags & EXT and self.extstore is not None:
+            self.extstore.forget(cid)
         class_id = slabs.page_class[cid >> PAGE_SHIFT]
         self.items.unlink(cid, class_id)
         conts = self.items.continuations(cid) if ncont else None  # read before the free
@@ -492,7 +492,7 @@ class ItemLifecycle:
         """One step of making room in a full class: reclaim an expired item at a tail,
         push HOT/WARM items down to COLD, or evict the COLD tail (see :mod:`.lru`). With
         extstore, the COLD tail is written out instead while flash takes it."""
-        if self.ext is not None and self.ext.make_room(class_id, now):
+        if self.extstore is not None and self.extstore.make_room(class_id, now):
             return True
         return self.lru.free_one(class_id, now)
 

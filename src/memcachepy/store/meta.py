@@ -144,8 +144,8 @@ def lookup_state(cache: Cache, key: bytes) -> tuple[int, int, int]:
 def meta_find(cache: Cache, key: bytes) -> MetaItem | None:
     """The live item for ``key`` without bumping or counting it (memcached's locked get)."""
     cid = cache.find_live(key, cache.now())
-    if cid >= 0 and cache.ext is not None:
-        cid = cache.ext.bring_into_memory(cid, cache.now())  # meta works on values in memory
+    if cid >= 0 and cache.extstore is not None:
+        cid = cache.extstore.bring_into_memory(cid, cache.now())  # meta works on values in memory
     return None if cid < 0 else meta_item(cache, cid)
 
 

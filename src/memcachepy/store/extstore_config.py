@@ -55,7 +55,7 @@ RUNTIME = frozenset(
 
 
 @dataclass(slots=True)
-class ExtFile:
+class ExtstoreFile:
     """One ``ext_path=PATH:SIZE``: the file and how many pages of it are used."""
 
     path: str
@@ -63,8 +63,8 @@ class ExtFile:
 
 
 @dataclass(slots=True)
-class ExtConfig:
-    files: list[ExtFile] = field(default_factory=list)  # in the order given
+class ExtstoreConfig:
+    files: list[ExtstoreFile] = field(default_factory=list)  # in the order given
     page_size: int = 64 * MB
     wbuf_size: int = 4 * MB
     threads: int = 1
@@ -177,7 +177,7 @@ class ExtConfig:
             self.compact_under = self.drop_under = self.files[-1].page_count // 4
 
 
-def parse_path(text: str, page_size: int) -> ExtFile:
+def parse_path(text: str, page_size: int) -> ExtstoreFile:
     """``PATH:SIZE[M|G|T|P]`` as storage_conf_parse reads it."""
     path, _, rest = text.partition(":")
     if not path:
@@ -193,7 +193,7 @@ def parse_path(text: str, page_size: int) -> ExtFile:
         if bucket in ("compact", "lowttl", "chunked"):
             raise ValueError("ext_path only presently supports the default bucket")
         raise ValueError(f"Unknown extstore bucket: {bucket}")
-    return ExtFile(path, base * multiplier // page_size if page_size else 0)
+    return ExtstoreFile(path, base * multiplier // page_size if page_size else 0)
 
 
 def parse_u32(text: str) -> int | None:
