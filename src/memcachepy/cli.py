@@ -12,7 +12,6 @@ import trio
 
 from memcachepy import VERSION
 from memcachepy.config import EX_USAGE, MIB, ConfigError, Settings
-from memcachepy.extended import apply_extended
 from memcachepy.native.switch import running_build
 from memcachepy.ops.logs import log_level
 from memcachepy.ops.process import (
@@ -40,6 +39,7 @@ from memcachepy.server.listeners import (
     write_port_file,
 )
 from memcachepy.server.tls import TlsError, build_server_context
+from memcachepy.suboptions import apply_suboptions
 from memcachepy.usage import (
     DEBIAN_CONF,
     EXTENDED_HELP,
@@ -489,7 +489,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
             prefix_delimiter=(args.delimiter or ":")[0],
             **{name: getattr(args, dest) for dest, name in _COPIED.items()},
         )
-        chunk_max_given = apply_extended(settings, args.extended)
+        chunk_max_given = apply_suboptions(settings, args.extended)
         store = settings.store
         if settings.item_size_max > MIB and not chunk_max_given:
             store.slab_chunk_max = MIB // 2  # memcached's rule for -I over 1m

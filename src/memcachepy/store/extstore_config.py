@@ -18,7 +18,7 @@ BUCKET_CHUNKED = 2
 BUCKET_LOWTTL = 3
 BUCKETS = 4
 
-# The ``-o`` names this module reads (memcachepy.extended routes them here).
+# The ``-o`` names this module reads (memcachepy.suboptions routes them here).
 OPTIONS = frozenset(
     {
         "ext_page_size",

@@ -41,7 +41,7 @@ class StoreTuning:
     slab_sizes: tuple[int, ...] | None = None
     # The key index's start size, 2**hashpower_init slots (0: memcached's default, 16),
     # and whether it grows (``-o no_hashexpand``: only when it would otherwise be full).
-    # Set by the -o parser (memcachepy.extended).
+    # Set by the -o parser (memcachepy.suboptions).
     hashpower_init: int = 0
     hash_expand: bool = True
 

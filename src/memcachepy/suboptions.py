@@ -48,7 +48,7 @@ _NOTED = {
 }
 
 
-def apply_extended(settings: Settings, groups: list[str]) -> bool:
+def apply_suboptions(settings: Settings, groups: list[str]) -> bool:
     """Apply each ``-o`` argument (comma-separated suboptions), in order.
 
     Returns whether the slab chunk size was set (memcached's slab_chunk_size_changed).
