@@ -254,17 +254,17 @@ def test_a_busy_metrics_port_stops_the_daemon_with_one_line() -> None:
 
 def test_sampling_leaves_the_request_path_unwrapped_between_windows() -> None:
     server = Server(Settings(port=0, metrics_port=0))
-    operations = server.operations
+    service = server.service
     table = server.dispatcher._handlers
-    hooks = operations.hooks
-    assert operations.sampler is not None
+    hooks = service.hooks
+    assert service.sampler is not None
     assert all(table[t] is hooks.base(t) for t in (ev.Retrieve, ev.Store, ev.Delete))
     assert server.dispatcher.plain()
-    operations.sampler.open_window()
+    service.sampler.open_window()
     assert table[ev.Retrieve] is not hooks.base(ev.Retrieve)
     assert not server.dispatcher.plain()
     out: list[Reply] = []
-    for _ in range(operations.sampler.samples):
+    for _ in range(service.sampler.samples):
         assert server.dispatcher.handle(ev.Retrieve([b"k"], False, None), out) == (Outcome.CONTINUE)
     assert all(table[t] is hooks.base(t) for t in (ev.Retrieve, ev.Store, ev.Delete))
 

@@ -146,7 +146,7 @@ def test_watch_errors_as_memcached(memcachepy: ServerProcess) -> None:
 
 def test_watchers_cost_nothing_once_gone_and_are_bounded() -> None:
     server = Server(Settings(port=0))
-    hub = server.operations.watch
+    hub = server.service.watch
     table = server.dispatcher._handlers
     base = {t: table[t] for t in (ev.Retrieve, ev.Store, ev.Touch)}
     assert server.dispatcher.plain()

@@ -17,7 +17,7 @@ cost the request path a wrapper call and a histogram update each. Instead the sa
 :data:`SAMPLES_PER_WINDOW` requests and then switched off: the histogram counts samples,
 not all requests, and the rest of the second runs the unwrapped handlers.
 
-Nothing here imports trio; the HTTP endpoint is in memcachepy.server.operations.
+Nothing here imports trio; the HTTP endpoint is in memcachepy.server.service.
 """
 
 from __future__ import annotations

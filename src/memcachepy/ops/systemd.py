@@ -12,7 +12,7 @@
   sockets arrive as file descriptors 3, 4, ... with ``LISTEN_FDS`` saying how many and
   ``LISTEN_PID`` naming the process they are meant for.
 
-Nothing here imports trio; the server runs the watchdog loop (memcachepy.server.operations).
+Nothing here imports trio; the server runs the watchdog loop (memcachepy.server.service).
 """
 
 from __future__ import annotations

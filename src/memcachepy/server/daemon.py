@@ -35,8 +35,8 @@ from memcachepy.server.listeners import (
     socket_text,
     tcp_ports,
 )
-from memcachepy.server.operations import Operations
 from memcachepy.server.reply_memory import replies_per_round
+from memcachepy.server.service import Service
 from memcachepy.server.steps import Connection, Handler, ProtocolParser, WatchStream
 from memcachepy.server.tls import TlsError, build_server_context
 from memcachepy.server.udp import UdpListener
@@ -149,7 +149,7 @@ class Server:
         self.ports: list[int] = []
         self.listeners: list[socket.socket] = []
         # systemd notify/watchdog/socket activation, --metrics-port, watch, -vv (service.py).
-        self.operations = Operations(self)
+        self.service = Service(self)
         # --cluster-replicas R >= 2: a node that starts empty copies its share from peers.
         self.warmup = _warmup(self)
 
@@ -173,7 +173,7 @@ class Server:
         """
         if bound is None:
             inherited = (
-                listeners if listeners is not None else (self.operations.inherited_listeners())
+                listeners if listeners is not None else (self.service.inherited_listeners())
             )  # systemd socket activation
             bound = (
                 BoundListeners(inherited, activated=True)
@@ -186,7 +186,7 @@ class Server:
         self.ports = tcp_ports(listeners)
         self._warn_if_exposed(listeners)
         try:
-            self.operations.prepare()  # binds --metrics-port before READY=1
+            self.service.prepare()  # binds --metrics-port before READY=1
             # Before the accept loops: under socket activation a client is already waiting.
             log.info(
                 "listening on %s",
@@ -221,9 +221,9 @@ class Server:
                             follow_dns, self.cluster, self.settings.cluster_dns_interval
                         )
                     task_status.started(self.ports)
-                    acceptors.start_soon(self.operations.run)  # READY=1, watchdog, metrics
+                    acceptors.start_soon(self.service.run)  # READY=1, watchdog, metrics
                     await self._stop.wait()
-                    self.operations.stopping(self._graceful)
+                    self.service.stopping(self._graceful)
                     acceptors.cancel_scope.cancel()
                 if self._graceful:
                     await self.loop.drain(self.settings.drain_timeout)
@@ -237,7 +237,7 @@ class Server:
         finally:
             for sock in [*listeners, *udp_sockets]:
                 sock.close()
-            self.operations.close()
+            self.service.close()
             self.cache.close()
         log.info("stopped")
 
@@ -292,10 +292,10 @@ class Server:
         with trio.open_signal_receiver(signal.SIGHUP) as signals:
             task_status.started()
             async for _ in signals:
-                self.operations.reloading()
+                self.service.reloading()
                 self.reload_cluster_config()
                 self.reload_tls()
-                self.operations.reloaded()
+                self.service.reloaded()
 
     def reload_tls(self) -> None:
         """Load the certificates again for new connections; established ones keep theirs."""
@@ -392,16 +392,16 @@ class Server:
         return self.dispatcher.take_remainder()
 
     def connection_opened(self, fd: int, address: object) -> None:
-        self.operations.connection_opened(fd, address)
+        self.service.connection_opened(fd, address)
 
     def connection_closed(self, fd: int, address: object, reason: str) -> None:
-        self.operations.connection_closed(fd, address, reason)
+        self.service.connection_closed(fd, address, reason)
 
     def watch_stream(self, conn: Connection) -> WatchStream | None:
-        watcher = self.operations.watcher(conn.fd)  # the client sent `watch`
+        watcher = self.service.watcher(conn.fd)  # the client sent `watch`
         if watcher is None:
             return None
-        return lambda: self.operations.stream_watch(self.loop, conn, watcher)
+        return lambda: self.service.stream_watch(self.loop, conn, watcher)
 
     def _connection_lines(self) -> list[tuple[str, object]]:
         """``stats conns``: the listeners, then each client (memcached's states: the client
@@ -450,4 +450,4 @@ def _warmup(server: Server) -> Warmup | None:
 
     if server.cluster is None or not warmup_wanted(server.settings):
         return None
-    return Warmup(server, server.cluster, server.operations.hooks, server.operations.add_stats)
+    return Warmup(server, server.cluster, server.service.hooks, server.service.add_stats)

@@ -23,7 +23,7 @@ connevents   ``conn_new``, ``conn_close``           the server's connection task
 
 Each source is only hooked while a watcher wants it. A watcher whose client reads too slowly
 loses lines (its buffer is bounded, as memcached's is) and is told ``skipped=N``. This
-module is pure: the server streams the lines (memcachepy.server.operations).
+module is pure: the server streams the lines (memcachepy.server.service).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Running a node as a service: systemd notify and watchdog, metrics, ``watch``, ``-vv``.
 
-:class:`Operations` is what :class:`memcachepy.server.daemon.Server` calls at a few points of its
+:class:`Service` is what :class:`memcachepy.server.daemon.Server` calls at a few points of its
 life; everything here stays off the request path unless asked for:
 
 * sd_notify (:mod:`memcachepy.ops.systemd`): ``READY=1`` once the listeners accept connections,
@@ -65,7 +65,7 @@ StatSource = Callable[[], list[tuple[str, object]]]
 
 
 class ServedBy(Protocol):
-    """What the operations side uses of the server that owns it.
+    """What the service side uses of the server that owns it.
 
     Declared here so that this module needs nothing of :mod:`.daemon`, which imports it.
     """
@@ -84,7 +84,7 @@ class MetricsPortError(OSError):
         return str(self.strerror)
 
 
-class Operations:
+class Service:
     """The service side of one :class:`~memcachepy.server.daemon.Server` (see the module doc)."""
 
     def __init__(self, server: ServedBy) -> None:
