@@ -1,4 +1,4 @@
-"""The package's floors hold: import-linter's contracts in pyproject.toml, run as CI runs them."""
+"""The package's layers hold: import-linter's contracts in pyproject.toml, run as CI runs them."""
 
 from __future__ import annotations
 

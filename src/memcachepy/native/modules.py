@@ -1,4 +1,4 @@
-"""Which modules mypyc compiles: the sans-I/O floors, from the same typed sources.
+"""Which modules mypyc compiles: the sans-I/O layers, from the same typed sources.
 
 Read by setup.py by path (importing the package there would run :mod:`.switch`), so this
 file imports nothing of memcachepy.
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-# Packages compiled, relative to the memcachepy package directory: the sans-I/O floors and
+# Packages compiled, relative to the memcachepy package directory: the sans-I/O layers and
 # dispatch, which joins them (it imports no trio; ops/ and auth/ stay interpreted).
 COMPILED_PACKAGES: Final = ("protocol", "store", "dispatch")
 # Single modules compiled besides: the connection loop's synchronous steps (no trio), and
