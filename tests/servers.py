@@ -1,10 +1,16 @@
-"""Start real server processes (memcachepy or Debian's memcached) on loopback for tests.
+"""Real server processes (memcachepy or Debian's memcached) on loopback, for the tests.
 
-Every server binds 127.0.0.1 on a free port and is killed when the test ends.
+A thin layer over the shipped :mod:`memcachepy.testing`, which starts the servers of
+:func:`memcachepy_server` and :func:`memcached_server` and hands out the free ports. What
+this module adds is what the older tests hold on to: a :class:`ServerProcess` with its
+``Popen``, for the signals a test sends (SIGHUP, SIGUSR1, a graceful SIGTERM and its exit
+status), and :func:`spawn` for a command line the tests build themselves (socket
+activation, ``-s``, TLS), which a :class:`~memcachepy.testing.Server` refuses to take.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -19,27 +25,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from memcachepy.testing import Server
+
+# The one source of ports, which memcachepy.testing draws on too: never one port twice.
+from memcachepy.testing.ports import free_port as free_port
+
 HOST = "127.0.0.1"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def free_port(host: str = HOST) -> int:
-    """A TCP port that was free a moment ago on ``host``, never one handed out before.
-
-    The kernel may give the same ephemeral port to two binds in a row once the first
-    socket is closed; a test asking for several ports must get distinct ones.
-    """
-    for _ in range(1000):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
-    raise RuntimeError("no fresh free port")
 
 
 def require_binary(name: str) -> str:
@@ -160,32 +152,39 @@ def memcached_argv(port: int, *args: str, host: str = HOST) -> list[str]:
 
 
 @contextmanager
+def _started(server: Server) -> Iterator[ServerProcess]:
+    """A started :class:`~memcachepy.testing.Server` as a ServerProcess: stopped with
+    SIGTERM afterwards, as a test would stop it, then closed (its directory removed)."""
+    with server:
+        proc, port = server.process, server.port
+        assert proc is not None and port is not None
+        process = ServerProcess(proc=proc, port=port, host=server.host, argv=server.argv)
+        try:
+            yield process
+        finally:
+            process.stop()
+
+
 def memcachepy_server(
     *args: str, host: str = HOST, port: int | None = None
-) -> Iterator[ServerProcess]:
+) -> contextlib.AbstractContextManager[ServerProcess]:
     """A memcachepy daemon with memcached-style ``args``, stopped afterwards.
 
     ``port`` defaults to a free one.
     """
-    port = free_port(host) if port is None else port
-    server = spawn(memcachepy_argv(port, *args, host=host), port, host)
-    try:
-        yield server
-    finally:
-        server.stop()
+    # -u root as memcachepy_argv: as root without -u memcachepy warns on stderr.
+    user = ["-u", "root"] if os.geteuid() == 0 and "-u" not in args else []
+    return _started(Server([*user, *args], host=host, port=port))
 
 
-@contextmanager
 def memcached_server(
     *args: str, host: str = HOST, port: int | None = None
-) -> Iterator[ServerProcess]:
+) -> contextlib.AbstractContextManager[ServerProcess]:
     """Debian's real memcached with ``args``, stopped afterwards (skips if not installed).
 
     ``port`` defaults to a free one.
     """
-    port = free_port(host) if port is None else port
-    server = spawn(memcached_argv(port, *args, host=host), port, host)
-    try:
-        yield server
-    finally:
-        server.stop()
+    # -U 0: no UDP, as memcachepy's default (the Server adds -u root as root).
+    return _started(
+        Server(["-U", "0", *args], exe=require_binary("memcached"), host=host, port=port)
+    )

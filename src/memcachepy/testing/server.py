@@ -151,6 +151,12 @@ class Server:
         return self._proc.pid if self.running and self._proc is not None else None
 
     @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The child process since the last start, for a signal a test sends itself
+        (SIGHUP, SIGTERM...); None before a start and after :meth:`kill` or :meth:`close`."""
+        return self._proc
+
+    @property
     def running(self) -> bool:
         """True while the process exists (also while paused)."""
         return self._proc is not None and self._proc.poll() is None
