@@ -89,7 +89,7 @@ class Cache(ItemLifecycle):
         stale_atime = now - ITEM_UPDATE_INTERVAL
         exptime_rel = None if touch_exptime is None else self.realtime(touch_exptime, now)
         segmented = self.tuning.lru_segmented
-        flash = self.extstore is not None
+        with_extstore = self.extstore is not None
         hits = 0
         for key in keys:
             # The item and its header, read while checking the key. Typed: compiled, the
@@ -105,10 +105,10 @@ class Cache(ItemLifecycle):
                 self.find_live(key, now)  # removes and counts it
                 continue
             hits += 1
-            # EXT (64), the highest item flag, is set: the value is on flash. Without the
-            # tier the test is one local bool; with it, a compare with a literal (CPython
+            # EXT (64), the highest item flag, is set: the value is on flash. Without
+            # extstore the test is one local bool; with it, a compare with a literal (CPython
             # specializes it, where `&` takes the generic path).
-            if flash and iflags >= 64:
+            if with_extstore and iflags >= 64:
                 assert self.extstore is not None
                 self.extstore.collect_hit(cid, page, off, out, with_cas, exptime_rel, now)
                 continue
@@ -190,9 +190,9 @@ class Cache(ItemLifecycle):
 
     def value(self, cid: int) -> bytes:
         """The data of an item, unframed."""
-        flash = self.extstore.last_read if self.extstore is not None else None
-        if flash is not None and flash[0] == cid:
-            return flash[1]
+        last_read = self.extstore.last_read if self.extstore is not None else None
+        if last_read is not None and last_read[0] == cid:
+            return last_read[1]
         page = self.slabs.pages[cid >> PAGE_SHIFT]
         _, _, _, _, _, _, nbytes, nkey, _, plen, _ = HEADER.unpack_from(page, cid & OFFSET_MASK)
         return bytes(self.items.read(cid, nkey + plen, nbytes))
