@@ -186,6 +186,7 @@ class ItemLifecycle:
         self.sizes: list[int] | None = (
             [0] * (self.item_size_max // 32 + 2) if self.tuning.track_sizes else None
         )
+        self.lru.rebind()
 
     # -- time -------------------------------------------------------------------------
 

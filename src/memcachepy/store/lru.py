@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from memcachepy.store.counters import CacheCounters
 from memcachepy.store.items import (
     ACTIVE,
     CONTINUATION,
@@ -50,9 +51,10 @@ from memcachepy.store.items import (
     SEG_TEMP,
     SEG_WARM,
     TIMES,
-    UNPACK_I32,
+    ItemMemory,
 )
-from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
+from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, Page, SlabAllocator
+from memcachepy.store.tuning import StoreTuning
 
 if TYPE_CHECKING:
     from memcachepy.store.host import CacheHost
@@ -65,22 +67,40 @@ JUGGLES_PER_CLASS: Final = 500
 # Items a read may queue for a move to WARM before the maintainer's next turn (memcached's
 # LRU_BUMP_BUF_SIZE per worker thread); past it the move is dropped (lru_bumps_dropped).
 BUMP_QUEUE: Final = 8192
+# What _live_atime answers for an expired or flushed item: below any 32-bit access time.
+DEAD: Final = -(1 << 40)
 
 
 class LruMaintainer:
     """Moves items between the segments of each class; evicts and reclaims at the tails."""
+
+    # The cache's parts, typed as the classes they are: compiled, each use is a native
+    # attribute read instead of a lookup through the CacheHost protocol. Set by rebind.
+    items: ItemMemory
+    slabs: SlabAllocator
+    tuning: StoreTuning
+    counters: CacheCounters
 
     def __init__(self, cache: CacheHost) -> None:
         self.cache = cache
         self._start = 0
         self.bumps: list[int] = []  # COLD items read twice, to move to WARM
 
+    def rebind(self) -> None:
+        """Take the cache's memory, tuning and counters (again, once it has made new ones)."""
+        cache = self.cache
+        self.items = cache.items
+        self.slabs = cache.slabs
+        self.tuning = cache.tuning
+        self.counters = cache.counters
+        self.bumps = []
+
     def bump_later(self, cid: int) -> None:
         """Queue an item of COLD that just became ACTIVE for a move to WARM."""
         if len(self.bumps) < BUMP_QUEUE:
             self.bumps.append(cid)
         else:
-            self.cache.counters.lru_bumps_dropped += 1
+            self.counters.lru_bumps_dropped += 1
 
     def apply_bumps(self, now: int) -> int:
         """Move the queued items still ACTIVE in COLD to WARM (memcached's
@@ -91,11 +111,11 @@ class LruMaintainer:
         and ACTIVE, is moved.
         """
         bumps, self.bumps = self.bumps, []
-        cache = self.cache
-        slabs = cache.slabs
-        items = cache.items
+        slabs = self.slabs
+        items = self.items
         pages = slabs.pages
-        warm_pct = cache.tuning.warm_lru_pct
+        classes = self.counters.classes
+        warm_pct = self.tuning.warm_lru_pct
         moves = 0
         for cid in bumps:
             number = cid >> PAGE_SHIFT
@@ -119,7 +139,7 @@ class LruMaintainer:
             page[off + OFF_LRU] = lru_byte & ~ACTIVE
             I32.pack_into(page, off + OFF_ATIME, now)
             items.move(cid, class_id, SEG_WARM)
-            cache.counters.classes[class_id].moves_to_warm += 1
+            classes[class_id].moves_to_warm += 1
             moves += 1
         return moves
 
@@ -131,21 +151,26 @@ class LruMaintainer:
         about one look per freed item.
         """
         cache = self.cache
-        items = cache.items
-        pages = cache.slabs.pages
+        items = self.items
+        pages = self.slabs.pages
         counts = items.counts
+        oldest = cache.oldest_live
         freed = 0
         for class_id in range(1, len(counts)):
             if not counts[class_id]:
                 continue
-            counters = cache.counters.classes[class_id]
+            counters = self.counters.classes[class_id]
             for seg in (SEG_HOT, SEG_WARM, SEG_COLD, SEG_TEMP):
                 lru = class_id | seg << SEG_SHIFT
                 cid = items.tails[lru]
-                while cid >= 0 and freed < budget and cache.is_dead(cid, now):
+                while cid >= 0 and freed < budget:
+                    page = pages[cid >> PAGE_SHIFT]
+                    off = cid & OFFSET_MASK
+                    if self._live_atime(page, off, now, oldest) != DEAD:
+                        break
                     nxt = items.toward_head(cid)
                     counters.reclaimed += 1
-                    if not pages[cid >> PAGE_SHIFT][(cid & OFFSET_MASK) + OFF_IFLAGS] & FETCHED:
+                    if not page[off + OFF_IFLAGS] & FETCHED:
                         counters.expired_unfetched += 1
                     cache.remove(cid)
                     freed += 1
@@ -153,6 +178,16 @@ class LruMaintainer:
                 if freed >= budget:
                     return freed
         return freed
+
+    def _live_atime(self, page: Page, off: int, now: int, oldest: int) -> int:
+        """The access time of a live item; :data:`DEAD` for one expired or flushed (the
+        cache's ``is_dead``, with the flush horizon read once per pull, not per item)."""
+        cas, exptime, atime = TIMES.unpack_from(page, off + OFF_CAS)
+        if exptime and exptime <= now:
+            return DEAD
+        if oldest and oldest <= now and self.cache.is_flushed(cas, atime):
+            return DEAD
+        return int(atime)
 
     def pull_tail(
         self, class_id: int, seg: int, total: int, max_age: int, now: int, evict: bool
@@ -164,11 +199,12 @@ class LruMaintainer:
         removed or moved.
         """
         cache = self.cache
-        items = cache.items
-        pages = cache.slabs.pages
-        tuning = cache.tuning
+        items = self.items
+        pages = self.slabs.pages
+        tuning = self.tuning
         lru = class_id | seg << SEG_SHIFT
-        counters = cache.counters.classes[class_id]
+        counters = self.counters.classes[class_id]
+        oldest = cache.oldest_live
         cid = items.tails[lru]
         removed = 0
         for _ in range(TAIL_SEARCH):
@@ -177,7 +213,8 @@ class LruMaintainer:
             nxt = items.toward_head(cid)
             page = pages[cid >> PAGE_SHIFT]
             off = cid & OFFSET_MASK
-            if cache.is_dead(cid, now):
+            atime = self._live_atime(page, off, now, oldest)
+            if atime == DEAD:
                 counters.reclaimed += 1
                 if not page[off + OFF_IFLAGS] & FETCHED:
                     counters.expired_unfetched += 1
@@ -188,8 +225,7 @@ class LruMaintainer:
             lru_byte = page[off + OFF_LRU]
             if seg == SEG_HOT or seg == SEG_WARM:
                 pct = tuning.hot_lru_pct if seg == SEG_HOT else tuning.warm_lru_pct
-                age = now - UNPACK_I32(page, off + OFF_ATIME)[0]
-                over = items.seg_counts[lru] > total * pct // 100 or age > max_age
+                over = items.seg_counts[lru] > total * pct // 100 or now - atime > max_age
                 if seg == SEG_HOT and lru_byte & ACTIVE:
                     page[off + OFF_LRU] = lru_byte & ~ACTIVE
                     counters.moves_to_warm += 1
@@ -236,7 +272,7 @@ class LruMaintainer:
         """One step of making room in a full class (memcached's do_item_alloc_pull)."""
         if self.pull_tail(class_id, SEG_COLD, 0, 0, now, evict=True):
             return True
-        if not self.cache.tuning.lru_segmented and not self._stray_items(class_id):
+        if not self.tuning.lru_segmented and not self._stray_items(class_id):
             return False
         # COLD is empty: push HOT (then WARM) items down so the next pull finds one.
         # memcached stops at HOT; going on keeps a class whose items all sit in WARM
@@ -249,14 +285,13 @@ class LruMaintainer:
 
     def _stray_items(self, class_id: int) -> bool:
         """Items left in HOT/WARM/TEMP after a switch to flat mode."""
-        counts = self.cache.items.seg_counts
+        counts = self.items.seg_counts
         return any(counts[class_id | seg << SEG_SHIFT] for seg in (SEG_HOT, SEG_WARM, SEG_TEMP))
 
     def juggle(self, class_id: int, now: int, budget: int) -> int:
         """memcached's lru_maintainer_juggle for one class; returns the moves made."""
-        cache = self.cache
-        items = cache.items
-        tuning = cache.tuning
+        items = self.items
+        tuning = self.tuning
         moves = 0
         if tuning.temp_lru or items.seg_counts[class_id | SEG_TEMP << SEG_SHIFT]:
             for _ in range(budget):
@@ -275,8 +310,8 @@ class LruMaintainer:
             moves += self.drain(class_id, SEG_WARM, total, warm_age, now, budget - moves)
         # ACTIVE items at the COLD tail go back to WARM only when the class is short of
         # memory: with room for everything they may as well stay where they are.
-        cls = cache.slabs.classes[class_id]
-        pressed = tuning.lru_segmented and not cls.free and not cache.slabs.can_grow()
+        slabs = self.slabs
+        pressed = tuning.lru_segmented and not slabs.classes[class_id].free and not slabs.can_grow()
         for _ in range(JUGGLES_PER_CLASS):
             if moves >= budget:
                 break
@@ -292,9 +327,8 @@ class LruMaintainer:
 
     def maintain(self, budget: int) -> int:
         """One maintainer turn over every class with items; returns the moves made."""
-        cache = self.cache
-        now = cache.now()
-        counts = cache.items.counts
+        now = self.cache.now()
+        counts = self.items.counts
         n = len(counts) - 1
         moves = self.apply_bumps(now) if self.bumps else 0
         # Each turn starts one class further, so a busy class cannot starve the others.
@@ -303,7 +337,7 @@ class LruMaintainer:
             class_id = (self._start + i - 1) % n + 1
             if counts[class_id] and moves < budget:
                 moves += self.juggle(class_id, now, budget - moves)
-        cache.counters.lru_maintainer_juggles += 1
+        self.counters.lru_maintainer_juggles += 1
         return moves
 
     def drain(
@@ -316,9 +350,9 @@ class LruMaintainer:
         left to :meth:`pull_tail`). Returns how many items moved.
         """
         cache = self.cache
-        items = cache.items
-        pages = cache.slabs.pages
-        tuning = cache.tuning
+        items = self.items
+        pages = self.slabs.pages
+        tuning = self.tuning
         lru = class_id | seg << SEG_SHIFT
         pct = tuning.hot_lru_pct if seg == SEG_HOT else tuning.warm_lru_pct
         excess = items.seg_counts[lru] - total * pct // 100
@@ -345,20 +379,20 @@ class LruMaintainer:
             cid = prev
         if run:
             items.splice_tail(lru, class_id | SEG_COLD << SEG_SHIFT, first, run)
-            cache.counters.classes[class_id].moves_to_cold += run
+            self.counters.classes[class_id].moves_to_cold += run
         return run
 
     def tail_age(self, lru: int, now: int) -> int:
         """Seconds since the tail item of one list was last used; 0 if the list is empty."""
-        tail = self.cache.items.tails[lru]
+        tail = self.items.tails[lru]
         if tail < 0:
             return 0
-        page = self.cache.slabs.pages[tail >> PAGE_SHIFT]
+        page = self.slabs.pages[tail >> PAGE_SHIFT]
         return now - int(I32.unpack_from(page, (tail & OFFSET_MASK) + OFF_ATIME)[0])
 
     def new_item_segment(self, rel_exptime: int, now: int) -> int:
         """Where a new item is linked (memcached's do_item_alloc)."""
-        tuning = self.cache.tuning
+        tuning = self.tuning
         if tuning.temp_lru and rel_exptime and rel_exptime - now <= tuning.temporary_ttl:
             return SEG_TEMP
         return SEG_HOT if tuning.lru_segmented else SEG_COLD
