@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -21,6 +22,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from memcachepy.store.cache import Cache
 from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 from tests.store.clock import FakeClock
+
+# 150 examples of 40 steps take about 15 s compiled or pure, but several times that under
+# coverage on a busy machine; the suite's 120 s would cut a passing run short.
+pytestmark = pytest.mark.timeout(600)
 
 KEYS = st.sampled_from([b"a", b"b", b"c", b"key-%d" % 7, b"x" * 40])
 VALUES = st.one_of(
