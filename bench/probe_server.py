@@ -89,6 +89,33 @@ def answer(cache: Cache, buf: bytes, now: float, out: list[bytes]) -> int:
             pos = eol + 2
 
 
+def serve_connection(
+    poller: select.epoll,
+    sockets: dict[int, socket.socket],
+    held: dict[int, bytes],
+    cache: Cache,
+    fd: int,
+    now: float,
+) -> None:
+    """One ready connection: one read, every whole request in it answered, one send."""
+    sock = sockets[fd]
+    try:
+        data = sock.recv(65536)
+    except (BlockingIOError, ConnectionResetError):
+        data = b""
+    if not data:
+        poller.unregister(fd)
+        sock.close()
+        del sockets[fd], held[fd]
+        return
+    buf = held[fd] + data if held[fd] else data
+    out: list[bytes] = []
+    used = answer(cache, buf, now, out)
+    held[fd] = buf[used:]
+    if out:
+        sock.send(b"".join(out))
+
+
 async def serve(port: int) -> None:
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -119,23 +146,7 @@ async def serve(port: int) -> None:
                     held[sock.fileno()] = b""
                     poller.register(sock.fileno(), select.EPOLLIN)
                 continue
-            sock = sockets[fd]
-            try:
-                data = sock.recv(65536)
-            except (BlockingIOError, ConnectionResetError):
-                data = b""
-            if not data:
-                poller.unregister(fd)
-                sock.close()
-                del sockets[fd], held[fd]
-                continue
-            buf = held[fd] + data if held[fd] else data
-            out: list[bytes] = []
-            used = answer(cache, buf, now, out)
-            held[fd] = buf[used:]
-            if out:
-                sock.send(b"".join(out))
-
+            serve_connection(poller, sockets, held, cache, fd, now)
 
 if __name__ == "__main__":
     # memcached's flags are accepted and ignored, but for -p.

@@ -1,0 +1,175 @@
+"""Instructions per request of memcachepy's request path beside the probe's, by callgrind.
+
+Each server answers the same requests through the same synchronous step a wake-up of its
+loop runs: poll the epoll set, read, answer every whole request, send. A client on the
+other end of a socketpair sends each read's requests and waits for the replies. There is
+no event loop and no background task, so what is counted is the request path alone,
+system call wrappers included, kernel time excluded: the part of a request that is the
+server's own code. memcachepy is the compiled daemon's ``Steps`` (``serve_for``, as its
+loop task calls it); the probe is ``bench/probe_server.py``'s ``serve_connection``.
+
+callgrind counts instructions exactly, whatever else the machine does. Each figure is the
+difference between two runs of different lengths divided by the difference in requests,
+so start-up, the prefill and the imports cancel out. The client's own send and receive
+are the same code for both servers and are included in both.
+
+    python bench/side_by_side.py                 # every scenario (about 4 minutes)
+    python bench/side_by_side.py A P16           # some of them
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+KEYS = 10_000
+VALUE = b"v" * 100
+
+# name: (requests per read, set:get weights, keys per get, value size)
+SCENARIOS: dict[str, tuple[int, tuple[int, int], int, int]] = {
+    "A": (1, (1, 10), 1, 100),  # A4 and A50: one request per read
+    "P16": (16, (1, 10), 1, 100),  # pipelined: 16 requests per read
+    "M100": (1, (0, 1), 100, 100),  # gets of 100 keys
+    "X1K": (1, (1, 1), 1, 1024),  # 1 KB values, set:get 1:1
+}
+SHORT, LONG = 500, 2500  # reads per run; the figure is the difference over the two
+
+
+def _reads(name: str, count: int) -> list[tuple[bytes, int]]:
+    """Each read's bytes and how many replies end in END or STORED."""
+    per_read, (sets, gets), keys, size = SCENARIOS[name]
+    rng = random.Random(1)
+    value = b"v" * size
+    reads = []
+    for _ in range(count):
+        parts = []
+        for _ in range(per_read):
+            if rng.randrange(sets + gets) < sets:
+                key = b"key:%08d" % rng.randrange(KEYS)
+                parts.append(b"set %s 0 0 %d\r\n%s\r\n" % (key, size, value))
+            else:
+                chosen = [b"key:%08d" % rng.randrange(KEYS) for _ in range(keys)]
+                parts.append(b"get " + b" ".join(chosen) + b"\r\n")
+        reads.append((b"".join(parts), per_read))
+    return reads
+
+
+def _memcachepy(ours: socket.socket, size: int) -> Callable[[], None]:
+    from memcachepy.config import Settings
+    from memcachepy.server.connections import SERVE_SLICE
+    from memcachepy.server.daemon import Server
+    from memcachepy.server.steps import EPOLLIN, Connection
+
+    server = Server(Settings(memory_limit=256 << 20))
+    value = b"v" * size
+    for n in range(KEYS):
+        server.dispatcher.store(b"set", b"key:%08d" % n, 0, 0, value, True, [])
+    steps = server.loop.steps
+    conn = Connection(ours, "side-by-side", False)
+    steps.connections[conn.fd] = conn
+    steps.epoll.register(conn.fd, EPOLLIN)
+    steps.muxed[conn.fd] = conn
+    server.counters.curr_connections += 1
+    return lambda: steps.serve_for(SERVE_SLICE)
+
+
+def _probe(ours: socket.socket, size: int) -> Callable[[], None]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import probe_server
+
+    cache = probe_server.Cache()
+    value = b"v" * size + b"\r\n"
+    for n in range(KEYS):
+        cache.set(b"key:%08d" % n, b"0", 0, value, 0.0)
+    poller = select.epoll()
+    poller.register(ours.fileno(), select.EPOLLIN)
+    sockets = {ours.fileno(): ours}
+    held = {ours.fileno(): b""}
+
+    def serve() -> None:  # the probe's loop body, until a poll finds nothing
+        while ready := poller.poll(0):
+            now = time.monotonic()
+            for fd, _ in ready:
+                probe_server.serve_connection(poller, sockets, held, cache, fd, now)
+
+    return serve
+
+
+def child(server: str, name: str, count: int) -> None:
+    """Answer ``count`` reads of a scenario (run under callgrind by :func:`measure`)."""
+    ours, client = socket.socketpair()
+    ours.setblocking(False)
+    serve = (_memcachepy if server == "memcachepy" else _probe)(ours, SCENARIOS[name][3])
+    for data, replies in _reads(name, count):
+        client.sendall(data)
+        serve()
+        got = b""
+        while got.count(b"END\r\n") + got.count(b"STORED\r\n") < replies:
+            chunk = client.recv(1 << 20)
+            if not chunk:
+                raise SystemExit(f"{server} closed the connection")
+            got += chunk
+
+
+def _instructions(server: str, name: str, count: int) -> int:
+    with tempfile.TemporaryDirectory() as scratch:
+        run = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={scratch}/out",
+                sys.executable,
+                "-P",
+                __file__,
+                "--child",
+                server,
+                name,
+                str(count),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if run.returncode or found is None:
+        raise SystemExit(f"{server} {name}: {run.stderr[-800:]}")
+    return int(found.group(1))
+
+
+def measure(server: str, name: str) -> float:
+    """Instructions per read of a scenario (one request, or P16's 16)."""
+    short = _instructions(server, name, SHORT)
+    long = _instructions(server, name, LONG)
+    return (long - short) / (LONG - SHORT)
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--child"]:
+        child(argv[1], argv[2], int(argv[3]))
+        return
+    if subprocess.run(["which", "valgrind"], capture_output=True).returncode:
+        raise SystemExit("valgrind is needed (apt-get install valgrind)")
+    from memcachepy.native.switch import running_build
+
+    print(f"memcachepy build: {running_build()}; Python {sys.version.split()[0]}")
+    print("| scenario | memcachepy | probe | memcachepy / probe |")
+    print("| --- | ---: | ---: | ---: |")
+    for name in argv or list(SCENARIOS):
+        ours = measure("memcachepy", name) / SCENARIOS[name][0]
+        theirs = measure("probe", name) / SCENARIOS[name][0]
+        print(f"| {name} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f} |", flush=True)
+    print("instructions per request, the client's send and receive included in both")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")  # the same key index layout every run
+    main(sys.argv[1:])
