@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from memcachepy.config import Settings
 from memcachepy.protocol import events as ev
 
 READ_BUFFER_SIZE: Final = 16384  # memcached's READ_BUFFER_SIZE
@@ -36,6 +37,15 @@ def replies_per_round(limit: int, threads: int) -> int:
     share = limit // max(threads, 1)
     buffers = 1 if share < READ_BUFFER_SIZE else share // READ_BUFFER_SIZE
     return (buffers - 1) * RESPONSES_PER_BUFFER
+
+
+def input_limit(settings: Settings) -> int:
+    """-o input_mem_limit in bytes (0: no bound): by default as much as -m, so that slow
+    uploads may hold about what memcached would let them take of its cache (it reads a
+    value into its item, allocated under -m), and the daemon's memory stays within twice
+    -m plus each connection's first read."""
+    limit = settings.input_mem_limit
+    return settings.memory_limit if limit is None else limit
 
 
 def responses(event: object) -> int:

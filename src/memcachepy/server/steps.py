@@ -26,6 +26,7 @@ from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.replies import count_replies, reply_bytes
 from memcachepy.protocol.text import RequestSink, TextParser
+from memcachepy.protocol.text_events import TextEventParser
 from memcachepy.protocol.wire import GET_OOM, OUTPUT_FULL, Outcome
 from memcachepy.server.reply_memory import UNLIMITED, flushes, responses
 
@@ -39,6 +40,9 @@ READ_SIZE: Final = 16384
 OUTPUT_HIGH_WATER: Final = 256 * 1024
 OUTPUT_CHECK_PIECES: Final = 8
 MAX_EVENTS: Final = 256  # epoll events taken per wake-up; the rest come next round
+# What a connection may hold of partial requests outside the bound of -o input_mem_limit:
+# one read's worth, as memcached's own read buffer, so that ordinary requests never count.
+HELD_FREE: Final = READ_SIZE
 
 # What a step leaves a connection waiting for.
 READ: Final = 0  # more bytes from the client
@@ -135,6 +139,7 @@ class Connection:
         self.scope: Any = None  # a task's trio.CancelScope
         self.waiting = False  # a task's: in a read wait (a drain may cancel it)
         self.close_reason = "normal"  # what `watch connevents` reports when it closes
+        self.held = 0  # bytes of partial requests counted against -o input_mem_limit
 
 
 class Steps:
@@ -148,6 +153,7 @@ class Steps:
         requests_per_event: int,
         verbose: Callable[[], int],
         reply_limit: int = UNLIMITED,
+        input_limit: int = 0,
     ) -> None:
         self.host = host
         self.counters = host.counters
@@ -157,6 +163,10 @@ class Steps:
         # reply_memory); such a connection is served one event at a time.
         self.reply_limit = reply_limit
         self.verbose = verbose
+        # -o input_mem_limit: bytes of partial requests (values and lines still arriving)
+        # held across all connections past each one's HELD_FREE; 0: no bound.
+        self.input_limit = input_limit
+        self.input_held = 0
         self.connections: dict[int, Connection] = {}  # every open one, by fd
         self.epoll = select.epoll()
         self.muxed: dict[int, Connection] = {}  # registered in the epoll set
@@ -229,6 +239,10 @@ class Steps:
                 state = self.send_unsent(conn)
             else:
                 state = self.process(conn)
+            if self.input_limit and step != DO_SEND and not conn.closed:
+                held = conn.parser.buffered
+                if held > HELD_FREE or conn.held:
+                    state = self.hold(conn, held, state)
         except OSError as exc:
             log.debug("connection %d: %s", conn.fd, exc)
             self.close(conn, "error")
@@ -245,6 +259,32 @@ class Steps:
                 return CLOSE
             if conn.writing:
                 return AGAIN  # requests (or a multi-get's rest) may wait behind the send
+        return state
+
+    def hold(self, conn: Connection, held: int, state: int) -> int:
+        """Count what ``conn`` holds past HELD_FREE against -o input_mem_limit. Past the
+        bound, the connection whose partial request just grew lets it go, answered as
+        memcached answers when it lacks memory (see TextEventParser.shed), so that slow
+        uploads cost the daemon a bounded amount of memory and never the daemon itself."""
+        extra = held - HELD_FREE if held > HELD_FREE else 0
+        grew = extra > conn.held
+        self.input_held += extra - conn.held
+        conn.held = extra
+        if not grew or self.input_held <= self.input_limit or state == WRITE:
+            return state
+        parser = conn.parser
+        if isinstance(parser, TextEventParser):
+            if not parser.shed():
+                return state  # complete requests, or a long get line being answered
+            self.counters.read_buf_oom += 1
+            state = self.process(conn)  # the answers shed() queued
+        else:  # binary or -Y: no partial body is swallowed there; the connection goes
+            self.counters.read_buf_oom += 1
+            self.closing(conn, Outcome.CLOSE_ERROR)
+            state = CLOSE
+        extra = max(parser.buffered - HELD_FREE, 0)
+        self.input_held += extra - conn.held
+        conn.held = extra
         return state
 
     def finish(self, conn: Connection) -> None:
@@ -264,6 +304,8 @@ class Steps:
         if conn.closed:
             return
         conn.closed = True
+        self.input_held -= conn.held
+        conn.held = 0
         self.unregister(conn)
         del self.connections[conn.fd]
         self.host.connection_closed(conn.fd, conn.address, reason)
@@ -355,7 +397,9 @@ class Steps:
                     state = AGAIN
                     break
                 next_check = counted + OUTPUT_CHECK_PIECES
-            if count >= budget:
+            # A slice of a long get line (not its last) takes the whole round, as in
+            # TextParser.serve, so that others are served between slices.
+            if count >= budget or (type(event) is ev.Retrieve and not event.last):
                 self.counters.conn_yields += 1
                 state = AGAIN
                 break
