@@ -1,4 +1,4 @@
-"""-o input_mem_limit over real sockets: partial requests past the bound get memcached's
+"""-o conn_mem_limit over real sockets: partial requests past the bound get memcached's
 answer, the daemon's memory stays bounded, and other clients keep working."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def hold_partial_sets(address: tuple[str, int], count: int) -> list[socket.socke
 
 
 def test_partial_values_past_the_bound_are_refused_as_out_of_memory() -> None:
-    with memcachepy_server("-m", "64", "-o", "input_mem_limit=8") as srv:
+    with memcachepy_server("-m", "64", "-o", "conn_mem_limit=8") as srv:
         with srv.connect() as other:
             assert exchange(other, b"set held0 0 0 3\r\nold\r\n") == b"STORED\r\n"
             base = settle_rss(srv.proc.pid)
@@ -52,7 +52,7 @@ def test_partial_values_past_the_bound_are_refused_as_out_of_memory() -> None:
 
 
 def test_a_growing_get_line_past_the_bound_is_answered_and_closed() -> None:
-    with memcachepy_server("-o", "input_mem_limit=1") as srv, srv.connect() as other:
+    with memcachepy_server("-o", "conn_mem_limit=1") as srv, srv.connect() as other:
         grower = srv.connect()
         grower.sendall(b"get " + b"key " * 100_000)  # 400 KB, no newline yet
         time.sleep(0.3)
@@ -70,3 +70,26 @@ def test_a_long_get_line_within_the_bound_is_answered_whole() -> None:
         assert reply == b"VALUE k7 0 1\r\nx\r\nEND\r\n"
         bad = b"get " + b" ".join(keys) + b" " + b"x" * 251 + b"\r\n"
         assert exchange(client, bad) == b"CLIENT_ERROR bad command line format\r\n"
+
+
+def test_clients_that_never_read_past_the_bound_are_closed() -> None:
+    value = b"v" * 500_000
+    with memcachepy_server("-m", "64", "-o", "conn_mem_limit=4") as srv, srv.connect() as other:
+        assert exchange(other, b"set big 0 0 %d\r\n%s\r\n" % (len(value), value)) == b"STORED\r\n"
+        base = settle_rss(srv.proc.pid)
+        readers = []
+        for _ in range(30):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(srv.address)
+            sock.sendall(b"get big\r\n" * 40)  # 20 MB of replies, never read
+            readers.append(sock)
+        time.sleep(1)
+        grown = rss(srv.proc.pid) - base
+        stats = exchange(other, b"stats\r\n", b"END\r\n")
+        closed = int(stats.split(b"STAT read_buf_oom ")[1].split(b"\r\n")[0])
+        assert closed >= 3  # the backlogs that fit in 4 MiB stay; the others are closed
+        assert grown < 32 * MB, grown
+        assert exchange(other, b"get big\r\n", b"END\r\n").startswith(b"VALUE big 0 500000\r\n")
+        for sock in readers:
+            sock.close()

@@ -50,7 +50,7 @@ class StoreTooLarge(NamedTuple):
     """A storage command whose value can never fit; its data block is discarded unread.
 
     ``no_memory``: it would fit, but the server cannot hold the rest of it now (the bytes
-    held for partial requests reached ``-o input_mem_limit``): memcached's answer when it
+    held for partial requests reached ``-o conn_mem_limit``): memcached's answer when it
     cannot allocate the item, ``SERVER_ERROR out of memory storing object``."""
 
     command: bytes

@@ -36,7 +36,7 @@ from memcachepy.server.listeners import (
     tcp_ports,
 )
 from memcachepy.server.operations import Operations
-from memcachepy.server.reply_memory import input_limit, replies_per_round
+from memcachepy.server.reply_memory import conn_memory_bound, replies_per_round
 from memcachepy.server.steps import Connection, Handler, ProtocolParser, WatchStream
 from memcachepy.server.tls import TlsError, build_server_context
 from memcachepy.server.udp import UdpListener
@@ -144,7 +144,7 @@ class Server:
             requests_per_event=settings.reqs_per_event,
             verbose=lambda: settings.verbosity,
             reply_limit=replies_per_round(settings.read_buf_mem_limit, settings.threads),
-            input_limit=input_limit(settings),
+            conn_limit=conn_memory_bound(settings),
         )
         self._started_at = time.monotonic()
         self.ports: list[int] = []

@@ -39,12 +39,13 @@ def replies_per_round(limit: int, threads: int) -> int:
     return (buffers - 1) * RESPONSES_PER_BUFFER
 
 
-def input_limit(settings: Settings) -> int:
-    """-o input_mem_limit in bytes (0: no bound): by default as much as -m, so that slow
-    uploads may hold about what memcached would let them take of its cache (it reads a
-    value into its item, allocated under -m), and the daemon's memory stays within twice
-    -m plus each connection's first read."""
-    limit = settings.input_mem_limit
+def conn_memory_bound(settings: Settings) -> int:
+    """-o conn_mem_limit in bytes (0: no bound): what partial requests and unsent replies
+    may hold across connections. By default as much as -m, so that slow uploads may hold
+    about what memcached would let them take of its cache (it reads a value into its item,
+    allocated under -m), and the daemon's memory stays within twice -m plus each
+    connection's first read and first unsent reply bytes."""
+    limit = settings.conn_mem_limit
     return settings.memory_limit if limit is None else limit
 
 

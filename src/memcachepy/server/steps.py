@@ -40,8 +40,9 @@ READ_SIZE: Final = 16384
 OUTPUT_HIGH_WATER: Final = 256 * 1024
 OUTPUT_CHECK_PIECES: Final = 8
 MAX_EVENTS: Final = 256  # epoll events taken per wake-up; the rest come next round
-# What a connection may hold of partial requests outside the bound of -o input_mem_limit:
-# one read's worth, as memcached's own read buffer, so that ordinary requests never count.
+# What a connection may hold of partial requests, and of unsent replies, outside the bound
+# of -o conn_mem_limit: one read's worth each, as memcached's own read buffer, so that
+# ordinary requests and replies never count.
 HELD_FREE: Final = READ_SIZE
 
 # What a step leaves a connection waiting for.
@@ -139,7 +140,8 @@ class Connection:
         self.scope: Any = None  # a task's trio.CancelScope
         self.waiting = False  # a task's: in a read wait (a drain may cancel it)
         self.close_reason = "normal"  # what `watch connevents` reports when it closes
-        self.held = 0  # bytes of partial requests counted against -o input_mem_limit
+        self.held = 0  # bytes of partial requests counted against -o conn_mem_limit
+        self.held_replies = 0  # and of replies a blocked send left
 
 
 class Steps:
@@ -153,7 +155,7 @@ class Steps:
         requests_per_event: int,
         verbose: Callable[[], int],
         reply_limit: int = UNLIMITED,
-        input_limit: int = 0,
+        conn_limit: int = 0,
     ) -> None:
         self.host = host
         self.counters = host.counters
@@ -163,10 +165,11 @@ class Steps:
         # reply_memory); such a connection is served one event at a time.
         self.reply_limit = reply_limit
         self.verbose = verbose
-        # -o input_mem_limit: bytes of partial requests (values and lines still arriving)
-        # held across all connections past each one's HELD_FREE; 0: no bound.
-        self.input_limit = input_limit
-        self.input_held = 0
+        # -o conn_mem_limit: bytes of partial requests (values and lines still arriving)
+        # and of unsent replies, held across all connections past each one's HELD_FREE;
+        # 0: no bound.
+        self.conn_limit = conn_limit
+        self.conn_held = 0
         self.connections: dict[int, Connection] = {}  # every open one, by fd
         self.epoll = select.epoll()
         self.muxed: dict[int, Connection] = {}  # registered in the epoll set
@@ -215,10 +218,14 @@ class Steps:
             if not conn.writing:  # stop reading it until its replies are gone
                 conn.writing = True
                 self.epoll.modify(conn.fd, EPOLLOUT)
+                if self.conn_limit:
+                    self.hold_replies(conn)
             return
         if conn.writing and not conn.closed:
             conn.writing = False
             self.epoll.modify(conn.fd, EPOLLIN)
+            self.conn_held -= conn.held_replies
+            conn.held_replies = 0
         if state == READ:
             if self.draining and self.idle(conn):
                 self.close(conn, "shutdown")
@@ -239,7 +246,7 @@ class Steps:
                 state = self.send_unsent(conn)
             else:
                 state = self.process(conn)
-            if self.input_limit and step != DO_SEND and not conn.closed:
+            if self.conn_limit and step != DO_SEND and not conn.closed:
                 held = conn.parser.buffered
                 if held > HELD_FREE or conn.held:
                     state = self.hold(conn, held, state)
@@ -262,15 +269,15 @@ class Steps:
         return state
 
     def hold(self, conn: Connection, held: int, state: int) -> int:
-        """Count what ``conn`` holds past HELD_FREE against -o input_mem_limit. Past the
+        """Count what ``conn`` holds past HELD_FREE against -o conn_mem_limit. Past the
         bound, the connection whose partial request just grew lets it go, answered as
         memcached answers when it lacks memory (see TextEventParser.shed), so that slow
         uploads cost the daemon a bounded amount of memory and never the daemon itself."""
         extra = held - HELD_FREE if held > HELD_FREE else 0
         grew = extra > conn.held
-        self.input_held += extra - conn.held
+        self.conn_held += extra - conn.held
         conn.held = extra
-        if not grew or self.input_held <= self.input_limit or state == WRITE:
+        if not grew or self.conn_held <= self.conn_limit or state == WRITE:
             return state
         parser = conn.parser
         if isinstance(parser, TextEventParser):
@@ -283,9 +290,23 @@ class Steps:
             self.closing(conn, Outcome.CLOSE_ERROR)
             state = CLOSE
         extra = max(parser.buffered - HELD_FREE, 0)
-        self.input_held += extra - conn.held
+        self.conn_held += extra - conn.held
         conn.held = extra
         return state
+
+    def hold_replies(self, conn: Connection) -> None:
+        """Count the replies a blocked send left against -o conn_mem_limit (a client that
+        asks and never reads holds them until it reads). Past the bound, that client is
+        closed: memcached keeps such replies as references to items under -m, where these
+        are copies, and closing is the one answer a client that does not read can get."""
+        backlog = reply_bytes(conn.unsent, 0) - HELD_FREE
+        if backlog <= 0:
+            return
+        conn.held_replies = backlog
+        self.conn_held += backlog
+        if self.conn_held > self.conn_limit:
+            self.counters.read_buf_oom += 1
+            self.close(conn, "error")
 
     def finish(self, conn: Connection) -> None:
         """CLOSE: a watcher goes on in a task of its own; anyone else is closed."""
@@ -304,8 +325,8 @@ class Steps:
         if conn.closed:
             return
         conn.closed = True
-        self.input_held -= conn.held
-        conn.held = 0
+        self.conn_held -= conn.held + conn.held_replies
+        conn.held = conn.held_replies = 0
         self.unregister(conn)
         del self.connections[conn.fd]
         self.host.connection_closed(conn.fd, conn.address, reason)
