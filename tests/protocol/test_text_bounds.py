@@ -11,17 +11,22 @@ from memcachepy.protocol import events as ev
 from memcachepy.protocol.buffer import ReceiveBuffer
 from memcachepy.protocol.text import TextParser
 from memcachepy.protocol.text_events import scan_long_keys
-from memcachepy.protocol.wire import BAD_FORMAT, KEY_MAX_LENGTH, READ_NO_MEMORY
+from memcachepy.protocol.wire import (
+    BAD_FORMAT,
+    KEY_MAX_LENGTH,
+    READ_NO_MEMORY,
+    VALUE_NO_MEMORY,
+)
 from tests.protocol.test_text import drain, long_line
 
 
-def test_a_value_still_arriving_is_shed_and_answered_out_of_memory() -> None:
+def test_a_value_still_arriving_is_shed_and_answered_as_memcached_out_of_chunks() -> None:
     parser = TextParser()
     parser.receive_data(b"set k 1 0 100000\r\n" + b"v" * 50_000)
     assert drain(parser) == []
     assert parser.shed()
     assert parser.buffered == 0  # let go at once
-    assert drain(parser) == [ev.StoreTooLarge(b"set", b"k", False, no_memory=True)]
+    assert drain(parser) == [ev.ErrorReply(VALUE_NO_MEMORY)]
     assert parser.mid_request  # the rest is discarded as it comes, as memcached swallows
     parser.receive_data(b"v" * 50_000 + b"\r\nget k\r\n")
     assert drain(parser) == [ev.Retrieve([b"k"], False, None)]
@@ -33,15 +38,19 @@ def test_a_cas_with_noreply_keeps_its_noreply_when_shed() -> None:
     parser.receive_data(b"cas k 0 0 9000 5 noreply\r\n" + b"v" * 100)
     drain(parser)
     assert parser.shed()
-    assert drain(parser) == [ev.StoreTooLarge(b"cas", b"k", True, no_memory=True)]
+    assert drain(parser) == [ev.ErrorReply(VALUE_NO_MEMORY, True)]
 
 
-def test_an_ms_still_arriving_is_shed() -> None:
+def test_an_ms_still_arriving_is_shed_quiet_with_q() -> None:
     parser = TextParser()
     parser.receive_data(b"ms k 30000 T0\r\n" + b"v" * 20_000)
     assert drain(parser) == []
     assert parser.shed()
-    assert drain(parser) == [ev.MetaSetTooLarge(b"k", no_memory=True)]
+    assert drain(parser) == [ev.ErrorReply(VALUE_NO_MEMORY)]
+    parser.receive_data(b"v" * 10_000 + b"\r\nms k 30000 q\r\n" + b"v" * 20_000)
+    assert drain(parser) == []
+    assert parser.shed()
+    assert drain(parser) == [ev.ErrorReply(VALUE_NO_MEMORY, True)]
     parser.receive_data(b"v" * 10_000 + b"\r\nmn\r\n")
     assert drain(parser) == [ev.MetaNoop()]
 

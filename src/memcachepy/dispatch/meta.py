@@ -237,13 +237,9 @@ class MetaDispatch:
         return CONTINUE
 
     def set_too_large(self, event: ev.MetaSetTooLarge, out: list[Reply]) -> int:
+        self.counters.store_too_large += 1
         self.cache.delete(event.key)  # whatever the mode, as memcached does
-        if event.no_memory:
-            self.counters.store_no_memory += 1
-            out.append(NO_MEMORY)
-        else:
-            self.counters.store_too_large += 1
-            out.append(TOO_LARGE)
+        out.append(TOO_LARGE)
         return CONTINUE
 
     # -- md ---------------------------------------------------------------------------------

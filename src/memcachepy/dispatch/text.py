@@ -291,18 +291,14 @@ class Dispatcher(RequestSink):
         return Outcome.CONTINUE
 
     def _too_large(self, event: ev.StoreTooLarge, out: list[Reply]) -> int:
-        if event.no_memory:
-            self.counters.store_no_memory += 1
-        else:
-            self.counters.store_too_large += 1
+        self.counters.store_too_large += 1
         if self.prefix_stats.enabled:
             self.prefix_stats.record_set(event.key)
         if event.command == b"set":
             # memcached drops the old value so that a failed set never leaves stale data.
             self.cache.delete(event.key)
         if not event.noreply:
-            result = StoreResult.NO_MEMORY if event.no_memory else StoreResult.TOO_LARGE
-            out.append(_STORE_REPLIES[result])
+            out.append(_STORE_REPLIES[StoreResult.TOO_LARGE])
         return Outcome.CONTINUE
 
     def _delete(self, event: ev.Delete, out: list[Reply]) -> int:

@@ -47,16 +47,11 @@ class Store(NamedTuple):
 
 
 class StoreTooLarge(NamedTuple):
-    """A storage command whose value can never fit; its data block is discarded unread.
-
-    ``no_memory``: it would fit, but the server cannot hold the rest of it now (the bytes
-    held for partial requests reached ``-o conn_mem_limit``): memcached's answer when it
-    cannot allocate the item, ``SERVER_ERROR out of memory storing object``."""
+    """A storage command whose value can never fit; its data block is discarded unread."""
 
     command: bytes
     key: bytes
     noreply: bool
-    no_memory: bool = False
 
 
 class Delete(NamedTuple):
@@ -225,11 +220,9 @@ class MetaSet(NamedTuple):
 
 
 class MetaSetTooLarge(NamedTuple):
-    """ms whose value can never fit: the old value goes, the data block is discarded.
-    ``no_memory``: as :class:`StoreTooLarge`'s."""
+    """ms whose value can never fit: the old value goes, the data block is discarded."""
 
     key: bytes
-    no_memory: bool = False
 
 
 class MetaDelete(NamedTuple):

@@ -37,6 +37,7 @@ from memcachepy.protocol.wire import (
     MAX_LINE_WITHOUT_NEWLINE,
     MAX_TOKENS,
     READ_NO_MEMORY,
+    VALUE_NO_MEMORY,
     ItemFits,
     always_fits,
 )
@@ -175,31 +176,29 @@ class TextEventParser:
         return len(self._buf) + self._long_end - self._long_at if self._long else len(self._buf)
 
     def shed(self) -> bool:
-        """Let go of a partial request that the server cannot hold (its bound on the input
-        held across connections is reached), answering as memcached does when it lacks the
-        memory: a value still arriving is discarded as it comes, and its command answered
-        ``SERVER_ERROR out of memory storing object``, as when memcached cannot allocate
-        the item; a line still arriving (a long get) gets READ_NO_MEMORY and the connection
-        closes, as when memcached cannot grow its read buffer. The answers are the next
-        events. False if nothing partial can go (complete requests wait, or a short line)."""
+        """Let go of a partial request that the server cannot hold (its bound on what
+        connections hold is reached), answering as memcached answers when memory runs out
+        at that point: a value still arriving gets VALUE_NO_MEMORY (unless noreply, or q
+        for ms), its rest is discarded as it comes and the old value stays, as when
+        memcached cannot take a chunk for it; a line still arriving (a long get) gets
+        READ_NO_MEMORY and the connection closes, as when memcached cannot grow its read
+        buffer. The answers are the next events. False if nothing partial can go (complete
+        requests wait, or a line of at most MAX_LINE_WITHOUT_NEWLINE bytes)."""
         buf = self._buf
         pending = self._pending
         if pending is not None:
-            command, key, _, _, nbytes, _, noreply = pending
+            command, _, _, _, nbytes, _, noreply = pending
             held = len(buf)
             if held >= nbytes + 2 or command is _CONFIG_SET:  # whole, or small: kept
                 return False
-            event: ev.Event
             if command is _META_SET:
                 assert self._meta_set is not None
-                event = ev.MetaSetTooLarge(self._meta_set.key, no_memory=True)
+                noreply = self._meta_set.quiet
                 self._meta_set = None
-            else:
-                event = ev.StoreTooLarge(command, key, noreply, no_memory=True)
             self._pending = None
             self._swallow = nbytes + 2 - held
             buf.clear()
-            self._queued.append(event)
+            self._queued.append(ev.ErrorReply(VALUE_NO_MEMORY, noreply))
             return True
         if self._swallow or self._closed or self._queued or self._long:
             return False
