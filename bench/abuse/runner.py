@@ -23,6 +23,7 @@ class Row:
     errors: int
     pairs: int
     slowest: float  # seconds
+    p99: float  # seconds
     survived: bool
     note: str
 
@@ -59,6 +60,7 @@ def run_one(attack: Attack, daemon_name: str, scale: Scale) -> Row:
             result.errors,
             result.pairs,
             result.slowest,
+            result.p99,
             daemon.alive(),
             note,
         )
@@ -80,14 +82,15 @@ def table(rows: list[Row]) -> str:
     """The rows as one Markdown table."""
     lines = [
         "| attack | daemon | RSS before | peak | after | checker errors | slowest reply "
-        "| survived | the daemon's answers |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| p99 | survived | the daemon's answers |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for row in rows:
         lines.append(
             f"| {row.attack} | {row.daemon} | {row.rss_before / MB:.0f} MB "
             f"| {row.rss_peak / MB:.0f} MB | {row.rss_after / MB:.0f} MB "
             f"| {row.errors} of {row.pairs + row.errors} | {row.slowest * 1000:.1f} ms "
+            f"| {row.p99 * 1000:.1f} ms "
             f"| {'yes' if row.survived else '**no**'} | {row.note} |"
         )
     return "\n".join(lines)

@@ -141,8 +141,8 @@ EXTENDED_HELP = """\
    - read_buf_mem_limit:  MiB for connection read/response buffers, split by -t as
                           memcached splits it (0, the default: unlimited)
    - conn_mem_limit:      MiB of partial requests (values, get lines still arriving)
-                          and unsent replies held across all connections (default: as
-                          much as -m; 0: no bound); past it a value still arriving is
+                          and unsent replies held across all connections (default:
+                          half of -m; 0: no bound); past it a value still arriving is
                           refused as when memory runs out, a backlog's client closed
    - modern:              1.6 defaults (currently: nothing); no_modern: 1.4 defaults
    - drop_privileges:     accepted (no seccomp filter here; -u drops root)

@@ -34,7 +34,7 @@ def test_a_get_takes_one_response_per_key_and_mn_flushes() -> None:
 
 def test_what_connections_hold_is_bounded_by_m_unless_told() -> None:
     settings = Settings(memory_limit=64 * MIB)
-    assert conn_memory_bound(settings) == 64 * MIB
+    assert conn_memory_bound(settings) == 32 * MIB
     apply_extended(settings, ["conn_mem_limit=8"])
     assert conn_memory_bound(settings) == 8 * MIB
     apply_extended(settings, ["conn_mem_limit=0"])

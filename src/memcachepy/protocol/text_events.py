@@ -60,7 +60,7 @@ _CONFIG_SET: Final = b"config set"
 _META_SET: Final = b"ms"
 _TOKEN: Final = re.compile(rb"[^ ]+")
 # A long line's keys are checked this many bytes per event.
-_CHECK_STEP: Final = 1 << 20
+_CHECK_STEP: Final = 256 * 1024
 # A key longer than KEY_MAX_LENGTH holds a whole window of this many bytes wherever the
 # windows start, so only a window without a space needs a closer look.
 _STRIDE: Final = (KEY_MAX_LENGTH + 1) // 2

@@ -41,12 +41,12 @@ def replies_per_round(limit: int, threads: int) -> int:
 
 def conn_memory_bound(settings: Settings) -> int:
     """-o conn_mem_limit in bytes (0: no bound): what partial requests and unsent replies
-    may hold across connections. By default as much as -m, so that slow uploads may hold
-    about what memcached would let them take of its cache (it reads a value into its item,
-    allocated under -m), and the daemon's memory stays within twice -m plus each
+    may hold across connections. By default half of -m: memcached reads a value into its
+    item, allocated under -m, so slow uploads cost it nothing past -m; here they may hold
+    half as much again, and the daemon's memory stays within 1.5 times -m plus each
     connection's first read and first unsent reply bytes."""
     limit = settings.conn_mem_limit
-    return settings.memory_limit if limit is None else limit
+    return settings.memory_limit // 2 if limit is None else limit
 
 
 def responses(event: object) -> int:

@@ -16,7 +16,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from memcachepy.dispatch.reply import Reply
 from memcachepy.ops.counters import ServerCounters
@@ -247,7 +247,8 @@ class Steps:
             else:
                 state = self.process(conn)
             if self.conn_limit and step != DO_SEND and not conn.closed:
-                held = conn.parser.buffered
+                batch = conn.batch  # typed: compiled, a native call
+                held = batch.buffered if batch is not None else conn.parser.buffered
                 if held > HELD_FREE or conn.held:
                     state = self.hold(conn, held, state)
         except OSError as exc:
@@ -299,7 +300,7 @@ class Steps:
         asks and never reads holds them until it reads). Past the bound, that client is
         closed: memcached keeps such replies as references to items under -m, where these
         are copies, and closing is the one answer a client that does not read can get."""
-        backlog = reply_bytes(conn.unsent, 0) - HELD_FREE
+        backlog = held_bytes(conn.unsent) - HELD_FREE
         if backlog <= 0:
             return
         conn.held_replies = backlog
@@ -520,6 +521,18 @@ class Steps:
                 return WRITE
             del pieces[0]
         return READ
+
+
+def held_bytes(pieces: list[Reply]) -> int:
+    """The memory ``pieces`` keep alive: the whole of what a partly sent piece (a view)
+    still holds, not only its unsent part."""
+    size = 0
+    for piece in pieces:
+        if type(piece) is memoryview:
+            size += len(cast(bytes, piece.obj))
+        else:
+            size += len(piece)
+    return size
 
 
 def _no_watch(conn: Connection, stream: WatchStream) -> None:
