@@ -40,6 +40,10 @@ READ_SIZE: Final = 16384
 OUTPUT_HIGH_WATER: Final = 256 * 1024
 OUTPUT_CHECK_PIECES: Final = 8
 MAX_EVENTS: Final = 256  # epoll events taken per wake-up; the rest come next round
+# A round stops taking ready connections after this long: one read can bring the end of
+# a 1 MB value, a store of a millisecond or more, and hundreds of them may be ready at once.
+# Those not reached stay ready (the epoll set is level-triggered): the next poll has them.
+ROUND_SLICE: Final = 0.005
 # What a connection may hold of partial requests, and of unsent replies, outside the bound
 # of -o conn_mem_limit: one read's worth each, as memcached's own read buffer, so that
 # ordinary requests and replies never count.
@@ -184,6 +188,7 @@ class Steps:
         Returns how many connections it served."""
         again, self.again = self.again, []
         now = time.monotonic() if self.idle_timeout else 0.0
+        end = time.monotonic() + ROUND_SLICE
         muxed = self.muxed
         ready = self.epoll.poll(0, MAX_EVENTS)
         for fd, _ in ready:
@@ -196,6 +201,8 @@ class Steps:
             else:
                 state = self.guard(conn, DO_READ)
             self.settle(conn, state)
+            if time.monotonic() > end:
+                break
         for conn in again:
             conn.queued = False
             if not conn.closed:
