@@ -148,6 +148,7 @@ async def serve(port: int) -> None:
                 continue
             serve_connection(poller, sockets, held, cache, fd, now)
 
+
 if __name__ == "__main__":
     # memcached's flags are accepted and ignored, but for -p.
     trio.run(serve, int(sys.argv[sys.argv.index("-p") + 1]))

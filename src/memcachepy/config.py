@@ -157,6 +157,9 @@ class Settings:
     watcher_logbuf_size: int = 256 * 1024  # -o watcher_logbuf_size (KiB on the command line)
     worker_logbuf_size: int = 64 * 1024  # -o worker_logbuf_size (KiB)
     read_buf_mem_limit: int = 0  # -o read_buf_mem_limit (MiB; 0 = unlimited)
+    # -o conn_mem_limit: bytes of partial requests and unsent replies held across
+    # connections (MiB on the command line; None: half of -m; 0: no bound).
+    conn_mem_limit: int | None = None
     drop_privileges: bool = False  # -o drop_privileges (memcached's seccomp filter)
     # One line each for the flags accepted without effect here, logged at -v.
     notes: list[str] = field(default_factory=list)

@@ -144,6 +144,13 @@ def apply_one(settings: Settings, name: str, value: str | None, option: str) -> 
             "could not parse argument to read_buf_mem_limit",
         )
         settings.read_buf_mem_limit = size * 1024 * 1024
+    elif name == "conn_mem_limit":
+        size = _number(
+            value,
+            "Missing conn_mem_limit argument",
+            "could not parse argument to conn_mem_limit",
+        )
+        settings.conn_mem_limit = size * 1024 * 1024
     elif name == "slab_chunk_max":
         # memcached prints its complaints here and carries on; the checks after the option
         # loop then refuse what cannot work. A value that is not a number is refused here.

@@ -140,6 +140,10 @@ EXTENDED_HELP = """\
    - watcher_logbuf_size / worker_logbuf_size: KiB (reported in stats settings)
    - read_buf_mem_limit:  MiB for connection read/response buffers, split by -t as
                           memcached splits it (0, the default: unlimited)
+   - conn_mem_limit:      MiB of partial requests (values, get lines still arriving)
+                          and unsent replies held across all connections (default:
+                          half of -m; 0: no bound); past it a value still arriving is
+                          refused as when memory runs out, a backlog's client closed
    - modern:              1.6 defaults (currently: nothing); no_modern: 1.4 defaults
    - drop_privileges:     accepted (no seccomp filter here; -u drops root)
    - sock_cookie_id:      accepted (no socket cookies here)

@@ -105,7 +105,9 @@ def test_slow_reader_of_a_gigabyte_is_not_buffered() -> None:
 
 def test_long_get_lines_cost_about_their_size_and_have_a_bound() -> None:
     line = b"get" + b"".join(b" key:%06d" % n for n in range(150_000)) + b"\r\n"
-    with memcachepy_server() as srv, srv.connect() as client:
+    # conn_mem_limit=0: the bound of one get line alone (the bound on what all connections
+    # hold, half of -m by default, answers the same earlier: tests/e2e/test_input_bound.py).
+    with memcachepy_server("-o", "conn_mem_limit=0") as srv, srv.connect() as client:
         exchange(client, b"set key:149999 0 0 1\r\nv\r\n")
         base = settle_rss(srv.proc.pid)
         peak = base

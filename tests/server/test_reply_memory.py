@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from memcachepy.config import Settings
 from memcachepy.protocol import events as ev
 from memcachepy.server.reply_memory import (
     RESPONSES_PER_BUFFER,
     UNLIMITED,
+    conn_memory_bound,
     flushes,
     replies_per_round,
     responses,
 )
+from memcachepy.suboptions import apply_suboptions
 
 MIB = 1 << 20
 
@@ -27,3 +30,12 @@ def test_a_get_takes_one_response_per_key_and_mn_flushes() -> None:
     assert responses(ev.Retrieve([b"a", b"b", b"c"], False, None)) == 3
     assert responses(ev.Delete(b"a", False)) == 1
     assert flushes(ev.MetaNoop()) and not flushes(ev.Version())
+
+
+def test_what_connections_hold_is_bounded_by_m_unless_told() -> None:
+    settings = Settings(memory_limit=64 * MIB)
+    assert conn_memory_bound(settings) == 32 * MIB
+    apply_suboptions(settings, ["conn_mem_limit=8"])
+    assert conn_memory_bound(settings) == 8 * MIB
+    apply_suboptions(settings, ["conn_mem_limit=0"])
+    assert conn_memory_bound(settings) == 0  # no bound

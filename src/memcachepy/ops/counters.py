@@ -50,6 +50,7 @@ class ServerCounters:
     log_watcher_sent: int = 0  # lines queued for watchers
     log_watcher_skipped: int = 0  # lines a slow watcher lost
     response_obj_oom: int = 0  # requests refused for want of reply memory (read_buf_mem_limit)
+    read_buf_oom: int = 0  # partial requests let go, backlogs closed (conn_mem_limit)
 
     def reset(self) -> None:
         for f in fields(self):

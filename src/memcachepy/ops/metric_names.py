@@ -439,7 +439,7 @@ _OWN_HELP: Final = {
     "read_buf_count": "Read buffers in memcached's pool (0: none here).",
     "read_buf_bytes": "Bytes of memcached's read buffers (0: none here).",
     "read_buf_bytes_free": "Free bytes of memcached's read buffers (0: none here).",
-    "read_buf_oom": "Reads refused for want of buffer memory (0: none here).",
+    "read_buf_oom": "Partial requests or reply backlogs let go (-o conn_mem_limit).",
     "reserved_fds": "File descriptors not used by client connections.",
     "time_in_listen_disabled_us": "Microseconds spent with listening paused (never here).",
     "hash_power_level": "Hash table size as a power of 2, as memcached would size it.",

@@ -80,7 +80,7 @@ def general_stats(
         ("read_buf_count", 0),
         ("read_buf_bytes", 0),
         ("read_buf_bytes_free", 0),
-        ("read_buf_oom", 0),
+        ("read_buf_oom", c.read_buf_oom),
         ("reserved_fds", _reserved_fds(c.curr_connections)),
         ("cmd_get", c.cmd_get),
         ("cmd_set", c.cmd_set),

@@ -128,6 +128,25 @@ class ReceiveBuffer:
         """Up to ``count`` bytes from the front, not consumed."""
         return bytes(self.data[self.pos : self.pos + count])
 
+    def take_long_line(self) -> tuple[bytes | bytearray, int, int] | None:
+        """:meth:`take_line` for a line that may be megabytes long, without copying it:
+        ``(data, start, end)``, the line being ``data[start:end]`` (before its ``\n``).
+        The buffer keeps only what follows the line, so ``data`` is the caller's now.
+        None until a ``\n`` arrives."""
+        data = self.data
+        start = self.pos
+        newline = data.find(b"\n", start + self._scanned)
+        if newline < 0:
+            self._scanned = len(data) - start
+            return None
+        self.data = self._lines = bytes(data[newline + 1 :])
+        self.pos = self._scanned = 0
+        return data, start, newline
+
+    def has_line(self) -> bool:
+        """Whether a ``\n`` is buffered (a complete line waits to be taken)."""
+        return self.data.find(b"\n", self.pos + self._scanned) >= 0
+
     def take_line(self) -> bytes | None:
         """The bytes before the next ``\\n``, consumed with it; None until a ``\\n`` arrives."""
         lines = self._lines

@@ -168,11 +168,18 @@ class TextParser(TextEventParser):
                 or self._closed
                 or self._swallow
                 or self._pending is not None
+                or self._growing
             ):
                 event = self.next_event()
                 if event is NEED_DATA:
                     break
                 outcome = sink.event(event, out)  # type: ignore[arg-type]
+                if self._long and not outcome:
+                    # A slice of a long get line takes the connection's whole round, so
+                    # that other connections are served between slices.
+                    if not sink.plain():
+                        return NOT_PLAIN, count + 1
+                    return 0, budget
             else:
                 line = buf.take_line()
                 if line is None:

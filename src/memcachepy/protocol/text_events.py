@@ -37,6 +37,7 @@ from memcachepy.protocol.wire import (
     MAX_LINE_WITHOUT_NEWLINE,
     MAX_TOKENS,
     READ_NO_MEMORY,
+    VALUE_NO_MEMORY,
     ItemFits,
     always_fits,
 )
@@ -58,7 +59,33 @@ _CONFIG_SET: Final = b"config set"
 # The pending data block of an `ms` (compared by identity; the event waits in _meta_set).
 _META_SET: Final = b"ms"
 _TOKEN: Final = re.compile(rb"[^ ]+")
-_KEY_TOO_LONG: Final = re.compile(rb"[^ ]{%d}" % (KEY_MAX_LENGTH + 1))
+# A long line's keys are checked this many bytes per event.
+_CHECK_STEP: Final = 256 * 1024
+# A key longer than KEY_MAX_LENGTH holds a whole window of this many bytes wherever the
+# windows start, so only a window without a space needs a closer look.
+_STRIDE: Final = (KEY_MAX_LENGTH + 1) // 2
+
+
+def scan_long_keys(line: bytes | bytearray, at: int, first: int, end: int) -> int:
+    """Check the keys of ``line[first:end]`` for one over KEY_MAX_LENGTH, from ``at``, about
+    _CHECK_STEP bytes of them: where to go on from, or -1 if such a key is there.
+
+    A window of _STRIDE bytes with a space in it is passed over with one ``find`` (a scan
+    in C), so keys of any length cost about one call per _STRIDE bytes."""
+    stop = min(at + _CHECK_STEP, end)
+    while at < stop:
+        window = min(at + _STRIDE, end)
+        if line.find(b" ", at, window) >= 0:
+            at = window
+            continue
+        run_start = max(line.rfind(b" ", first, at) + 1, first)
+        run_end = line.find(b" ", window, end)
+        if run_end < 0:
+            run_end = end
+        if run_end - run_start > KEY_MAX_LENGTH:
+            return -1
+        at = run_end
+    return at
 
 
 class TextEventParser:
@@ -81,6 +108,9 @@ class TextEventParser:
         "_long",
         "_long_at",
         "_long_shape",
+        "_long_end",
+        "_long_checked",
+        "_growing",
         "_max_get_line",
     )
 
@@ -106,8 +136,11 @@ class TextEventParser:
         self._config_commands = config_commands
         self._config_credential: bytes | None = None
         self._meta_set: ev.MetaSet | None = None  # an ms waiting for its data block
-        self._long = b""  # a long retrieval line being answered in slices, from _long_at
-        self._long_at = 0
+        # A long retrieval line being answered in slices: _long[_long_at:_long_end]; keys are
+        # checked up to _long_checked before the first slice is answered.
+        self._long: bytes | bytearray = b""
+        self._long_at = self._long_end = self._long_checked = 0
+        self._growing = False  # a get line past MAX_LINE_WITHOUT_NEWLINE still arriving
         self._long_shape: tuple[bool, int | None] = (False, None)  # (with_cas, exptime)
         self._max_get_line = max_get_line
 
@@ -140,7 +173,42 @@ class TextEventParser:
     def buffered(self) -> int:
         """Bytes received and not yet consumed (a half-sent line or data block, or the rest
         of a long get line being answered)."""
-        return len(self._buf) + len(self._long) - self._long_at if self._long else len(self._buf)
+        return len(self._buf) + self._long_end - self._long_at if self._long else len(self._buf)
+
+    def shed(self) -> bool:
+        """Let go of a partial request that the server cannot hold (its bound on what
+        connections hold is reached), answering as memcached answers when memory runs out
+        at that point: a value still arriving gets VALUE_NO_MEMORY (unless noreply, or q
+        for ms), its rest is discarded as it comes and the old value stays, as when
+        memcached cannot take a chunk for it; a line still arriving (a long get) gets
+        READ_NO_MEMORY and the connection closes, as when memcached cannot grow its read
+        buffer. The answers are the next events. False if nothing partial can go (complete
+        requests wait, or a line of at most MAX_LINE_WITHOUT_NEWLINE bytes)."""
+        buf = self._buf
+        pending = self._pending
+        if pending is not None:
+            command, _, _, _, nbytes, _, noreply = pending
+            held = len(buf)
+            if held >= nbytes + 2 or command is _CONFIG_SET:  # whole, or small: kept
+                return False
+            if command is _META_SET:
+                assert self._meta_set is not None
+                noreply = self._meta_set.quiet
+                self._meta_set = None
+            self._pending = None
+            self._swallow = nbytes + 2 - held
+            buf.clear()
+            self._queued.append(ev.ErrorReply(VALUE_NO_MEMORY, noreply))
+            return True
+        if self._swallow or self._closed or self._queued or self._long:
+            return False
+        if len(buf) <= MAX_LINE_WITHOUT_NEWLINE or buf.has_line():
+            return False
+        self._closed = True
+        buf.clear()
+        self._queued.append(ev.ErrorReply(READ_NO_MEMORY))
+        self._queued.append(ev.Close("input limit"))
+        return True
 
     def next_event(self) -> ev.Event | _NeedData:
         """The next complete request, or NEED_DATA until more bytes arrive."""
@@ -156,6 +224,8 @@ class TextEventParser:
                 return NEED_DATA
         if self._pending is not None:
             return self._read_data_block()
+        if self._growing:
+            return self._long_line()
         line = self._buf.take_line()
         if line is None:
             return self._no_newline()
@@ -181,19 +251,47 @@ class TextEventParser:
                 return ev.Close("line too long")
             if pending > self._max_get_line:  # where memcached's realloc would fail
                 self._closed = True
+                self._growing = False
                 self._buf.clear()
                 self._queued.append(ev.Close("input limit"))
                 return ev.ErrorReply(READ_NO_MEMORY)
+            self._growing = True
         return NEED_DATA
 
-    def _long_retrieval(self, line: bytes) -> ev.Event | _NeedData:
-        """A retrieval line longer than LONG_LINE: checked whole, then answered in slices.
+    def _long_line(self) -> ev.Event | _NeedData:
+        """A get line that grew past MAX_LINE_WITHOUT_NEWLINE, once whole: taken from the
+        buffer without a copy (megabytes copied at once would stall every other client)."""
+        found = self._buf.take_long_line()
+        if found is None:
+            return self._no_newline()
+        self._growing = False
+        data, start, end = found
+        if end - start > 1 and data[end - 1] == 13:  # strip \r, as next_event
+            end -= 1
+        nul = data.find(b"\0", start, end)
+        if nul >= 0:  # memcached treats the line as a C string
+            end = nul
+        if end - start > LONG_LINE:
+            match = _TOKEN.search(data, start, end)
+            if match is not None and bytes(match.group()) in RETRIEVALS:
+                return self._long_retrieval(data, start, end)
+        line = bytes(data[start:end])
+        event = self._parse_line(line)
+        if type(event) is ev.ErrorReply:
+            return event._replace(request=line)
+        return event
+
+    def _long_retrieval(self, line: bytes | bytearray, begin: int, end: int) -> ev.Event:
+        """A retrieval line ``line[begin:end]`` longer than LONG_LINE: checked whole, then
+        answered in slices.
 
         The same replies as one Retrieve of every key: a key over the limit anywhere voids
-        the reply (checked first, in one scan), and only the last slice ends with END.
+        the reply (so every key is checked before the first is answered), and only the last
+        slice ends with END. The check, too, goes a bounded step per event (an empty slice
+        meanwhile), so that no one event of a line of megabytes keeps others waiting.
         """
-        head = _TOKEN.finditer(line)
-        command = next(head).group()
+        head = _TOKEN.finditer(line, begin, end)
+        command = bytes(next(head).group())
         with_cas, touches = RETRIEVALS[command]
         exptime: int | None = None
         match = next(head, None)
@@ -201,28 +299,37 @@ class TextEventParser:
             return ev.ErrorReply(ERROR)
         start = match.start()
         if touches:
-            exptime = parse_i32(match.group())
+            exptime = parse_i32(bytes(match.group()))
             if exptime is None:
                 return ev.ErrorReply(INVALID_EXPTIME)
             start = match.end()
-        if _KEY_TOO_LONG.search(line, start) is not None:
-            return ev.ErrorReply(BAD_FORMAT, void_pending=True)
-        self._long, self._long_at, self._long_shape = line, start, (with_cas, exptime)
+        self._long, self._long_at, self._long_end = line, start, end
+        self._long_checked = start
+        self._long_shape = (with_cas, exptime)
         return self._long_slice()
 
     def _long_slice(self) -> ev.Event:
-        """The next slice of keys of the long retrieval line being answered."""
-        line, start = self._long, self._long_at
+        """The next slice of keys of the long retrieval line being answered (an empty one
+        while its keys are still being checked)."""
+        line, start, end_of_line = self._long, self._long_at, self._long_end
+        with_cas, exptime = self._long_shape
+        if self._long_checked < end_of_line:
+            checked = scan_long_keys(line, self._long_checked, start, end_of_line)
+            if checked < 0:
+                self._long = b""
+                return ev.ErrorReply(BAD_FORMAT, void_pending=True)
+            self._long_checked = checked
+            if checked < end_of_line:
+                return ev.Retrieve([], with_cas, exptime, False)
         end = start + LONG_LINE
-        if end >= len(line):
-            last, end = True, len(line)
+        if end >= end_of_line:
+            last, end = True, end_of_line
             self._long = b""
         else:
             last = False
             end = line.rfind(b" ", start, end)  # keys are shorter than a slice: one is there
             self._long_at = end + 1
-        with_cas, exptime = self._long_shape
-        keys = [key for key in line[start:end].split(b" ") if key]
+        keys = [key for key in bytes(line[start:end]).split(b" ") if key]
         return ev.Retrieve(keys, with_cas, exptime, last)
 
     def _read_data_block(self) -> ev.Event | _NeedData:
@@ -247,7 +354,7 @@ class TextEventParser:
         if len(line) > LONG_LINE:
             match = _TOKEN.search(line)
             if match is not None and match.group() in RETRIEVALS:
-                return self._long_retrieval(line)
+                return self._long_retrieval(line, 0, len(line))
         tokens = [t for t in line.split(b" ") if t]
         if not tokens or len(tokens[0]) < 2:
             return ev.ErrorReply(ERROR)

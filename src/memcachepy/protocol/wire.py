@@ -59,6 +59,9 @@ NO_MEMORY: Final = b"SERVER_ERROR out of memory storing object\r\n"
 NON_NUMERIC: Final = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
 DELTA_NO_MEMORY: Final = b"SERVER_ERROR out of memory\r\n"
 READ_NO_MEMORY: Final = b"SERVER_ERROR out of memory reading request\r\n"
+# memcached's answer when memory runs out while a value is read into its item (its chunks
+# are taken as the bytes come); the rest of the value is then discarded.
+VALUE_NO_MEMORY: Final = b"SERVER_ERROR Out of memory during read\r\n"
 GET_OOM: Final = b"SERVER_ERROR out of memory writing get response\r\n"
 DELETE_USAGE: Final = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
 CONFIG_TOO_LARGE: Final = b"SERVER_ERROR config too large\r\n"

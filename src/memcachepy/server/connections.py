@@ -63,6 +63,7 @@ class ConnectionLoop:
         requests_per_event: int,
         verbose: Callable[[], int],
         reply_limit: int = UNLIMITED,
+        conn_limit: int = 0,
     ) -> None:
         self.steps = Steps(
             host,
@@ -70,6 +71,7 @@ class ConnectionLoop:
             requests_per_event=requests_per_event,
             verbose=verbose,
             reply_limit=reply_limit,
+            conn_limit=conn_limit,
         )
         self.steps.start_watch = self._start_watch
         self.host = host

@@ -35,7 +35,7 @@ from memcachepy.server.listeners import (
     socket_text,
     tcp_ports,
 )
-from memcachepy.server.reply_memory import replies_per_round
+from memcachepy.server.reply_memory import conn_memory_bound, replies_per_round
 from memcachepy.server.service import Service
 from memcachepy.server.steps import Connection, Handler, ProtocolParser, WatchStream
 from memcachepy.server.tls import TlsError, build_server_context
@@ -144,6 +144,7 @@ class Server:
             requests_per_event=settings.reqs_per_event,
             verbose=lambda: settings.verbosity,
             reply_limit=replies_per_round(settings.read_buf_mem_limit, settings.threads),
+            conn_limit=conn_memory_bound(settings),
         )
         self._started_at = time.monotonic()
         self.ports: list[int] = []

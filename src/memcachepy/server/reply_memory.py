@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from memcachepy.config import Settings
 from memcachepy.protocol import events as ev
 
 READ_BUFFER_SIZE: Final = 16384  # memcached's READ_BUFFER_SIZE
@@ -36,6 +37,16 @@ def replies_per_round(limit: int, threads: int) -> int:
     share = limit // max(threads, 1)
     buffers = 1 if share < READ_BUFFER_SIZE else share // READ_BUFFER_SIZE
     return (buffers - 1) * RESPONSES_PER_BUFFER
+
+
+def conn_memory_bound(settings: Settings) -> int:
+    """-o conn_mem_limit in bytes (0: no bound): what partial requests and unsent replies
+    may hold across connections. By default half of -m: memcached reads a value into its
+    item, allocated under -m, so slow uploads cost it nothing past -m; here they may hold
+    half as much again, and the daemon's memory stays within 1.5 times -m plus each
+    connection's first read and first unsent reply bytes."""
+    limit = settings.conn_mem_limit
+    return settings.memory_limit // 2 if limit is None else limit
 
 
 def responses(event: object) -> int:

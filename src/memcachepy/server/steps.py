@@ -2,7 +2,7 @@
 
 :class:`Steps` holds every connection and the epoll set of the multiplexed ones, and does
 all the work of a wake-up (:meth:`Steps.serve_round`) without awaiting anything, so it
-imports no trio and mypyc compiles it with the sans-I/O floors: per request, the loop's
+imports no trio and mypyc compiles it with the sans-I/O layers: per request, the loop's
 own work (the read, the budget, the output bound, the send) runs as native code instead
 of some hundred bytecodes. The async shell around it, which waits and runs the tasks, is
 :mod:`memcachepy.server.connections`.
@@ -16,7 +16,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from memcachepy.dispatch.reply import Reply
 from memcachepy.ops.counters import ServerCounters
@@ -26,6 +26,7 @@ from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.replies import count_replies, reply_bytes
 from memcachepy.protocol.text import RequestSink, TextParser
+from memcachepy.protocol.text_events import TextEventParser
 from memcachepy.protocol.wire import GET_OOM, OUTPUT_FULL, Outcome
 from memcachepy.server.reply_memory import UNLIMITED, flushes, responses
 
@@ -39,6 +40,14 @@ READ_SIZE: Final = 16384
 OUTPUT_HIGH_WATER: Final = 256 * 1024
 OUTPUT_CHECK_PIECES: Final = 8
 MAX_EVENTS: Final = 256  # epoll events taken per wake-up; the rest come next round
+# A round stops taking ready connections after this long: one read can bring the end of
+# a 1 MB value, a store of a millisecond or more, and hundreds of them may be ready at once.
+# Those not reached stay ready (the epoll set is level-triggered): the next poll has them.
+ROUND_SLICE: Final = 0.005
+# What a connection may hold of partial requests, and of unsent replies, outside the bound
+# of -o conn_mem_limit: one read's worth each, as memcached's own read buffer, so that
+# ordinary requests and replies never count.
+HELD_FREE: Final = READ_SIZE
 
 # What a step leaves a connection waiting for.
 READ: Final = 0  # more bytes from the client
@@ -135,6 +144,8 @@ class Connection:
         self.scope: Any = None  # a task's trio.CancelScope
         self.waiting = False  # a task's: in a read wait (a drain may cancel it)
         self.close_reason = "normal"  # what `watch connevents` reports when it closes
+        self.held = 0  # bytes of partial requests counted against -o conn_mem_limit
+        self.held_replies = 0  # and of replies a blocked send left
 
 
 class Steps:
@@ -148,6 +159,7 @@ class Steps:
         requests_per_event: int,
         verbose: Callable[[], int],
         reply_limit: int = UNLIMITED,
+        conn_limit: int = 0,
     ) -> None:
         self.host = host
         self.counters = host.counters
@@ -157,6 +169,11 @@ class Steps:
         # reply_memory); such a connection is served one event at a time.
         self.reply_limit = reply_limit
         self.verbose = verbose
+        # -o conn_mem_limit: bytes of partial requests (values and lines still arriving)
+        # and of unsent replies, held across all connections past each one's HELD_FREE;
+        # 0: no bound.
+        self.conn_limit = conn_limit
+        self.conn_held = 0
         self.connections: dict[int, Connection] = {}  # every open one, by fd
         self.epoll = select.epoll()
         self.muxed: dict[int, Connection] = {}  # registered in the epoll set
@@ -171,6 +188,7 @@ class Steps:
         Returns how many connections it served."""
         again, self.again = self.again, []
         now = time.monotonic() if self.idle_timeout else 0.0
+        end = time.monotonic() + ROUND_SLICE
         muxed = self.muxed
         ready = self.epoll.poll(0, MAX_EVENTS)
         for fd, _ in ready:
@@ -183,6 +201,8 @@ class Steps:
             else:
                 state = self.guard(conn, DO_READ)
             self.settle(conn, state)
+            if time.monotonic() > end:
+                break
         for conn in again:
             conn.queued = False
             if not conn.closed:
@@ -205,10 +225,14 @@ class Steps:
             if not conn.writing:  # stop reading it until its replies are gone
                 conn.writing = True
                 self.epoll.modify(conn.fd, EPOLLOUT)
+                if self.conn_limit:
+                    self.hold_replies(conn)
             return
         if conn.writing and not conn.closed:
             conn.writing = False
             self.epoll.modify(conn.fd, EPOLLIN)
+            self.conn_held -= conn.held_replies
+            conn.held_replies = 0
         if state == READ:
             if self.draining and self.idle(conn):
                 self.close(conn, "shutdown")
@@ -229,6 +253,11 @@ class Steps:
                 state = self.send_unsent(conn)
             else:
                 state = self.process(conn)
+            if self.conn_limit and step != DO_SEND and not conn.closed:
+                batch = conn.batch  # typed: compiled, a native call
+                held = batch.buffered if batch is not None else conn.parser.buffered
+                if held > HELD_FREE or conn.held:
+                    state = self.hold(conn, held, state)
         except OSError as exc:
             log.debug("connection %d: %s", conn.fd, exc)
             self.close(conn, "error")
@@ -247,6 +276,46 @@ class Steps:
                 return AGAIN  # requests (or a multi-get's rest) may wait behind the send
         return state
 
+    def hold(self, conn: Connection, held: int, state: int) -> int:
+        """Count what ``conn`` holds past HELD_FREE against -o conn_mem_limit. Past the
+        bound, the connection whose partial request just grew lets it go, answered as
+        memcached answers when it lacks memory (see TextEventParser.shed), so that slow
+        uploads cost the daemon a bounded amount of memory and never the daemon itself."""
+        extra = held - HELD_FREE if held > HELD_FREE else 0
+        grew = extra > conn.held
+        self.conn_held += extra - conn.held
+        conn.held = extra
+        if not grew or self.conn_held <= self.conn_limit or state == WRITE:
+            return state
+        parser = conn.parser
+        if isinstance(parser, TextEventParser):
+            if not parser.shed():
+                return state  # complete requests, or a long get line being answered
+            self.counters.read_buf_oom += 1
+            state = self.process(conn)  # the answers shed() queued
+        else:  # binary or -Y: no partial body is swallowed there; the connection goes
+            self.counters.read_buf_oom += 1
+            self.closing(conn, Outcome.CLOSE_ERROR)
+            state = CLOSE
+        extra = max(parser.buffered - HELD_FREE, 0)
+        self.conn_held += extra - conn.held
+        conn.held = extra
+        return state
+
+    def hold_replies(self, conn: Connection) -> None:
+        """Count the replies a blocked send left against -o conn_mem_limit (a client that
+        asks and never reads holds them until it reads). Past the bound, that client is
+        closed: memcached keeps such replies as references to items under -m, where these
+        are copies, and closing is the one answer a client that does not read can get."""
+        backlog = held_bytes(conn.unsent) - HELD_FREE
+        if backlog <= 0:
+            return
+        conn.held_replies = backlog
+        self.conn_held += backlog
+        if self.conn_held > self.conn_limit:
+            self.counters.read_buf_oom += 1
+            self.close(conn, "error")
+
     def finish(self, conn: Connection) -> None:
         """CLOSE: a watcher goes on in a task of its own; anyone else is closed."""
         stream = self.host.watch_stream(conn)
@@ -264,6 +333,8 @@ class Steps:
         if conn.closed:
             return
         conn.closed = True
+        self.conn_held -= conn.held + conn.held_replies
+        conn.held = conn.held_replies = 0
         self.unregister(conn)
         del self.connections[conn.fd]
         self.host.connection_closed(conn.fd, conn.address, reason)
@@ -355,7 +426,9 @@ class Steps:
                     state = AGAIN
                     break
                 next_check = counted + OUTPUT_CHECK_PIECES
-            if count >= budget:
+            # A slice of a long get line (not its last) takes the whole round, as in
+            # TextParser.serve, so that others are served between slices.
+            if count >= budget or (type(event) is ev.Retrieve and not event.last):
                 self.counters.conn_yields += 1
                 state = AGAIN
                 break
@@ -455,6 +528,18 @@ class Steps:
                 return WRITE
             del pieces[0]
         return READ
+
+
+def held_bytes(pieces: list[Reply]) -> int:
+    """The memory ``pieces`` keep alive: the whole of what a partly sent piece (a view)
+    still holds, not only its unsent part."""
+    size = 0
+    for piece in pieces:
+        if type(piece) is memoryview:
+            size += len(cast(bytes, piece.obj))
+        else:
+            size += len(piece)
+    return size
 
 
 def _no_watch(conn: Connection, stream: WatchStream) -> None:
