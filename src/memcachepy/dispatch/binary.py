@@ -449,7 +449,7 @@ class BinarySession:
             return Outcome.CONTINUE
         counters.auth_errors += 1
         out.append(error_response(header, Status.AUTH_ERROR))
-        return Outcome.CONTINUE
+        return Outcome.AUTH_FAILED
 
 
 _SASL_OPCODES: Final = frozenset({Opcode.SASL_LIST_MECHS, Opcode.SASL_AUTH, Opcode.SASL_STEP})

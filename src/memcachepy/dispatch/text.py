@@ -496,6 +496,7 @@ class Dispatcher(RequestSink):
         else:
             self.counters.auth_errors += 1
             out.append(b"CLIENT_ERROR authentication failure\r\n")
+            return Outcome.AUTH_FAILED
         return Outcome.CONTINUE
 
     def _watch(self, event: ev.Watch, out: list[Reply]) -> int:

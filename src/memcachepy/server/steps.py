@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
 
+from memcachepy.auth.throttle import failure_delay
 from memcachepy.dispatch.reply import Reply
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.ops.current import CURRENT_CONNECTION
@@ -45,6 +46,7 @@ READ: Final = 0  # more bytes from the client
 AGAIN: Final = 1  # nothing: requests are buffered (budget spent, or TLS holds bytes)
 WRITE: Final = 2  # the socket to take the unsent replies
 CLOSE: Final = 3  # to be closed (quit, error, EOF, watch)
+PAUSE: Final = 4  # time: held after failed authentications (auth/throttle.py)
 
 # The steps Steps.guard runs.
 DO_READ: Final = 0  # read, answer, send
@@ -135,6 +137,8 @@ class Connection:
         self.scope: Any = None  # a task's trio.CancelScope
         self.waiting = False  # a task's: in a read wait (a drain may cancel it)
         self.close_reason = "normal"  # what `watch connevents` reports when it closes
+        self.auth_failures = 0
+        self.pause = 0.0  # PAUSE: seconds to hold it before serving it again
 
 
 class Steps:
@@ -164,6 +168,8 @@ class Steps:
         self.draining = False
         # Set by the loop: streams a watcher's lines from a task of its own.
         self.start_watch: Callable[[Connection, WatchStream], None] = _no_watch
+        # Set by the loop: serves a held connection again after conn.pause seconds.
+        self.start_pause: Callable[[Connection], None] = _no_pause
 
     def serve_round(self) -> int:
         """One wake-up of the multiplexing task: serve every ready connection once, then
@@ -217,6 +223,9 @@ class Steps:
             self.again.append(conn)
         elif state == CLOSE:
             self.finish(conn)
+        elif state == PAUSE:
+            self.unregister(conn)  # not read, nor its replies sent, until the pause ends
+            self.start_pause(conn)
 
     def guard(self, conn: Connection, step: int) -> int:
         """Run one step (DO_READ, DO_SEND or DO_PROCESS: a code, not a bound method, so
@@ -338,14 +347,19 @@ class Steps:
                     held = 0
             outcome = handle(event, out)
             if outcome != Outcome.CONTINUE:
-                if outcome != Outcome.MORE:
+                if outcome == Outcome.AUTH_FAILED:
+                    outcome = Outcome.CONTINUE
+                    if self.auth_failed(conn):
+                        return PAUSE  # the failure's reply waits with the connection
+                elif outcome != Outcome.MORE:
                     break
-                # A long multi-get paused at its reply budget: send, then go on.
-                rest = self.host.take_remainder()
-                held -= responses(rest)  # counted already with the whole get
-                parser.requeue(rest)  # type: ignore[attr-defined]
-                outcome = Outcome.CONTINUE
-                next_check = 0
+                else:
+                    # A long multi-get paused at its reply budget: send, then go on.
+                    rest = self.host.take_remainder()
+                    held -= responses(rest)  # counted already with the whole get
+                    parser.requeue(rest)  # type: ignore[attr-defined]
+                    outcome = Outcome.CONTINUE
+                    next_check = 0
             if len(out) >= next_check and not parser.mid_request:
                 # Backpressure: past a bound, send before answering more, so a client
                 # that asks for much and reads slowly makes us wait, not buffer.
@@ -366,6 +380,20 @@ class Steps:
         if out and (state == CLOSE or not parser.mid_request) and not self.send(conn):
             return WRITE
         return state
+
+    def auth_failed(self, conn: Connection) -> bool:
+        """Count a failed authentication; True if the connection is to be held."""
+        conn.auth_failures += 1
+        conn.pause = failure_delay(conn.auth_failures)
+        # memcached's SASL library says "Password verification failed" at -v.
+        log.info(
+            "<%d Password verification failed: failure %d on this connection from %s%s",
+            conn.fd,
+            conn.auth_failures,
+            conn.peer,
+            f"; holding it {conn.pause * 1000:.0f} ms" if conn.pause else "",
+        )
+        return conn.pause > 0
 
     def out_of_reply_memory(
         self, event: object, handle: Handler, out: list[Reply], held: int, limit: int
@@ -459,6 +487,10 @@ class Steps:
 
 def _no_watch(conn: Connection, stream: WatchStream) -> None:
     raise AssertionError("no loop to stream a watcher from")
+
+
+def _no_pause(conn: Connection) -> None:
+    raise AssertionError("no loop to hold a connection")
 
 
 def _group(out: list[Reply]) -> list[Reply]:
