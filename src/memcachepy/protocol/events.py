@@ -173,6 +173,14 @@ class AuthResult(NamedTuple):
     ok: bool
 
 
+class Resume(NamedTuple):
+    """The rest of a long reply its handler answers in slices (``Outcome.MORE``): handed
+    back to the dispatcher once the connection has sent what is queued. ``stream`` is the
+    dispatcher's own object; the parser only holds it."""
+
+    stream: object
+
+
 class Close(NamedTuple):
     """The connection must be closed with nothing more sent (memcached's conn_closing)."""
 
@@ -292,6 +300,7 @@ Event = (
     | ConfigSet
     | ErrorReply
     | AuthResult
+    | Resume
     | Close
     | MetaGet
     | MetaSet
