@@ -110,3 +110,52 @@ def test_items_left_alone_are_listed_while_others_change() -> None:
         keys = [line.split(b" ", 1)[0][len(b"key=") :] for line in _dump_lines(data)]
         even = {k for k in keys if k.startswith(b"k") and int(k[1:]) % 2 == 0}
         assert even == {b"k%d" % n for n in range(0, 20_000, 2)}
+
+
+def _busiest_class(sock: socket.socket) -> int:
+    reply = exchange(sock, b"stats items\r\n", b"END\r\n").decode()
+    counts = {
+        int(line.split(":")[1]): int(line.split()[2])
+        for line in reply.splitlines()
+        if line.startswith("STAT items:") and line.split()[1].endswith(":number")
+    }
+    return max(counts, key=lambda c: counts[c])
+
+
+def _cachedump(server: ServerProcess, items: int) -> bytes:
+    fill(server.address, items, 10)
+    time.sleep(1.5)  # into COLD, which cachedump walks
+    with server.connect(timeout=60) as sock:
+        class_id = _busiest_class(sock)
+        return exchange(sock, b"stats cachedump %d 0\r\n" % class_id, b"END\r\n", 60)
+
+
+def test_cachedump_is_capped_at_2_mb_as_memcached() -> None:
+    from tests.servers import memcached_server
+
+    with memcached_server("-m", "64") as real:
+        theirs = _cachedump(real, 120_000)
+    with memcachepy_server("-m", "64") as ours:
+        mine = _cachedump(ours, 120_000)
+    # Both cut where the next line would pass 2 MiB (with END's NUL); which items sit in
+    # COLD, and so the line count, differs a little.
+    cap = 2 * 1024 * 1024
+    for reply in (theirs, mine):
+        assert cap - 64 < len(reply) + 1 <= cap, len(reply)
+        assert reply.endswith(b"]\r\nEND\r\n")
+
+
+def test_detail_dump_keeps_a_bounded_number_of_prefixes() -> None:
+    from memcachepy.ops.prefix_stats import MAX_PREFIXES, PrefixStats
+
+    stats = PrefixStats(enabled=True)
+    for n in range(MAX_PREFIXES + 500):
+        stats.record_set(b"p%d:key" % n)
+    stats.record_get(b"p1:key", True)  # a prefix already kept is still counted
+    dump = stats.dump()
+    assert dump.count(b"\n") == MAX_PREFIXES + 1
+    assert b"PREFIX p1 get 1 hit 1 set 1 del 0\r\n" in dump
+    assert b"PREFIX p%d " % MAX_PREFIXES not in dump
+    stats.clear()
+    stats.record_set(b"new:key")
+    assert stats.dump() == b"PREFIX new get 0 hit 0 set 1 del 0\r\nEND\r\n"

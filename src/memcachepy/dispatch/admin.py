@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 from memcachepy.dispatch.extstore_admin import extstore_command
 from memcachepy.dispatch.reply import ReplyStream
 from memcachepy.ops.current import CURRENT_CONNECTION
+from memcachepy.ops.stats_report import ColdWalk
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.numbers import parse_i32, parse_u32
 from memcachepy.protocol.wire import BAD_FORMAT, ERROR, Outcome
@@ -44,6 +45,8 @@ _CRAWL_REPLIES: Final = {
 # after which the connection sends and the others are served.
 METADUMP_SLICE: Final = 500
 NO_DUMP: Final = -2  # AdminDispatch.dump_fd when no metadump is under way
+CACHEDUMP_SLICE: Final = 1000
+CACHEDUMP_MAX_BYTES: Final = 2 * 1024 * 1024  # memcached's item_cachedump memlimit
 # memcached's uriencode keeps these bytes of a key and writes %XX for every other.
 _URI_SAFE: Final = frozenset((string.ascii_letters + string.digits + "-._~").encode())
 
@@ -97,6 +100,37 @@ class MetadumpStream(ReplyStream):
         return True
 
 
+class CachedumpStream(ReplyStream):
+    """``stats cachedump CLASS LIMIT``'s reply, a slice of items at a time, within
+    memcached's 2 MB cap (item_cachedump's memlimit: a line that would take the reply,
+    with ``END\r\n`` and its NUL, past it is not sent, and the dump ends)."""
+
+    def __init__(self, walk: ColdWalk, limit: int) -> None:
+        self.walk = walk
+        self.left = limit or -1  # -1: no limit
+        self.size = 0
+
+    def step(self, out: list[Reply]) -> bool:
+        count = CACHEDUMP_SLICE if self.left < 0 else min(self.left, CACHEDUMP_SLICE)
+        lines = []
+        full = False
+        for key, nbytes, exptime in self.walk.rows(count):
+            line = b"ITEM %s [%d b; %d s]\r\n" % (key, nbytes, exptime)
+            if self.size + len(line) + 6 > CACHEDUMP_MAX_BYTES:
+                full = True
+                break
+            self.size += len(line)
+            lines.append(line)
+        if self.left > 0:
+            self.left -= len(lines)
+        if lines:
+            out.append(b"".join(lines))
+        if full or self.left == 0 or self.walk.done:
+            out.append(b"END\r\n")
+            return True
+        return False
+
+
 class AdminDispatch:
     def __init__(self, dispatcher: DispatchContext) -> None:
         self.d = dispatcher
@@ -132,6 +166,18 @@ class AdminDispatch:
         if fd == self.dump_fd:
             self.dump = None
             self.dump_fd = NO_DUMP
+
+    def cachedump(self, class_id: int, limit: int, out: list[Reply]) -> int:
+        """``stats cachedump``: answered in slices on a connection, at once over UDP."""
+        stream = CachedumpStream(ColdWalk(self.d.cache, class_id), limit)
+        if CURRENT_CONNECTION.get() < 0:
+            while not stream.step(out):
+                pass
+            return Outcome.CONTINUE
+        if stream.step(out):
+            return Outcome.CONTINUE
+        self.d.remainder = ev.Resume(stream)
+        return Outcome.MORE
 
     def _crawler_busy(self) -> bool:
         """memcached's crawler runs one job at a time: a metadump, or a requested crawl.

@@ -568,25 +568,23 @@ class Dispatcher(RequestSink):
         elif sub == b"extstore":
             out.append(format_stats(stats_report.extstore_page_stats(self.cache)))
         elif sub == b"cachedump":
-            out.append(
-                self._cachedump(args[1:])
-                if self.settings.dump_enabled
-                else b"CLIENT_ERROR stats cachedump not allowed\r\n"
-            )
+            if not self.settings.dump_enabled:
+                out.append(b"CLIENT_ERROR stats cachedump not allowed\r\n")
+                return Outcome.CONTINUE
+            return self._cachedump(args[1:], out)
         else:
             out.append(ERROR)
         return Outcome.CONTINUE
 
-    def _cachedump(self, args: list[bytes]) -> bytes:
+    def _cachedump(self, args: list[bytes], out: list[Reply]) -> int:
         if len(args) < 2:
-            return b"CLIENT_ERROR bad command line\r\n"
+            out.append(b"CLIENT_ERROR bad command line\r\n")
+            return Outcome.CONTINUE
         class_id, limit = parse_u32(args[0]), parse_u32(args[1])
         if class_id is None or limit is None:
-            return BAD_FORMAT
+            out.append(BAD_FORMAT)
+            return Outcome.CONTINUE
         if class_id >= 64:  # memcached's MAX_NUMBER_OF_SLAB_CLASSES
-            return b"CLIENT_ERROR Illegal slab id\r\n"
-        lines = [
-            b"ITEM %s [%d b; %d s]\r\n" % (key, nbytes, exptime)
-            for key, nbytes, exptime in stats_report.cachedump_rows(self.cache, class_id, limit)
-        ]
-        return b"".join(lines) + END
+            out.append(b"CLIENT_ERROR Illegal slab id\r\n")
+            return Outcome.CONTINUE
+        return self.admin.cachedump(class_id, limit, out)
