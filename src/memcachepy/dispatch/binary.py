@@ -459,6 +459,8 @@ def _flushes(event: Event, out: list[Reply], start: int) -> bool:
     """Whether memcached writes out its queued responses right after ``event``."""
     if type(event) is Reject:
         return not event.discarding
+    if type(event) is ValueTooLarge:
+        return event.past_buffer
     if type(event) is not Request or len(out) == start:
         return False
     command = base_opcode(event.header.opcode)
