@@ -346,20 +346,19 @@ class Steps:
                 if flushes(event):
                     held = 0
             outcome = handle(event, out)
+            if outcome == Outcome.AUTH_FAILED:
+                if self.auth_failed(conn):
+                    return PAUSE  # the failure's reply waits with the connection
+                outcome = Outcome.CONTINUE
             if outcome != Outcome.CONTINUE:
-                if outcome == Outcome.AUTH_FAILED:
-                    outcome = Outcome.CONTINUE
-                    if self.auth_failed(conn):
-                        return PAUSE  # the failure's reply waits with the connection
-                elif outcome != Outcome.MORE:
+                if outcome != Outcome.MORE:
                     break
-                else:
-                    # A long multi-get paused at its reply budget: send, then go on.
-                    rest = self.host.take_remainder()
-                    held -= responses(rest)  # counted already with the whole get
-                    parser.requeue(rest)  # type: ignore[attr-defined]
-                    outcome = Outcome.CONTINUE
-                    next_check = 0
+                # A long multi-get paused at its reply budget: send, then go on.
+                rest = self.host.take_remainder()
+                held -= responses(rest)  # counted already with the whole get
+                parser.requeue(rest)  # type: ignore[attr-defined]
+                outcome = Outcome.CONTINUE
+                next_check = 0
             if len(out) >= next_check and not parser.mid_request:
                 # Backpressure: past a bound, send before answering more, so a client
                 # that asks for much and reads slowly makes us wait, not buffer.
