@@ -497,12 +497,12 @@ class ColdWalk:
         slabs = self.cache.slabs
         if slabs.page_class[cid >> PAGE_SHIFT] != self.lru & ((1 << SEG_SHIFT) - 1):
             return False
-        fields = HEADER.unpack_from(slabs.pages[cid >> PAGE_SHIFT], cid & OFFSET_MASK)
-        iflags = fields[8]
+        header = HEADER.unpack_from(slabs.pages[cid >> PAGE_SHIFT], cid & OFFSET_MASK)
+        iflags = header[8]
         return (
             bool(iflags & LINKED)
             and not iflags & CONTINUATION
-            and fields[2] == self.next_cas
+            and header[2] == self.next_cas
             and self.cache.items.segment(cid) == SEG_COLD
         )
 
@@ -520,8 +520,8 @@ class ColdWalk:
         rows: list[tuple[bytes, int, int]] = []
         while cid >= 0 and len(rows) < count:
             page = cache.slabs.pages[cid >> PAGE_SHIFT]
-            fields = HEADER.unpack_from(page, cid & OFFSET_MASK)
-            exptime, nbytes, iflags = fields[3], fields[6], fields[8]
+            header = HEADER.unpack_from(page, cid & OFFSET_MASK)
+            exptime, nbytes, iflags = header[3], header[6], header[8]
             if not iflags & KEY_BINARY:
                 rows.append((cache.key_of(cid), nbytes, exptime + cache.started if exptime else 0))
             cid = cache.items.toward_tail(cid)
