@@ -25,8 +25,10 @@ def _dump_lines(data: bytes) -> list[bytes]:
 
 def _start_unread_dump(server: ServerProcess) -> socket.socket:
     """A metadump whose client reads nothing: the server holds a slice, not the dump."""
-    sock = server.connect()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the window is set
+    sock.settimeout(5)
+    sock.connect(server.address)
     sock.sendall(b"lru_crawler metadump all\r\n")
     time.sleep(0.3)
     return sock
@@ -34,7 +36,8 @@ def _start_unread_dump(server: ServerProcess) -> socket.socket:
 
 def test_a_second_metadump_or_crawl_is_busy_until_the_first_ends() -> None:
     with memcachepy_server("-m", "64") as server:
-        fill(server.address, 30_000, 100)
+        # Far more than the kernel's socket buffers hold (about 12 MB of dump).
+        fill(server.address, 150_000, 100)
         first = _start_unread_dump(server)
         with server.connect() as other:
             assert exchange(other, b"lru_crawler metadump all\r\n") == BUSY
@@ -53,7 +56,7 @@ def test_a_second_metadump_or_crawl_is_busy_until_the_first_ends() -> None:
                 time.sleep(0.05)
             rest = b"" if reply.endswith(b"END\r\n") else read_until(other, b"END\r\n", 60)
             keys = {line.split(b" ", 1)[0] for line in _dump_lines(reply + rest)}
-            assert len(keys) == 30_001  # the 30,000 and k
+            assert len(keys) == 150_001  # the 150,000 and k
 
 
 def test_metadump_is_sliced_between_other_clients() -> None:
