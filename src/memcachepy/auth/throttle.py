@@ -1,10 +1,10 @@
 """How long a connection waits after repeated failed authentications (-Y, -S).
 
 memcached answers every guess at once: one connection pipelining wrong passwords tries
-thousands a second. memcachepy answers the first failure at once (a mistyped password
-costs nothing) and holds the connection before answering each later one, for a delay that
-doubles from FIRST_DELAY up to MAX_DELAY. Only that connection waits: the server goes on
-serving the others, and the held connection's replies and unread requests wait with it.
+thousands a second. memcachepy answers every failure at once, and from the second on a
+connection it reads nothing more from that connection for a delay that doubles from
+FIRST_DELAY up to MAX_DELAY (a mistyped password costs nothing). Only that connection
+waits: the server goes on serving the others.
 """
 
 from __future__ import annotations

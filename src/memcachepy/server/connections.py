@@ -251,7 +251,7 @@ class ConnectionLoop:
                     return
                 elif state == PAUSE:
                     await trio.sleep(conn.pause)
-                    state = AGAIN
+                    state = WRITE if conn.unsent else AGAIN
                 else:
                     return  # closed by guard
         if scope.cancelled_caught and not steps.draining:

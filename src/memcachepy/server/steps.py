@@ -46,7 +46,7 @@ READ: Final = 0  # more bytes from the client
 AGAIN: Final = 1  # nothing: requests are buffered (budget spent, or TLS holds bytes)
 WRITE: Final = 2  # the socket to take the unsent replies
 CLOSE: Final = 3  # to be closed (quit, error, EOF, watch)
-PAUSE: Final = 4  # time: held after failed authentications (auth/throttle.py)
+PAUSE: Final = 4  # time: not read after failed authentications (auth/throttle.py)
 
 # The steps Steps.guard runs.
 DO_READ: Final = 0  # read, answer, send
@@ -224,7 +224,7 @@ class Steps:
         elif state == CLOSE:
             self.finish(conn)
         elif state == PAUSE:
-            self.unregister(conn)  # not read, nor its replies sent, until the pause ends
+            self.unregister(conn)  # not read until the pause ends
             self.start_pause(conn)
 
     def guard(self, conn: Connection, step: int) -> int:
@@ -347,9 +347,10 @@ class Steps:
                     held = 0
             outcome = handle(event, out)
             if outcome == Outcome.AUTH_FAILED:
-                if self.auth_failed(conn):
-                    return PAUSE  # the failure's reply waits with the connection
                 outcome = Outcome.CONTINUE
+                if self.auth_failed(conn):
+                    state = PAUSE  # answered now; the next request waits
+                    break
             if outcome != Outcome.CONTINUE:
                 if outcome != Outcome.MORE:
                     break
@@ -377,7 +378,7 @@ class Steps:
             state = CLOSE
         # Like memcached, hold replies while a data block is still arriving.
         if out and (state == CLOSE or not parser.mid_request) and not self.send(conn):
-            return WRITE
+            return PAUSE if state == PAUSE else WRITE  # a pause ends with the rest sent
         return state
 
     def auth_failed(self, conn: Connection) -> bool:
