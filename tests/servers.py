@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -98,8 +98,16 @@ def _wait_listening(proc: subprocess.Popen[bytes], host: str, port: int, timeout
     raise RuntimeError(f"server did not listen on {host}:{port} within {timeout}s")
 
 
-def spawn(argv: list[str], port: int, host: str = HOST, timeout: float = 10.0) -> ServerProcess:
+def spawn(
+    argv: list[str],
+    port: int,
+    host: str = HOST,
+    timeout: float = 10.0,
+    preexec: Callable[[], None] | None = None,
+) -> ServerProcess:
     """Start ``argv`` and wait until it accepts TCP connections on ``host:port``.
+
+    ``preexec`` runs in the child before exec (to lower a resource limit, say).
 
     stderr goes to an anonymous file, not a pipe: a client may turn logging on with
     ``verbosity 2``, and a pipe nobody reads would block the server once full. A start
@@ -107,7 +115,11 @@ def spawn(argv: list[str], port: int, host: str = HOST, timeout: float = 10.0) -
     """
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            preexec_fn=preexec,
         )
         try:
             _wait_listening(proc, host, port, timeout)

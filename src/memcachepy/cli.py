@@ -594,7 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("memcachepy")
     for note in settings.notes:
         log.info("%s", note)
-    _raise_fd_limit(settings.max_connections)
+    if not _raise_fd_limit(settings.max_connections):
+        print(RLIMIT_REFUSED, file=sys.stderr)
+        return EX_OSERR
     from memcachepy.auth.authfile import AuthfileError
     from memcachepy.store.extstore_pages import ExtstoreError
     from memcachepy.store.persist import MemoryFileError
@@ -724,17 +726,47 @@ def _become_daemon(settings: Settings, bound: BoundListeners, log: logging.Logge
     return root_warning
 
 
-def _raise_fd_limit(max_connections: int) -> None:
-    """Allow -c connections plus spare descriptors, as memcached raises RLIMIT_NOFILE."""
+# Descriptors beyond -c that the daemon itself holds: listeners, the epoll set, the log,
+# the memory file, the metrics endpoint, and a margin for a burst of accepts.
+FD_SPARE = 64
+
+RLIMIT_REFUSED = (
+    "failed to set rlimit for open files. Try starting as root or requesting smaller "
+    "maxconns value."
+)
+
+
+def _raise_fd_limit(max_connections: int) -> bool:
+    """Make room for -c connections, as memcached does, or say why not (False).
+
+    memcached 1.6.18 sets both limits to -c and, when the kernel refuses (an unprivileged
+    process cannot raise its hard limit), prints RLIMIT_REFUSED and exits: without the
+    descriptors, connections past the limit would wait unaccepted in the backlog forever.
+    We ask for FD_SPARE more than -c; a hard limit between -c and that still starts, as
+    memcached would, with a warning.
+    """
     import resource
 
-    wanted = max_connections + 64
+    log = logging.getLogger("memcachepy")
+    infinity = resource.RLIM_INFINITY
+    wanted = max_connections + FD_SPARE
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft == infinity or soft >= wanted:
+        return True
+    tries = [(wanted, hard)] if hard == infinity or hard >= wanted else [(wanted, wanted)]
+    if hard != infinity and max_connections <= hard < wanted:
+        tries.append((hard, hard))
+    for limits in tries:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
         except (ValueError, OSError):
-            logging.getLogger("memcachepy").warning(
-                "cannot raise the open files limit to %d for -c %d", wanted, max_connections
+            continue
+        if limits[0] < wanted:
+            log.warning(
+                "open files limited to %d: -c %d leaves fewer than %d descriptors spare",
+                limits[0],
+                max_connections,
+                FD_SPARE,
             )
+        return True
+    return False

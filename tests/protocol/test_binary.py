@@ -231,7 +231,7 @@ def test_too_large_value_is_swallowed_without_buffering() -> None:
     wire = request(Opcode.SET, b"k", STORE_EXTRAS, b"x" * 5000)
     parser.receive_data(wire[:2000])
     events = drain(parser)
-    assert events == [ValueTooLarge(Header.unpack_from(wire), STORE_EXTRAS, b"k")]
+    assert events == [ValueTooLarge(Header.unpack_from(wire), STORE_EXTRAS, b"k", True)]
     assert parser.mid_request and parser.buffered == 0
     parser.receive_data(wire[2000:4000])
     assert drain(parser) == [] and parser.buffered == 0

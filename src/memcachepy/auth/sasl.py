@@ -33,7 +33,8 @@ def plain_credentials(data: bytes) -> tuple[bytes, bytes] | None:
 
 def check_plain(passwords: Authfile, mechanism: bytes, data: bytes) -> bool:
     """Whether a SASL_AUTH with ``mechanism`` and ``data`` authenticates."""
-    if mechanism != MECHANISMS:
+    # Cyrus SASL, which memcached uses, looks mechanism names up without regard to case.
+    if mechanism.upper() != MECHANISMS:
         return False
     credentials = plain_credentials(data)
     return credentials is not None and passwords.check(*credentials)

@@ -11,10 +11,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from memcachepy.dispatch.extstore_admin import extstore_command
+from memcachepy.dispatch.reply import ReplyStream
+from memcachepy.ops.current import CURRENT_CONNECTION
+from memcachepy.ops.stats_report import ColdWalk
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.numbers import parse_i32, parse_u32
-from memcachepy.protocol.wire import BAD_FORMAT, ERROR
-from memcachepy.store.crawler import CrawlResult, MetadumpRow
+from memcachepy.protocol.wire import BAD_FORMAT, ERROR, Outcome
+from memcachepy.store.crawler import CrawlResult
+from memcachepy.store.metadump import MetadumpRow, MetadumpWalk
 from memcachepy.store.rebalance import ReassignResult
 
 if TYPE_CHECKING:
@@ -37,6 +41,12 @@ _CRAWL_REPLIES: Final = {
     CrawlResult.BADCLASS: b"BADCLASS invalid class id\r\n",
     CrawlResult.NOTSTARTED: b"NOTSTARTED no items to crawl\r\n",
 }
+# Items a metadump looks at per slice: a few milliseconds of work and 40 KB of reply,
+# after which the connection sends and the others are served.
+METADUMP_SLICE: Final = 500
+NO_DUMP: Final = -2  # AdminDispatch.dump_fd when no metadump is under way
+CACHEDUMP_SLICE: Final = 1000
+CACHEDUMP_MAX_BYTES: Final = 2 * 1024 * 1024  # memcached's item_cachedump memlimit
 # memcached's uriencode keeps these bytes of a key and writes %XX for every other.
 _URI_SAFE: Final = frozenset((string.ascii_letters + string.digits + "-._~").encode())
 
@@ -51,7 +61,12 @@ def parse_double(token: bytes) -> float | None:
         return None
 
 
+_URI_SAFE_BYTES: Final = bytes(sorted(_URI_SAFE))
+
+
 def uriencode(key: bytes) -> bytes:
+    if not key.translate(None, _URI_SAFE_BYTES):
+        return key  # the usual key: nothing to escape, and no loop over its bytes
     return b"".join(bytes((b,)) if b in _URI_SAFE else b"%%%02X" % b for b in key)
 
 
@@ -67,13 +82,68 @@ def metadump_line(row: MetadumpRow) -> bytes:
     )
 
 
+class MetadumpStream(ReplyStream):
+    """``lru_crawler metadump``'s reply, a slice of items at a time."""
+
+    def __init__(self, walk: MetadumpWalk, admin: AdminDispatch) -> None:
+        self.walk = walk
+        self.admin = admin
+
+    def step(self, out: list[Reply]) -> bool:
+        rows = self.walk.rows(METADUMP_SLICE)
+        if rows:
+            out.append(b"".join(map(metadump_line, rows)))
+        if not self.walk.done:
+            return False
+        out.append(b"END\r\n")
+        self.admin.dump_finished(self)
+        return True
+
+
+class CachedumpStream(ReplyStream):
+    """``stats cachedump CLASS LIMIT``'s reply, a slice of items at a time, within
+    memcached's 2 MB cap (item_cachedump's memlimit: a line that would take the reply,
+    with ``END\r\n`` and its NUL, past it is not sent, and the dump ends)."""
+
+    def __init__(self, walk: ColdWalk, limit: int) -> None:
+        self.walk = walk
+        self.left = limit or -1  # -1: no limit
+        self.size = 0
+
+    def step(self, out: list[Reply]) -> bool:
+        count = CACHEDUMP_SLICE if self.left < 0 else min(self.left, CACHEDUMP_SLICE)
+        lines = []
+        full = False
+        for key, nbytes, exptime in self.walk.rows(count):
+            line = b"ITEM %s [%d b; %d s]\r\n" % (key, nbytes, exptime)
+            if self.size + len(line) + 6 > CACHEDUMP_MAX_BYTES:
+                full = True
+                break
+            self.size += len(line)
+            lines.append(line)
+        if self.left > 0:
+            self.left -= len(lines)
+        if lines:
+            out.append(b"".join(lines))
+        if full or self.left == 0 or self.walk.done:
+            out.append(b"END\r\n")
+            return True
+        return False
+
+
 class AdminDispatch:
     def __init__(self, dispatcher: DispatchContext) -> None:
         self.d = dispatcher
         # Reloads the TLS certificates (the server sets it when -Z is on).
         self.reload_tls: Callable[[], None] | None = None
+        # The metadump under way, and its connection: like memcached's one crawler, one
+        # dump at a time, the others answered BUSY.
+        self.dump: MetadumpStream | None = None
+        self.dump_fd = NO_DUMP
+        self._outcome = Outcome.CONTINUE
 
     def handle(self, event: ev.Admin, out: list[Reply]) -> int:
+        self._outcome = Outcome.CONTINUE
         handler = {
             b"slabs": self.slabs,
             b"lru_crawler": self.lru_crawler,
@@ -84,7 +154,54 @@ class AdminDispatch:
         reply = handler(event.args, event.ntokens, out)
         if reply is not None:
             out.append(reply)
-        return 0  # Outcome.CONTINUE
+        return self._outcome
+
+    def dump_finished(self, stream: MetadumpStream) -> None:
+        if self.dump is stream:
+            self.dump = None
+            self.dump_fd = NO_DUMP
+
+    def connection_closed(self, fd: int) -> None:
+        """A connection closed: a metadump it left unread is over."""
+        if fd == self.dump_fd:
+            self.dump = None
+            self.dump_fd = NO_DUMP
+
+    def cachedump(self, class_id: int, limit: int, out: list[Reply]) -> int:
+        """``stats cachedump``: answered in slices on a connection, at once over UDP."""
+        stream = CachedumpStream(ColdWalk(self.d.cache, class_id), limit)
+        if CURRENT_CONNECTION.get() < 0:
+            while not stream.step(out):
+                pass
+            return Outcome.CONTINUE
+        if stream.step(out):
+            return Outcome.CONTINUE
+        self.d.remainder = ev.Resume(stream)
+        return Outcome.MORE
+
+    def _crawler_busy(self) -> bool:
+        """memcached's crawler runs one job at a time: a metadump, or a requested crawl.
+
+        Its automatic expiry crawls also make metadump answer BUSY there; here they run in
+        small steps between requests and do not, so a metadump never waits on them."""
+        crawler = self.d.cache.crawler
+        return self.dump is not None or (crawler.running and not crawler.automatic)
+
+    def _metadump(self, classes: list[int], out: list[Reply]) -> bytes | None:
+        fd = CURRENT_CONNECTION.get()
+        if fd < 0:
+            # UDP: memcached's crawler writes a dump to the connection's socket, which a
+            # UDP request does not have; it never arrives. One error line says so.
+            return b"ERROR an unknown error happened\r\n"
+        if self._crawler_busy():
+            return _CRAWL_REPLIES[CrawlResult.RUNNING]
+        stream = MetadumpStream(MetadumpWalk(self.d.cache, classes), self)
+        self.dump = stream
+        self.dump_fd = fd
+        if not stream.step(out):
+            self.d.remainder = ev.Resume(stream)
+            self._outcome = Outcome.MORE
+        return None
 
     def extstore(self, args: list[bytes], ntokens: int, out: list[Reply]) -> bytes | None:
         """``extstore <setting> <value> [noreply]`` (memcachepy.dispatch.extstore_admin)."""
@@ -133,24 +250,26 @@ class AdminDispatch:
             if not tuning.lru_crawler:
                 return CRAWLER_DISABLED
             if args[1] == b"hash":  # memcached walks its hash table only for metadump
-                if cache.crawler.running:
+                if cache.crawler.running or self.dump is not None:
                     return _CRAWL_REPLIES[CrawlResult.RUNNING]
                 return b"ERROR an unknown error happened\r\n"
             classes = self._classes(args[1])
             if classes is None:
                 return _CRAWL_REPLIES[CrawlResult.BADCLASS]
+            if self.dump is not None:
+                return _CRAWL_REPLIES[CrawlResult.RUNNING]
             return _CRAWL_REPLIES[cache.crawler.request(classes)]
         if ntokens == 4 and sub == b"metadump":
+            if not tuning.lru_crawler:  # memcached asks this before -X
+                return CRAWLER_DISABLED
             if not self.d.settings.dump_enabled:  # -X
                 return b"ERROR metadump not allowed\r\n"
-            if not tuning.lru_crawler:
-                return CRAWLER_DISABLED
             if out:
                 return b"ERROR cannot pipeline other commands before metadump\r\n"
             classes = self._classes(b"all" if args[1] == b"hash" else args[1])
             if classes is None:
                 return _CRAWL_REPLIES[CrawlResult.BADCLASS]
-            return b"".join(map(metadump_line, cache.crawler.metadump(classes))) + b"END\r\n"
+            return self._metadump(classes, out)
         if ntokens == 4 and sub == b"tocrawl":
             tocrawl = parse_u32(args[1])
             if tocrawl is None:

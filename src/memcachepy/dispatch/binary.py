@@ -449,7 +449,7 @@ class BinarySession:
             return Outcome.CONTINUE
         counters.auth_errors += 1
         out.append(error_response(header, Status.AUTH_ERROR))
-        return Outcome.CONTINUE
+        return Outcome.AUTH_FAILED
 
 
 _SASL_OPCODES: Final = frozenset({Opcode.SASL_LIST_MECHS, Opcode.SASL_AUTH, Opcode.SASL_STEP})
@@ -459,6 +459,8 @@ def _flushes(event: Event, out: list[Reply], start: int) -> bool:
     """Whether memcached writes out its queued responses right after ``event``."""
     if type(event) is Reject:
         return not event.discarding
+    if type(event) is ValueTooLarge:
+        return event.past_buffer
     if type(event) is not Request or len(out) == start:
         return False
     command = base_opcode(event.header.opcode)

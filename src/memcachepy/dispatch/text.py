@@ -15,7 +15,7 @@ from memcachepy.config import MIB, Settings
 from memcachepy.dispatch import admin as dispatch_admin
 from memcachepy.dispatch import extstore_admin
 from memcachepy.dispatch import meta as dispatch_meta
-from memcachepy.dispatch.reply import Reply
+from memcachepy.dispatch.reply import Reply, ReplyStream
 from memcachepy.ops import stats_report
 from memcachepy.ops.counters import ServerCounters, format_stats
 from memcachepy.ops.prefix_stats import PrefixStats
@@ -115,7 +115,7 @@ class Dispatcher(RequestSink):
         self.started = time.time()
         # -D / `stats detail on`: per-prefix counts, shared with the binary protocol.
         self.prefix_stats = PrefixStats(ord(settings.prefix_delimiter), settings.detail_enabled)
-        self.remainder: ev.Retrieve | None = None  # see Outcome.MORE
+        self.remainder: ev.Retrieve | ev.Resume | None = None  # see Outcome.MORE
         self._handlers: dict[type, Callable[[ev.Event, list[Reply]], int]] = {
             ev.Retrieve: self._retrieve,  # type: ignore[dict-item]
             ev.Store: self._store,  # type: ignore[dict-item]
@@ -135,6 +135,7 @@ class Dispatcher(RequestSink):
             ev.ErrorReply: self._error,  # type: ignore[dict-item]
             ev.Close: self._close,  # type: ignore[dict-item]
             ev.AuthResult: self._auth_result,  # type: ignore[dict-item]
+            ev.Resume: self._resume,  # type: ignore[dict-item]
             ev.Watch: self._watch,  # type: ignore[dict-item]
         }
         # mg ms md ma mn me arrive on text connections too
@@ -230,8 +231,8 @@ class Dispatcher(RequestSink):
             hits += hit
         return hits
 
-    def take_remainder(self) -> ev.Retrieve:
-        """The rest of the multi-get that answered :attr:`Outcome.MORE`."""
+    def take_remainder(self) -> ev.Retrieve | ev.Resume:
+        """The rest of the multi-get or stream that answered :attr:`Outcome.MORE`."""
         remainder, self.remainder = self.remainder, None
         assert remainder is not None
         return remainder
@@ -489,6 +490,15 @@ class Dispatcher(RequestSink):
             out.append(event.line)
         return Outcome.CONTINUE
 
+    def _resume(self, event: ev.Resume, out: list[Reply]) -> int:
+        """The next slice of a reply answered in slices (lru_crawler metadump)."""
+        stream = event.stream
+        assert isinstance(stream, ReplyStream)
+        if stream.step(out):
+            return Outcome.CONTINUE
+        self.remainder = event
+        return Outcome.MORE
+
     def _auth_result(self, event: ev.AuthResult, out: list[Reply]) -> int:
         self.counters.auth_cmds += 1
         if event.ok:
@@ -496,6 +506,7 @@ class Dispatcher(RequestSink):
         else:
             self.counters.auth_errors += 1
             out.append(b"CLIENT_ERROR authentication failure\r\n")
+            return Outcome.AUTH_FAILED
         return Outcome.CONTINUE
 
     def _watch(self, event: ev.Watch, out: list[Reply]) -> int:
@@ -557,25 +568,23 @@ class Dispatcher(RequestSink):
         elif sub == b"extstore":
             out.append(format_stats(stats_report.extstore_page_stats(self.cache)))
         elif sub == b"cachedump":
-            out.append(
-                self._cachedump(args[1:])
-                if self.settings.dump_enabled
-                else b"CLIENT_ERROR stats cachedump not allowed\r\n"
-            )
+            if not self.settings.dump_enabled:
+                out.append(b"CLIENT_ERROR stats cachedump not allowed\r\n")
+                return Outcome.CONTINUE
+            return self._cachedump(args[1:], out)
         else:
             out.append(ERROR)
         return Outcome.CONTINUE
 
-    def _cachedump(self, args: list[bytes]) -> bytes:
+    def _cachedump(self, args: list[bytes], out: list[Reply]) -> int:
         if len(args) < 2:
-            return b"CLIENT_ERROR bad command line\r\n"
+            out.append(b"CLIENT_ERROR bad command line\r\n")
+            return Outcome.CONTINUE
         class_id, limit = parse_u32(args[0]), parse_u32(args[1])
         if class_id is None or limit is None:
-            return BAD_FORMAT
+            out.append(BAD_FORMAT)
+            return Outcome.CONTINUE
         if class_id >= 64:  # memcached's MAX_NUMBER_OF_SLAB_CLASSES
-            return b"CLIENT_ERROR Illegal slab id\r\n"
-        lines = [
-            b"ITEM %s [%d b; %d s]\r\n" % (key, nbytes, exptime)
-            for key, nbytes, exptime in stats_report.cachedump_rows(self.cache, class_id, limit)
-        ]
-        return b"".join(lines) + END
+            out.append(b"CLIENT_ERROR Illegal slab id\r\n")
+            return Outcome.CONTINUE
+        return self.admin.cachedump(class_id, limit, out)

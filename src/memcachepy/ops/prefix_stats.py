@@ -4,11 +4,19 @@ A key's prefix is what comes before the first delimiter (``:`` unless ``-D`` say
 otherwise); keys without the delimiter are not counted. Text and binary gets, sets and
 deletes are recorded while collection is on, as memcached records them (meta commands
 are not).
+
+memcached keeps every prefix it meets, so a client writing keys of ever new prefixes grows
+the table, and ``stats detail dump`` with it, without end. memcachepy keeps at most
+MAX_PREFIXES: keys of a prefix first met after that are not counted, and the dump stays
+under about 600 KB.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
+
+MAX_PREFIXES: Final = 10_000
 
 
 @dataclass(slots=True)
@@ -34,6 +42,8 @@ class PrefixStats:
         prefix = key[:end]
         counts = self.prefixes.get(prefix)
         if counts is None:
+            if len(self.prefixes) >= MAX_PREFIXES:
+                return None
             counts = self.prefixes[prefix] = PrefixCounts()
         return counts
 

@@ -20,7 +20,17 @@ from memcachepy.config import PROTOCOLS, Settings
 from memcachepy.native.switch import running_build
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.store.cache import Cache
-from memcachepy.store.items import HEADER, SEG_COLD, SEG_HOT, SEG_SHIFT, SEG_TEMP, SEG_WARM
+from memcachepy.store.items import (
+    CONTINUATION,
+    HEADER,
+    KEY_BINARY,
+    LINKED,
+    SEG_COLD,
+    SEG_HOT,
+    SEG_SHIFT,
+    SEG_TEMP,
+    SEG_WARM,
+)
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
 
 # What plain `stats` says for "libevent": memcachepy's event loop.
@@ -461,20 +471,63 @@ def sizes_switch(settings: Settings, cache: Cache, enable: bool) -> list[tuple[s
     return [("sizes_status", "enabled" if enable else "disabled")]
 
 
-def cachedump_rows(cache: Cache, class_id: int, limit: int) -> list[tuple[bytes, int, int]]:
-    """``stats cachedump``: (key, data length, absolute exptime or 0) from the COLD head;
-    ``limit`` 0 = all. memcached's item_cachedump walks the COLD list only; so does this.
+class ColdWalk:
+    """``stats cachedump``'s walk: one class's COLD list from its head, a slice at a time.
+
+    memcached's item_cachedump walks the COLD list only, under its lock. Between two
+    slices the list may change here: the walk keeps the next item and its CAS, and ends
+    where that item is gone or moved (a dump is a sample, never a promise).
     """
-    if not 0 < class_id < len(cache.slabs.classes):
-        return []
-    rows: list[tuple[bytes, int, int]] = []
-    cid = cache.items.heads[class_id | SEG_COLD << SEG_SHIFT]
-    while cid >= 0 and (limit == 0 or len(rows) < limit):
-        page = cache.slabs.pages[cid >> PAGE_SHIFT]
-        _, _, _, exptime, _, _, nbytes, _, _, _, _ = HEADER.unpack_from(page, cid & OFFSET_MASK)
-        rows.append((cache.key_of(cid), nbytes, exptime + cache.started if exptime else 0))
-        cid = cache.items.toward_tail(cid)
-    return rows
+
+    def __init__(self, cache: Cache, class_id: int) -> None:
+        self.cache = cache
+        self.lru = class_id | SEG_COLD << SEG_SHIFT
+        valid = 0 < class_id < len(cache.slabs.classes)
+        self.next = cache.items.heads[self.lru] if valid else -1
+        self.next_cas = self._cas(self.next)
+
+    def _cas(self, cid: int) -> int:
+        if cid < 0:
+            return 0
+        page = self.cache.slabs.pages[cid >> PAGE_SHIFT]
+        cas: int = HEADER.unpack_from(page, cid & OFFSET_MASK)[2]
+        return cas
+
+    def _still_there(self, cid: int) -> bool:
+        slabs = self.cache.slabs
+        if slabs.page_class[cid >> PAGE_SHIFT] != self.lru & ((1 << SEG_SHIFT) - 1):
+            return False
+        header = HEADER.unpack_from(slabs.pages[cid >> PAGE_SHIFT], cid & OFFSET_MASK)
+        iflags = header[8]
+        return (
+            bool(iflags & LINKED)
+            and not iflags & CONTINUATION
+            and header[2] == self.next_cas
+            and self.cache.items.segment(cid) == SEG_COLD
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.next < 0
+
+    def rows(self, count: int) -> list[tuple[bytes, int, int]]:
+        """(key, data length, absolute exptime or 0) of up to ``count`` more items; items
+        with binary keys are skipped, as memcached skips them."""
+        cache = self.cache
+        cid = self.next
+        if cid >= 0 and not self._still_there(cid):
+            cid = -1
+        rows: list[tuple[bytes, int, int]] = []
+        while cid >= 0 and len(rows) < count:
+            page = cache.slabs.pages[cid >> PAGE_SHIFT]
+            header = HEADER.unpack_from(page, cid & OFFSET_MASK)
+            exptime, nbytes, iflags = header[3], header[6], header[8]
+            if not iflags & KEY_BINARY:
+                rows.append((cache.key_of(cid), nbytes, exptime + cache.started if exptime else 0))
+            cid = cache.items.toward_tail(cid)
+        self.next = cid
+        self.next_cas = self._cas(cid)
+        return rows
 
 
 def reset_store_counters(cache: Cache) -> None:

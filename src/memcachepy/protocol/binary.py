@@ -171,11 +171,18 @@ class Request(NamedTuple):
 
 
 class ValueTooLarge(NamedTuple):
-    """A storage request whose value can never be stored; the value is discarded unread."""
+    """A storage request whose value can never be stored; the value is discarded unread.
+
+    ``past_buffer``: the value goes on past the bytes received so far. memcached then
+    swallows it from the socket, reading no further than its end, and so writes out its
+    queued replies (this one's included) before it parses what follows; a value already
+    in its buffer is skipped without that pause.
+    """
 
     header: Header
     extras: bytes
     key: bytes
+    past_buffer: bool = False
 
 
 class Reject(NamedTuple):
@@ -378,7 +385,7 @@ class BinaryParser:
         flags = int.from_bytes(extras[:4], "big") if nextras == 8 else 0
         if not self._item_fits(nkey, flags, nvalue):
             self._swallow = nvalue
-            return ValueTooLarge(header, extras, key)
+            return ValueTooLarge(header, extras, key, nvalue > len(self._buf))
         self._pending = (header, extras, key, nvalue)
         return self._read_value()
 

@@ -7,7 +7,7 @@ request on the hot path.
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 
 class _NeedData:
@@ -173,6 +173,15 @@ class AuthResult(NamedTuple):
     ok: bool
 
 
+class Resume(NamedTuple):
+    """The rest of a long reply its handler answers in slices (``Outcome.MORE``): handed
+    back to the dispatcher once the connection has sent what is queued. ``stream`` is the
+    dispatcher's own object; the parser only holds it (Any: mypyc cannot build a compiled
+    NamedTuple with an ``object`` field)."""
+
+    stream: Any
+
+
 class Close(NamedTuple):
     """The connection must be closed with nothing more sent (memcached's conn_closing)."""
 
@@ -292,6 +301,7 @@ Event = (
     | ConfigSet
     | ErrorReply
     | AuthResult
+    | Resume
     | Close
     | MetaGet
     | MetaSet

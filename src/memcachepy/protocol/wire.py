@@ -89,6 +89,7 @@ class Outcome:
     CLOSE: Final = 1  # close after sending what is queued
     MORE: Final = 2  # send what is queued, then handle Dispatcher.take_remainder()
     CLOSE_ERROR: Final = 3  # CLOSE, for the client's fault (watch: reason=error)
+    AUTH_FAILED: Final = 4  # CONTINUE, after a failed authentication (the server may delay)
 
 
 # What TextParser.serve returns besides a handler's outcome (negative: no clash).

@@ -35,6 +35,7 @@ from memcachepy.server.steps import (
     DO_READ,
     DO_SEND,
     EPOLLIN,
+    PAUSE,
     READ,
     WRITE,
     Connection,
@@ -74,6 +75,7 @@ class ConnectionLoop:
             conn_limit=conn_limit,
         )
         self.steps.start_watch = self._start_watch
+        self.steps.start_pause = self._start_pause
         self.host = host
         self.counters = host.counters
         self.idle_timeout = idle_timeout
@@ -184,6 +186,23 @@ class ConnectionLoop:
         assert self._nursery is not None
         self._nursery.start_soon(self._serve_watch, conn, stream)
 
+    def _start_pause(self, conn: Connection) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._resume_after_pause, conn)
+
+    async def _resume_after_pause(self, conn: Connection) -> None:
+        await trio.sleep(conn.pause)
+        steps = self.steps
+        if conn.closed:
+            return
+        steps.muxed[conn.fd] = conn
+        conn.writing = False
+        steps.epoll.register(conn.fd, EPOLLIN)
+        state = steps.guard(conn, DO_SEND) if conn.unsent else READ
+        if state == READ:
+            state = steps.guard(conn, DO_PROCESS)
+        steps.settle(conn, state)
+
     async def _serve_tls(self, conn: Connection, context: ssl.SSLContext) -> None:
         tls = context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False)
         conn.sock = tls  # it owns the fd now
@@ -232,6 +251,9 @@ class ConnectionLoop:
                 elif state == CLOSE:
                     steps.finish(conn)
                     return
+                elif state == PAUSE:
+                    await trio.sleep(conn.pause)
+                    state = WRITE if conn.unsent else AGAIN
                 else:
                     return  # closed by guard
         if scope.cancelled_caught and not steps.draining:

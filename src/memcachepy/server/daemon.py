@@ -396,6 +396,7 @@ class Server:
         self.service.connection_opened(fd, address)
 
     def connection_closed(self, fd: int, address: object, reason: str) -> None:
+        self.dispatcher.admin.connection_closed(fd)
         self.service.connection_closed(fd, address, reason)
 
     def watch_stream(self, conn: Connection) -> WatchStream | None:

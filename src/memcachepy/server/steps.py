@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol, cast
 
+from memcachepy.auth.throttle import failure_delay
 from memcachepy.dispatch.reply import Reply
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.ops.current import CURRENT_CONNECTION
@@ -54,6 +55,7 @@ READ: Final = 0  # more bytes from the client
 AGAIN: Final = 1  # nothing: requests are buffered (budget spent, or TLS holds bytes)
 WRITE: Final = 2  # the socket to take the unsent replies
 CLOSE: Final = 3  # to be closed (quit, error, EOF, watch)
+PAUSE: Final = 4  # time: not read after failed authentications (auth/throttle.py)
 
 # The steps Steps.guard runs.
 DO_READ: Final = 0  # read, answer, send
@@ -146,6 +148,8 @@ class Connection:
         self.close_reason = "normal"  # what `watch connevents` reports when it closes
         self.held = 0  # bytes of partial requests counted against -o conn_mem_limit
         self.held_replies = 0  # and of replies a blocked send left
+        self.auth_failures = 0
+        self.pause = 0.0  # PAUSE: seconds to hold it before serving it again
 
 
 class Steps:
@@ -181,6 +185,8 @@ class Steps:
         self.draining = False
         # Set by the loop: streams a watcher's lines from a task of its own.
         self.start_watch: Callable[[Connection, WatchStream], None] = _no_watch
+        # Set by the loop: serves a held connection again after conn.pause seconds.
+        self.start_pause: Callable[[Connection], None] = _no_pause
 
     def serve_round(self) -> int:
         """One wake-up of the multiplexing task: serve every ready connection once, then
@@ -241,6 +247,9 @@ class Steps:
             self.again.append(conn)
         elif state == CLOSE:
             self.finish(conn)
+        elif state == PAUSE:
+            self.unregister(conn)  # not read until the pause ends
+            self.start_pause(conn)
 
     def guard(self, conn: Connection, step: int) -> int:
         """Run one step (DO_READ, DO_SEND or DO_PROCESS: a code, not a bound method, so
@@ -408,6 +417,11 @@ class Steps:
                 if flushes(event):
                     held = 0
             outcome = handle(event, out)
+            if outcome == Outcome.AUTH_FAILED:
+                outcome = Outcome.CONTINUE
+                if self.auth_failed(conn):
+                    state = PAUSE  # answered now; the next request waits
+                    break
             if outcome != Outcome.CONTINUE:
                 if outcome != Outcome.MORE:
                     break
@@ -437,8 +451,22 @@ class Steps:
             state = CLOSE
         # Like memcached, hold replies while a data block is still arriving.
         if out and (state == CLOSE or not parser.mid_request) and not self.send(conn):
-            return WRITE
+            return PAUSE if state == PAUSE else WRITE  # a pause ends with the rest sent
         return state
+
+    def auth_failed(self, conn: Connection) -> bool:
+        """Count a failed authentication; True if the connection is to be held."""
+        conn.auth_failures += 1
+        conn.pause = failure_delay(conn.auth_failures)
+        # memcached's SASL library says "Password verification failed" at -v.
+        log.info(
+            "<%d Password verification failed: failure %d on this connection from %s%s",
+            conn.fd,
+            conn.auth_failures,
+            conn.peer,
+            f"; holding it {conn.pause * 1000:.0f} ms" if conn.pause else "",
+        )
+        return conn.pause > 0
 
     def out_of_reply_memory(
         self, event: object, handle: Handler, out: list[Reply], held: int, limit: int
@@ -544,6 +572,10 @@ def held_bytes(pieces: list[Reply]) -> int:
 
 def _no_watch(conn: Connection, stream: WatchStream) -> None:
     raise AssertionError("no loop to stream a watcher from")
+
+
+def _no_pause(conn: Connection) -> None:
+    raise AssertionError("no loop to hold a connection")
 
 
 def _group(out: list[Reply]) -> list[Reply]:

@@ -14,7 +14,16 @@ request) goes out as a bare header with count 0, unless a datagram just sent fin
 response before it: memcached retires it along with that one. ``noreply`` sends nothing.
 
 Memory stays bounded: responses are framed and sent in batches of about 256 KiB while the
-request is still being answered, and a request can be no larger than one datagram.
+request is still being answered, and a request can be no larger than one datagram. Between
+batches the listener lets the other tasks run, so TCP clients are not held while a
+datagram's large reply goes out.
+
+The reply to one datagram is bounded too (UDP reflection, CVE-2018-1000115: a small
+spoofed request must not make the server send much to its victim): at most
+:data:`REPLY_RATIO` times the request's bytes, and never less than :data:`REPLY_FLOOR`, so
+that a get of any one value up to the default item size still works. Past the bound the
+rest of the request's responses are not sent: to the client, datagrams that never came.
+memcached answers everything; its defence is UDP off by default, as here.
 """
 
 from __future__ import annotations
@@ -49,6 +58,10 @@ FLUSH_BYTES: Final = 256 * 1024
 DATAGRAMS_PER_YIELD: Final = 20
 # How long one response may wait for room in the socket's send buffer before it is dropped.
 SEND_TIMEOUT: Final = 1.0
+# The reply to one datagram: at most REPLY_RATIO times its size, and at least REPLY_FLOOR
+# (a get of one 1 MiB value, memcached's default -I, with its VALUE line and framing).
+REPLY_RATIO: Final = 100
+REPLY_FLOOR: Final = 1024 * 1024 + 64 * 1024
 
 
 class DatagramParser(Protocol):
@@ -114,6 +127,7 @@ def answer(data: bytes, session: Session) -> Iterator[list[bytes]]:
     framer = Framer(request_id)
     held: list[bytes | None] = []
     held_bytes = 0
+    allowed = max(REPLY_FLOOR, REPLY_RATIO * len(data))
     # Each request consumes at least one byte, so the payload bounds the loop.
     for _ in range(len(payload) + 1):
         # No connection: `watch` is refused. Set again after each await between batches,
@@ -128,8 +142,14 @@ def answer(data: bytes, session: Session) -> Iterator[list[bytes]]:
         outcome = Outcome.CONTINUE
         for body, result in _respond(event, handle):
             outcome = result
+            size = len(body) if body else 0
+            if size > allowed:
+                log.debug("udp request %d: reply over %d bytes, not sent", request_id, allowed)
+                outcome = Outcome.CLOSE  # the rest is neither looked up nor sent
+                break
+            allowed -= size
             held.append(body)
-            held_bytes += len(body) if body else 0
+            held_bytes += size
             if held_bytes >= FLUSH_BYTES:
                 yield _frame_all(framer, held)
                 held.clear()
@@ -215,13 +235,18 @@ class UdpListener:
                 try:
                     for datagrams in answer(data, self.session):
                         await self._send(datagrams, address)
+                        # A send that never blocks never yields: without this, one
+                        # datagram asking for a gigabyte held every TCP client.
+                        await trio.lowlevel.checkpoint()
                 except Exception:  # one bad datagram must not stop the listener
                     log.exception("udp request from %s failed", address)
             await trio.lowlevel.checkpoint()
 
     async def _send(self, datagrams: list[bytes], address: Any) -> None:
         with trio.move_on_after(SEND_TIMEOUT):
-            for datagram in datagrams:
+            for n, datagram in enumerate(datagrams):
+                if n and not n % DATAGRAMS_PER_YIELD:
+                    await trio.lowlevel.checkpoint()  # a 1 MB value is 750 datagrams
                 for _ in range(3):  # a full send buffer: wait for room, a few times at most
                     try:
                         self.sock.sendto(datagram, address)

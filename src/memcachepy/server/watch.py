@@ -90,6 +90,9 @@ class Watcher:
         if self._size + len(line) > WATCHER_BUFFER:
             self.skipped += 1
             return False
+        # The streaming task waits only once it has taken every line: wake it then, not
+        # at every line (a wake-up per line per watcher was a large part of watch's cost).
+        idle = not self._lines
         if self.skipped:
             note = b"skipped=%d\n" % self.skipped
             self._lines.append(note)
@@ -97,7 +100,7 @@ class Watcher:
             self.skipped = 0
         self._lines.append(line)
         self._size += len(line)
-        if self.wake is not None:
+        if idle and self.wake is not None:
             self.wake()
         return True
 
@@ -220,6 +223,18 @@ class WatchHub:
         start = len(out)
         outcome = call(event, out)
         fd = CURRENT_CONNECTION.get()
+        cache = self.cache
+        if type(event) is ev.Retrieve and event.exptime is None and cache.extstore is None:
+            # A plain get changes nothing that decides a hit: ask the index again for each
+            # key (compiled, and no copy of the values), instead of parsing the reply.
+            for key in event.keys:
+                state, class_id, size = lookup_state(cache, key)
+                if state == 1:
+                    body = f"status=found clsid={class_id} cfd={fd} size={size}"
+                else:
+                    body = f"status=not_found clsid=0 cfd={fd} size=0"
+                self.emit(FETCHERS, f"type=item_get key={uri(key)} {body}")
+            return outcome
         found: dict[bytes, tuple[int, int]] = {}  # key -> (flags, length)
         if isinstance(event, ev.Touch):
             keys = [event.key]
@@ -292,8 +307,13 @@ class WatchHub:
             self.emit(CONNEVENTS, f"type=conn_close {_remote(address)} reason={reason} cfd={fd}")
 
 
+_URI_SAFE: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+
+
 def uri(key: bytes) -> str:
     """A key as memcached writes it in log lines and metadump: URI-encoded."""
+    if not key.translate(None, _URI_SAFE):
+        return key.decode("ascii")  # nothing to escape: the usual key
     return urllib.parse.quote_from_bytes(key, safe="")
 
 

@@ -17,7 +17,7 @@ the list tails (memcached's ``reclaimed``); the crawl frees the rest (``crawler_
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final
 
 from memcachepy.store.items import (
     CONTINUATION,
@@ -26,10 +26,10 @@ from memcachepy.store.items import (
     LINKED,
     OFF_CAS,
     OFF_IFLAGS,
-    SEG_SHIFT,
     TIMES,
 )
-from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
+from memcachepy.store.metadump import MetadumpRow, MetadumpWalk
+from memcachepy.store.slabs import PAGE_SHIFT
 
 if TYPE_CHECKING:
     from memcachepy.store.host import CacheHost
@@ -46,18 +46,6 @@ class CrawlResult(IntEnum):
     RUNNING = 1
     BADCLASS = 2
     NOTSTARTED = 3
-
-
-class MetadumpRow(NamedTuple):
-    """One ``lru_crawler metadump`` line's facts (times are absolute Unix seconds)."""
-
-    key: bytes
-    exptime: int  # -1: never
-    last_access: int
-    cas: int
-    fetched: bool
-    class_id: int
-    size: int
 
 
 class Crawler:
@@ -189,48 +177,6 @@ class Crawler:
             self.due = min(self.due, oldest + 1)
 
     def metadump(self, classes: list[int]) -> list[MetadumpRow]:
-        """Live items of these classes, one LRU item at a time from each list's tail.
-
-        memcached's crawler takes one item from each list in turn (HOT lists of every
-        class, then WARM, COLD and TEMP), walking from the tails; so does this.
-        """
-        cache = self.cache
-        items = cache.items
-        pages = cache.slabs.pages
-        now = cache.now()
-        started = cache.started
-        oldest = cache.oldest_live
-        flushing = bool(oldest) and oldest <= now
-        wanted = {c for c in classes if 0 < c <= cache.slabs.largest}
-        cursors = [
-            items.tails[class_id | seg << SEG_SHIFT]
-            for seg in range(4)
-            for class_id in sorted(wanted)
-        ]
-        rows: list[MetadumpRow] = []
-        budget = len(cache) + 1
-        while budget > 0 and any(c >= 0 for c in cursors):
-            for n, cid in enumerate(cursors):
-                if cid < 0:
-                    continue
-                budget -= 1
-                cursors[n] = items.toward_head(cid)
-                page = pages[cid >> PAGE_SHIFT]
-                off = cid & OFFSET_MASK
-                cas, exptime, atime = TIMES.unpack_from(page, off + OFF_CAS)
-                # memcached's metadump skips items that expired before this second (a get
-                # also misses those expiring in it) and flushed ones.
-                if (exptime and exptime < now) or (flushing and cache.is_flushed(cas, atime)):
-                    continue
-                rows.append(
-                    MetadumpRow(
-                        cache.key_of(cid),
-                        exptime + started if exptime else -1,
-                        atime + started,
-                        cas,
-                        bool(page[off + OFF_IFLAGS] & FETCHED),
-                        cache.slabs.page_class[cid >> PAGE_SHIFT],
-                        cache.size_of(cid),
-                    )
-                )
-        return rows
+        """Every row of a metadump of these classes at once (see store/metadump.py)."""
+        walk = MetadumpWalk(self.cache, classes)
+        return walk.rows(walk.budget)
