@@ -5,7 +5,7 @@ loop runs: poll the epoll set, read, answer every whole request, send. A client 
 other end of a socketpair sends each read's requests and waits for the replies. There is
 no event loop and no background task, so what is counted is the request path alone,
 system call wrappers included, kernel time excluded: the part of a request that is the
-server's own code. memcachepy is the compiled daemon's ``Steps`` (``serve_for``, as its
+server's own code. memcachepy is the compiled daemon's ``Multiplexer`` (``serve_for``, as its
 loop task calls it); the probe is ``bench/probe_server.py``'s ``serve_connection``.
 
 callgrind counts instructions exactly, whatever else the machine does. Each figure is the
@@ -67,19 +67,19 @@ def _memcachepy(ours: socket.socket, size: int) -> Callable[[], None]:
     from memcachepy.config import Settings
     from memcachepy.server.connections import SERVE_SLICE
     from memcachepy.server.daemon import Server
-    from memcachepy.server.steps import EPOLLIN, Connection
+    from memcachepy.server.multiplexer import EPOLLIN, Connection
 
     server = Server(Settings(memory_limit=256 << 20))
     value = b"v" * size
     for n in range(KEYS):
         server.dispatcher.store(b"set", b"key:%08d" % n, 0, 0, value, True, [])
-    steps = server.loop.steps
+    mux = server.loop.mux
     conn = Connection(ours, "side-by-side", False)
-    steps.connections[conn.fd] = conn
-    steps.epoll.register(conn.fd, EPOLLIN)
-    steps.muxed[conn.fd] = conn
+    mux.connections[conn.fd] = conn
+    mux.epoll.register(conn.fd, EPOLLIN)
+    mux.muxed[conn.fd] = conn
     server.counters.curr_connections += 1
-    return lambda: steps.serve_for(SERVE_SLICE)
+    return lambda: mux.serve_for(SERVE_SLICE)
 
 
 def _probe(ours: socket.socket, size: int) -> Callable[[], None]:

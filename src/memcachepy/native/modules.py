@@ -19,7 +19,7 @@ COMPILED_PACKAGES: Final = ("protocol", "store", "dispatch")
 # what the loop updates per request: the server's counters, the current connection, and
 # the per-prefix stats that every get, set and delete checks.
 COMPILED_MODULES: Final = (
-    "server/steps.py",
+    "server/multiplexer.py",
     "ops/counters.py",
     "ops/current.py",
     "ops/prefix_stats.py",

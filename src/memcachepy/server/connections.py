@@ -11,7 +11,7 @@ requests still buffered is served again next round, after the others.
 
 Per-connection tasks remain only where a connection waits on something of its own: TLS
 (handshake and records) and ``watch`` streams. They run the same synchronous steps, which
-live in :mod:`memcachepy.server.steps` (compiled with mypyc where a compiler is present);
+live in :mod:`memcachepy.server.multiplexer` (compiled with mypyc where a compiler is present);
 this module is the part that awaits.
 """
 
@@ -27,8 +27,7 @@ from collections.abc import Callable
 import trio
 
 from memcachepy.dispatch.reply import Reply
-from memcachepy.server.reply_memory import UNLIMITED
-from memcachepy.server.steps import (
+from memcachepy.server.multiplexer import (
     AGAIN,
     CLOSE,
     DO_PROCESS,
@@ -39,10 +38,11 @@ from memcachepy.server.steps import (
     READ,
     WRITE,
     Connection,
-    Host,
-    Steps,
+    LoopHost,
+    Multiplexer,
     WatchStream,
 )
+from memcachepy.server.reply_memory import UNLIMITED
 
 log = logging.getLogger("memcachepy")
 
@@ -58,7 +58,7 @@ class ConnectionLoop:
 
     def __init__(
         self,
-        host: Host,
+        host: LoopHost,
         *,
         idle_timeout: float,
         requests_per_event: int,
@@ -66,7 +66,7 @@ class ConnectionLoop:
         reply_limit: int = UNLIMITED,
         conn_limit: int = 0,
     ) -> None:
-        self.steps = Steps(
+        self.mux = Multiplexer(
             host,
             idle_timeout=idle_timeout,
             requests_per_event=requests_per_event,
@@ -74,8 +74,8 @@ class ConnectionLoop:
             reply_limit=reply_limit,
             conn_limit=conn_limit,
         )
-        self.steps.start_watch = self._start_watch
-        self.steps.start_pause = self._start_pause
+        self.mux.start_watch = self._start_watch
+        self.mux.start_pause = self._start_pause
         self.host = host
         self.counters = host.counters
         self.idle_timeout = idle_timeout
@@ -84,18 +84,18 @@ class ConnectionLoop:
     @property
     def connections(self) -> dict[int, Connection]:
         """Every open connection, by fd."""
-        return self.steps.connections
+        return self.mux.connections
 
     @property
     def draining(self) -> bool:
         """A graceful stop has begun."""
-        return self.steps.draining
+        return self.mux.draining
 
     # -- life --------------------------------------------------------------------------
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; then close every connection still open."""
-        steps = self.steps
+        mux = self.mux
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -104,16 +104,16 @@ class ConnectionLoop:
                 task_status.started()
                 await self._serve_ready()
         finally:
-            for conn in list(steps.connections.values()):
-                steps.close(conn, "shutdown")
-            steps.epoll.close()
+            for conn in list(mux.connections.values()):
+                mux.close(conn, "shutdown")
+            mux.epoll.close()
 
     def add(self, sock: socket.socket, address: object, tls: ssl.SSLContext | None) -> None:
         """Serve a freshly accepted non-blocking socket (counted by the caller)."""
-        steps = self.steps
+        mux = self.mux
         conn = Connection(sock, address, tls is not None)
-        steps.connections[conn.fd] = conn
-        if steps.verbose():
+        mux.connections[conn.fd] = conn
+        if mux.verbose():
             log.info("<%d new connection from %s", conn.fd, conn.peer)
         self.host.connection_opened(conn.fd, address)
         assert self._nursery is not None
@@ -121,27 +121,27 @@ class ConnectionLoop:
             self._nursery.start_soon(self._serve_tls, conn, tls)
             return
         conn.last_active = time.monotonic()
-        steps.epoll.register(conn.fd, EPOLLIN)
-        steps.muxed[conn.fd] = conn
+        mux.epoll.register(conn.fd, EPOLLIN)
+        mux.muxed[conn.fd] = conn
 
     async def drain(self, timeout: float) -> None:
         """Graceful stop: close each connection once nothing of a request is buffered."""
-        steps = self.steps
-        steps.draining = True
-        for conn in list(steps.connections.values()):
-            if conn.fd in steps.muxed:
-                if not conn.queued and steps.idle(conn):
-                    steps.close(conn, "shutdown")
+        mux = self.mux
+        mux.draining = True
+        for conn in list(mux.connections.values()):
+            if conn.fd in mux.muxed:
+                if not conn.queued and mux.idle(conn):
+                    mux.close(conn, "shutdown")
             elif conn.waiting and not conn.parser.buffered and conn.scope is not None:
                 conn.scope.cancel()
         with trio.move_on_after(timeout):
-            while steps.connections:
+            while mux.connections:
                 await trio.sleep(0.01)
 
     def lines(self) -> list[tuple[str, object]]:
         """``stats conns``: each connection's address and state."""
         out: list[tuple[str, object]] = []
-        for fd, conn in sorted(self.steps.connections.items()):
+        for fd, conn in sorted(self.mux.connections.items()):
             out.append((f"{fd}:addr", conn.peer))
             out.append((f"{fd}:state", "conn_parse_cmd"))
         return out
@@ -149,20 +149,20 @@ class ConnectionLoop:
     async def send_all(self, conn: Connection, pieces: list[Reply]) -> None:
         """Send from a task, waiting while the socket is full (watch streams)."""
         conn.out.extend(pieces)
-        if self.steps.send(conn):
+        if self.mux.send(conn):
             return
         while conn.unsent:
             await trio.lowlevel.wait_writable(conn.sock)
-            self.steps.send_unsent(conn)
+            self.mux.send_unsent(conn)
 
     # -- the multiplexing task ---------------------------------------------------------
 
     async def _serve_ready(self) -> None:
-        steps = self.steps
-        fileno = steps.epoll.fileno()
-        serve_for = steps.serve_for
+        mux = self.mux
+        fileno = mux.epoll.fileno()
+        serve_for = mux.serve_for
         while True:
-            if steps.again:
+            if mux.again:
                 await trio.lowlevel.checkpoint()
             else:
                 await trio.lowlevel.wait_readable(fileno)
@@ -171,14 +171,14 @@ class ConnectionLoop:
     async def _sweep_idle(self) -> None:
         """``idle_timeout`` for multiplexed connections: memcached's conn_timeout thread
         also checks on a coarse clock."""
-        steps = self.steps
+        mux = self.mux
         while True:
             await trio.sleep(min(IDLE_SWEEP, self.idle_timeout / 4))
             limit = time.monotonic() - self.idle_timeout
-            for conn in list(steps.muxed.values()):
+            for conn in list(mux.muxed.values()):
                 if conn.last_active <= limit and not conn.writing and not conn.queued:
                     self.counters.idle_kicks += 1
-                    steps.close(conn, "idle_timeout")
+                    mux.close(conn, "idle_timeout")
 
     # -- per-connection tasks ----------------------------------------------------------
 
@@ -192,29 +192,29 @@ class ConnectionLoop:
 
     async def _resume_after_pause(self, conn: Connection) -> None:
         await trio.sleep(conn.pause)
-        steps = self.steps
+        mux = self.mux
         if conn.closed:
             return
-        steps.muxed[conn.fd] = conn
+        mux.muxed[conn.fd] = conn
         conn.writing = False
-        steps.epoll.register(conn.fd, EPOLLIN)
-        state = steps.guard(conn, DO_SEND) if conn.unsent else READ
+        mux.epoll.register(conn.fd, EPOLLIN)
+        state = mux.run_step(conn, DO_SEND) if conn.unsent else READ
         if state == READ:
-            state = steps.guard(conn, DO_PROCESS)
-        steps.settle(conn, state)
+            state = mux.run_step(conn, DO_PROCESS)
+        mux.rearm(conn, state)
 
     async def _serve_tls(self, conn: Connection, context: ssl.SSLContext) -> None:
         tls = context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False)
         conn.sock = tls  # it owns the fd now
         if not await _handshake(tls):
             self.counters.ssl_handshake_errors += 1
-            self.steps.close(conn, "error")
+            self.mux.close(conn, "error")
             return
         await self._serve_task(conn)
 
     async def _serve_task(self, conn: Connection) -> None:
         """A connection served by a task of its own, with the same steps as the loop."""
-        steps = self.steps
+        mux = self.mux
         scope = trio.CancelScope()
         conn.scope = scope
         idle = self.idle_timeout
@@ -224,21 +224,21 @@ class ConnectionLoop:
             while True:
                 if state == AGAIN:
                     await trio.lowlevel.checkpoint()
-                    state = steps.guard(conn, DO_PROCESS)
+                    state = mux.run_step(conn, DO_PROCESS)
                 elif state == WRITE:
                     if conn.send_wants_read:
                         conn.send_wants_read = False
                         await trio.lowlevel.wait_readable(sock)
                     else:
                         await trio.lowlevel.wait_writable(sock)
-                    state = steps.guard(conn, DO_SEND)
+                    state = mux.run_step(conn, DO_SEND)
                     if state == READ:
                         state = AGAIN  # requests (or a multi-get's rest) may be waiting
                 elif state == READ:
-                    state = steps.guard(conn, DO_READ)
+                    state = mux.run_step(conn, DO_READ)
                     if state != READ:
                         continue
-                    if steps.draining and not conn.parser.buffered:
+                    if mux.draining and not conn.parser.buffered:
                         break
                     if idle:
                         scope.deadline = trio.current_time() + idle
@@ -249,18 +249,18 @@ class ConnectionLoop:
                         conn.waiting = False
                         scope.deadline = math.inf
                 elif state == CLOSE:
-                    steps.finish(conn)
+                    mux.finish(conn)
                     return
                 elif state == PAUSE:
                     await trio.sleep(conn.pause)
                     state = WRITE if conn.unsent else AGAIN
                 else:
                     return  # closed by guard
-        if scope.cancelled_caught and not steps.draining:
+        if scope.cancelled_caught and not mux.draining:
             self.counters.idle_kicks += 1
-            steps.close(conn, "idle_timeout")
+            mux.close(conn, "idle_timeout")
         else:
-            steps.close(conn, "shutdown")
+            mux.close(conn, "shutdown")
 
     async def _serve_watch(self, conn: Connection, stream: WatchStream) -> None:
         scope = trio.CancelScope()
@@ -271,7 +271,7 @@ class ConnectionLoop:
         except OSError as exc:
             log.debug("connection %d: %s", conn.fd, exc)
         finally:
-            self.steps.close(conn, "shutdown" if self.steps.draining else "normal")
+            self.mux.close(conn, "shutdown" if self.mux.draining else "normal")
 
 
 async def _handshake(tls: ssl.SSLSocket) -> bool:

@@ -35,9 +35,9 @@ from memcachepy.server.listeners import (
     socket_text,
     tcp_ports,
 )
+from memcachepy.server.multiplexer import Connection, Handler, ProtocolParser, WatchStream
 from memcachepy.server.reply_memory import conn_memory_bound, replies_per_round
 from memcachepy.server.service import Service
-from memcachepy.server.steps import Connection, Handler, ProtocolParser, WatchStream
 from memcachepy.server.tls import TlsError, build_server_context
 from memcachepy.server.udp import UdpListener
 from memcachepy.store.cache import Cache
@@ -381,7 +381,7 @@ class Server:
             return AsciiAuthParser(parser, self.authfile.check), self.dispatcher.handle
         return parser, self.dispatcher.handle
 
-    # -- what the connection loop asks of the server (connections.Host) ------------------
+    # -- what the connection loop asks of the server (connections.LoopHost) ------------------
 
     def session(self, first_byte: int) -> tuple[ProtocolParser, Handler, RequestSink | None]:
         parser, handle = self._session(first_byte)

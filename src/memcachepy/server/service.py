@@ -42,7 +42,7 @@ from memcachepy.ops.systemd import (
 from memcachepy.protocol import events as ev
 from memcachepy.server.connections import ConnectionLoop
 from memcachepy.server.listeners import open_listeners
-from memcachepy.server.steps import Connection
+from memcachepy.server.multiplexer import Connection
 from memcachepy.server.watch import Watcher, WatchHub
 from memcachepy.store.cache import Cache
 

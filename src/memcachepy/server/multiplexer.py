@@ -1,10 +1,12 @@
-"""The connection loop's synchronous steps: read, answer and send for one connection.
+"""The connection loop's synchronous half: read, answer and send, for every connection.
 
-:class:`Steps` holds every connection and the epoll set of the multiplexed ones, and does
-all the work of a wake-up (:meth:`Steps.serve_round`) without awaiting anything, so it
-imports no trio and mypyc compiles it with the sans-I/O layers: per request, the loop's
-own work (the read, the budget, the output bound, the send) runs as native code instead
-of some hundred bytecodes. The async shell around it, which waits and runs the tasks, is
+:class:`Multiplexer` holds every connection and the epoll set of the multiplexed ones, and
+does all the work of a wake-up (:meth:`Multiplexer.serve_round`) without awaiting anything:
+each ready connection gets one step (:meth:`Multiplexer.run_step`), then is re-armed in the
+epoll set for what it waits on next (:meth:`Multiplexer.rearm`). It imports no trio, so
+mypyc compiles it with the sans-I/O layers: per request, the loop's own work (the read, the
+budget, the output bound, the send) runs as native code instead of some hundred bytecodes.
+The async shell around it, which waits and runs the tasks, is
 :mod:`memcachepy.server.connections`.
 """
 
@@ -57,7 +59,7 @@ WRITE: Final = 2  # the socket to take the unsent replies
 CLOSE: Final = 3  # to be closed (quit, error, EOF, watch)
 PAUSE: Final = 4  # time: not read after failed authentications (auth/throttle.py)
 
-# The steps Steps.guard runs.
+# The steps Multiplexer.guard runs.
 DO_READ: Final = 0  # read, answer, send
 DO_SEND: Final = 1  # send what a blocked send left
 DO_PROCESS: Final = 2  # answer what is buffered, send
@@ -100,7 +102,7 @@ class _NoParser:
 _NO_PARSER: Final[ProtocolParser] = _NoParser()
 
 
-class Host(Protocol):
+class LoopHost(Protocol):
     """What the loop needs of the server around it."""
 
     counters: ServerCounters
@@ -152,12 +154,12 @@ class Connection:
         self.pause = 0.0  # PAUSE: seconds to hold it before serving it again
 
 
-class Steps:
+class Multiplexer:
     """The synchronous steps of serving connections, and the state they share."""
 
     def __init__(
         self,
-        host: Host,
+        host: LoopHost,
         *,
         idle_timeout: float,
         requests_per_event: int,
@@ -203,16 +205,16 @@ class Steps:
                 continue
             conn.last_active = now
             if conn.writing:
-                state = self.guard(conn, DO_SEND)
+                state = self.run_step(conn, DO_SEND)
             else:
-                state = self.guard(conn, DO_READ)
-            self.settle(conn, state)
+                state = self.run_step(conn, DO_READ)
+            self.rearm(conn, state)
             if time.monotonic() > end:
                 break
         for conn in again:
             conn.queued = False
             if not conn.closed:
-                self.settle(conn, self.guard(conn, DO_PROCESS))
+                self.rearm(conn, self.run_step(conn, DO_PROCESS))
         return len(ready) + len(again)
 
     def serve_for(self, seconds: float) -> None:
@@ -225,7 +227,7 @@ class Steps:
         while self.serve_round() and time.monotonic() < end:
             pass
 
-    def settle(self, conn: Connection, state: int) -> None:
+    def rearm(self, conn: Connection, state: int) -> None:
         """Register a multiplexed connection for what it waits on now, or close it."""
         if state == WRITE:
             if not conn.writing:  # stop reading it until its replies are gone
@@ -251,7 +253,7 @@ class Steps:
             self.unregister(conn)  # not read until the pause ends
             self.start_pause(conn)
 
-    def guard(self, conn: Connection, step: int) -> int:
+    def run_step(self, conn: Connection, step: int) -> int:
         """Run one step (DO_READ, DO_SEND or DO_PROCESS: a code, not a bound method, so
         that compiled code calls the step natively); an error closes this connection,
         never the loop. -1: closed."""
