@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from memcachepy.store.cache import Cache
 from memcachepy.store.crawler import CrawlResult
+from memcachepy.store.metadump import MetadumpWalk
 from memcachepy.store.results import StoreMode
 from memcachepy.store.tuning import StoreTuning
 from tests.store.clock import FakeClock
@@ -136,3 +137,32 @@ def test_metadump_rows() -> None:
     assert b.exptime == int(clock.now) - 2 + 100 and not b.fetched
     assert a.last_access == int(clock.now) - 2
     assert a.cas == 1 and b.cas == 2
+
+
+def test_a_metadump_in_slices_lists_every_item_the_maintainer_would_move() -> None:
+    # 500 new items sit in HOT, over its share: each maintainer turn would carry some from
+    # the HOT tail, where the walk's cursor is, to the COLD head, behind a COLD walk done.
+    clock = FakeClock()
+    cache = Cache(64 << 20, clock=clock)
+    keys = [b"k%03d" % i for i in range(500)]
+    for key in keys:
+        cache.store(StoreMode.SET, key, 0, 0, b"v" * 50)
+    walk = MetadumpWalk(cache, [1, 2, 3, 4, 5, 6])
+    listed: list[bytes] = []
+    while not walk.done:
+        listed += [row.key for row in walk.rows(7)]
+        if not walk.done:
+            assert cache.lru.maintain(100) == 0  # held while the walk is under way
+    assert sorted(listed) == keys
+    assert cache.lru.maintain(100) > 0  # released once it is done
+
+
+def test_an_abandoned_metadump_releases_the_maintainer() -> None:
+    cache = Cache(64 << 20, clock=FakeClock())
+    for i in range(100):
+        cache.store(StoreMode.SET, b"k%03d" % i, 0, 0, b"v")
+    walk = MetadumpWalk(cache, [1])
+    walk.rows(3)
+    walk.release()
+    walk.release()  # twice is once
+    assert cache.lru.holds == 0 and cache.lru.maintain(100) > 0

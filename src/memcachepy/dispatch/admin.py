@@ -164,6 +164,8 @@ class AdminDispatch:
     def connection_closed(self, fd: int) -> None:
         """A connection closed: a metadump it left unread is over."""
         if fd == self.dump_fd:
+            if self.dump is not None:
+                self.dump.walk.release()
             self.dump = None
             self.dump_fd = NO_DUMP
 

@@ -35,6 +35,11 @@ class TailAges(Protocol):
 
     def reclaim_tails(self, now: int, budget: int) -> int: ...
 
+    def hold(self) -> None:
+        """A metadump walk begins: the maintainer moves nothing until :meth:`release`."""
+
+    def release(self) -> None: ...
+
 
 class ExtstoreView(Protocol):
     """What the crawler asks of extstore."""

@@ -85,6 +85,18 @@ class LruMaintainer:
         self.cache = cache
         self._start = 0
         self.bumps: list[int] = []  # COLD items read twice, to move to WARM
+        # Metadump walks under way: while one is, the maintainer moves nothing, so that
+        # the walk lists every item nobody changes (memcached's crawler holds its place in
+        # each list with a placeholder item; a cursor here would lose it).
+        self.holds = 0
+
+    def hold(self) -> None:
+        """A walk over the lists begins: keep items where they are until :meth:`release`."""
+        self.holds += 1
+
+    def release(self) -> None:
+        if self.holds > 0:
+            self.holds -= 1
 
     def rebind(self) -> None:
         """Take the cache's memory, tuning and counters (again, once it has made new ones)."""
@@ -327,6 +339,8 @@ class LruMaintainer:
 
     def maintain(self, budget: int) -> int:
         """One maintainer turn over every class with items; returns the moves made."""
+        if self.holds:
+            return 0
         now = self.cache.now()
         counts = self.items.counts
         n = len(counts) - 1

@@ -6,9 +6,11 @@ each list so that it keeps its place while other threads change the lists. Here 
 keeps, for each list, the next item to visit and the item it visited last, each with its
 CAS. Between two slices the lists may change (items unlinked, bumped, moved between
 segments, pages moved between classes); a cursor whose item is no longer where it was
-resumes after the last item visited, and if that one is gone too the list's walk ends. So,
-as with memcached's placeholder, an item changed during a dump may be missed or listed
-twice; an item left alone is listed once.
+resumes after the last item visited, and if that one is gone too the list's walk ends.
+The LRU maintainer moves nothing while a walk is under way (it would carry items past the
+cursors, from HOT to COLD behind a COLD walk already done). So, as with memcached's
+placeholder, an item changed during a dump may be missed or listed twice; an item left
+alone is listed once.
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ class MetadumpWalk:
         self.last_cas = [0] * len(self.lists)
         # Items are linked at the heads while the walk goes on; it still ends.
         self.budget = 2 * len(cache) + 1024
+        cache.lru.hold()
+        self._held = True
+
+    def release(self) -> None:
+        """The walk is over (done, or its reader gone): the maintainer may move items again."""
+        if self._held:
+            self._held = False
+            self.cache.lru.release()
 
     @property
     def done(self) -> bool:
@@ -109,6 +119,8 @@ class MetadumpWalk:
         self.budget -= visits - left
         for n, cid in enumerate(cursors):
             self.next_cas[n] = self._cas(cid)
+        if self.done:
+            self.release()
         return rows
 
     def _cas(self, cid: int) -> int:
