@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from memcachepy.protocol import events as ev
 from memcachepy.protocol.ascii_auth import AsciiAuthParser
-from memcachepy.protocol.binary import BinaryParser
+from memcachepy.protocol.binary import BinaryParser, ValueTooLarge
 from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.text import TextParser
 
@@ -79,11 +79,20 @@ def split_sizes(data: bytes) -> list[int]:
     return sizes
 
 
+def _split_blind(event: Any) -> Any:
+    """The event with what may rightly depend on where reads end set aside: a binary
+    ValueTooLarge's ``past_buffer`` says whether the value went on past the bytes read so
+    far, as memcached's reply to it does."""
+    if isinstance(event, ValueTooLarge):
+        return event._replace(past_buffer=False)
+    return event
+
+
 def check(make: Callable[[], Parser], data: bytes) -> None:
     """The whole input and the same input in pieces parse to the same events."""
     data = data[:MAX_INPUT]
-    whole = feed(make, data, None)
-    pieces = feed(make, data, split_sizes(data))
+    whole = [_split_blind(event) for event in feed(make, data, None)]
+    pieces = [_split_blind(event) for event in feed(make, data, split_sizes(data))]
     if whole != pieces:
         raise AssertionError(f"events differ when split:\n{whole!r}\n{pieces!r}")
 
