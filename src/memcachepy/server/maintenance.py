@@ -25,6 +25,7 @@ MAINTAINER_MIN_SLEEP = 0.001
 MAINTAINER_SOME_WORK_SLEEP = 0.01
 MAINTAINER_MAX_SLEEP = 0.25
 MAINTAINER_BUDGET = 100  # items moved per turn (a fraction of a millisecond)
+MAINTAINER_SLICE = 20  # items moved between two of the loop's rounds
 CRAWLER_BUDGET = 500  # chunks looked at per step
 CRAWLER_IDLE_SLEEP = 0.1
 MOVER_BUDGET = 50  # chunks of a page emptied per step (rescues copy items)
@@ -46,10 +47,22 @@ async def lru_maintainer(cache: Cache, tuning: StoreTuning) -> None:
     """Juggle the segmented LRUs and, once a second, let the automover pick a page move."""
     sleep = MAINTAINER_MIN_SLEEP
     while True:
+        spent = 0.0
+        moves = 0
+        if tuning.lru_maintainer:
+            # A turn in slices, the loop serving a round between two: a request that
+            # arrives meanwhile waits for one slice, not the whole turn.
+            while True:
+                start = time.perf_counter()
+                done = cache.lru.maintain(MAINTAINER_SLICE)
+                spent += time.perf_counter() - start
+                moves += done
+                if done < MAINTAINER_SLICE or moves >= MAINTAINER_BUDGET:
+                    break
+                await trio.lowlevel.checkpoint()
         start = time.perf_counter()
-        moves = cache.lru.maintain(MAINTAINER_BUDGET) if tuning.lru_maintainer else 0
         again = cache.rebalancer.automove_tick()
-        spent = time.perf_counter() - start
+        spent += time.perf_counter() - start
         if moves >= MAINTAINER_BUDGET or again:
             sleep = MAINTAINER_MIN_SLEEP  # more is waiting
         elif moves:
