@@ -22,19 +22,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from bench.abuse.probes import MB, read_until, rss
+
 Address = tuple[str, int]
 
 
 def rss_mb(pid: int) -> float:
     """The resident set of process ``pid``, in MB (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return rss(pid) / MB
 
 
 class Checker:
@@ -99,18 +94,7 @@ class Checker:
 
 
 def _read_until(sock: socket.socket, end: bytes, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while not buf.endswith(end):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"no {end!r} after {buf[-100:]!r}")
-        sock.settimeout(left)
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    return buf
+    return read_until(sock, end, time.monotonic() + timeout)
 
 
 @contextmanager

@@ -23,6 +23,7 @@ import os
 import random
 import re
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -156,7 +157,7 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["--child"]:
         child(argv[1], argv[2], int(argv[3]))
         return
-    if subprocess.run(["which", "valgrind"], capture_output=True).returncode:
+    if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed (apt-get install valgrind)")
     from memcachepy.native.switch import running_build
 

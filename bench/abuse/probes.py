@@ -57,12 +57,13 @@ class CheckerResult:
     p99: float  # seconds: the 99th percentile of replies
 
 
-def _read_until(sock: socket.socket, ending: bytes, deadline: float) -> bytes:
+def read_until(sock: socket.socket, ending: bytes, deadline: float) -> bytes:
+    """Read until the bytes end with ``ending``, by ``deadline`` (time.monotonic)."""
     buf = b""
     while not buf.endswith(ending):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError
+            raise TimeoutError(f"no {ending!r} after {buf[-100:]!r}")
         sock.settimeout(remaining)
         chunk = sock.recv(65536)
         if not chunk:
@@ -90,7 +91,7 @@ def _check(address: tuple[str, int], stop: float, pipe: Connection) -> None:
             ):
                 start = time.monotonic()
                 sock.sendall(request)
-                reply = _read_until(sock, ending, start + CHECK_TIMEOUT)
+                reply = read_until(sock, ending, start + CHECK_TIMEOUT)
                 times.append(time.monotonic() - start)
                 if reply != expected:
                     raise ValueError(reply[:80])
