@@ -6,6 +6,7 @@ A real daemon's parts (``Server`` builds them as it does when it serves) answer 
 
 from __future__ import annotations
 
+import select
 import socket
 from collections.abc import Iterator
 
@@ -13,8 +14,10 @@ import pytest
 
 from memcachepy import VERSION
 from memcachepy.config import Settings
+from memcachepy.ops.current import CURRENT_CONNECTION
 from memcachepy.server.daemon import Server
 from memcachepy.server.multiplexer import EPOLLIN, Connection, Multiplexer
+from memcachepy.server.watch import WATCHER_BUFFER
 
 LINE = b"VERSION %s\r\n" % VERSION.encode()
 
@@ -25,14 +28,19 @@ class Pair:
     def __init__(self, settings: Settings) -> None:
         self.server = Server(settings)
         self.mux: Multiplexer = self.server.loop.mux
-        ours, self.client = socket.socketpair()
+        self.conn, self.client = self.connect()
+
+    def connect(self) -> tuple[Connection, socket.socket]:
+        """Another multiplexed connection, as the acceptor adds one, and its client end."""
+        ours, client = socket.socketpair()
         ours.setblocking(False)
-        self.client.settimeout(5)
-        self.conn = Connection(ours, "test", False)
-        self.mux.connections[self.conn.fd] = self.conn
-        self.mux.epoll.register(self.conn.fd, EPOLLIN)
-        self.mux.muxed[self.conn.fd] = self.conn
+        client.settimeout(5)
+        conn = Connection(ours, "test", False)
+        self.mux.connections[conn.fd] = conn
+        self.mux.epoll.register(conn.fd, EPOLLIN)
+        self.mux.muxed[conn.fd] = conn
         self.server.counters.curr_connections += 1  # as the acceptor counts it
+        return conn, client
 
     def ask(self, request: bytes) -> None:
         self.client.sendall(request)
@@ -51,7 +59,7 @@ def pair() -> Iterator[Pair]:
     made = Pair(Settings())
     yield made
     made.client.close()
-    made.mux.epoll.close()
+    made.mux.shut()
 
 
 def test_a_read_is_answered_and_the_connection_reads_again(pair: Pair) -> None:
@@ -128,3 +136,86 @@ def test_a_client_hanging_up_closes_its_connection(pair: Pair) -> None:
     pair.mux.serve_round()
     assert pair.conn.closed
     assert pair.server.counters.curr_connections == 0
+
+
+def watch(pair: Pair, kinds: bytes) -> tuple[Connection, socket.socket]:
+    conn, client = pair.connect()
+    client.sendall(b"watch " + kinds + b"\r\n")
+    pair.mux.serve_for(0)
+    assert client.recv(4) == b"OK\r\n"
+    assert conn.log is not None and not conn.closed
+    return conn, client
+
+
+def log_lines(sock: socket.socket, count: int) -> list[bytes]:
+    data = b""
+    while data.count(b"\n") < count:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    return [line.split(b" ", 2)[2] for line in data.splitlines()]  # without ts= and gid=
+
+
+def test_a_watcher_is_sent_the_lines_of_each_turn_and_closes_when_it_hangs_up(pair: Pair) -> None:
+    conn, watching = watch(pair, b"fetchers")
+    watching.sendall(b"get ignored\r\n")  # what a watcher sends is dropped, as memcached does
+    pair.ask(b"get a\r\nset a 0 0 1\r\nx\r\nget a\r\n")
+    pair.mux.serve_for(0)
+    assert pair.reply(34) == b"END\r\nSTORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n"
+    fd = CURRENT_CONNECTION.get()
+    assert log_lines(watching, 3) == [
+        b"type=item_get key=a status=not_found clsid=0 cfd=%d size=0" % fd,
+        b"type=item_get key=a status=not_found clsid=0 cfd=%d size=0" % fd,  # the set's lookup
+        b"type=item_get key=a status=found clsid=1 cfd=%d size=1" % fd,
+    ]
+    watching.shutdown(socket.SHUT_WR)
+    pair.mux.serve_for(0)
+    assert conn.closed and pair.server.service.watch.get(conn.fd) is None
+    assert pair.server.counters.log_watchers == 0 and pair.server.dispatcher.lookup_log is None
+
+
+def test_lines_queued_between_rounds_wake_the_loop(pair: Pair) -> None:
+    conn, watching = watch(pair, b"connevents")
+    loop_fd = pair.mux.epoll.fileno()
+    assert not select.select([loop_fd], [], [], 0)[0]
+    # What the acceptor's task does for a new connection, outside any round.
+    pair.server.service.watch.connection_opened(99, ("127.0.0.1", 5555))
+    assert select.select([loop_fd], [], [], 5)[0]  # the loop's wait ends
+    pair.mux.serve_for(0)
+    assert log_lines(watching, 1) == [
+        b"type=conn_new rip=127.0.0.1 rport=5555 transport=tcp cfd=99"
+    ]
+    assert not select.select([loop_fd], [], [], 0)[0]  # and is not woken again for nothing
+
+
+def test_a_watcher_that_does_not_read_is_bounded_and_told_what_it_missed(pair: Pair) -> None:
+    conn, watching = watch(pair, b"fetchers")
+    watching.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    keys = [b"k%03d" % i + b"x" * 200 for i in range(10)]
+    request = b"get " + b" ".join(keys) + b"\r\n"
+    lines_sent = 0
+    for _ in range(300):  # about 2 x WATCHER_BUFFER of lines
+        pair.ask(request)
+        pair.mux.serve_for(0)
+        assert pair.reply(5) == b"END\r\n"
+        lines_sent += len(keys)
+    hub_watcher = pair.server.service.watch.get(conn.fd)
+    assert hub_watcher is not None and conn.writing  # blocked: its lines wait in the hub
+    assert 0 < hub_watcher.held <= WATCHER_BUFFER and hub_watcher.skipped > 0
+    got = b""
+    for _ in range(10_000):  # read until all that waited is sent
+        pair.mux.serve_for(0)
+        got += watching.recv(65536)
+        if not conn.writing and not hub_watcher.held:
+            break
+    pair.ask(b"get last\r\n")  # the next line tells how many were skipped before it
+    for _ in range(100):
+        pair.mux.serve_for(0)
+        got += watching.recv(65536)
+        if b"key=last " in got:
+            break
+    lines = got.splitlines()
+    skipped = [line for line in lines if line.startswith(b"skipped=")]
+    assert len(skipped) == 1 and lines[-2] == skipped[0]
+    assert len(lines) - 1 + int(skipped[0].split(b"=")[1]) == lines_sent + 1

@@ -5,11 +5,15 @@ from __future__ import annotations
 import re
 import socket
 import time
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from memcachepy.config import Settings
+from memcachepy.dispatch.admin import uriencode
 from memcachepy.ops.current import CURRENT_CONNECTION
 from memcachepy.protocol import events as ev
 from memcachepy.server.daemon import Server
@@ -18,7 +22,10 @@ from tests.e2e.wire import exchange
 from tests.servers import ServerProcess, memcached_server, memcachepy_server
 
 SETUP = b"set k 3 0 1\r\nx\r\nset a%b\x01c 0 0 2\r\nhi\r\n"
-READS = b"get k nope a%b\x01c\r\ngets k\r\ngat 100 k\r\ntouch k 10\r\ntouch nope 1\r\n"
+READS = (
+    b"get k nope a%b\x01c\r\ngets k\r\ngat 100 k\r\ntouch k 10\r\ntouch nope 1\r\n"
+    b"delete k\r\nincr nope 1\r\n"
+)
 WRITES = (
     b"set k 3 0 1\r\nx\r\nadd k 0 0 1\r\ny\r\nreplace k 0 100 2\r\nyy\r\n"
     b"replace nope 0 0 1\r\nz\r\ncas k 0 0 1 12345\r\nq\r\nprepend k 0 0 1\r\np\r\n"
@@ -79,9 +86,9 @@ def run(
 
 
 def test_fetchers_lines_match_memcached(memcachepy: ServerProcess) -> None:
-    mine = run(memcachepy, [b"fetchers"], SETUP, READS, 7)
+    mine = run(memcachepy, [b"fetchers"], SETUP, READS, 9)
     with memcached_server() as memcached:
-        theirs = run(memcached, [b"fetchers"], SETUP, READS, 7)
+        theirs = run(memcached, [b"fetchers"], SETUP, READS, 9)
     assert mine == theirs
     assert "type=item_get key=a%25b%01c status=found clsid=1 cfd=N size=2" in mine
 
@@ -147,22 +154,25 @@ def test_watch_errors_as_memcached(memcachepy: ServerProcess) -> None:
 def test_watchers_cost_nothing_once_gone_and_are_bounded() -> None:
     server = Server(Settings(port=0))
     hub = server.service.watch
-    table = server.dispatcher._handlers
-    base = {t: table[t] for t in (ev.Retrieve, ev.Store, ev.Touch)}
-    assert server.dispatcher.plain()
+    dispatcher = server.dispatcher
+
+    def logs() -> tuple[object, object, object]:
+        return dispatcher.lookup_log, dispatcher.store_log, server.cache.on_evict
+
+    assert logs() == (None, None, None)
     hub.add(7, ["fetchers", "mutations", "evictions"])
-    assert all(table[t] is not base[t] for t in base) and server.cache.on_evict is not None
-    assert not server.dispatcher.plain()  # the parser must hand requests over as events
+    assert None not in logs()
+    assert dispatcher.plain()  # the parser's fast path stays on: it reaches the logs too
     hub.remove(7)
-    assert all(table[t] is base[t] for t in base) and server.cache.on_evict is None
-    assert server.dispatcher.plain()
+    assert logs() == (None, None, None)
     watcher = hub.add(8, ["fetchers"])
+    assert dispatcher.lookup_log is not None and dispatcher.store_log is None
     line_count = WATCHER_BUFFER // 60 + 100
     for _ in range(line_count):
-        hub.emit("fetchers", "type=item_get key=" + "k" * 20)
+        hub.emit("fetchers", b"type=item_get key=" + b"k" * 20)
     taken = watcher.take()
     assert sum(map(len, taken)) <= WATCHER_BUFFER and watcher.skipped > 0
-    hub.emit("fetchers", "type=item_get key=after")
+    hub.emit("fetchers", b"type=item_get key=after")
     skipped, after = watcher.take()
     assert skipped == b"skipped=%d\n" % (line_count - len(taken))
     assert re.fullmatch(rb"ts=\d+\.\d{6} gid=\d+ type=item_get key=after\n", after)
@@ -182,3 +192,9 @@ def test_watchers_cost_nothing_once_gone_and_are_bounded() -> None:
     finally:
         CURRENT_CONNECTION.reset(token)
     assert out == [b"WATCHER_TOO_MANY log watcher limit reached\r\n"]
+
+
+@given(st.binary(max_size=40) | st.text("ab:/%_.-~ ", max_size=20).map(str.encode))
+def test_keys_are_uri_encoded_as_memcached_encodes_them(key: bytes) -> None:
+    # memcached's uriencode keeps letters, digits and "-._~", as RFC 3986 and urllib do.
+    assert uriencode(key) == urllib.parse.quote_from_bytes(key, safe="").encode()

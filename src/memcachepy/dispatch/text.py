@@ -90,6 +90,13 @@ _FAST_EVENTS: Final = (
 )
 REPLY_BUDGET: Final = 256 * 1024
 
+#: Told each key a request looks up, before it does (``watch fetchers``: memcached logs
+#: in do_item_get, which every get, touch, store, delete and incr/decr calls).
+LookupLog = Callable[[bytes], None]
+#: Told each text store's command, key, flags, exptime, value length and result, after it
+#: is done (``watch mutations``).
+StoreLog = Callable[[bytes, bytes, int, int, int, StoreResult], None]
+
 
 class Dispatcher(RequestSink):
     """Handles one event at a time, appending reply bytes to ``out``.
@@ -116,6 +123,10 @@ class Dispatcher(RequestSink):
         # -D / `stats detail on`: per-prefix counts, shared with the binary protocol.
         self.prefix_stats = PrefixStats(ord(settings.prefix_delimiter), settings.detail_enabled)
         self.remainder: ev.Retrieve | ev.Resume | None = None  # see Outcome.MORE
+        # Set while someone watches (memcachepy.server.watch). In the requests both paths
+        # share, so the parser's fast path stays on while they are: one compare each.
+        self.lookup_log: LookupLog | None = None
+        self.store_log: StoreLog | None = None
         self._handlers: dict[type, Callable[[ev.Event, list[Reply]], int]] = {
             ev.Retrieve: self._retrieve,  # type: ignore[dict-item]
             ev.Store: self._store,  # type: ignore[dict-item]
@@ -171,7 +182,7 @@ class Dispatcher(RequestSink):
                 hits = self._collect_recorded(keys, with_cas, exptime, out)
                 answered = len(keys)
             elif len(keys) <= RETRIEVE_SLICE:
-                hits = self.cache.collect(keys, out, with_cas, exptime)  # type: ignore[arg-type]
+                hits = self._collect(keys, out, with_cas, exptime)
                 answered = len(keys)
             else:
                 hits, answered = self._retrieve_slices(keys, with_cas, exptime, out, last)
@@ -208,7 +219,7 @@ class Dispatcher(RequestSink):
         done = hits = replied = 0
         while done < len(keys):
             piece = keys[done : done + size]
-            hits += self.cache.collect(piece, out, with_cas, exptime)  # type: ignore[arg-type]
+            hits += self._collect(piece, out, with_cas, exptime)
             done += len(piece)
             if done < len(keys):
                 replied += reply_bytes(out, counted)
@@ -226,10 +237,19 @@ class Dispatcher(RequestSink):
         """A get while per-prefix stats are on: key by key, recording each hit or miss."""
         hits = 0
         for key in keys:
-            hit = self.cache.collect([key], out, with_cas, exptime)  # type: ignore[arg-type]
+            hit = self._collect([key], out, with_cas, exptime)
             self.prefix_stats.record_get(key, bool(hit))
             hits += hit
         return hits
+
+    def _collect(
+        self, keys: list[bytes], out: list[Reply], with_cas: bool, exptime: int | None
+    ) -> int:
+        lookup_log = self.lookup_log
+        if lookup_log is not None:
+            for key in keys:
+                lookup_log(key)
+        return self.cache.collect(keys, out, with_cas, exptime)  # type: ignore[arg-type]
 
     def take_remainder(self) -> ev.Retrieve | ev.Resume:
         """The rest of the multi-get or stream that answered :attr:`Outcome.MORE`."""
@@ -276,9 +296,13 @@ class Dispatcher(RequestSink):
         self.counters.cmd_set += 1
         if self.prefix_stats.enabled:
             self.prefix_stats.record_set(key)
+        if self.lookup_log is not None:
+            self.lookup_log(key)
         # A set first: compiled, comparing bytes is a C call, a dict lookup hashes them.
         mode = StoreMode.SET if command == b"set" else _STORE_MODES[command]
         result = self.cache.store(mode, key, flags, exptime, data, cas_unique)
+        if self.store_log is not None:
+            self.store_log(command, key, flags, exptime, len(data), result)
         if result == StoreResult.STORED:  # compared by identity, compiled
             if not noreply:
                 out.append(STORED)
@@ -309,6 +333,8 @@ class Dispatcher(RequestSink):
         """delete (the parser's fast path calls this directly)."""
         if self.prefix_stats.enabled:
             self.prefix_stats.record_delete(key)
+        if self.lookup_log is not None:
+            self.lookup_log(key)
         if self.cache.delete(key):
             reply = b"DELETED\r\n"
         else:
@@ -325,6 +351,8 @@ class Dispatcher(RequestSink):
         self, incr: bool, key: bytes, delta: int, noreply: bool, out: list[Reply]
     ) -> int:
         """incr / decr (the parser's fast path calls this directly)."""
+        if self.lookup_log is not None:
+            self.lookup_log(key)
         result, value = self.cache.incr_decr(key, incr, delta)
         if result == DeltaResult.OK:
             reply = b"%d\r\n" % value
@@ -348,6 +376,8 @@ class Dispatcher(RequestSink):
     def touch(self, key: bytes, exptime: int, noreply: bool, out: list[Reply]) -> int:
         """touch (the parser's fast path calls this directly)."""
         self.counters.cmd_touch += 1
+        if self.lookup_log is not None:
+            self.lookup_log(key)
         if self.cache.touch(key, exptime):
             reply = b"TOUCHED\r\n"
         else:

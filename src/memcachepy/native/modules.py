@@ -15,11 +15,13 @@ from typing import Final
 # Packages compiled, relative to the memcachepy package directory: the sans-I/O layers and
 # dispatch, which joins them (it imports no trio; ops/ and auth/ stay interpreted).
 COMPILED_PACKAGES: Final = ("protocol", "store", "dispatch")
-# Single modules compiled besides: the connection loop's synchronous steps (no trio), and
-# what the loop updates per request: the server's counters, the current connection, and
-# the per-prefix stats that every get, set and delete checks.
+# Single modules compiled besides: the connection loop's synchronous steps (no trio), the
+# watch lines it sends (written per request while someone watches), and what the loop
+# updates per request: the server's counters, the current connection, and the per-prefix
+# stats that every get, set and delete checks.
 COMPILED_MODULES: Final = (
     "server/multiplexer.py",
+    "server/watch.py",
     "ops/counters.py",
     "ops/current.py",
     "ops/prefix_stats.py",

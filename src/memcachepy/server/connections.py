@@ -9,8 +9,8 @@ one send. A connection whose send would block is re-registered for EPOLLOUT only
 not read until its replies are gone (backpressure); one that used up its budget with
 requests still buffered is served again next round, after the others.
 
-Per-connection tasks remain only where a connection waits on something of its own: TLS
-(handshake and records) and ``watch`` streams. They run the same synchronous steps, which
+Per-connection tasks remain only for TLS (handshake and records). They run the same
+synchronous steps, which
 live in :mod:`memcachepy.server.multiplexer` (compiled with mypyc where a compiler is present);
 this module is the part that awaits.
 """
@@ -40,7 +40,6 @@ from memcachepy.server.multiplexer import (
     Connection,
     LoopHost,
     Multiplexer,
-    WatchStream,
 )
 from memcachepy.server.reply_memory import UNLIMITED
 
@@ -74,7 +73,6 @@ class ConnectionLoop:
             reply_limit=reply_limit,
             conn_limit=conn_limit,
         )
-        self.mux.start_watch = self._start_watch
         self.mux.start_pause = self._start_pause
         self.host = host
         self.counters = host.counters
@@ -106,7 +104,7 @@ class ConnectionLoop:
         finally:
             for conn in list(mux.connections.values()):
                 mux.close(conn, "shutdown")
-            mux.epoll.close()
+            mux.shut()
 
     def add(self, sock: socket.socket, address: object, tls: ssl.SSLContext | None) -> None:
         """Serve a freshly accepted non-blocking socket (counted by the caller)."""
@@ -176,15 +174,17 @@ class ConnectionLoop:
             await trio.sleep(min(IDLE_SWEEP, self.idle_timeout / 4))
             limit = time.monotonic() - self.idle_timeout
             for conn in list(mux.muxed.values()):
-                if conn.last_active <= limit and not conn.writing and not conn.queued:
+                # Watchers are only written to: memcached's conn_timeout leaves them too.
+                if (
+                    conn.log is None
+                    and conn.last_active <= limit
+                    and not conn.writing
+                    and not conn.queued
+                ):
                     self.counters.idle_kicks += 1
                     mux.close(conn, "idle_timeout")
 
     # -- per-connection tasks ----------------------------------------------------------
-
-    def _start_watch(self, conn: Connection, stream: WatchStream) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(self._serve_watch, conn, stream)
 
     def _start_pause(self, conn: Connection) -> None:
         assert self._nursery is not None
@@ -261,17 +261,6 @@ class ConnectionLoop:
             mux.close(conn, "idle_timeout")
         else:
             mux.close(conn, "shutdown")
-
-    async def _serve_watch(self, conn: Connection, stream: WatchStream) -> None:
-        scope = trio.CancelScope()
-        conn.scope = scope
-        try:
-            with scope:
-                await stream()
-        except OSError as exc:
-            log.debug("connection %d: %s", conn.fd, exc)
-        finally:
-            self.mux.close(conn, "shutdown" if self.mux.draining else "normal")
 
 
 async def _handshake(tls: ssl.SSLSocket) -> bool:

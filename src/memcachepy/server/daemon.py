@@ -35,11 +35,12 @@ from memcachepy.server.listeners import (
     socket_text,
     tcp_ports,
 )
-from memcachepy.server.multiplexer import Connection, Handler, ProtocolParser, WatchStream
+from memcachepy.server.multiplexer import Connection, Handler, ProtocolParser
 from memcachepy.server.reply_memory import conn_memory_bound, replies_per_round
 from memcachepy.server.service import Service
 from memcachepy.server.tls import TlsError, build_server_context
 from memcachepy.server.udp import UdpListener
+from memcachepy.server.watch import Watcher
 from memcachepy.store.cache import Cache
 from memcachepy.store.persist import MemoryFileError
 
@@ -399,11 +400,8 @@ class Server:
         self.dispatcher.admin.connection_closed(fd)
         self.service.connection_closed(fd, address, reason)
 
-    def watch_stream(self, conn: Connection) -> WatchStream | None:
-        watcher = self.service.watcher(conn.fd)  # the client sent `watch`
-        if watcher is None:
-            return None
-        return lambda: self.service.stream_watch(self.loop, conn, watcher)
+    def watcher(self, conn: Connection) -> Watcher | None:
+        return self.service.watcher(conn.fd)  # the client sent `watch`
 
     def _connection_lines(self) -> list[tuple[str, object]]:
         """``stats conns``: the listeners, then each client (memcached's states: the client

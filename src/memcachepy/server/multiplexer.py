@@ -13,11 +13,12 @@ The async shell around it, which waits and runs the tasks, is
 from __future__ import annotations
 
 import logging
+import os
 import select
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Final, Protocol, cast
 
 from memcachepy.auth.throttle import failure_delay
@@ -56,7 +57,7 @@ HELD_FREE: Final = READ_SIZE
 READ: Final = 0  # more bytes from the client
 AGAIN: Final = 1  # nothing: requests are buffered (budget spent, or TLS holds bytes)
 WRITE: Final = 2  # the socket to take the unsent replies
-CLOSE: Final = 3  # to be closed (quit, error, EOF, watch)
+CLOSE: Final = 3  # to be closed (quit, error, EOF), or to become a watcher (watch)
 PAUSE: Final = 4  # time: not read after failed authentications (auth/throttle.py)
 
 # The steps Multiplexer.guard runs.
@@ -82,8 +83,14 @@ class ProtocolParser(Protocol):
     def buffered(self) -> int: ...
 
 
-WatchStream = Callable[[], Awaitable[None]]
-"""Streams a watcher's lines until it hangs up or the server drains."""
+class LogLines(Protocol):
+    """What a ``watch`` connection is sent: the lines the server queues for it."""
+
+    #: Called when lines wait where there were none; the loop sets it.
+    wake: Callable[[], None] | None
+
+    def take(self) -> list[bytes]:
+        """The lines queued so far (and forget them)."""
 
 
 class _NoParser:
@@ -118,8 +125,8 @@ class LoopHost(Protocol):
 
     def connection_closed(self, fd: int, address: object, reason: str) -> None: ...
 
-    def watch_stream(self, conn: Connection) -> WatchStream | None:
-        """What streams ``watch`` lines to ``conn``, or None if it is no watcher."""
+    def watcher(self, conn: Connection) -> LogLines | None:
+        """The lines ``conn`` is to be sent since it sent ``watch``, or None."""
 
 
 class Connection:
@@ -152,6 +159,8 @@ class Connection:
         self.held_replies = 0  # and of replies a blocked send left
         self.auth_failures = 0
         self.pause = 0.0  # PAUSE: seconds to hold it before serving it again
+        # A watcher's lines: it is sent them, and what it sends is read and ignored.
+        self.log: LogLines | None = None
 
 
 class Multiplexer:
@@ -185,8 +194,14 @@ class Multiplexer:
         self.muxed: dict[int, Connection] = {}  # registered in the epoll set
         self.again: list[Connection] = []
         self.draining = False
-        # Set by the loop: streams a watcher's lines from a task of its own.
-        self.start_watch: Callable[[Connection, WatchStream], None] = _no_watch
+        # Watchers with lines to send: sent when serve_for ends (at most its slice later),
+        # so each gets those rounds' lines in one send, as memcached's logger thread sends
+        # every millisecond or so. Lines queued outside serve_for (a TLS connection's task,
+        # a new connection) signal the eventfd, made with the first watcher: the loop wakes.
+        self.logging: list[Connection] = []
+        self.serving = False
+        self.wake_fd = -1
+        self.woken = False
         # Set by the loop: serves a held connection again after conn.pause seconds.
         self.start_pause: Callable[[Connection], None] = _no_pause
 
@@ -202,6 +217,9 @@ class Multiplexer:
         for fd, _ in ready:
             conn = muxed.get(fd)
             if conn is None or conn.queued:
+                if fd == self.wake_fd:
+                    os.eventfd_read(fd)
+                    self.woken = False
                 continue
             conn.last_active = now
             if conn.writing:
@@ -224,8 +242,14 @@ class Multiplexer:
         the loop goes back to trio only when idle, or once a slice is spent, so that the
         other tasks (accept, timers, TLS connections) still run at least that often."""
         end = time.monotonic() + seconds
+        self.serving = True
         while self.serve_round() and time.monotonic() < end:
             pass
+        if self.logging:
+            self.send_logs()
+        self.serving = False
+        if self.logging:  # queued while sending (a watcher closed: connevents)
+            self.wake()
 
     def rearm(self, conn: Connection, state: int) -> None:
         """Register a multiplexed connection for what it waits on now, or close it."""
@@ -258,6 +282,8 @@ class Multiplexer:
         that compiled code calls the step natively); an error closes this connection,
         never the loop. -1: closed."""
         try:
+            if conn.log is not None:
+                return self.log_step(conn, step)
             if step == DO_READ:
                 state = self.read_and_process(conn)
             elif step == DO_SEND:
@@ -328,13 +354,64 @@ class Multiplexer:
             self.close(conn, "error")
 
     def finish(self, conn: Connection) -> None:
-        """CLOSE: a watcher goes on in a task of its own; anyone else is closed."""
-        stream = self.host.watch_stream(conn)
-        if stream is None:
+        """CLOSE: a connection that sent ``watch`` becomes a watcher; others are closed."""
+        log_lines = self.host.watcher(conn) if conn.log is None else None
+        if log_lines is None:
             self.close(conn, conn.close_reason)
             return
-        self.unregister(conn)
-        self.start_watch(conn, stream)
+        conn.log = log_lines
+        conn.parser = _NO_PARSER  # what it sends from now on is read and dropped
+        conn.handle = conn.sink = conn.batch = None
+        if conn.fd not in self.muxed:  # TLS: served by a task until now
+            self.epoll.register(conn.fd, EPOLLIN)
+            self.muxed[conn.fd] = conn
+        if self.wake_fd < 0:
+            self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self.epoll.register(self.wake_fd, EPOLLIN)
+        log_lines.wake = lambda: self.lines_wait(conn)
+        self.lines_wait(conn)
+
+    def lines_wait(self, conn: Connection) -> None:
+        """A watcher has lines to send (its wake): when serve_for ends, or the next one."""
+        self.logging.append(conn)
+        if not self.serving:
+            self.wake()
+
+    def wake(self) -> None:
+        if not self.woken and self.wake_fd >= 0:
+            self.woken = True
+            os.eventfd_write(self.wake_fd, 1)
+
+    def send_logs(self) -> None:
+        """Send each waiting watcher its lines (one blocked in a send gets them after)."""
+        waiting, self.logging = self.logging, []
+        for conn in waiting:
+            if not conn.closed and not conn.writing:
+                self.rearm(conn, self.run_step(conn, DO_PROCESS))
+
+    def log_step(self, conn: Connection, step: int) -> int:
+        """A watcher's step: drop what it sent (EOF closes it), or send it its lines."""
+        if step == DO_READ:
+            try:
+                data = conn.sock.recv(READ_SIZE)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return READ
+            return READ if data else CLOSE
+        if conn.unsent and self.send_unsent(conn) == WRITE:
+            return WRITE
+        assert conn.log is not None
+        lines = conn.log.take()
+        if not lines:
+            return READ
+        data = b"".join(lines)
+        try:
+            sent = conn.sock.send(data)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            sent = 0
+        if sent == len(data):
+            return READ
+        conn.unsent = [memoryview(data)[sent:] if sent else data]
+        return WRITE
 
     def unregister(self, conn: Connection) -> None:
         if self.muxed.pop(conn.fd, None) is not None:
@@ -353,6 +430,13 @@ class Multiplexer:
         conn.sock.close()
         if self.verbose():
             log.info("<%d connection closed", conn.fd)
+
+    def shut(self) -> None:
+        """Close the epoll set and the wake-up eventfd (every connection is closed)."""
+        self.epoll.close()
+        if self.wake_fd >= 0:
+            os.close(self.wake_fd)
+            self.wake_fd = -1
 
     def idle(self, conn: Connection) -> bool:
         return not conn.parser.buffered and not conn.unsent and not conn.out
@@ -570,10 +654,6 @@ def held_bytes(pieces: list[Reply]) -> int:
         else:
             size += len(piece)
     return size
-
-
-def _no_watch(conn: Connection, stream: WatchStream) -> None:
-    raise AssertionError("no loop to stream a watcher from")
 
 
 def _no_pause(conn: Connection) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -40,9 +39,7 @@ from memcachepy.ops.systemd import (
     watchdog_interval,
 )
 from memcachepy.protocol import events as ev
-from memcachepy.server.connections import ConnectionLoop
 from memcachepy.server.listeners import open_listeners
-from memcachepy.server.multiplexer import Connection
 from memcachepy.server.watch import Watcher, WatchHub
 from memcachepy.store.cache import Cache
 
@@ -58,7 +55,6 @@ SAMPLE_INTERVAL: Final = 1.0  # seconds between latency sampling windows
 HTTP_TIMEOUT: Final = 10.0  # seconds a metrics client gets to send its request and read
 HTTP_MAX_REQUEST: Final = 8192
 HTTP_MAX_CLIENTS: Final = 16
-WATCH_POLL: Final = 1.0  # seconds between checks that a quiet watcher is still connected
 
 
 StatSource = Callable[[], list[tuple[str, object]]]
@@ -108,7 +104,7 @@ class Service:
             self.registry = CollectorRegistry(auto_describe=False)
             self.registry.register(StatsCollector(self.read_stats))
             self.sampler = LatencySampler(self.hooks, self.registry)  # innermost layer
-        self.watch = WatchHub(server.cache, self.hooks, counters=server.counters)
+        self.watch = WatchHub(server.dispatcher, self.hooks, counters=server.counters)
         self.watch.enabled = settings.watch_enabled
         command_log = CommandLog(lambda: settings.verbosity)
         self.hooks.add("log", command_log, command_log.wants)
@@ -313,39 +309,6 @@ class Service:
     def watcher(self, fd: int) -> Watcher | None:
         """The watcher this connection became with ``watch``, if it did."""
         return self.watch.get(fd)
-
-    async def stream_watch(self, loop: ConnectionLoop, conn: Connection, watcher: Watcher) -> None:
-        """Send a watcher its log lines until it disconnects or the server drains."""
-        arrived = trio.Event()
-
-        def wake() -> None:
-            arrived.set()
-
-        watcher.wake = wake
-        while not loop.draining:
-            arrived = trio.Event()
-            lines: list[Any] = watcher.take()
-            if lines:
-                await loop.send_all(conn, lines)
-                continue
-            if _peer_closed(conn.sock):
-                return
-            conn.waiting = True  # a drain cancels this wait
-            try:
-                with trio.move_on_after(WATCH_POLL):
-                    await arrived.wait()
-            finally:
-                conn.waiting = False
-
-
-def _peer_closed(sock: socket.socket) -> bool:
-    """Whether a watching client hung up (what it sends is ignored, as memcached does)."""
-    try:
-        return sock.recv(4096) == b""
-    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-        return False
-    except OSError:
-        return True
 
 
 _REASONS: Final = {

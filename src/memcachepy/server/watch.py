@@ -11,37 +11,38 @@ Keys are URI-encoded, as memcached writes them. What is produced, and from where
 ===========  =====================================  ===================================
 kind         lines                                  source
 ===========  =====================================  ===================================
-fetchers     ``item_get`` per key of get/gets/gat/  a :mod:`memcachepy.ops.hooks` layer on
-             gats/touch, and for the lookup of      Retrieve, Touch, Store, Delete and
-             each store/delete/incr/decr            Arithmetic
-mutations    ``item_store`` per set/add/replace/    a layer on Store (a ``noreply``
-             append/prepend/cas with its status     request is answered and the answer
-                                                    dropped, to learn its status)
+fetchers     ``item_get`` per key that a get/gets/  the dispatcher's ``lookup_log``,
+             gat/gats, touch, store, delete or      told before each lookup, as
+             incr/decr looks up, with what the      memcached's do_item_get logs
+             lookup meets (found, not_found,
+             flushed, expired)
+mutations    ``item_store`` per set/add/replace/    the dispatcher's ``store_log``,
+             append/prepend/cas with its status     told each store's result
 evictions    ``eviction`` per item evicted          ``Cache.on_evict``
-connevents   ``conn_new``, ``conn_close``           the server's connection task
+connevents   ``conn_new``, ``conn_close``           the server's connection loop
 ===========  =====================================  ===================================
 
-Each source is only hooked while a watcher wants it. A watcher whose client reads too slowly
-loses lines (its buffer is bounded, as memcached's is) and is told ``skipped=N``. This
-module is pure: the server streams the lines (memcachepy.server.service).
+Each source is only set while a watcher wants it, and both of the parser's paths reach
+them, so watching keeps the fast path. A watcher whose client reads too slowly loses lines
+(its buffer is bounded, as memcached's is) and is told ``skipped=N``. This module only
+queues lines; the connection loop sends them (memcachepy.server.multiplexer).
 """
 
 from __future__ import annotations
 
 import time
-import urllib.parse
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from memcachepy.dispatch.admin import uriencode
+from memcachepy.dispatch.text import Dispatcher
 from memcachepy.ops.counters import ServerCounters
 from memcachepy.ops.current import CURRENT_CONNECTION
-from memcachepy.ops.hooks import Handler, RequestHooks
-from memcachepy.ops.logs import reply_values
+from memcachepy.ops.hooks import RequestHooks
 from memcachepy.protocol import events as ev
-from memcachepy.protocol.wire import NO_MEMORY, TOO_LARGE, Outcome
-from memcachepy.store.cache import Cache
+from memcachepy.protocol.wire import Outcome
 from memcachepy.store.meta import lookup_state, meta_find, meta_item
+from memcachepy.store.results import StoreResult
 
 FETCHERS: Final = "fetchers"
 MUTATIONS: Final = "mutations"
@@ -57,32 +58,28 @@ TOO_MANY: Final = b"WATCHER_TOO_MANY log watcher limit reached\r\n"
 NO_PIPELINE: Final = b"ERROR cannot pipeline other commands before watch\r\n"
 NOT_HERE: Final = b"CLIENT_ERROR watch commands not allowed\r\n"
 
-# The requests whose key lookup `watch fetchers` logs.
-_FETCHING: Final = (ev.Retrieve, ev.Touch, ev.Store, ev.Delete, ev.Arithmetic)
-_LOOKUP_STATUS: Final = ("not_found", "found", "flushed", "expired")  # memcached's was_found
-
+# memcached's was_found, as its log names it.
+_LOOKUP_STATUS: Final = ("not_found", "found", "flushed", "expired")
 _STORE_STATUS: Final = {
-    b"STORED\r\n": "stored",
-    b"NOT_STORED\r\n": "not_stored",
-    b"EXISTS\r\n": "exists",
-    b"NOT_FOUND\r\n": "not_found",
-    TOO_LARGE: "too_large",
-    NO_MEMORY: "no_memory",
+    StoreResult.STORED: b"stored",
+    StoreResult.NOT_STORED: b"not_stored",
+    StoreResult.EXISTS: b"exists",
+    StoreResult.NOT_FOUND: b"not_found",
+    StoreResult.TOO_LARGE: b"too_large",
+    StoreResult.NO_MEMORY: b"no_memory",
 }
 
 
 class Watcher:
     """One watching connection: what it wants and the lines not yet sent."""
 
-    __slots__ = ("fd", "kinds", "_lines", "_size", "skipped", "wake")
-
     def __init__(self, fd: int, kinds: Iterable[str]) -> None:
         self.fd = fd
         self.kinds = frozenset(kinds)
-        self._lines: deque[bytes] = deque()
+        self._lines: list[bytes] = []
         self._size = 0
         self.skipped = 0
-        #: Called when a line arrives (the server sets it to wake its streaming task).
+        #: Called when lines wait where there were none (the loop sets it to send them).
         self.wake: Callable[[], None] | None = None
 
     def push(self, line: bytes) -> bool:
@@ -90,8 +87,6 @@ class Watcher:
         if self._size + len(line) > WATCHER_BUFFER:
             self.skipped += 1
             return False
-        # The streaming task waits only once it has taken every line: wake it then, not
-        # at every line (a wake-up per line per watcher was a large part of watch's cost).
         idle = not self._lines
         if self.skipped:
             note = b"skipped=%d\n" % self.skipped
@@ -104,49 +99,43 @@ class Watcher:
             self.wake()
         return True
 
+    @property
+    def held(self) -> int:
+        """Bytes of lines queued."""
+        return self._size
+
     def take(self) -> list[bytes]:
         """The lines queued so far (and forget them)."""
-        lines = list(self._lines)
-        self._lines.clear()
+        lines = self._lines
+        self._lines = []
         self._size = 0
         return lines
 
 
 class WatchHub:
-    """The watchers of one daemon, and the hooks that feed them."""
+    """The watchers of one daemon, and the sources that feed them."""
 
     def __init__(
         self,
-        cache: Cache,
+        dispatcher: Dispatcher,
         hooks: RequestHooks,
-        clock: Callable[[], float] = time.time,
         counters: ServerCounters | None = None,
     ) -> None:
-        self.cache = cache
-        self.hooks = hooks
+        self.dispatcher = dispatcher
+        self.cache = dispatcher.cache
         # stats' log_watchers, log_watcher_sent and log_watcher_skipped.
         self.counters = counters if counters is not None else ServerCounters()
-        self._clock = clock
         self._watchers: dict[int, Watcher] = {}
         self.enabled = True  # -W turns watch off
-        self._counts = dict.fromkeys(KINDS, 0)
+        # The watchers of each kind (kept by _changed: a line is queued for each).
+        self._of_kind: dict[str, list[Watcher]] = {kind: [] for kind in KINDS}
         self._gid = 0
         hooks.set_base(ev.Watch, self.handle_watch)
-        hooks.add(
-            "watch-fetchers",
-            self._fetchers_layer,
-            lambda t: self._counts[FETCHERS] > 0 and t in _FETCHING,
-        )
-        hooks.add(
-            "watch-mutations",
-            self._mutations_layer,
-            lambda t: self._counts[MUTATIONS] > 0 and t is ev.Store,
-        )
 
     # -- watchers -----------------------------------------------------------------------
 
     def watching(self, kind: str) -> bool:
-        return self._counts[kind] > 0
+        return bool(self._of_kind[kind])
 
     def get(self, fd: int) -> Watcher | None:
         return self._watchers.get(fd)
@@ -173,114 +162,84 @@ class WatchHub:
         watcher = Watcher(fd, kinds)
         self._watchers[fd] = watcher
         self.counters.log_watchers = len(self._watchers)
-        self._changed(watcher.kinds, +1)
+        self._changed()
         return watcher
 
     def remove(self, fd: int) -> None:
         watcher = self._watchers.pop(fd, None)
         if watcher is not None:
             self.counters.log_watchers = len(self._watchers)
-            self._changed(watcher.kinds, -1)
+            self._changed()
 
-    def _changed(self, kinds: frozenset[str], delta: int) -> None:
-        for kind in kinds:
-            self._counts[kind] += delta
-        self.cache.on_evict = self._on_evict if self._counts[EVICTIONS] else None
-        self.hooks.refresh()
+    def _changed(self) -> None:
+        of_kind = self._of_kind
+        for kind in KINDS:
+            of_kind[kind] = [w for w in self._watchers.values() if kind in w.kinds]
+        self.cache.on_evict = self._on_evict if of_kind[EVICTIONS] else None
+        self.dispatcher.lookup_log = self.looked_up if of_kind[FETCHERS] else None
+        self.dispatcher.store_log = self.stored if of_kind[MUTATIONS] else None
 
-    def emit(self, kind: str, body: str) -> None:
+    def emit(self, kind: str, body: bytes) -> None:
         """Queue one log line (``type=... key=...``) for every watcher of ``kind``."""
         self._gid += 1
-        now = self._clock()
-        line = b"ts=%d.%06d gid=%d %s\n" % (
-            int(now),
-            int(now % 1 * 1_000_000),
-            self._gid,
-            body.encode("ascii", "replace"),
-        )
+        now = time.time()
+        seconds = int(now)
+        micros = int((now - seconds) * 1_000_000)
+        self._queue(kind, b"ts=%d.%06d gid=%d %s\n" % (seconds, micros, self._gid, body))
+
+    def _queue(self, kind: str, line: bytes) -> None:
         counters = self.counters
-        for watcher in self._watchers.values():
-            if kind in watcher.kinds:
-                if watcher.push(line):
-                    counters.log_watcher_sent += 1
-                else:
-                    counters.log_watcher_skipped += 1
+        for watcher in self._of_kind[kind]:
+            if watcher.push(line):
+                counters.log_watcher_sent += 1
+            else:
+                counters.log_watcher_skipped += 1
 
     # -- sources ------------------------------------------------------------------------
 
-    def _fetchers_layer(self, event: Any, out: list[Any], call: Handler) -> int:
-        if not isinstance(event, (ev.Retrieve, ev.Touch)):
-            # memcached's store, delete and incr/decr look the key up first (do_item_get),
-            # and that lookup is logged before the command's own line.
-            state, class_id, size = lookup_state(self.cache, event.key)
-            self.emit(
-                FETCHERS,
-                f"type=item_get key={uri(event.key)} "
-                f"status={_LOOKUP_STATUS[state]} clsid={class_id} "
-                f"cfd={CURRENT_CONNECTION.get()} size={size}",
-            )
-            return call(event, out)
-        start = len(out)
-        outcome = call(event, out)
-        fd = CURRENT_CONNECTION.get()
-        cache = self.cache
-        if type(event) is ev.Retrieve and event.exptime is None and cache.extstore is None:
-            # A plain get changes nothing that decides a hit: ask the index again for each
-            # key (compiled, and no copy of the values), instead of parsing the reply.
-            for key in event.keys:
-                state, class_id, size = lookup_state(cache, key)
-                if state == 1:
-                    body = f"status=found clsid={class_id} cfd={fd} size={size}"
-                else:
-                    body = f"status=not_found clsid=0 cfd={fd} size=0"
-                self.emit(FETCHERS, f"type=item_get key={uri(key)} {body}")
-            return outcome
-        found: dict[bytes, tuple[int, int]] = {}  # key -> (flags, length)
-        if isinstance(event, ev.Touch):
-            keys = [event.key]
-            item = meta_find(self.cache, event.key) if out[start:] == [b"TOUCHED\r\n"] else None
-            if item is not None:
-                found[event.key] = (item.flags, item.nbytes)
-        else:
-            keys = event.keys
-            reply = b"".join(bytes(piece) for piece in out[start:])
-            found = {key: (flags, length) for key, flags, length in reply_values(reply)[0]}
-        for key in keys:
-            hit = found.get(key)
-            if hit is None:
-                body = f"status=not_found clsid=0 cfd={fd} size=0"
-            else:
-                body = f"status=found clsid={self._class_of(key, *hit)} cfd={fd} size={hit[1]}"
-            self.emit(FETCHERS, f"type=item_get key={uri(key)} {body}")
-        return outcome
+    def looked_up(self, key: bytes) -> None:
+        """``item_get``: what the lookup a request is about to make will meet."""
+        state, class_id, size = lookup_state(self.cache, key)
+        # emit(), inlined: the one line per request while someone watches fetchers.
+        self._gid += 1
+        now = time.time()
+        seconds = int(now)
+        micros = str(int((now - seconds) * 1_000_000) + 1_000_000)[1:]  # six digits
+        # A str formatted and encoded: compiled, about half the cost of bytes' % operator.
+        line = (
+            f"ts={seconds}.{micros} gid={self._gid} type=item_get "
+            f"key={uriencode(key).decode('ascii')} status={_LOOKUP_STATUS[state]} "
+            f"clsid={class_id} cfd={CURRENT_CONNECTION.get()} size={size}\n"
+        )
+        self._queue(FETCHERS, line.encode("ascii"))
 
-    def _mutations_layer(self, event: Any, out: list[Any], call: Handler) -> int:
-        start = len(out)
-        # Ask for the reply even under noreply, to learn the status, then drop it.
-        outcome = call(event._replace(noreply=False) if event.noreply else event, out)
-        reply = bytes(out[start]) if len(out) > start else b""
-        if event.noreply:
-            del out[start:]
-        status = _STORE_STATUS.get(reply, "error")
+    def stored(
+        self, command: bytes, key: bytes, flags: int, exptime: int, nbytes: int, result: StoreResult
+    ) -> None:
+        """``item_store``: a store's result, with the item as memcached logs it: the one
+        stored (append keeps flags and ttl, grows the value), or the one refused, as the
+        client sent it."""
         cache = self.cache
         now = cache.now()
-        # As memcached logs it: the stored item (append keeps flags and ttl, grows the
-        # value), or the item that was refused, as the client sent it.
-        item = meta_find(cache, event.key) if status == "stored" else None
+        item = meta_find(cache, key) if result == StoreResult.STORED else None
         if item is not None:
-            flags, size = item.flags, item.nbytes
+            flags, nbytes = item.flags, item.nbytes
             ttl = item.exptime - now if item.exptime else 0
         else:
-            flags, size = event.flags, len(event.data)
-            ttl = cache.realtime(event.exptime, now) - now if event.exptime else 0
+            ttl = cache.realtime(exptime, now) - now if exptime else 0
         self.emit(
             MUTATIONS,
-            f"type=item_store key={uri(event.key)} status={status} "
-            f"cmd={event.command.decode()} ttl={ttl} "
-            f"clsid={self._class_of(event.key, flags, size)} "
-            f"cfd={CURRENT_CONNECTION.get()} size={size}",
+            b"type=item_store key=%s status=%s cmd=%s ttl=%d clsid=%d cfd=%d size=%d"
+            % (
+                uriencode(key),
+                _STORE_STATUS[result],
+                command,
+                ttl,
+                self._class_of(key, flags, nbytes),
+                CURRENT_CONNECTION.get(),
+                nbytes,
+            ),
         )
-        return outcome
 
     def _class_of(self, key: bytes, flags: int, nbytes: int) -> int:
         """The slab class an item of this shape is stored in (the cache's own framing)."""
@@ -290,34 +249,27 @@ class WatchHub:
         item = meta_item(self.cache, cid)  # still linked: told before the eviction
         now = self.cache.now()
         ttl = item.exptime - now if item.exptime else -1
-        fetched = "yes" if item.fetched else "no"
+        fetched = b"yes" if item.fetched else b"no"
         self.emit(
             EVICTIONS,
-            f"type=eviction key={uri(key)} fetch={fetched} ttl={ttl} "
-            f"la={item.idle} clsid={class_id} size={item.nbytes}",
+            b"type=eviction key=%s fetch=%s ttl=%d la=%d clsid=%d size=%d"
+            % (uriencode(key), fetched, ttl, item.idle, class_id, item.nbytes),
         )
 
     def connection_opened(self, fd: int, address: object) -> None:
-        if self._counts[CONNEVENTS]:
-            self.emit(CONNEVENTS, f"type=conn_new {_remote(address)} cfd={fd}")
+        if self._of_kind[CONNEVENTS]:
+            self.emit(CONNEVENTS, b"type=conn_new %s cfd=%d" % (_remote(address), fd))
 
     def connection_closed(self, fd: int, address: object, reason: str) -> None:
         self.remove(fd)
-        if self._counts[CONNEVENTS]:
-            self.emit(CONNEVENTS, f"type=conn_close {_remote(address)} reason={reason} cfd={fd}")
+        if self._of_kind[CONNEVENTS]:
+            self.emit(
+                CONNEVENTS,
+                b"type=conn_close %s reason=%s cfd=%d" % (_remote(address), reason.encode(), fd),
+            )
 
 
-_URI_SAFE: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-
-
-def uri(key: bytes) -> str:
-    """A key as memcached writes it in log lines and metadump: URI-encoded."""
-    if not key.translate(None, _URI_SAFE):
-        return key.decode("ascii")  # nothing to escape: the usual key
-    return urllib.parse.quote_from_bytes(key, safe="")
-
-
-def _remote(address: object) -> str:
+def _remote(address: object) -> bytes:
     if isinstance(address, tuple) and len(address) >= 2:
-        return f"rip={address[0]} rport={address[1]} transport=tcp"
-    return "rip=local rport=0 transport=local"
+        return b"rip=%s rport=%d transport=tcp" % (str(address[0]).encode(), int(address[1]))
+    return b"rip=local rport=0 transport=local"

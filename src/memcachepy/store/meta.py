@@ -29,10 +29,10 @@ from memcachepy.store.items import (
     OFF_IFLAGS,
     READ_FIELDS_LRU,
     STALE,
-    TIMES,
     U64,
     WIN_SENT,
     ReadFields,
+    ReadKeyFields,
 )
 from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
@@ -122,20 +122,18 @@ def lookup_state(cache: Cache, key: bytes) -> tuple[int, int, int]:
     ``watch fetchers`` logs it for the lookup every store, delete and incr/decr makes
     first. The class and length are those of a found item only, as memcached's log.
     """
-    cid = cache.index.get(key)
+    found: tuple[int, ReadKeyFields] = cache.index.lookup(key)  # typed: compiled, C ints
+    cid, header = found
     if cid < 0:
         return 0, 0, 0
-    page = cache.slabs.pages[cid >> PAGE_SHIFT]
-    off = cid & OFFSET_MASK
-    cas, exptime, atime = TIMES.unpack_from(page, off + OFF_CAS)
+    exptime = header[0]
     now = cache.now()
     oldest = cache.oldest_live
-    if oldest and oldest <= now and cache.is_flushed(cas, atime):
+    if oldest and oldest <= now and cache._flushed(cid):
         return 2, 0, 0
     if exptime and exptime <= now:
         return 3, 0, 0
-    _, _, _, _, _, _, nbytes, _, _, _, _ = HEADER.unpack_from(page, off)
-    return 1, cache.slabs.page_class[cid >> PAGE_SHIFT], int(nbytes)
+    return 1, cache.slabs.page_class[cid >> PAGE_SHIFT], header[1]
 
 
 # -- meta commands ---------------------------------------------------------------------
