@@ -6,6 +6,11 @@ socket it opened before it returns. Add one with the decorator::
 
     @attack("name", "what it does", flags=("-c", "256"))
     def name(address: Address, scale: Scale) -> str: ...
+
+In ``flags``, :data:`PORT` stands for the daemon's TCP port (``-U`` takes the same number)
+and :data:`AUTH_FILE` for an ``-Y`` file holding :data:`LOGIN`, which the runner's checker
+then sends first on each connection. The other attack modules (dumps, watch, UDP, auth)
+register here when the package imports them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 Address = tuple[str, int]
+
+PORT = "{port}"
+AUTH_FILE = "{auth_file}"
+LOGIN = b"checker secret"  # an -Y user and password, as the auth set's data carries them
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,11 @@ class Attack:
     about: str
     run: Callable[[Address, Scale], str]
     flags: tuple[str, ...] = ()  # daemon flags beyond -m (the same for both daemons)
+
+    @property
+    def login(self) -> bytes:
+        """What a client sends first: LOGIN under -Y, nothing otherwise."""
+        return LOGIN if AUTH_FILE in self.flags else b""
 
 
 ATTACKS: dict[str, Attack] = {}

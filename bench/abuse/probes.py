@@ -72,8 +72,26 @@ def read_until(sock: socket.socket, ending: bytes, deadline: float) -> bytes:
     return buf
 
 
-def _check(address: tuple[str, int], stop: float, pipe: Connection) -> None:
-    """The checker's process: set then get its own keys until ``stop`` (monotonic)."""
+def auth_request(login: bytes) -> bytes:
+    """memcached's -Y authentication: a set whose data is ``user password``."""
+    return b"set auth 0 0 %d\r\n%s\r\n" % (len(login), login)
+
+
+def server_stats(address: tuple[str, int]) -> dict[str, str]:
+    """The daemon's ``stats``, name to value (``pid`` finds its process)."""
+    with socket.create_connection(address, timeout=10) as sock:
+        sock.sendall(b"stats\r\n")
+        reply = read_until(sock, b"END\r\n", time.monotonic() + 10).decode("ascii", "replace")
+    return {
+        fields[1]: fields[2]
+        for fields in (line.split(" ", 2) for line in reply.splitlines())
+        if len(fields) == 3 and fields[0] == "STAT"
+    }
+
+
+def _check(address: tuple[str, int], login: bytes, stop: float, pipe: Connection) -> None:
+    """The checker's process: set then get its own keys until ``stop`` (monotonic); with a
+    ``login``, authenticate each new connection first."""
     pairs = errors = 0
     times: list[float] = []
     sock: socket.socket | None = None
@@ -85,6 +103,11 @@ def _check(address: tuple[str, int], stop: float, pipe: Connection) -> None:
         try:
             if sock is None:
                 sock = socket.create_connection(address, timeout=CHECK_TIMEOUT)
+                if login:
+                    sock.sendall(auth_request(login))
+                    reply = read_until(sock, b"\r\n", time.monotonic() + CHECK_TIMEOUT)
+                    if reply != b"STORED\r\n":
+                        raise ValueError(reply[:80])
             for request, ending, expected in (
                 (b"set %s 0 0 20\r\n%s\r\n" % (key, value), b"\r\n", b"STORED\r\n"),
                 (b"get %s\r\n" % key, b"END\r\n", b"VALUE %s 0 20\r\n%s\r\nEND\r\n" % (key, value)),
@@ -113,11 +136,11 @@ class Checker:
     """A well-behaved client in a process of its own (so that the attack's work in this
     one never delays it): ``with Checker(address) as checker: ...; checker.result``."""
 
-    def __init__(self, address: tuple[str, int], limit: float = 600.0) -> None:
+    def __init__(self, address: tuple[str, int], limit: float = 600.0, login: bytes = b"") -> None:
         context = multiprocessing.get_context("fork")
         self._pipe, child = context.Pipe()
         self._proc = context.Process(
-            target=_check, args=(address, time.monotonic() + limit, child), daemon=True
+            target=_check, args=(address, login, time.monotonic() + limit, child), daemon=True
         )
         self.result = CheckerResult(0, 0, 0.0, 0.0)
 

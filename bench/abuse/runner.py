@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import resource
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.abuse import servers
-from bench.abuse.attacks import ATTACKS, Attack, Scale
+from bench.abuse.attacks import ATTACKS, AUTH_FILE, Attack, Scale
 from bench.abuse.probes import MB, Checker, PeakRss, rss
 
 SETTLE = 1.0  # seconds after an attack before RSS "after" is read
@@ -36,11 +38,22 @@ def raise_fd_limit() -> None:
 
 
 def run_one(attack: Attack, daemon_name: str, scale: Scale) -> Row:
-    flags = ["-m", str(scale.memory_mb), "-c", "4096", *attack.flags]
-    daemon = servers.start(daemon_name, flags)
+    flags = list(attack.flags)
+    with tempfile.TemporaryDirectory(prefix="abuse-") as scratch:
+        if attack.login:
+            auth_file = Path(scratch) / "auth"
+            # -Y's format is user:password; the login carries them space-separated.
+            auth_file.write_bytes(attack.login.replace(b" ", b":", 1) + b"\n")
+            flags = [flag.replace(AUTH_FILE, str(auth_file)) for flag in flags]
+        return _run_with_flags(attack, daemon_name, scale, flags)
+
+
+def _run_with_flags(attack: Attack, daemon_name: str, scale: Scale, flags: list[str]) -> Row:
+    flags = ["-m", str(scale.memory_mb), "-c", "4096", *flags]
+    daemon = servers.start(daemon_name, flags, attack.login)
     try:
         pid = daemon.proc.pid
-        with Checker(daemon.address) as checker:
+        with Checker(daemon.address, login=attack.login) as checker:
             time.sleep(0.5)  # the checker's keys stored: part of "before"
             before = rss(pid)
             with PeakRss(pid) as peak:

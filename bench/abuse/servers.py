@@ -10,6 +10,9 @@ import sys
 import time
 from dataclasses import dataclass
 
+from bench.abuse.attacks import PORT
+from bench.abuse.probes import auth_request, read_until
+
 HOST = "127.0.0.1"  # attacks stay on loopback
 MEMCACHED = "/usr/bin/memcached"
 
@@ -43,17 +46,22 @@ class Daemon:
     name: str
     proc: subprocess.Popen[bytes]
     port: int
+    login: bytes = b""  # under -Y: what a client must send first
 
     @property
     def address(self) -> tuple[str, int]:
         return (HOST, self.port)
 
     def alive(self) -> bool:
-        """Still running and answering ``version``."""
+        """Still running and answering ``version`` (after the login, under -Y)."""
         if self.proc.poll() is not None:
             return False
         try:
             with socket.create_connection(self.address, timeout=3) as sock:
+                if self.login:
+                    sock.sendall(auth_request(self.login))
+                    if read_until(sock, b"\r\n", time.monotonic() + 3) != b"STORED\r\n":
+                        return False
                 sock.sendall(b"version\r\n")
                 return sock.recv(100).startswith(b"VERSION ")
         except OSError:
@@ -69,13 +77,16 @@ class Daemon:
                 self.proc.wait(5)
 
 
-def start(name: str, flags: list[str], timeout: float = 20.0) -> Daemon:
-    """Start ``name`` with ``flags`` on a free loopback port; wait until it answers."""
+def start(name: str, flags: list[str], login: bytes = b"", timeout: float = 20.0) -> Daemon:
+    """Start ``name`` with ``flags`` on a free loopback port; wait until it answers.
+    ``PORT`` in a flag is that port's number (for -U: UDP's port space is another, where
+    the same number is almost always free too; a clash fails the start)."""
     port = free_port()
+    flags = [flag.replace(PORT, str(port)) for flag in flags]
     proc = subprocess.Popen(
         ARGV[name](port, flags), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    daemon = Daemon(name, proc, port)
+    daemon = Daemon(name, proc, port, login)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
