@@ -52,6 +52,9 @@ class Attack:
     about: str
     run: Callable[[Address, Scale], str]
     flags: tuple[str, ...] = ()  # daemon flags beyond -m (the same for both daemons)
+    # What the daemon holds before the attack (a filled cache), made before the checker
+    # starts and RSS "before" is read: the row measures the attack alone.
+    prepare: Callable[[Address, Scale], None] | None = None
 
     @property
     def login(self) -> bytes:
@@ -63,12 +66,15 @@ ATTACKS: dict[str, Attack] = {}
 
 
 def attack(
-    name: str, about: str, flags: tuple[str, ...] = ()
+    name: str,
+    about: str,
+    flags: tuple[str, ...] = (),
+    prepare: Callable[[Address, Scale], None] | None = None,
 ) -> Callable[[Callable[[Address, Scale], str]], Callable[[Address, Scale], str]]:
     """Register an attack under ``name`` (the runner's order is the registration order)."""
 
     def register(run: Callable[[Address, Scale], str]) -> Callable[[Address, Scale], str]:
-        ATTACKS[name] = Attack(name, about, run, flags)
+        ATTACKS[name] = Attack(name, about, run, flags, prepare)
         return run
 
     return register

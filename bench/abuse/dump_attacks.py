@@ -1,7 +1,7 @@
 """Attacks with the dump commands: ``lru_crawler metadump`` and ``stats cachedump``.
 
-Each fills its fresh daemon first (the fill is part of the row's RSS peak; what the dump
-itself costs is measured around it and given in the note).
+Each fills its fresh daemon first, in the attack's ``prepare`` step: the row's RSS and the
+checker's replies are those of the dumps alone.
 """
 
 from __future__ import annotations
@@ -65,9 +65,22 @@ def read_dump(sock: socket.socket, deadline: float, pause: float = 0.0) -> tuple
     return "timeout", lines
 
 
-@attack("metadump", "10 connections send lru_crawler metadump all at once, cache filled")
-def metadump(address: Address, scale: Scale) -> str:
+def fill_memory(address: Address, scale: Scale) -> None:
+    """As many 1,000-byte values as -m holds."""
     fill(address, scale.memory_mb * MB // 1000, 1000)
+
+
+def fill_small(address: Address, scale: Scale) -> None:
+    """1,000,000 10-byte values (a tenth in the quick form)."""
+    fill(address, scale.count(SMALL_ITEMS), 10)
+
+
+@attack(
+    "metadump",
+    "10 connections send lru_crawler metadump all at once, cache filled",
+    prepare=fill_memory,
+)
+def metadump(address: Address, scale: Scale) -> str:
     with sockets() as opened:
         for _ in range(10):
             sock = connect(address)
@@ -85,9 +98,12 @@ def metadump(address: Address, scale: Scale) -> str:
     return ", ".join(parts)
 
 
-@attack("slow-metadump", "a metadump of 1,000,000 small items, read 64 KB every 50 ms")
+@attack(
+    "slow-metadump",
+    "a metadump of 1,000,000 small items, read 64 KB every 50 ms",
+    prepare=fill_small,
+)
 def slow_metadump(address: Address, scale: Scale) -> str:
-    fill(address, scale.count(SMALL_ITEMS), 10)
     stats = server_stats(address)
     pid = int(stats["pid"])
     seconds = 2 * scale.hold
@@ -137,9 +153,12 @@ def cold_class(sock: socket.socket, seconds: float) -> int:
         time.sleep(0.3)
 
 
-@attack("cachedump", "stats cachedump of the fullest class 5 times, 1,000,000 small items")
+@attack(
+    "cachedump",
+    "stats cachedump of the fullest class 5 times, 1,000,000 small items",
+    prepare=fill_small,
+)
 def cachedump(address: Address, scale: Scale) -> str:
-    fill(address, scale.count(SMALL_ITEMS), 10)
     sizes = []
     with sockets() as opened:
         sock = connect(address, timeout=30)

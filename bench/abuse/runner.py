@@ -53,6 +53,8 @@ def _run_with_flags(attack: Attack, daemon_name: str, scale: Scale, flags: list[
     daemon = servers.start(daemon_name, flags, attack.login)
     try:
         pid = daemon.proc.pid
+        if attack.prepare is not None:
+            attack.prepare(daemon.address, scale)
         with Checker(daemon.address, login=attack.login) as checker:
             time.sleep(0.5)  # the checker's keys stored: part of "before"
             before = rss(pid)
