@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from memcachepy.ops.stats_report import segment_counts, segment_hits
 from memcachepy.store.cache import Cache
-from memcachepy.store.items import SEG_COLD, SEG_HOT, SEG_TEMP, SEG_WARM
+from memcachepy.store.items import SEG_COLD, SEG_HOT, SEG_SHIFT, SEG_TEMP, SEG_WARM
 from memcachepy.store.results import StoreMode, StoreResult
 from memcachepy.store.tuning import StoreTuning
 from tests.store.clock import FakeClock
@@ -195,3 +198,39 @@ def test_scan_resistance_segmented_versus_flat() -> None:
     flat, flat_late = scan_hit_rate(False)
     assert segmented > 0.9
     assert flat < 0.3 and flat_late < 0.05
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 11), st.sampled_from([SEG_HOT, SEG_WARM, SEG_COLD]))))
+def test_moves_keep_every_list_whole_in_both_directions(
+    moves: list[tuple[int, int]],
+) -> None:
+    cache = Cache(8 * MB, clock=FakeClock())
+    cache.tuning.lru_maintainer = False
+    for i in range(12):
+        cache.store(StoreMode.SET, b"k%d" % i, 0, 0, b"v")
+    items = cache.items
+    cids = [cache._index[b"k%d" % i] for i in range(12)]
+    model: dict[int, list[int]] = {seg: [] for seg in (SEG_HOT, SEG_WARM, SEG_COLD)}
+    model[SEG_HOT] = list(reversed(cids))  # stored last: at the head
+    for which, seg in moves:
+        cid = cids[which]
+        for members in model.values():
+            if cid in members:
+                members.remove(cid)
+        model[seg].insert(0, cid)
+        items.move(cid, 1, seg)
+        for each, members in model.items():
+            lru = 1 | each << SEG_SHIFT
+            forward, cid_at = [], items.heads[lru]
+            while cid_at >= 0:
+                forward.append(cid_at)
+                cid_at = items.toward_tail(cid_at)
+            backward, cid_at = [], items.tails[lru]
+            while cid_at >= 0:
+                backward.append(cid_at)
+                cid_at = items.toward_head(cid_at)
+            assert forward == members and backward == members[::-1]
+            assert items.seg_counts[lru] == len(members)
+            assert all(items.segment(c) == each for c in members)
+    assert items.counts[1] == 12
