@@ -10,9 +10,8 @@ not read until its replies are gone (backpressure); one that used up its budget 
 requests still buffered is served again next round, after the others.
 
 Per-connection tasks remain only for TLS (handshake and records). They run the same
-synchronous steps, which
-live in :mod:`memcachepy.server.multiplexer` (compiled with mypyc where a compiler is present);
-this module is the part that awaits.
+synchronous steps, which live in :mod:`memcachepy.server.multiplexer` (compiled with mypyc
+where a compiler is present); this module is the part that awaits.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from collections.abc import Callable
 
 import trio
 
-from memcachepy.dispatch.reply import Reply
 from memcachepy.server.multiplexer import (
     AGAIN,
     CLOSE,
@@ -143,15 +141,6 @@ class ConnectionLoop:
             out.append((f"{fd}:addr", conn.peer))
             out.append((f"{fd}:state", "conn_parse_cmd"))
         return out
-
-    async def send_all(self, conn: Connection, pieces: list[Reply]) -> None:
-        """Send from a task, waiting while the socket is full (watch streams)."""
-        conn.out.extend(pieces)
-        if self.mux.send(conn):
-            return
-        while conn.unsent:
-            await trio.lowlevel.wait_writable(conn.sock)
-            self.mux.send_unsent(conn)
 
     # -- the multiplexing task ---------------------------------------------------------
 

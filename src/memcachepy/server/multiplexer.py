@@ -401,16 +401,8 @@ class Multiplexer:
             return WRITE
         assert conn.log is not None
         lines = conn.log.take()
-        if not lines:
+        if not lines or self.send_buffer(conn, b"".join(lines)):
             return READ
-        data = b"".join(lines)
-        try:
-            sent = conn.sock.send(data)
-        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
-            sent = 0
-        if sent == len(data):
-            return READ
-        conn.unsent = [memoryview(data)[sent:] if sent else data]
         return WRITE
 
     def unregister(self, conn: Connection) -> None:
@@ -613,6 +605,12 @@ class Multiplexer:
         # The common case: one send of one buffer, and the list kept for the next replies.
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
+        return self.send_buffer(conn, data)
+
+    @staticmethod
+    def send_buffer(conn: Connection, data: Reply) -> bool:
+        """One send of ``data``; False if the socket took only part (the rest waits in
+        ``conn.unsent``)."""
         try:
             sent = conn.sock.send(data)
         except (BlockingIOError, ssl.SSLWantWriteError):
