@@ -430,7 +430,7 @@ class Dispatcher(RequestSink):
 
     def plain(self) -> bool:
         """Whether the fast-path requests go to their own handlers: no observer (``-vv``,
-        ``watch``, latency sampling) wraps them, so the parser may call them directly.
+        latency sampling, a warm-up) wraps them, so the parser may call them directly.
 
         Asked once per read, so it is a flag, which :meth:`handlers_changed` keeps."""
         return self._plain

@@ -2,8 +2,8 @@
 
 The dispatcher finds each event's handler in a table keyed by event type.
 :class:`RequestHooks` wraps entries of that table in place, and only the entries some
-observer wants right now: command logging at ``-vv``, ``watch fetchers|mutations`` and the
-sampled latency histogram of ``--metrics-port``. With no observer active the table holds the
+observer wants right now: command logging at ``-vv``, the sampled latency histogram of
+``--metrics-port`` and a warm-up's record of deletes. With no observer active the table holds the
 dispatcher's own handlers, so the request path is exactly what it is without this module.
 
 A layer is ``layer(event, out, call) -> outcome``: it may look at the event, call ``call``
@@ -43,7 +43,7 @@ class RequestHooks:
     """Keeps a handler table wrapped by exactly the layers that want each event type.
 
     Layers are registered once with a ``wants(event_type)`` predicate; call :meth:`refresh`
-    whenever an answer may have changed (a watcher came or went, the verbosity changed).
+    whenever an answer may have changed (a warm-up began or ended, the verbosity changed).
     Layers registered first sit innermost, next to the handler.
     """
 

@@ -181,11 +181,15 @@ class WatchHub:
 
     def emit(self, kind: str, body: bytes) -> None:
         """Queue one log line (``type=... key=...``) for every watcher of ``kind``."""
+        self._queue(kind, self._stamp().encode("ascii") + body + b"\n")
+
+    def _stamp(self) -> str:
+        """A line's start: its time and its number (``ts=... gid=... ``)."""
         self._gid += 1
         now = time.time()
         seconds = int(now)
-        micros = int((now - seconds) * 1_000_000)
-        self._queue(kind, b"ts=%d.%06d gid=%d %s\n" % (seconds, micros, self._gid, body))
+        micros = str(int((now - seconds) * 1_000_000) + 1_000_000)[1:]  # six digits
+        return f"ts={seconds}.{micros} gid={self._gid} "
 
     def _queue(self, kind: str, line: bytes) -> None:
         counters = self.counters
@@ -200,14 +204,10 @@ class WatchHub:
     def looked_up(self, key: bytes) -> None:
         """``item_get``: what the lookup a request is about to make will meet."""
         state, class_id, size = lookup_state(self.cache, key)
-        # emit(), inlined: the one line per request while someone watches fetchers.
-        self._gid += 1
-        now = time.time()
-        seconds = int(now)
-        micros = str(int((now - seconds) * 1_000_000) + 1_000_000)[1:]  # six digits
-        # A str formatted and encoded: compiled, about half the cost of bytes' % operator.
+        # One str formatted and encoded (the line per request while someone watches
+        # fetchers): compiled, about half the cost of bytes' % operator.
         line = (
-            f"ts={seconds}.{micros} gid={self._gid} type=item_get "
+            f"{self._stamp()}type=item_get "
             f"key={uriencode(key).decode('ascii')} status={_LOOKUP_STATUS[state]} "
             f"clsid={class_id} cfd={CURRENT_CONNECTION.get()} size={size}\n"
         )
