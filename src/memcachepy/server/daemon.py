@@ -213,7 +213,7 @@ class Server:
                             sock, lambda first: self._session(first, "auto"), self.counters
                         )
                         acceptors.start_soon(udp.serve)
-                    maintenance.start(acceptors, self.cache, self.settings.store)
+                    maintenance.start(acceptors, self.cache, self.settings.store, self.loop.mux)
                     if self.warmup is not None:
                         acceptors.start_soon(self.warmup.run)
                     if self.settings.cluster_dns and self.cluster is not None:
