@@ -102,22 +102,28 @@ class LruTurns:
         self.spent = 0.0
 
 
-async def lru_maintainer(turns: LruTurns) -> None:
+async def lru_maintainer(turns: LruTurns, loop: Multiplexer) -> None:
     """Run the turns the connection loop does not: those due while it waits for requests.
 
     While the loop runs turns itself, this task only looks every LOOP_HANDOFF seconds
-    whether it still does."""
-    while True:
-        now = time.monotonic()
-        if now >= turns.due:
-            turns.run(now)
-        wait = turns.due - time.monotonic()
-        if now - turns.loop_ran < LOOP_HANDOFF:
-            wait = max(wait, LOOP_HANDOFF)
-        if wait > 0:
-            await trio.sleep(wait)
-        else:
-            await trio.lowlevel.checkpoint()
+    whether it still does. Once the task is cancelled (the daemon stops), the loop runs no
+    more turns either."""
+    loop.timed = turns.from_loop
+    loop.due = turns.due
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= turns.due:
+                turns.run(now)
+            wait = turns.due - time.monotonic()
+            if now - turns.loop_ran < LOOP_HANDOFF:
+                wait = max(wait, LOOP_HANDOFF)
+            if wait > 0:
+                await trio.sleep(wait)
+            else:
+                await trio.lowlevel.checkpoint()
+    finally:
+        loop.due = math.inf
 
 
 async def lru_crawler(cache: Cache, tuning: StoreTuning) -> None:
@@ -170,10 +176,7 @@ async def extstore_worker(cache: Cache, ext: Extstore, max_sleep: Callable[[], i
 def start(nursery: trio.Nursery, cache: Cache, tuning: StoreTuning, loop: Multiplexer) -> None:
     """Start the store's tasks in ``nursery`` (they run until it is cancelled); ``loop``
     runs the LRU maintainer's turns while it is busy."""
-    turns = LruTurns(cache, tuning)
-    loop.timed = turns.from_loop
-    loop.due = 0.0
-    nursery.start_soon(lru_maintainer, turns)
+    nursery.start_soon(lru_maintainer, LruTurns(cache, tuning), loop)
     nursery.start_soon(lru_crawler, cache, tuning)
     nursery.start_soon(slab_mover, cache)
     nursery.start_soon(index_expander, cache)
