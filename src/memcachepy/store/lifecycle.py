@@ -372,6 +372,12 @@ class ItemLifecycle:
         class_id, ncont = self.items.plan(stream_len)
         if not reclaimed and not self.tuning.lru_segmented:
             self._reclaim_flat(class_id, now)
+        if not ncont and iflags == LINKED:
+            old = self._index.again(key)  # store() looked it up
+            if old >= 0 and self._rewrite(
+                old, key, flags, rel_exptime, data, now, prefix, class_id
+            ):
+                return old
         chunks = self.alloc_chunks(class_id, 1 + ncont, now)
         old = self._index.again(key)  # store() looked it up; alloc_chunks may have evicted
         if chunks is None:
@@ -419,6 +425,75 @@ class ItemLifecycle:
         if self.sizes is not None:
             self.sizes[(size + 31) // 32] += 1
         return head
+
+    def _rewrite(
+        self,
+        cid: int,
+        key: bytes,
+        flags: int,
+        rel_exptime: int,
+        data: bytes,
+        now: int,
+        prefix: bytes,
+        class_id: int,
+    ) -> bool:
+        """:meth:`write_item` over the item in ``cid``, which holds ``key``: a new CAS, header
+        and value, linked at the head of its list. False, doing nothing, where that would
+        differ from memcached's set.
+
+        memcached allocates the new item, then frees the old one. When the class has a free
+        chunk, that allocation takes it and evicts nothing, and the old chunk is free after:
+        the same counts, stats and lists as writing the new item over the old one, which
+        skips the allocation, the free and the index update. Not for a chunked item, one on
+        flash, or one on a page being emptied (the mover may have passed its chunk).
+        """
+        slabs = self.slabs
+        number = cid >> PAGE_SHIFT
+        if (
+            self.extstore is not None
+            or slabs.page_class[number] != class_id
+            or number == slabs.moving
+            or not slabs.classes[class_id].free
+        ):
+            return False
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        off = cid & OFFSET_MASK
+        header: ReadFields = UNPACK_READ_FIELDS_LRU(page, off + OFF_CAS)  # typed: C ints
+        if header[8]:  # continuations
+            return False
+        old_size = self.item_total(header[5], header[3], header[4])
+        items = self.items
+        items.unlink(cid, class_id)
+        tuning = self.tuning
+        seg = SEG_HOT if tuning.lru_segmented else SEG_COLD
+        if rel_exptime:
+            if tuning.temp_lru and rel_exptime - now <= tuning.temporary_ttl:
+                seg = SEG_TEMP
+            if rel_exptime < self.crawler.due:
+                self.crawler.due = rel_exptime
+        fields = (
+            -1,
+            -1,
+            self.next_cas(),
+            rel_exptime,
+            now,
+            flags,
+            len(data),
+            len(key),
+            LINKED,
+            len(prefix),
+            0,
+        )
+        items.write(cid, [], (key, prefix, data, self.framing.suffix), fields, seg)
+        items.link_new(cid, class_id | seg << SEG_SHIFT)
+        size = self.item_total(len(key), flags, len(data))
+        self.bytes += size - old_size
+        self.counters.total_items += 1
+        self.counters.classes[class_id].mem_requested += size - old_size
+        if self.sizes is not None:
+            self.sizes[(old_size + 31) // 32] -= 1
+            self.sizes[(size + 31) // 32] += 1
+        return True
 
     def remove(self, cid: int) -> None:
         """Unlink an item: index, LRU, chunks, accounting."""

@@ -312,8 +312,10 @@ def meta_incr_decr(
     result, value = cache.incr_decr(key, incr, delta)
     if result != DeltaResult.OK:
         return _META_DELTA[result], 0, None, False
-    now_cid = cache.index[key]
-    return MetaResult.DONE, value, meta_item(cache, now_cid), now_cid != cid
+    # A number longer than the value it replaces is a new item (Cache.incr_decr), even
+    # when written over the old one's chunk.
+    grew = len(b"%d" % value) > nbytes
+    return MetaResult.DONE, value, meta_item(cache, cache.index[key]), grew
 
 
 def meta_debug(cache: Cache, key: bytes) -> ItemDebug | None:
