@@ -260,3 +260,33 @@ def test_a_request_that_adds_an_observer_ends_the_batch() -> None:
     parser.receive_data(b"get a\r\nverbosity 2\r\nget b\r\n")
     assert parser.serve(sink, [], 100, 1 << 30) == (NOT_PLAIN, 2)
     assert parser.next_event() == ev.Retrieve([b"b"], False, None)
+
+
+WORDS = [b"get", b"gets", b"gat", b"set", b"add", b"delete", b"incr", b"touch", b"mg", b"ms"]
+WORDS += [b"k", b"a", b"0", b"1", b"3", b"-1", b"v", b"noreply", b"abc", b"\0"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(WORDS), min_size=0, max_size=6),
+            st.lists(st.sampled_from([b" ", b" ", b"  ", b"\t"]), min_size=8, max_size=8),
+            st.booleans(),
+            st.booleans(),
+        ),
+        max_size=6,
+    ),
+    st.integers(0, 200),
+)
+def test_any_spacing_hands_over_the_events_of_next_event(
+    lines: list[tuple[list[bytes], list[bytes], bool, bool]], cut: int
+) -> None:
+    """Leading, trailing and doubled spaces: the fast paths take a line only where the
+    general rules read it the same way."""
+    data = b""
+    for words, gaps, lead, trail in lines:
+        line = words[0] if words else b""
+        for word, gap in zip(words[1:], gaps, strict=False):
+            line += gap + word
+        data += (b" " if lead else b"") + line + (b" " if trail else b"") + b"\r\n"
+    assert serve_in_two(data, min(cut, len(data))) == parse_all(data)
