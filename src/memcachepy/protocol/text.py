@@ -127,6 +127,18 @@ _BIT_Q: Final = 1 << (ord("q") & 63)
 _BIT_U: Final = 1 << (ord("u") & 63)
 
 
+def _single_spaced(tokens: list[bytes]) -> bool:
+    """No empty token: the line split held no leading, trailing or doubled space.
+
+    A loop over the lengths, not ``b"" not in tokens``: compiled, that is a length read a
+    token, where ``in`` makes a generic compare of each token with ``b""``.
+    """
+    for token in tokens:
+        if not token:
+            return False
+    return True
+
+
 def _keys_fit(tokens: list[bytes]) -> bool:
     """Whether no token is longer than a key may be (a loop: compiled, that is C, where
     ``max(map(len, tokens))`` is two calls of Python builtins)."""
@@ -215,20 +227,12 @@ class TextParser(TextEventParser):
             key = line[4:]
             if key and 32 not in key and 0 not in key:
                 return sink.retrieve([key], False, None, out)
+        tokens = line.split(b" ") if len(line) <= LONG_LINE else [b""]
         # The fast paths take only lines the general rules would read the same way: single
         # spaces, no NUL, every key within the limit, not long. Anything else goes the long way.
-        # Single spaces are checked on the line, not as an empty token after the split: one
-        # search in C instead of a compare per token. 0, not b"\0": for a bytes operand,
-        # bytes.__contains__ first fails (and clears) an int conversion, which costs more
-        # than the search.
-        if (
-            0 < len(line) <= LONG_LINE
-            and line[0] != 32
-            and line[-1] != 32
-            and b"  " not in line
-            and 0 not in line
-        ):
-            tokens = line.split(b" ")
+        # 0, not b"\0": for a bytes operand, bytes.__contains__ first fails (and clears) an
+        # int conversion, which costs more than the search.
+        if _single_spaced(tokens) and 0 not in line:
             command = tokens[0]
             ntokens = len(tokens)
             retrieval = RETRIEVALS.get(command)
