@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memcachepy.protocol import events as ev
-from memcachepy.protocol.text import RequestSink, TextParser
+from memcachepy.protocol.text import _CAS, _TOUCH, RequestSink, TextParser, _retrieval
+from memcachepy.protocol.text_events import RETRIEVALS
 from memcachepy.protocol.wire import NOT_PLAIN, OUTPUT_FULL
 from tests.protocol.test_text import PIPELINE, parse_all
 
@@ -290,3 +291,12 @@ def test_any_spacing_hands_over_the_events_of_next_event(
             line += gap + word
         data += (b" " if lead else b"") + line + (b" " if trail else b"") + b"\r\n"
     assert serve_in_two(data, min(cut, len(data))) == parse_all(data)
+
+
+@given(st.binary(max_size=5) | st.sampled_from([*RETRIEVALS, b"get ", b"Get", b"gatss"]))
+def test_the_fast_paths_retrievals_are_the_general_rules(command: bytes) -> None:
+    got = _retrieval(command)
+    if command in RETRIEVALS:
+        assert (bool(got & _CAS), bool(got & _TOUCH)) == RETRIEVALS[command] and got >= 0
+    else:
+        assert got == -1

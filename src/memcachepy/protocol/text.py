@@ -19,7 +19,7 @@ from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.numbers import parse_i32, parse_u32, parse_u64
 from memcachepy.protocol.replies import count_replies
-from memcachepy.protocol.text_events import RETRIEVALS, TextEventParser
+from memcachepy.protocol.text_events import TextEventParser
 from memcachepy.protocol.wire import (
     BAD_DATA_CHUNK,
     KEY_MAX_LENGTH,
@@ -112,7 +112,9 @@ class RequestSink:
 
 
 _CHECK_PIECES: Final = 8  # replies between two checks of the output bound
-_FAST_STORAGE: Final = frozenset((b"set", b"add", b"replace"))
+# What _retrieval answers for gets and gat/gats (bits of one int).
+_CAS: Final = 1
+_TOUCH: Final = 2
 # What _serve_meta returns for a line the general rules must read.
 _GENERAL: Final = -100
 # The meta flags the fast paths take, each at most once: single letters (no token), O with
@@ -125,6 +127,28 @@ _MD_FAST: Final = b"qk"
 _BIT_V: Final = 1 << (ord("v") & 63)
 _BIT_Q: Final = 1 << (ord("q") & 63)
 _BIT_U: Final = 1 << (ord("u") & 63)
+
+
+def _retrieval(command: bytes) -> int:
+    """For get, gets, gat and gats, which of _CAS and _TOUCH they ask; else -1.
+
+    Compares, not a dict (text_events.RETRIEVALS): compiled, each is a length check and a
+    memcmp, where a dict lookup hashes the command, a new bytes object on every line.
+    """
+    if command == b"get":
+        return 0
+    if command == b"gets":
+        return _CAS
+    if command == b"gat":
+        return _TOUCH
+    if command == b"gats":
+        return _CAS | _TOUCH
+    return -1
+
+
+def _fast_storage(command: bytes) -> bool:
+    """set, add and replace: the storage commands the fast path takes."""
+    return command == b"set" or command == b"add" or command == b"replace"
 
 
 def _single_spaced(tokens: list[bytes]) -> bool:
@@ -235,9 +259,10 @@ class TextParser(TextEventParser):
         if _single_spaced(tokens) and 0 not in line:
             command = tokens[0]
             ntokens = len(tokens)
-            retrieval = RETRIEVALS.get(command)
-            if retrieval is not None:
-                with_cas, touches = retrieval
+            retrieval = _retrieval(command)
+            if retrieval >= 0:
+                with_cas = bool(retrieval & _CAS)
+                touches = bool(retrieval & _TOUCH)
                 # A line no longer than a key past its command holds no key too long.
                 short = len(line) - len(command) <= KEY_MAX_LENGTH + 1
                 if not touches:
@@ -254,7 +279,7 @@ class TextParser(TextEventParser):
                     return served
             elif ntokens <= MAX_TOKENS:
                 noreply = tokens[-1] == b"noreply"
-                if command in _FAST_STORAGE and ntokens == 5 + noreply:
+                if ntokens == 5 + noreply and _fast_storage(command):
                     return self._serve_storage(command, tokens, noreply, sink, out)
                 if ntokens > 1 and len(tokens[1]) <= KEY_MAX_LENGTH:
                     if command == b"delete" and ntokens == 2 + noreply:
