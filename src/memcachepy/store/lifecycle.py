@@ -389,13 +389,7 @@ class ItemLifecycle:
             self._release(old)  # its index entry is pointed at the new item below
         head = chunks[0]
         cas = self.next_cas()
-        tuning = self.tuning
-        seg = SEG_HOT if tuning.lru_segmented else SEG_COLD
-        if rel_exptime:
-            if tuning.temp_lru and rel_exptime - now <= tuning.temporary_ttl:
-                seg = SEG_TEMP
-            if rel_exptime < self.crawler.due:
-                self.crawler.due = rel_exptime
+        seg = self._segment_for(rel_exptime, now)
         lru = class_id | seg << SEG_SHIFT
         items = self.items
         # The header's links are written only for a memory file (ItemMemory.links_to_headers).
@@ -425,6 +419,18 @@ class ItemLifecycle:
         if self.sizes is not None:
             self.sizes[(size + 31) // 32] += 1
         return head
+
+    def _segment_for(self, rel_exptime: int, now: int) -> int:
+        """The list a new item is linked to (memcached's do_item_alloc); an expiry sooner
+        than any the crawler knows of is noted for it."""
+        tuning = self.tuning
+        seg = SEG_HOT if tuning.lru_segmented else SEG_COLD
+        if rel_exptime:
+            if tuning.temp_lru and rel_exptime - now <= tuning.temporary_ttl:
+                seg = SEG_TEMP
+            if rel_exptime < self.crawler.due:
+                self.crawler.due = rel_exptime
+        return seg
 
     def _rewrite(
         self,
@@ -456,7 +462,7 @@ class ItemLifecycle:
             or not slabs.classes[class_id].free
         ):
             return False
-        page = self.slabs.pages[cid >> PAGE_SHIFT]
+        page = slabs.pages[number]
         off = cid & OFFSET_MASK
         header: ReadFields = UNPACK_READ_FIELDS_LRU(page, off + OFF_CAS)  # typed: C ints
         if header[8]:  # continuations
@@ -464,13 +470,7 @@ class ItemLifecycle:
         old_size = self.item_total(header[5], header[3], header[4])
         items = self.items
         items.unlink(cid, class_id)
-        tuning = self.tuning
-        seg = SEG_HOT if tuning.lru_segmented else SEG_COLD
-        if rel_exptime:
-            if tuning.temp_lru and rel_exptime - now <= tuning.temporary_ttl:
-                seg = SEG_TEMP
-            if rel_exptime < self.crawler.due:
-                self.crawler.due = rel_exptime
+        seg = self._segment_for(rel_exptime, now)
         fields = (
             -1,
             -1,
