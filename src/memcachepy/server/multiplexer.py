@@ -250,12 +250,11 @@ class Multiplexer:
         other tasks (accept, timers, TLS connections) still run at least that often."""
         end = time.monotonic() + seconds
         self.serving = True
-        while True:
-            served = self.serve_round()
+        while self.serve_round():
             now = time.monotonic()
             if now >= self.due:
                 self.due = self.timed(now)
-            if not served or now >= end:
+            if now >= end:
                 break
         if self.logging:
             self.send_logs()
