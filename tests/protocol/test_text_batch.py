@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memcachepy.protocol import events as ev
-from memcachepy.protocol.text import _CAS, _TOUCH, RequestSink, TextParser, _retrieval
-from memcachepy.protocol.text_events import RETRIEVALS
+from memcachepy.protocol.text import RequestSink, TextParser
+from memcachepy.protocol.text_events import RETRIEVE_CAS, RETRIEVE_TOUCH, retrieval_kind
 from memcachepy.protocol.wire import NOT_PLAIN, OUTPUT_FULL
 from tests.protocol.test_text import PIPELINE, parse_all
 
@@ -293,10 +293,20 @@ def test_any_spacing_hands_over_the_events_of_next_event(
     assert serve_in_two(data, min(cut, len(data))) == parse_all(data)
 
 
+# (with_cas, touches) of each retrieval command, as memcached's process_get_command.
+RETRIEVALS = {
+    b"get": (False, False),
+    b"gets": (True, False),
+    b"gat": (False, True),
+    b"gats": (True, True),
+}
+
+
 @given(st.binary(max_size=5) | st.sampled_from([*RETRIEVALS, b"get ", b"Get", b"gatss"]))
-def test_the_fast_paths_retrievals_are_the_general_rules(command: bytes) -> None:
-    got = _retrieval(command)
+def test_the_retrievals_are_get_gets_gat_and_gats(command: bytes) -> None:
+    got = retrieval_kind(command)
     if command in RETRIEVALS:
-        assert (bool(got & _CAS), bool(got & _TOUCH)) == RETRIEVALS[command] and got >= 0
+        assert (bool(got & RETRIEVE_CAS), bool(got & RETRIEVE_TOUCH)) == RETRIEVALS[command]
+        assert got >= 0
     else:
         assert got == -1

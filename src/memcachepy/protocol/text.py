@@ -19,7 +19,12 @@ from memcachepy.protocol import events as ev
 from memcachepy.protocol.events import NEED_DATA
 from memcachepy.protocol.numbers import parse_i32, parse_u32, parse_u64
 from memcachepy.protocol.replies import count_replies
-from memcachepy.protocol.text_events import TextEventParser
+from memcachepy.protocol.text_events import (
+    RETRIEVE_CAS,
+    RETRIEVE_TOUCH,
+    TextEventParser,
+    retrieval_kind,
+)
 from memcachepy.protocol.wire import (
     BAD_DATA_CHUNK,
     KEY_MAX_LENGTH,
@@ -112,9 +117,6 @@ class RequestSink:
 
 
 _CHECK_PIECES: Final = 8  # replies between two checks of the output bound
-# What _retrieval answers for gets and gat/gats (bits of one int).
-_CAS: Final = 1
-_TOUCH: Final = 2
 # What _serve_meta returns for a line the general rules must read.
 _GENERAL: Final = -100
 # The meta flags the fast paths take, each at most once: single letters (no token), O with
@@ -127,23 +129,6 @@ _MD_FAST: Final = b"qk"
 _BIT_V: Final = 1 << (ord("v") & 63)
 _BIT_Q: Final = 1 << (ord("q") & 63)
 _BIT_U: Final = 1 << (ord("u") & 63)
-
-
-def _retrieval(command: bytes) -> int:
-    """For get, gets, gat and gats, which of _CAS and _TOUCH they ask; else -1.
-
-    Compares, not a dict (text_events.RETRIEVALS): compiled, each is a length check and a
-    memcmp, where a dict lookup hashes the command, a new bytes object on every line.
-    """
-    if command == b"get":
-        return 0
-    if command == b"gets":
-        return _CAS
-    if command == b"gat":
-        return _TOUCH
-    if command == b"gats":
-        return _CAS | _TOUCH
-    return -1
 
 
 def _fast_storage(command: bytes) -> bool:
@@ -259,10 +244,10 @@ class TextParser(TextEventParser):
         if _single_spaced(tokens) and 0 not in line:
             command = tokens[0]
             ntokens = len(tokens)
-            retrieval = _retrieval(command)
+            retrieval = retrieval_kind(command)
             if retrieval >= 0:
-                with_cas = bool(retrieval & _CAS)
-                touches = bool(retrieval & _TOUCH)
+                with_cas = bool(retrieval & RETRIEVE_CAS)
+                touches = bool(retrieval & RETRIEVE_TOUCH)
                 # A line no longer than a key past its command holds no key too long.
                 short = len(line) - len(command) <= KEY_MAX_LENGTH + 1
                 if not touches:

@@ -45,13 +45,9 @@ from memcachepy.protocol.wire import (
 # First letters memcached 1.6.18's process_command_ascii branches on before anything else.
 _FIRST_LETTER_BRANCHES: Final = frozenset(b"gsacidt")
 _STORAGE: Final = frozenset((b"set", b"add", b"replace", b"append", b"prepend"))
-#: (with_cas, touches) of each retrieval command.
-RETRIEVALS: Final = {
-    b"get": (False, False),
-    b"gets": (True, False),
-    b"gat": (False, True),
-    b"gats": (True, True),
-}
+#: What :func:`retrieval_kind` answers: the options of a retrieval command, as bits.
+RETRIEVE_CAS: Final = 1
+RETRIEVE_TOUCH: Final = 2
 #: What ``watch`` streams (memcached's log types that memcachepy produces).
 WATCH_KINDS: Final = frozenset(("fetchers", "mutations", "evictions", "connevents"))
 # The pending data block of a `config set` (compared by identity in _read_data_block).
@@ -86,6 +82,25 @@ def scan_long_keys(line: bytes | bytearray, at: int, first: int, end: int) -> in
             return -1
         at = run_end
     return at
+
+
+def retrieval_kind(command: bytes) -> int:
+    """get, gets, gat and gats: which of RETRIEVE_CAS and RETRIEVE_TOUCH they ask; -1 for
+    any other command.
+
+    Compares, not a dict: compiled, each is a length check and a memcmp, where a dict
+    lookup hashes the command, a new bytes object on every line (the fast path asks it
+    for every line, protocol.text).
+    """
+    if command == b"get":
+        return 0
+    if command == b"gets":
+        return RETRIEVE_CAS
+    if command == b"gat":
+        return RETRIEVE_TOUCH
+    if command == b"gats":
+        return RETRIEVE_CAS | RETRIEVE_TOUCH
+    return -1
 
 
 class TextEventParser:
@@ -273,7 +288,7 @@ class TextEventParser:
             end = nul
         if end - start > LONG_LINE:
             match = _TOKEN.search(data, start, end)
-            if match is not None and bytes(match.group()) in RETRIEVALS:
+            if match is not None and retrieval_kind(bytes(match.group())) >= 0:
                 return self._long_retrieval(data, start, end)
         line = bytes(data[start:end])
         event = self._parse_line(line)
@@ -292,7 +307,9 @@ class TextEventParser:
         """
         head = _TOKEN.finditer(line, begin, end)
         command = bytes(next(head).group())
-        with_cas, touches = RETRIEVALS[command]
+        kind = retrieval_kind(command)
+        with_cas = bool(kind & RETRIEVE_CAS)
+        touches = bool(kind & RETRIEVE_TOUCH)
         exptime: int | None = None
         match = next(head, None)
         if match is None:
@@ -353,7 +370,7 @@ class TextEventParser:
     def _parse_line(self, line: bytes) -> ev.Event | _NeedData:
         if len(line) > LONG_LINE:
             match = _TOKEN.search(line)
-            if match is not None and match.group() in RETRIEVALS:
+            if match is not None and retrieval_kind(match.group()) >= 0:
                 return self._long_retrieval(line, 0, len(line))
         tokens = [t for t in line.split(b" ") if t]
         if not tokens or len(tokens[0]) < 2:
