@@ -388,41 +388,29 @@ class ItemLifecycle:
         if old >= 0:
             self._release(old)  # its index entry is pointed at the new item below
         head = chunks[0]
-        cas = self.next_cas()
-        seg = self._segment_for(rel_exptime, now)
-        lru = class_id | seg << SEG_SHIFT
-        items = self.items
-        # The header's links are written only for a memory file (ItemMemory.links_to_headers).
-        header = (
-            -1,
-            -1,
-            cas,
-            rel_exptime,
-            now,
-            flags,
-            len(data),
-            len(key),
-            iflags,
-            len(prefix),
-            ncont,
-        )
-        items.write(head, chunks[1:], (key, prefix, data, suffix), header, seg)
-        items.link_new(head, lru)
+        self._fill(head, chunks[1:], key, flags, rel_exptime, data, now, prefix, iflags, class_id)
         if old >= 0:
             self._index.replace(key, old, head)
         else:
             self._index[key] = head
-        size = self.item_total(len(key), flags, len(data))
-        self.bytes += size
-        self.counters.total_items += 1
-        self.counters.classes[class_id].mem_requested += size
-        if self.sizes is not None:
-            self.sizes[(size + 31) // 32] += 1
         return head
 
-    def _segment_for(self, rel_exptime: int, now: int) -> int:
-        """The list a new item is linked to (memcached's do_item_alloc); an expiry sooner
-        than any the crawler knows of is noted for it."""
+    def _fill(
+        self,
+        head: int,
+        conts: list[int],
+        key: bytes,
+        flags: int,
+        rel_exptime: int,
+        data: bytes,
+        now: int,
+        prefix: bytes,
+        iflags: int,
+        class_id: int,
+    ) -> None:
+        """Write a new item into ``head`` and ``conts`` (chunks of ``class_id`` out of every
+        list), link it where memcached's do_item_alloc puts one, and count it. An expiry
+        sooner than any the crawler knows of is noted for it."""
         tuning = self.tuning
         seg = SEG_HOT if tuning.lru_segmented else SEG_COLD
         if rel_exptime:
@@ -430,7 +418,36 @@ class ItemLifecycle:
                 seg = SEG_TEMP
             if rel_exptime < self.crawler.due:
                 self.crawler.due = rel_exptime
-        return seg
+        # The header's links are written only for a memory file (ItemMemory.links_to_headers).
+        header = (
+            -1,
+            -1,
+            self.next_cas(),
+            rel_exptime,
+            now,
+            flags,
+            len(data),
+            len(key),
+            iflags,
+            len(prefix),
+            len(conts),
+        )
+        items = self.items
+        items.write(head, conts, (key, prefix, data, self.framing.suffix), header, seg)
+        items.link_new(head, class_id | seg << SEG_SHIFT)
+        self.counters.total_items += 1
+        self.count_item(class_id, self.item_total(len(key), flags, len(data)), 1)
+
+    def count_item(self, class_id: int, size: int, sign: int) -> None:
+        """Count an item of ``size`` (memcached's ITEM_ntotal) in (``sign`` 1) or out (-1):
+        ``bytes``, the class's ``mem_requested`` and ``stats sizes``."""
+        # Negated, not multiplied by sign: compiled, a product with a negative operand
+        # takes CPython's generic multiply.
+        delta = size if sign > 0 else -size
+        self.bytes += delta
+        self.counters.classes[class_id].mem_requested += delta
+        if self.sizes is not None:
+            self.sizes[(size + 31) // 32] += sign
 
     def _rewrite(
         self,
@@ -467,32 +484,9 @@ class ItemLifecycle:
         header: ReadFields = UNPACK_READ_FIELDS_LRU(page, off + OFF_CAS)  # typed: C ints
         if header[8]:  # continuations
             return False
-        old_size = self.item_total(header[5], header[3], header[4])
-        items = self.items
-        items.unlink(cid, class_id)
-        seg = self._segment_for(rel_exptime, now)
-        fields = (
-            -1,
-            -1,
-            self.next_cas(),
-            rel_exptime,
-            now,
-            flags,
-            len(data),
-            len(key),
-            LINKED,
-            len(prefix),
-            0,
-        )
-        items.write(cid, [], (key, prefix, data, self.framing.suffix), fields, seg)
-        items.link_new(cid, class_id | seg << SEG_SHIFT)
-        size = self.item_total(len(key), flags, len(data))
-        self.bytes += size - old_size
-        self.counters.total_items += 1
-        self.counters.classes[class_id].mem_requested += size - old_size
-        if self.sizes is not None:
-            self.sizes[(old_size + 31) // 32] -= 1
-            self.sizes[(size + 31) // 32] += 1
+        self.items.unlink(cid, class_id)
+        self.count_item(class_id, self.item_total(header[5], header[3], header[4]), -1)
+        self._fill(cid, [], key, flags, rel_exptime, data, now, prefix, LINKED, class_id)
         return True
 
     def remove(self, cid: int) -> None:
@@ -525,11 +519,7 @@ class ItemLifecycle:
             for chunk in conts:
                 slabs.pages[chunk >> PAGE_SHIFT][(chunk & OFFSET_MASK) + OFF_IFLAGS] = 0
                 slabs.free(chunk, class_id)
-        size = self.item_total(nkey, flags, nbytes)
-        self.bytes -= size
-        self.counters.classes[class_id].mem_requested -= size
-        if self.sizes is not None:
-            self.sizes[(size + 31) // 32] -= 1
+        self.count_item(class_id, self.item_total(nkey, flags, nbytes), -1)
 
     def alloc_chunks(
         self, class_id: int, count: int, now: int, move_pages: bool = True

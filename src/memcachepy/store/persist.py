@@ -434,12 +434,8 @@ def restore_items(cache: CacheHost, state: SavedState) -> None:
                 items.tails[lru] = cid
             items.counts[class_id] += 1
             items.seg_counts[lru] += 1
-            size = cache.item_total(nkey, flags, nbytes)
-            cache.bytes += size
             cache.counters.total_items += 1
-            cache.counters.classes[class_id].mem_requested += size
-            if cache.sizes is not None:
-                cache.sizes[(size + 31) // 32] += 1
+            cache.count_item(class_id, cache.item_total(nkey, flags, nbytes), 1)
     _check_lists(cache, used)
     for number, marks in used.items():
         cls = slabs.classes[slabs.page_class[number]]
