@@ -5,6 +5,7 @@ from __future__ import annotations
 from memcachepy.store.cache import Cache
 from memcachepy.store.crawler import CrawlResult
 from memcachepy.store.metadump import MetadumpWalk
+from memcachepy.store.rebalance import ReassignResult
 from memcachepy.store.results import StoreMode
 from memcachepy.store.tuning import StoreTuning
 from tests.store.clock import FakeClock
@@ -155,6 +156,59 @@ def test_a_metadump_in_slices_lists_every_item_the_maintainer_would_move() -> No
             assert cache.lru.maintain(100) == 0  # held while the walk is under way
     assert sorted(listed) == keys
     assert cache.lru.maintain(100) > 0  # released once it is done
+
+
+def test_a_metadump_in_slices_lists_every_live_item_the_crawler_does_not_free() -> None:
+    # Runs of expired items between live ones: between two slices the crawler frees the
+    # items on both sides of the walk's place in a list.
+    clock = FakeClock()
+    cache = Cache(64 << 20, clock=clock)
+    crawl_until_idle(cache)
+    live = []
+    for i in range(600):
+        key = b"k%03d" % i
+        if i % 4 == 0:
+            live.append(key)
+        cache.store(StoreMode.SET, key, 0, 0 if i % 4 == 0 else 1, b"v" * 50)
+    walk = MetadumpWalk(cache, [1, 2, 3, 4, 5, 6])
+    first = [row.key for row in walk.rows(2)]
+    assert first == [b"k000", b"k001"]  # k001 expires later
+    clock.advance(2)
+    listed: list[bytes] = []
+    while not walk.done:
+        crawl_until_idle(cache, budget=5)
+        listed += [row.key for row in walk.rows(2)]
+    assert len(cache) == len(live)  # the crawler freed the rest meanwhile
+    assert sorted(first[:1] + listed) == live
+
+
+def test_a_metadump_in_slices_lists_the_items_a_page_move_rescues() -> None:
+    # The slab mover copies each item of the page it empties to a free chunk of the class;
+    # the copy takes the item's place in its list, with its CAS.
+    cache = Cache(8 * MB, clock=FakeClock())
+    per_page = cache.slabs.classes[1].per_page
+    keys = [b"k%05d" % i for i in range(2 * per_page - 200)]
+    for key in keys:
+        cache.store(StoreMode.SET, key, 7, 0, b"v")
+    for key in keys[per_page:][::2]:  # room on the second page for the first page's items
+        cache.delete(key)
+    alive = sorted(set(keys) - set(keys[per_page:][::2]))
+    cas = {row.key: row.cas for row in cache.crawler.metadump([1])}
+    walk = MetadumpWalk(cache, [1])
+    listed = walk.rows(5)
+    assert cache.rebalancer.reassign(1, 0) == ReassignResult.OK
+    while not walk.done:
+        cache.rebalancer.step(40)  # the mover overtakes the walk
+        listed += walk.rows(5)
+    c = cache.counters
+    assert c.slab_reassign_rescues > 0
+    survivors = sorted(k for k in alive if cache.fetch_chunk(k) >= 0)
+    assert len(survivors) == len(alive) - c.slab_reassign_evictions_nomem
+    # Every survivor is listed once, with its CAS; an evicted one at most once.
+    keys_listed = [row.key for row in listed]
+    assert len(keys_listed) == len(set(keys_listed))
+    assert set(survivors) <= set(keys_listed) <= set(alive)
+    assert all(row.cas == cas[row.key] for row in listed)
 
 
 def test_an_abandoned_metadump_releases_the_maintainer() -> None:

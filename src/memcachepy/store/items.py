@@ -120,6 +120,38 @@ UNPACK_READ_FIELDS_LRU: Final = READ_FIELDS_LRU.unpack_from
 HeaderFields: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int, int]
 
 
+class ListPlaces:
+    """A walk's place in each of some LRU lists: the next item it visits there.
+
+    memcached's crawler links an item of its own into each list it walks, so it keeps its
+    place whatever other threads do to the list. Here :class:`ItemMemory` moves a place on
+    when its item leaves it (unlinked, moved to another list, its chunk replaced by a
+    copy): to the item after it toward the head, or to the copy. So a walk lists every
+    item that stays in its list, whatever else is freed, moved or rescued meanwhile.
+    """
+
+    def __init__(self, cids: list[int]) -> None:
+        self.cids = cids  # per list: the chunk id of the next item to visit; -1: done
+        self._at = {cid: n for n, cid in enumerate(cids) if cid >= 0}
+
+    def set(self, n: int, cid: int) -> None:
+        """Move the place in list ``n`` to ``cid`` (-1: that list is done)."""
+        old = self.cids[n]
+        if old >= 0:
+            del self._at[old]
+        self.cids[n] = cid
+        if cid >= 0:
+            self._at[cid] = n
+
+    def leaving(self, cid: int, after: int) -> None:
+        """``cid`` leaves its place; ``after`` takes it (-1: the list ends there)."""
+        n = self._at.pop(cid, -1)
+        if n >= 0:
+            self.cids[n] = after
+            if after >= 0:
+                self._at[after] = n
+
+
 class ItemMemory:
     """Reads and writes item headers and streams in slab chunks; keeps the LRU lists."""
 
@@ -140,6 +172,9 @@ class ItemMemory:
         # The last plan made, and the stream length it was made for (see plan).
         self._plan_len = -1
         self._plan: tuple[int, int] = (0, 0)
+        # The places held by the walks under way (metadump); empty almost always, so the
+        # list operations pay one test for them.
+        self.walks: list[ListPlaces] = []
 
     # -- layout -----------------------------------------------------------------
 
@@ -356,6 +391,8 @@ class ItemMemory:
         slot = self._slot(cid)
         prev: int = page_links[slot]
         nxt: int = page_links[slot + 1]
+        if self.walks:
+            self._leaving(cid, prev)
         if prev >= 0:
             self._set_next(prev, nxt)
         else:
@@ -393,6 +430,8 @@ class ItemMemory:
         slot = self._slot(cid)
         prev: int = page_links[slot]
         nxt: int = page_links[slot + 1]
+        if self.walks:
+            self._leaving(cid, prev)
         heads = self.heads
         tails = self.tails
         if prev >= 0:
@@ -420,6 +459,8 @@ class ItemMemory:
         lru = class_id | (page[(new & OFFSET_MASK) + OFF_LRU] & SEG_MASK) << SEG_SHIFT
         prev = self.toward_head(old)
         nxt = self.toward_tail(old)
+        if self.walks:
+            self._leaving(old, new)
         page_links = self._page_links(new)  # before _slot: the page's size may be new
         slot = self._slot(new)
         page_links[slot] = prev
@@ -441,6 +482,11 @@ class ItemMemory:
         """
         last: int = self.tails[src]
         new_tail = self.toward_head(first)
+        if self.walks:
+            cid = last
+            for _ in range(count):
+                self._leaving(cid, new_tail)
+                cid = self.toward_head(cid)
         if new_tail >= 0:
             self._set_next(new_tail, -1)
         else:
@@ -456,6 +502,10 @@ class ItemMemory:
         self.heads[dst] = first
         self.seg_counts[src] -= count
         self.seg_counts[dst] += count
+
+    def _leaving(self, cid: int, after: int) -> None:
+        for places in self.walks:
+            places.leaving(cid, after)
 
     def toward_head(self, cid: int) -> int:
         """The item linked just after ``cid`` (one step from the tail toward the head)."""

@@ -3,12 +3,11 @@
 memcached's crawler takes one item from each list in turn (the HOT lists of every class,
 then WARM, COLD and TEMP), walking from the tails, with a placeholder item linked into
 each list so that it keeps its place while other threads change the lists. Here the walk
-keeps, for each list, the next item to visit and the item it visited last, each with its
-CAS. Between two slices the lists may change (items unlinked, bumped, moved between
-segments, pages moved between classes); a cursor whose item is no longer where it was
-resumes after the last item visited, and if that one is gone too the list's walk ends.
-The LRU maintainer moves nothing while a walk is under way (it would carry items past the
-cursors, from HOT to COLD behind a COLD walk already done). So, as with memcached's
+holds a place in each list (:class:`~memcachepy.store.items.ListPlaces`): the next item to
+visit, which the item memory moves on when that item leaves (freed, moved to another
+list, or copied to another chunk when the slab mover empties its page). The LRU
+maintainer moves nothing while a walk is under way (it would carry items past the
+places, from HOT to COLD behind a COLD walk already done). So, as with memcached's
 placeholder, an item changed during a dump may be missed or listed twice; an item left
 alone is listed once.
 """
@@ -17,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, NamedTuple
 
-from memcachepy.store.items import CONTINUATION, FETCHED, LINKED, OFF_CAS, OFF_IFLAGS, TIMES
+from memcachepy.store.items import FETCHED, OFF_CAS, OFF_IFLAGS, TIMES, ListPlaces
 from memcachepy.store.items import SEG_SHIFT as _SEG_SHIFT
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
 
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
     from memcachepy.store.host import CacheHost
 
 _SEGMENTS: Final = 4
-_NONE: Final = -1
 
 
 class MetadumpRow(NamedTuple):
@@ -45,43 +43,44 @@ class MetadumpWalk:
 
     def __init__(self, cache: CacheHost, classes: list[int]) -> None:
         self.cache = cache
+        self.items = cache.items
         wanted = sorted({c for c in classes if 0 < c <= cache.slabs.largest})
-        tails = cache.items.tails
-        # One cursor per LRU list, in the order memcached's crawler takes them.
+        tails = self.items.tails
+        # One place per LRU list, in the order memcached's crawler takes them.
         self.lists = [
             class_id | seg << _SEG_SHIFT for seg in range(_SEGMENTS) for class_id in wanted
         ]
-        self.next = [tails[lru] for lru in self.lists]  # the item to visit next, or -1
-        self.next_cas = [self._cas(cid) for cid in self.next]
-        self.last = [_NONE] * len(self.lists)  # the item visited last
-        self.last_cas = [0] * len(self.lists)
+        self.places = ListPlaces([tails[lru] for lru in self.lists])
+        self.items.walks.append(self.places)
         # Items are linked at the heads while the walk goes on; it still ends.
         self.budget = 2 * len(cache) + 1024
         cache.lru.hold()
         self._held = True
 
     def release(self) -> None:
-        """The walk is over (done, or its reader gone): the maintainer may move items again."""
+        """The walk is over (done, or its reader gone): its places go, and the maintainer
+        may move items again."""
         if self._held:
             self._held = False
+            self.items.walks.remove(self.places)
             self.cache.lru.release()
 
     @property
     def done(self) -> bool:
-        return self.budget <= 0 or all(cid < 0 for cid in self.next)
+        return self.budget <= 0 or all(cid < 0 for cid in self.places.cids)
 
     def rows(self, visits: int) -> list[MetadumpRow]:
         """The rows of up to ``visits`` more items looked at (expired ones are skipped)."""
-        self._revalidate()
         cache = self.cache
-        items = cache.items
+        items = self.items
         pages = cache.slabs.pages
         page_class = cache.slabs.page_class
         now = cache.now()
         started = cache.started
         oldest = cache.oldest_live
         flushing = bool(oldest) and oldest <= now
-        cursors = self.next
+        places = self.places
+        cursors = places.cids
         rows: list[MetadumpRow] = []
         visits = min(visits, self.budget)
         left = visits
@@ -97,9 +96,7 @@ class MetadumpWalk:
                 page = pages[cid >> PAGE_SHIFT]
                 off = cid & OFFSET_MASK
                 cas, exptime, atime = TIMES.unpack_from(page, off + OFF_CAS)
-                self.last[n] = cid
-                self.last_cas[n] = cas
-                cursors[n] = items.toward_head(cid)
+                places.set(n, items.toward_head(cid))
                 # memcached's metadump skips items that expired before this second (a get
                 # also misses those expiring in it) and flushed ones.
                 if (exptime and exptime < now) or (flushing and cache.is_flushed(cas, atime)):
@@ -117,46 +114,6 @@ class MetadumpWalk:
                 )
             active = [n for n in active if cursors[n] >= 0]
         self.budget -= visits - left
-        for n, cid in enumerate(cursors):
-            self.next_cas[n] = self._cas(cid)
         if self.done:
             self.release()
         return rows
-
-    def _cas(self, cid: int) -> int:
-        if cid < 0:
-            return 0
-        cas: int = TIMES.unpack_from(
-            self.cache.slabs.pages[cid >> PAGE_SHIFT], (cid & OFFSET_MASK) + OFF_CAS
-        )[0]
-        return cas
-
-    def _in_list(self, cid: int, cas: int, lru: int) -> bool:
-        """Whether ``cid`` still holds the item with ``cas``, linked in list ``lru``."""
-        if cid < 0:
-            return False
-        slabs = self.cache.slabs
-        number = cid >> PAGE_SHIFT
-        if slabs.page_class[number] != lru & ((1 << _SEG_SHIFT) - 1):
-            return False  # the page moved to another class
-        page = slabs.pages[number]
-        off = cid & OFFSET_MASK
-        iflags = page[off + OFF_IFLAGS]
-        if not iflags & LINKED or iflags & CONTINUATION:
-            return False
-        if TIMES.unpack_from(page, off + OFF_CAS)[0] != cas:
-            return False
-        return self.cache.items.segment(cid) == lru >> _SEG_SHIFT
-
-    def _revalidate(self) -> None:
-        """Find each list's place again after the lists changed between two slices."""
-        items = self.cache.items
-        for n, lru in enumerate(self.lists):
-            cid = self.next[n]
-            if cid < 0 or self._in_list(cid, self.next_cas[n], lru):
-                continue
-            last = self.last[n]
-            if last >= 0 and self._in_list(last, self.last_cas[n], lru):
-                self.next[n] = items.toward_head(last)
-            else:
-                self.next[n] = _NONE
