@@ -5,9 +5,9 @@ turn calls one bounded step of a store helper (``cache.lru.maintain``,
 ``cache.crawler.step``, ``cache.rebalancer.step``, ``cache.index.expand_step``,
 ``cache.extstore.step``) and then sleeps, so a client request waits at most one step (about a
 millisecond) for them. Idle tasks back off, as
-memcached's maintainer does, so an idle daemon stays idle. The LRU maintainer's turns
-(:class:`LruTurns`) can also be run by the connection loop between its rounds
-(``Multiplexer.timed``); the task does not hand them over yet (see :func:`lru_maintainer`).
+memcached's maintainer does, so an idle daemon stays idle. The LRU maintainer's turns,
+the most frequent under load, are run by the connection loop between its rounds while it
+is busy (:class:`LruTurns`), and by their task only while the loop waits.
 """
 
 from __future__ import annotations
@@ -108,9 +108,8 @@ async def lru_maintainer(turns: LruTurns, loop: Multiplexer) -> None:
     While the loop runs turns itself, this task only looks every LOOP_HANDOFF seconds
     whether it still does. Once the task is cancelled (the daemon stops), the loop runs no
     more turns either."""
-    # The loop is not handed the turns yet: while it ran them, a warm restart's metadump
-    # missed about a tenth of the live items in 4 of 5 runs
-    # (tests/e2e/test_store_background.py::test_warm_restart_round_trip).
+    loop.timed = turns.from_loop
+    loop.due = turns.due
     try:
         while True:
             now = time.monotonic()
