@@ -152,3 +152,21 @@ def test_an_item_of_cold_rewritten_starts_again_in_hot(clock: FakeClock) -> None
     assert cache.index[b"k0"] == cid
     assert cache.items.seg_counts[cold] == in_cold - 1
     assert cache.items.heads[class_id | SEG_HOT << SEG_SHIFT] == cid
+
+
+def test_a_rewrite_counts_the_size_of_the_item_it_writes_over(clock: FakeClock) -> None:
+    # A one-byte key is one bytes object in CPython: the second write below finds it the
+    # same key as the set before it, without a lookup of its own in between.
+    key = b"k"
+    cache = Cache(8 * MB, clock=clock)
+    cache.store(StoreMode.SET, key, 0, 0, b"a" * 100)
+    first = cache.index[key]
+    cache.store(StoreMode.SET, b"x", 0, 0, b"x" * 100)
+    cache.delete(b"x")  # a free chunk in the class: the writes below go over the first
+    cache.store(StoreMode.SET, key, 0, 0, b"b" * 101)
+    cid = cache.write_item(key, 0, 0, b"c" * 102, cache.now(), replace_on_failure=False)
+    assert cid == cache.index[key] == first
+    assert value(cache, key) == b"c" * 102
+    assert cache.bytes == cache.item_total(1, 0, 102)
+    class_id = cache.slabs.page_class[cid >> PAGE_SHIFT]
+    assert cache.counters.classes[class_id].mem_requested == cache.bytes

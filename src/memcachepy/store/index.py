@@ -289,6 +289,19 @@ class KeyIndex:
             return self._memo_cid
         return self.get(key)
 
+    def again_found(self, key: bytes) -> tuple[int, ReadKeyFields]:
+        """:meth:`again`, with the item's header fields as :meth:`lookup` gives them (when
+        the chunk id is not -1)."""
+        if key is self._memo_key and self._changes == self._memo_changes:
+            return self._memo_cid, self.found
+        cid = self._find_general(key)
+        return cid, self.found
+
+    def forget_found(self) -> None:
+        """The item the last find read was written over in its chunk (the entry stands,
+        the fields do not): :meth:`again_found` looks again."""
+        self._memo_changes = -1
+
     def __setitem__(self, key: bytes, cid: int) -> None:
         self.set(key, cid)
 

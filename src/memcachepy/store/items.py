@@ -419,14 +419,16 @@ class ItemMemory:
         byte is read once, and the page's link vector is taken as it is (a linked chunk's
         is made already, where :meth:`link` checks it for a chunk about to be linked).
         """
-        number = cid >> PAGE_SHIFT
-        page = self.slabs.pages[number]
+        page = self.slabs.pages[cid >> PAGE_SHIFT]
         at = (cid & OFFSET_MASK) + OFF_LRU
         lru_byte: int = page[at]
-        old = class_id | (lru_byte & SEG_MASK) << SEG_SHIFT
-        new = class_id | seg << SEG_SHIFT
         page[at] = (lru_byte & ~SEG_MASK) | seg
-        page_links = self._links[number]
+        self.relink(cid, class_id | (lru_byte & SEG_MASK) << SEG_SHIFT, class_id | seg << SEG_SHIFT)
+
+    def relink(self, cid: int, old: int, new: int) -> None:
+        """Move ``cid`` from list ``old``, where it is linked, to the head of list ``new``,
+        leaving its LRU byte to the caller (which writes a whole new header over it)."""
+        page_links = self._links[cid >> PAGE_SHIFT]
         slot = self._slot(cid)
         prev: int = page_links[slot]
         nxt: int = page_links[slot + 1]

@@ -373,9 +373,10 @@ class ItemLifecycle:
         if not reclaimed and not self.tuning.lru_segmented:
             self._reclaim_flat(class_id, now)
         if not ncont and iflags == LINKED:
-            old = self._index.again(key)  # store() looked it up
+            found: tuple[int, ReadKeyFields] = self._index.again_found(key)  # store() looked
+            old, header = found
             if old >= 0 and self._rewrite(
-                old, key, flags, rel_exptime, data, now, prefix, class_id
+                old, header, key, flags, rel_exptime, data, now, prefix, class_id
             ):
                 return old
         chunks = self.alloc_chunks(class_id, 1 + ncont, now)
@@ -407,10 +408,13 @@ class ItemLifecycle:
         prefix: bytes,
         iflags: int,
         class_id: int,
+        linked_in: int = -1,
     ) -> None:
         """Write a new item into ``head`` and ``conts`` (chunks of ``class_id`` out of every
         list), link it where memcached's do_item_alloc puts one, and count it. An expiry
-        sooner than any the crawler knows of is noted for it."""
+        sooner than any the crawler knows of is noted for it. ``linked_in``: the list where
+        ``head`` is linked still, holding the item this one replaces; it is moved from there
+        (one relink, where an unlink and a link each follow the neighbours' links)."""
         tuning = self.tuning
         seg = SEG_HOT if tuning.lru_segmented else SEG_COLD
         if rel_exptime:
@@ -433,8 +437,12 @@ class ItemLifecycle:
             len(conts),
         )
         items = self.items
+        lru = class_id | seg << SEG_SHIFT
+        if linked_in >= 0:
+            items.relink(head, linked_in, lru)
         items.write(head, conts, (key, prefix, data, self.framing.suffix), header, seg)
-        items.link_new(head, class_id | seg << SEG_SHIFT)
+        if linked_in < 0:
+            items.link_new(head, lru)
         self.counters.total_items += 1
         self.count_item(class_id, self.item_total(len(key), flags, len(data)), 1)
 
@@ -452,6 +460,7 @@ class ItemLifecycle:
     def _rewrite(
         self,
         cid: int,
+        header: ReadKeyFields,
         key: bytes,
         flags: int,
         rel_exptime: int,
@@ -460,9 +469,9 @@ class ItemLifecycle:
         prefix: bytes,
         class_id: int,
     ) -> bool:
-        """:meth:`write_item` over the item in ``cid``, which holds ``key``: a new CAS, header
-        and value, linked at the head of its list. False, doing nothing, where that would
-        differ from memcached's set.
+        """:meth:`write_item` over the item in ``cid``, which holds ``key`` (``header``: its
+        fields as the key index read them): a new CAS, header and value, linked at the head
+        of its list. False, doing nothing, where that would differ from memcached's set.
 
         memcached allocates the new item, then frees the old one. When the class has a free
         chunk, that allocation takes it and evicts nothing, and the old chunk is free after:
@@ -479,14 +488,18 @@ class ItemLifecycle:
             or not slabs.classes[class_id].free
         ):
             return False
+        if header[5]:  # continuations
+            return False
         page = slabs.pages[number]
         off = cid & OFFSET_MASK
-        header: ReadFields = UNPACK_READ_FIELDS_LRU(page, off + OFF_CAS)  # typed: C ints
-        if header[8]:  # continuations
-            return False
-        self.items.unlink(cid, class_id)
-        self.count_item(class_id, self.item_total(header[5], header[3], header[4]), -1)
-        self._fill(cid, [], key, flags, rel_exptime, data, now, prefix, LINKED, class_id)
+        # Of the client flags only whether they are 0 counts (ITEM_ntotal).
+        old_flags: int = I32.unpack_from(page, off + OFF_FLAGS)[0]
+        self.count_item(class_id, self.item_total(header[2], old_flags, header[1]), -1)
+        # Read here, not taken from ``header``: the caller may have bumped the item since.
+        lru_byte: int = page[off + OFF_LRU]
+        linked_in = class_id | (lru_byte & SEG_MASK) << SEG_SHIFT
+        self._fill(cid, [], key, flags, rel_exptime, data, now, prefix, LINKED, class_id, linked_in)
+        self._index.forget_found()
         return True
 
     def remove(self, cid: int) -> None:
