@@ -49,6 +49,9 @@ MAX_EVENTS: Final = 256  # epoll events taken per wake-up; the rest come next ro
 # a 1 MB value, a store of a millisecond or more, and hundreds of them may be ready at once.
 # Those not reached stay ready (the epoll set is level-triggered): the next poll has them.
 ROUND_SLICE: Final = 0.005
+# Bound once: compiled, ``time.monotonic()`` looks the name up in the module on each call,
+# and the loop reads the clock after every connection it serves.
+_monotonic: Final = time.monotonic
 # What a connection may hold of partial requests, and of unsent replies, outside the bound
 # of -o conn_mem_limit: one read's worth each, as memcached's own read buffer, so that
 # ordinary requests and replies never count.
@@ -212,13 +215,15 @@ class Multiplexer:
         self.due = math.inf
         self.timed: Callable[[float], float] = _nothing_due
 
-    def serve_round(self) -> int:
+    def serve_round(self, now: float = -1.0) -> int:
         """One wake-up of the multiplexing task: serve every ready connection once, then
         those served again (their budget was spent with requests still buffered).
+        ``now``: the monotonic clock as the caller just read it (-1: read it here).
         Returns how many connections it served."""
         again, self.again = self.again, []
-        now = time.monotonic() if self.idle_timeout else 0.0
-        end = time.monotonic() + ROUND_SLICE
+        if now < 0:
+            now = _monotonic()
+        end = now + ROUND_SLICE
         muxed = self.muxed
         ready = self.epoll.poll(0, MAX_EVENTS)
         for fd, _ in ready:
@@ -234,7 +239,7 @@ class Multiplexer:
             else:
                 state = self.run_step(conn, DO_READ)
             self.rearm(conn, state)
-            if time.monotonic() > end:
+            if _monotonic() > end:
                 break
         for conn in again:
             conn.queued = False
@@ -248,10 +253,11 @@ class Multiplexer:
         A wake-up through trio's scheduler costs more than a small round's requests, so
         the loop goes back to trio only when idle, or once a slice is spent, so that the
         other tasks (accept, timers, TLS connections) still run at least that often."""
-        end = time.monotonic() + seconds
+        now = _monotonic()
+        end = now + seconds
         self.serving = True
-        while self.serve_round():
-            now = time.monotonic()
+        while self.serve_round(now):
+            now = _monotonic()
             if now >= self.due:
                 self.due = self.timed(now)
             if now >= end:
