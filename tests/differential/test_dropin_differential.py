@@ -122,6 +122,30 @@ def test_stats_conns_lists_tcp_and_udp_listeners(start: Starter) -> None:
 
 
 @BOTH
+def test_stats_conns_counts_idle_seconds_from_the_last_command(start: Starter) -> None:
+    """secs_since_last_cmd of a client that asks every 0.7 s stays at most 1 (memcached's
+    clock ticks once a second), whereas that of a quiet one grows from its connect."""
+    with start() as server, server.connect() as asker, server.connect() as active:
+        with server.connect() as quiet:
+            quiet.sendall(b"version\r\n")
+            quiet.recv(100)
+            for _ in range(4):
+                active.sendall(b"version\r\n")
+                assert active.recv(100).startswith(b"VERSION")
+                time.sleep(0.7)
+            text = b"\r\n".join(_lines(asker, b"stats conns\r\n")).decode()
+            idle = {}
+            for fd, addr in re.findall(r"STAT (\d+):addr tcp:(\S+)", text):
+                found = re.search(rf"STAT {fd}:secs_since_last_cmd (\d+)", text)
+                assert found is not None
+                idle[addr] = int(found.group(1))
+            active_addr = "{}:{}".format(*active.getsockname()[:2])
+            quiet_addr = "{}:{}".format(*quiet.getsockname()[:2])
+    assert idle[active_addr] <= 1, text
+    assert idle[quiet_addr] >= 2, text
+
+
+@BOTH
 def test_requests_per_event_yields(start: Starter) -> None:
     """t/issue_61.t: -R 1 yields after each of six pipelined sets."""
     with start("-R", "1") as server, server.connect() as sock:
