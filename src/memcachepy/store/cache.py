@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from librt.time import time as wall_time
+
 from memcachepy.store.items import (
     EXT,
     FETCHED,
@@ -78,7 +80,11 @@ class Cache(ItemLifecycle):
         with one header unpack per hit. Values are copied out of slab memory, so a reply
         waiting to be sent never sees a later write to the same chunk.
         """
-        now = int(self._clock()) - self.started  # self.now(), inlined: every get's path
+        # self.now(), inlined: every get's path.
+        if self.wall_clock:
+            now = int(wall_time()) - self.started
+        else:
+            now = int(self._clock()) - self.started
         # The index itself, not its bound .get: compiled, a method of a native class is a
         # direct C call, a bound method a Python call.
         index = self._index

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from librt.time import time as wall_time
 from librt.vecs import vec
 from mypy_extensions import i64
 
@@ -108,6 +109,9 @@ class ItemLifecycle:
         self._wire_shape = (len(framing.suffix), framing.cas_at, framing.cas_format, framing.lead)
         self.tuning = tuning if tuning is not None else StoreTuning()
         self._clock = clock
+        # The system clock is read through librt's time(): compiled, a C call returning a
+        # C double, where calling the stored time.time is a generic call and a boxed float.
+        self.wall_clock = clock is time.time
         #: Told (key, item, class id) of each eviction before it happens, while the item is
         #: still linked; set while a client runs ``watch evictions`` (memcachepy.server.watch),
         #: None otherwise.
@@ -192,6 +196,8 @@ class ItemLifecycle:
 
     def now(self) -> int:
         """Seconds on the relative clock (memcached's current_time)."""
+        if self.wall_clock:
+            return int(wall_time()) - self.started
         return int(self._clock()) - self.started
 
     def realtime(self, exptime: int, now: int) -> int:
