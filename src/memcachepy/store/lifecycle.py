@@ -45,10 +45,8 @@ from memcachepy.store.items import (
     OFF_NKEY,
     PACK_I32,
     SEG_COLD,
-    SEG_HOT,
     SEG_MASK,
     SEG_SHIFT,
-    SEG_TEMP,
     SEG_WARM,
     TIMES,
     U16,
@@ -421,13 +419,9 @@ class ItemLifecycle:
         sooner than any the crawler knows of is noted for it. ``linked_in``: the list where
         ``head`` is linked still, holding the item this one replaces; it is moved from there
         (one relink, where an unlink and a link each follow the neighbours' links)."""
-        tuning = self.tuning
-        seg = SEG_HOT if tuning.lru_segmented else SEG_COLD
-        if rel_exptime:
-            if tuning.temp_lru and rel_exptime - now <= tuning.temporary_ttl:
-                seg = SEG_TEMP
-            if rel_exptime < self.crawler.due:
-                self.crawler.due = rel_exptime
+        seg = self.lru.new_item_segment(rel_exptime, now)
+        if rel_exptime and rel_exptime < self.crawler.due:
+            self.crawler.due = rel_exptime
         # The header's links are written only for a memory file (ItemMemory.links_to_headers).
         header = (
             -1,
