@@ -70,6 +70,19 @@ def test_a_read_is_answered_and_the_connection_reads_again(pair: Pair) -> None:
     assert pair.mux.serve_round() == 0  # nothing more arrived
 
 
+def test_serve_for_says_whether_it_stopped_busy_or_idle(pair: Pair) -> None:
+    """The loop task waits for the epoll set only after an idle stop; after a spent slice
+    it only lets the other tasks run, so a wrong answer either way costs a wake-up or
+    leaves a connection unserved until the next one."""
+    assert pair.mux.serve_for(1.0) is False  # nothing to read: the first round finds none
+    pair.ask(b"get k\r\n")
+    assert pair.mux.serve_for(0) is True  # the slice was spent with a connection served
+    assert pair.reply(5) == b"END\r\n"
+    pair.ask(b"get k\r\n")
+    assert pair.mux.serve_for(1.0) is False  # served, then a round found nothing
+    assert pair.reply(5) == b"END\r\n"
+
+
 def test_a_request_split_over_reads_waits_for_its_end(pair: Pair) -> None:
     pair.ask(b"set k 0 0 5\r\nhe")
     pair.mux.serve_round()

@@ -148,12 +148,16 @@ class ConnectionLoop:
         mux = self.mux
         fileno = mux.epoll.fileno()
         serve_for = mux.serve_for
+        busy = False
         while True:
-            if mux.again:
+            # Busy (the slice was spent) or with connections to serve again, the loop only
+            # lets the other tasks run: a checkpoint costs less than a wait for
+            # the epoll set, which registers its fd with trio's epoll each time.
+            if busy or mux.again:
                 await trio.lowlevel.checkpoint()
             else:
                 await trio.lowlevel.wait_readable(fileno)
-            serve_for(SERVE_SLICE)
+            busy = serve_for(SERVE_SLICE)
 
     async def _sweep_idle(self) -> None:
         """``idle_timeout`` for multiplexed connections: memcached's conn_timeout thread

@@ -247,26 +247,31 @@ class Multiplexer:
                 self.rearm(conn, self.run_step(conn, DO_PROCESS))
         return len(ready) + len(again)
 
-    def serve_for(self, seconds: float) -> None:
+    def serve_for(self, seconds: float) -> bool:
         """Serve rounds back to back until one finds nothing to do, or ``seconds`` pass.
 
         A wake-up through trio's scheduler costs more than a small round's requests, so
         the loop goes back to trio only when idle, or once a slice is spent, so that the
-        other tasks (accept, timers, TLS connections) still run at least that often."""
+        other tasks (accept, timers, TLS connections) still run at least that often.
+        Returns True when the slice was spent with connections still served: the caller
+        need not wait for the epoll set, which is likely ready again."""
         now = _monotonic()
         end = now + seconds
         self.serving = True
+        busy = False
         while self.serve_round(now):
             now = _monotonic()
             if now >= self.due:
                 self.due = self.timed(now)
             if now >= end:
+                busy = True
                 break
         if self.logging:
             self.send_logs()
         self.serving = False
         if self.logging:  # queued while sending (a watcher closed: connevents)
             self.wake()
+        return busy
 
     def rearm(self, conn: Connection, state: int) -> None:
         """Register a multiplexed connection for what it waits on now, or close it."""
