@@ -198,7 +198,7 @@ class ConnectionLoop:
 
     async def _serve_tls(self, conn: Connection, context: ssl.SSLContext) -> None:
         tls = context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False)
-        conn.sock = tls  # it owns the fd now
+        conn.use_socket(tls)  # it owns the fd now
         if not await _handshake(tls):
             self.counters.ssl_handshake_errors += 1
             self.mux.close(conn, "error")

@@ -138,6 +138,10 @@ class Connection:
 
     def __init__(self, sock: socket.socket, address: object, tls: bool) -> None:
         self.sock = sock
+        # The socket's methods, bound once: compiled, calling an attribute skips the
+        # method lookup ``sock.recv(...)`` makes on every call.
+        self.recv: Callable[[int], bytes] = sock.recv
+        self.send: Callable[[Reply], int] = sock.send
         self.fd = sock.fileno()
         self.address = address
         self.peer = peer_name(address, sock.family)
@@ -165,6 +169,12 @@ class Connection:
         self.pause = 0.0  # PAUSE: seconds to hold it before serving it again
         # A watcher's lines: it is sent them, and what it sends is read and ignored.
         self.log: LogLines | None = None
+
+    def use_socket(self, sock: socket.socket) -> None:
+        """Serve through ``sock`` from now on (a TLS socket wrapping the accepted one)."""
+        self.sock = sock
+        self.recv = sock.recv
+        self.send = sock.send
 
 
 class Multiplexer:
@@ -195,6 +205,7 @@ class Multiplexer:
         self.conn_held = 0
         self.connections: dict[int, Connection] = {}  # every open one, by fd
         self.epoll = select.epoll()
+        self._poll: Callable[[float, int], list[tuple[int, int]]] = self.epoll.poll  # bound once
         self.muxed: dict[int, Connection] = {}  # registered in the epoll set
         self.again: list[Connection] = []
         self.draining = False
@@ -225,7 +236,7 @@ class Multiplexer:
             now = _monotonic()
         end = now + ROUND_SLICE
         muxed = self.muxed
-        ready = self.epoll.poll(0, MAX_EVENTS)
+        ready = self._poll(0, MAX_EVENTS)
         for fd, _ in ready:
             conn = muxed.get(fd)
             if conn is None or conn.queued:
@@ -415,7 +426,7 @@ class Multiplexer:
         """A watcher's step: drop what it sent (EOF closes it), or send it its lines."""
         if step == DO_READ:
             try:
-                data = conn.sock.recv(READ_SIZE)
+                data = conn.recv(READ_SIZE)
             except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 return READ
             return READ if data else CLOSE
@@ -457,7 +468,7 @@ class Multiplexer:
 
     def read_and_process(self, conn: Connection) -> int:
         try:
-            data = conn.sock.recv(READ_SIZE)
+            data = conn.recv(READ_SIZE)
         except (BlockingIOError, ssl.SSLWantReadError):
             return READ
         except ssl.SSLWantWriteError:  # TLS must write first (a key update)
@@ -634,7 +645,7 @@ class Multiplexer:
         """One send of ``data``; False if the socket took only part (the rest waits in
         ``conn.unsent``)."""
         try:
-            sent = conn.sock.send(data)
+            sent = conn.send(data)
         except (BlockingIOError, ssl.SSLWantWriteError):
             sent = 0
         except ssl.SSLWantReadError:
@@ -647,11 +658,11 @@ class Multiplexer:
 
     def send_unsent(self, conn: Connection) -> int:
         pieces = conn.unsent
-        sock = conn.sock
+        send = conn.send
         while pieces:
             piece = pieces[0]
             try:
-                sent = sock.send(piece)
+                sent = send(piece)
             except (BlockingIOError, ssl.SSLWantWriteError):
                 return WRITE
             except ssl.SSLWantReadError:

@@ -25,16 +25,17 @@ from memcachepy.store.items import (
     FETCHED,
     HEADER,
     HEADER_SIZE,
-    I32,
     ITEM_UPDATE_INTERVAL,
     OFF_ATIME,
     OFF_CAS,
     OFF_EXPTIME,
     OFF_IFLAGS,
     OFF_LRU,
+    PACK_I32,
     SEG_MASK,
     SEG_SHIFT,
     U64,
+    UNPACK_I32,
     ReadKeyFields,
 )
 from memcachepy.store.lifecycle import ItemLifecycle
@@ -130,14 +131,14 @@ class Cache(ItemLifecycle):
             else:
                 if not iflags & FETCHED:
                     page[off + OFF_IFLAGS] = iflags | FETCHED
-                if I32.unpack_from(page, off + OFF_ATIME)[0] < stale_atime:
+                if UNPACK_I32(page, off + OFF_ATIME)[0] < stale_atime:
                     self.items.bump(cid, class_id)
-                    I32.pack_into(page, off + OFF_ATIME, now)
+                    PACK_I32(page, off + OFF_ATIME, now)
             if exptime_rel is None:
                 slot = class_id | (lru & 3) << 6  # get_hits, per segment
                 lru_hits[slot] = lru_hits[slot] + 1  # not +=: compiled, that is generic
             else:
-                I32.pack_into(page, off + OFF_EXPTIME, exptime_rel)
+                PACK_I32(page, off + OFF_EXPTIME, exptime_rel)
                 classes[class_id].touch_hits += 1
             if lead is None:
                 start = off + HEADER_SIZE + nkey
@@ -187,7 +188,7 @@ class Cache(ItemLifecycle):
         self.bump(cid, page, off, now)
         counters = self.counters.classes[class_id]
         if touch_exptime is not None:
-            I32.pack_into(page, off + OFF_EXPTIME, self.realtime(touch_exptime, now))
+            PACK_I32(page, off + OFF_EXPTIME, self.realtime(touch_exptime, now))
             counters.touch_hits += 1
         if page[off + OFF_IFLAGS] & EXT and read_back:
             assert self.extstore is not None
@@ -247,7 +248,7 @@ class Cache(ItemLifecycle):
                 old_data = self.value(old)
                 data = old_data + data if mode == StoreMode.APPEND else data + old_data
                 flags = self.flags_of(old)
-                rel_exptime = I32.unpack_from(page, off + OFF_EXPTIME)[0]
+                rel_exptime = UNPACK_I32(page, off + OFF_EXPTIME)[0]
                 if not self.item_fits(len(key), flags, len(data)):
                     return StoreResult.NOT_STORED
         else:

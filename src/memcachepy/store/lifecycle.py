@@ -32,7 +32,6 @@ from memcachepy.store.items import (
     FETCHED,
     HEADER,
     HEADER_SIZE,
-    I32,
     ITEM_UPDATE_INTERVAL,
     LINKED,
     OFF_ATIME,
@@ -51,6 +50,7 @@ from memcachepy.store.items import (
     TIMES,
     U16,
     U64,
+    UNPACK_I32,
     UNPACK_READ_FIELDS_LRU,
     ItemMemory,
     ReadFields,
@@ -231,7 +231,7 @@ class ItemLifecycle:
 
     def flags_of(self, cid: int) -> int:
         page = self.slabs.pages[cid >> PAGE_SHIFT]
-        return int(I32.unpack_from(page, (cid & OFFSET_MASK) + OFF_FLAGS)[0]) & 0xFFFFFFFF
+        return int(UNPACK_I32(page, (cid & OFFSET_MASK) + OFF_FLAGS)[0]) & 0xFFFFFFFF
 
     def key_of(self, cid: int) -> bytes:
         page = self.slabs.pages[cid >> PAGE_SHIFT]
@@ -295,16 +295,16 @@ class ItemLifecycle:
         Flat: the item moves to the LRU head, at most once a minute.
         """
         if self.tuning.lru_segmented:
-            I32.pack_into(page, off + OFF_ATIME, now)
+            PACK_I32(page, off + OFF_ATIME, now)
             lru = page[off + OFF_LRU]
             if lru & SEG_MASK == SEG_COLD and lru & ACTIVE:
                 page[off + OFF_LRU] = lru & ~ACTIVE
                 class_id = self.slabs.page_class[cid >> PAGE_SHIFT]
                 self.items.move(cid, class_id, SEG_WARM)
                 self.counters.classes[class_id].moves_to_warm += 1
-        elif I32.unpack_from(page, off + OFF_ATIME)[0] < now - ITEM_UPDATE_INTERVAL:
+        elif UNPACK_I32(page, off + OFF_ATIME)[0] < now - ITEM_UPDATE_INTERVAL:
             self.items.bump(cid, self.slabs.page_class[cid >> PAGE_SHIFT])
-            I32.pack_into(page, off + OFF_ATIME, now)
+            PACK_I32(page, off + OFF_ATIME, now)
 
     def bump(self, cid: int, page: Page, off: int, now: int) -> None:
         """memcached's do_item_bump: what a read hit does to an item's LRU state."""
@@ -493,7 +493,7 @@ class ItemLifecycle:
         page = slabs.pages[number]
         off = cid & OFFSET_MASK
         # Of the client flags only whether they are 0 counts (ITEM_ntotal).
-        old_flags: int = I32.unpack_from(page, off + OFF_FLAGS)[0]
+        old_flags: int = UNPACK_I32(page, off + OFF_FLAGS)[0]
         self.count_item(class_id, self.item_total(header[2], old_flags, header[1]), -1)
         # Read here, not taken from ``header``: the caller may have bumped the item since.
         lru_byte: int = page[off + OFF_LRU]
@@ -582,8 +582,8 @@ class ItemLifecycle:
             self.on_evict(self.key_of(cid), cid, self.slabs.page_class[cid >> PAGE_SHIFT])
         counters = self.counters.classes[self.slabs.page_class[cid >> PAGE_SHIFT]]
         counters.evicted += 1
-        counters.evicted_time = now - I32.unpack_from(page, off + OFF_ATIME)[0]
-        if I32.unpack_from(page, off + OFF_EXPTIME)[0] != 0:
+        counters.evicted_time = now - UNPACK_I32(page, off + OFF_ATIME)[0]
+        if UNPACK_I32(page, off + OFF_EXPTIME)[0] != 0:
             counters.evicted_nonzero += 1
         if not self._fetched(cid):
             counters.evicted_unfetched += 1
