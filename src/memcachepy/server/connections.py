@@ -151,8 +151,8 @@ class ConnectionLoop:
         busy = False
         while True:
             # Busy (the slice was spent) or with connections to serve again, the loop only
-            # lets the other tasks run: a checkpoint costs less than a wait for
-            # the epoll set, which registers its fd with trio's epoll each time.
+            # lets the other tasks run: a checkpoint costs less than a wait for the epoll
+            # set, which registers its fd with trio's epoll each time.
             if busy or mux.again:
                 await trio.lowlevel.checkpoint()
             else:

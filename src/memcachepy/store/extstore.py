@@ -41,7 +41,6 @@ from memcachepy.store.items import (
     EXT,
     FETCHED,
     HEADER_SIZE,
-    I32,
     ITEM_UPDATE_INTERVAL,
     KEY_BINARY,
     LINKED,
@@ -51,11 +50,13 @@ from memcachepy.store.items import (
     OFF_IFLAGS,
     OFF_LRU,
     OFF_NKEY,
+    PACK_I32,
     READ_FIELDS,
     SEG_COLD,
     SEG_MASK,
     SEG_SHIFT,
     U64,
+    UNPACK_I32,
     ItemMemory,
 )
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, Page, SlabAllocator
@@ -305,7 +306,7 @@ class Extstore:
                     host.remove(tail)
                     continue
                 page = slabs.pages[tail >> PAGE_SHIFT]
-                atime = I32.unpack_from(page, (tail & OFFSET_MASK) + OFF_ATIME)[0]
+                atime = UNPACK_I32(page, (tail & OFFSET_MASK) + OFF_ATIME)[0]
                 if age and now - atime <= age:
                     break
                 if not self.write_item(tail, now):
@@ -336,7 +337,7 @@ class Extstore:
         if exptime_rel is None:
             host.lru_hits[class_id | (page[off + OFF_LRU] & SEG_MASK) << SEG_SHIFT] += 1
         else:
-            I32.pack_into(page, off + OFF_EXPTIME, exptime_rel)
+            PACK_I32(page, off + OFF_EXPTIME, exptime_rel)
             host.counters.classes[class_id].touch_hits += 1
         host.bump(cid, page, off, now)
         data = self.fetch(cid, now)

@@ -38,12 +38,12 @@ from memcachepy.store.items import (
     ACTIVE,
     CONTINUATION,
     FETCHED,
-    I32,
     LINKED,
     OFF_ATIME,
     OFF_CAS,
     OFF_IFLAGS,
     OFF_LRU,
+    PACK_I32,
     SEG_COLD,
     SEG_HOT,
     SEG_MASK,
@@ -51,6 +51,7 @@ from memcachepy.store.items import (
     SEG_TEMP,
     SEG_WARM,
     TIMES,
+    UNPACK_I32,
     ItemMemory,
 )
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, Page, SlabAllocator
@@ -149,7 +150,7 @@ class LruMaintainer:
             if warm >= items.counts[class_id] * warm_pct // 100:
                 continue  # WARM is full: the COLD tail gives it its second chance
             page[off + OFF_LRU] = lru_byte & ~ACTIVE
-            I32.pack_into(page, off + OFF_ATIME, now)
+            PACK_I32(page, off + OFF_ATIME, now)
             items.move(cid, class_id, SEG_WARM)
             classes[class_id].moves_to_warm += 1
             moves += 1
@@ -402,7 +403,7 @@ class LruMaintainer:
         if tail < 0:
             return 0
         page = self.slabs.pages[tail >> PAGE_SHIFT]
-        return now - int(I32.unpack_from(page, (tail & OFFSET_MASK) + OFF_ATIME)[0])
+        return now - int(UNPACK_I32(page, (tail & OFFSET_MASK) + OFF_ATIME)[0])
 
     def new_item_segment(self, rel_exptime: int, now: int) -> int:
         """Where a new item is linked (memcached's do_item_alloc)."""

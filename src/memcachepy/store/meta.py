@@ -22,14 +22,15 @@ from memcachepy.store.items import (
     FETCHED,
     HEADER,
     HEADER_SIZE,
-    I32,
     KEY_BINARY,
     OFF_CAS,
     OFF_EXPTIME,
     OFF_IFLAGS,
+    PACK_I32,
     READ_FIELDS_LRU,
     STALE,
     U64,
+    UNPACK_I32,
     WIN_SENT,
     ReadFields,
     ReadKeyFields,
@@ -161,7 +162,7 @@ def meta_touch(cache: Cache, cid: int, exptime: int) -> int:
     rel_exptime = cache.realtime(exptime, cache.now())
     if cid >= 0:
         page = cache.slabs.pages[cid >> PAGE_SHIFT]
-        I32.pack_into(page, (cid & OFFSET_MASK) + OFF_EXPTIME, rel_exptime)
+        PACK_I32(page, (cid & OFFSET_MASK) + OFF_EXPTIME, rel_exptime)
     return rel_exptime
 
 
@@ -181,7 +182,7 @@ def meta_recache_due(cache: Cache, cid: int, exptime: int) -> bool:
     off = cid & OFFSET_MASK
     if page[off + OFF_IFLAGS] & WIN_SENT:
         return False
-    rel_exptime = int(I32.unpack_from(page, off + OFF_EXPTIME)[0])
+    rel_exptime = int(UNPACK_I32(page, off + OFF_EXPTIME)[0])
     return rel_exptime != 0 and rel_exptime < cache.realtime(exptime, cache.now())
 
 
@@ -367,7 +368,7 @@ def _store_stale(
         return StoreResult.TOO_LARGE, 0
     page = cache.slabs.pages[old >> PAGE_SHIFT]
     off = old & OFFSET_MASK
-    rel_exptime = I32.unpack_from(page, off + OFF_EXPTIME)[0]
+    rel_exptime = UNPACK_I32(page, off + OFF_EXPTIME)[0]
     sent = page[off + OFF_IFLAGS] & WIN_SENT
     cache.counters.classes[cache.slabs.page_class[old >> PAGE_SHIFT]].cas_hits += 1
     cid = cache.write_item(key, flags, rel_exptime, data, now, replace_on_failure=False)
