@@ -219,3 +219,37 @@ def test_collect_frames_hits_and_skips_misses(clock: FakeClock) -> None:
     clock.advance(1)
     assert cache.collect([b"a"], out) == 0  # the touch gave it one second
     assert cache.counters.get_expired == 2
+
+
+@pytest.mark.parametrize("size", [1, 3_900, 4_000, 4_100, 9_000, 200_000])
+def test_collect_serves_items_inside_and_past_the_read_window(clock: FakeClock, size: int) -> None:
+    # A get copies at most READ_WINDOW bytes of an item's chunk and slices small items'
+    # replies from that copy; a larger item's stream is sliced from the page instead.
+    # Either way the reply, with and without the CAS, is the item's.
+    from memcachepy.dispatch.text import TEXT_FRAMING
+    from memcachepy.store.index import READ_WINDOW
+
+    assert 3_900 < READ_WINDOW < 9_000
+    cache = Cache(8 * MB, clock=clock, framing=TEXT_FRAMING)
+    data = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    key = b"k" * 40
+    cache.store(StoreMode.SET, key, 7, 0, data)
+    out: list[bytes | bytearray] = []
+    assert cache.collect([key, key], out) == 2
+    one = b"VALUE %s 7 %d\r\n%s\r\n" % (key, size, data)
+    assert b"".join(out) == one * 2
+    out.clear()
+    cas = cache.cas_of(cache.fetch_chunk(key))
+    assert cache.collect([key], out, with_cas=True) == 1
+    assert b"".join(out) == b"VALUE %s 7 %d %d\r\n%s\r\n" % (key, size, cas, data)
+
+
+def test_collect_tells_apart_keys_that_differ_in_one_byte(cache: Cache) -> None:
+    keys = [b"user:%030d" % 7, b"user:%030d" % 8, b"x" + b"user:%029d" % 7, b"abc", b"abd"]
+    for n, key in enumerate(keys):
+        cache.store(StoreMode.SET, key, 0, 0, b"value-%d" % n)
+    for n, key in enumerate(keys):
+        out: list[bytes | bytearray] = []
+        assert cache.collect([key], out) == 1
+        assert b"".join(out).endswith(b"value-%d" % n)
+    assert cache.collect([b"user:%030d" % 9, b"abe"], []) == 0

@@ -117,3 +117,18 @@ def test_page_numbers_past_32_gib_need_the_wide_table() -> None:
     cid = chunks.put(b"far")
     index[b"far"] = far | cid
     assert index.get(b"far") == far | cid
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=250), st.data())
+def test_holds_key_compares_every_byte(key: bytes, data: st.DataObject) -> None:
+    # The word-at-a-time compare must see a difference in any byte, including the bytes the
+    # overlapping last word covers twice, for every key length.
+    from memcachepy.store.index import _holds_key
+
+    chunk = bytes(HEADER_SIZE) + key + b"tail"
+    assert _holds_key(chunk, key, len(key))
+    at = data.draw(st.integers(min_value=0, max_value=len(key) - 1))
+    flip = data.draw(st.integers(min_value=1, max_value=255))
+    other = key[:at] + bytes([key[at] ^ flip]) + key[at + 1 :]
+    assert not _holds_key(chunk, other, len(key))

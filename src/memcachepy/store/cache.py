@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from librt.strings import read_i16_le, read_i32_le, read_i64_le
 from librt.time import time as wall_time
 
 from memcachepy.store.items import (
@@ -31,12 +32,15 @@ from memcachepy.store.items import (
     OFF_EXPTIME,
     OFF_IFLAGS,
     OFF_LRU,
+    OFF_NBYTES,
+    OFF_NCONT,
+    OFF_NKEY,
+    OFF_PREFIX,
     PACK_I32,
     SEG_MASK,
     SEG_SHIFT,
     U64,
     UNPACK_I32,
-    ReadKeyFields,
 )
 from memcachepy.store.lifecycle import ItemLifecycle
 from memcachepy.store.persist import SavedState
@@ -44,6 +48,7 @@ from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
 
 _U64_MOD: Final = 1 << 64
+_U64_MASK: Final = _U64_MOD - 1
 
 
 def parse_stored_number(data: bytes | bytearray) -> int | None:
@@ -99,27 +104,29 @@ class Cache(ItemLifecycle):
         with_extstore = self.extstore is not None
         hits = 0
         for key in keys:
-            # The item and its header, read while checking the key. Typed: compiled, the
-            # fields are C ints from here on, not objects.
-            found: tuple[int, ReadKeyFields] = index.lookup(key)
-            cid, header = found
+            # The item and a copy of its chunk, read while checking the key. Compiled, the
+            # fields below are C loads from that copy, and the reply a native slice of it.
+            found: tuple[int, bytes] = index.lookup(key)
+            cid, chunk = found
             if cid < 0:
                 continue
-            page = pages[cid >> PAGE_SHIFT]
-            off = cid & OFFSET_MASK
-            exptime, nbytes, nkey, iflags, plen, ncont, lru, _ = header
+            exptime = read_i32_le(chunk, OFF_EXPTIME)
             if (exptime and exptime <= now) or (flushing and self.is_dead(cid, now)):
                 self.find_live(key, now)  # removes and counts it
                 continue
             hits += 1
+            number = cid >> PAGE_SHIFT
+            page = pages[number]
+            off = cid & OFFSET_MASK
+            iflags = chunk[OFF_IFLAGS]
             # EXT (64), the highest item flag, is set: the value is on flash. Without
-            # extstore the test is one local bool; with it, a compare with a literal (CPython
-            # specializes it, where `&` takes the generic path).
+            # extstore the test is one local bool.
             if with_extstore and iflags >= 64:
                 assert self.extstore is not None
                 self.extstore.collect_hit(cid, page, off, out, with_cas, exptime_rel, now)
                 continue
-            class_id = page_class[cid >> PAGE_SHIFT]
+            class_id = page_class[number]
+            lru = chunk[OFF_LRU]
             if segmented:
                 # memcached's do_item_bump: the first hit sets FETCHED, the next ACTIVE;
                 # an ACTIVE item costs nothing more, the maintainer moves it later.
@@ -131,7 +138,7 @@ class Cache(ItemLifecycle):
             else:
                 if not iflags & FETCHED:
                     page[off + OFF_IFLAGS] = iflags | FETCHED
-                if UNPACK_I32(page, off + OFF_ATIME)[0] < stale_atime:
+                if read_i32_le(chunk, OFF_ATIME) < stale_atime:
                     self.items.bump(cid, class_id)
                     PACK_I32(page, off + OFF_ATIME, now)
             if exptime_rel is None:
@@ -140,14 +147,18 @@ class Cache(ItemLifecycle):
             else:
                 PACK_I32(page, off + OFF_EXPTIME, exptime_rel)
                 classes[class_id].touch_hits += 1
+            nkey = chunk[OFF_NKEY]
+            nbytes = read_i32_le(chunk, OFF_NBYTES)
+            plen = int(read_i16_le(chunk, OFF_PREFIX)) & 0xFFFF
+            # Offsets in the chunk, from its start.
             if lead is None:
-                start = off + HEADER_SIZE + nkey
+                start = HEADER_SIZE + nkey
                 end = start + plen + nbytes + suffix_len
             else:
                 out.append(lead)
-                start = off + HEADER_SIZE
+                start = HEADER_SIZE
                 end = start + nkey + plen + nbytes + suffix_len
-            if ncont:  # a chunked item: its stream gathered from its chunks
+            if read_i16_le(chunk, OFF_NCONT):  # a chunked item: its stream from its chunks
                 wire = self.items.read(cid, nkey if lead is None else 0, end - start)
                 if with_cas:
                     split = len(wire) - nbytes - suffix_len - cas_at
@@ -156,14 +167,16 @@ class Cache(ItemLifecycle):
                     out.append(wire[split:])
                 else:
                     out.append(wire)
-            elif with_cas:
-                cas = U64.unpack_from(page, off + OFF_CAS)[0]
-                split = end - nbytes - suffix_len - cas_at
-                out.append(page[start:split])
-                out.append(cas_format % cas)
-                out.append(page[split:end])
+                continue
+            split = end - nbytes - suffix_len - cas_at if with_cas else end
+            # A large item's stream runs past the copy: it is sliced from the page.
+            if end <= len(chunk):
+                out.append(chunk[start:split])
             else:
-                out.append(page[start:end])
+                out.append(page[off + start : off + split])
+            if with_cas:
+                out.append(cas_format % (int(read_i64_le(chunk, OFF_CAS)) & _U64_MASK))
+                out.append(chunk[split:end] if end <= len(chunk) else page[off + split : off + end])
         return hits
 
     def fetch_chunk(

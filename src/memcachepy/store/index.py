@@ -24,9 +24,10 @@ table. Should the new table fill up before the move is done, the move finishes a
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Final
 
+from librt.strings import read_i16_le, read_i64_le
 from librt.vecs import extend, vec
 
 # mypyc's native ints: i64 for hash arithmetic (a hash spans 64 bits, and as a plain int half
@@ -56,6 +57,23 @@ _UNPACK_READ_KEY: Final = [shape.unpack_from for shape in READ_KEY_SHAPES]
 # What a probe reads of a slot whose item cannot hold the key: nkey 0 matches no key.
 _NO_ITEM: Final[ReadKeyFields] = (0, 0, 0, 0, 0, 0, 0, b"")
 _SIGN: Final = 1 << 31
+# How much of a chunk lookup() copies: all of an item up to about this size, only the
+# start of a larger one (whose stream the caller slices from the page).
+READ_WINDOW: Final = 4096
+
+
+def _holds_key(chunk: bytes, key: bytes, n: i64) -> bool:
+    """Whether the item in ``chunk`` (which has room for it) has ``key``, of length ``n``,
+    after its header. Compiled, eight bytes at a time in C, without a slice's copy."""
+    if n < 8:
+        return chunk[HEADER_SIZE : HEADER_SIZE + n] == key
+    j: i64 = 0
+    while j + 8 < n:
+        if read_i64_le(chunk, HEADER_SIZE + j) != read_i64_le(key, j):
+            return False
+        j += 8
+    # The last eight bytes, overlapping the words before them when n is not a multiple.
+    return read_i64_le(chunk, HEADER_SIZE + n - 8) == read_i64_le(key, n - 8)
 
 
 def _tag(h: i64) -> int:
@@ -98,12 +116,22 @@ class KeyIndex:
     """Key -> chunk id of the item holding that key, with a dict's interface.
 
     ``pages`` is the slab allocator's page list (shared, so pages added later are seen).
+    :meth:`lookup` also needs its ``page_class`` list and the chunk size of each class.
     """
 
     def __init__(
-        self, pages: list[Page], hashpower: int = DEFAULT_HASHPOWER, limit: int = 0
+        self,
+        pages: list[Page],
+        hashpower: int = DEFAULT_HASHPOWER,
+        limit: int = 0,
+        page_class: list[int] | None = None,
+        chunk_sizes: Sequence[int] = (),
     ) -> None:
         self._pages = pages
+        # For lookup(): each page's class (shared, so pages carved later are seen) and each
+        # class's chunk size, capped at READ_WINDOW.
+        self._page_class = page_class if page_class is not None else []
+        self._spans = [min(size, READ_WINDOW) for size in chunk_sizes]
         self._wide = limit >= NARROW_LIMIT
         self.power = hashpower  # memcached's hash_power_level: 2 << power slots
         self._mask = (2 << hashpower) - 1
@@ -231,10 +259,17 @@ class KeyIndex:
         # A chunked item on the probe, or the old table while it moves: the general way.
         return self._find_general(key)
 
-    def lookup(self, key: bytes) -> tuple[int, ReadKeyFields]:
-        """:meth:`find` for the multi-get path: (chunk id or -1, the item's header fields),
-        returned rather than kept, and without the note :meth:`again` reads (a read is
-        never followed by a store's second lookup)."""
+    def lookup(self, key: bytes) -> tuple[int, bytes]:
+        """:meth:`find` for the multi-get path: (chunk id or -1, a copy of the item's chunk),
+        without the note :meth:`again` reads (a read is never followed by a store's second
+        lookup).
+
+        The copy is the chunk from its start, up to :data:`READ_WINDOW` bytes: the header,
+        the key and, for all but large items, the whole stream. Compiled, the caller reads
+        the header's fields from it as C loads and slices the reply out of it natively,
+        where each field unpacked from the page, and each slice of it, is a generic CPython
+        call with its offsets boxed as ints.
+        """
         n = len(key)
         if n <= KEY_MAX:
             h: i64 = hash(key)
@@ -245,31 +280,36 @@ class KeyIndex:
             mask: i64 = self._mask
             i: i64 = h & mask
             t: int = tags[i]
-            unpack = _UNPACK_READ_KEY[n]
+            end = HEADER_SIZE + n
             while t:
                 if t == tag:
                     low: int = self._ids[i]
                     cid = (low & _LOW) << 3
                     if self._wide:
                         cid = _load(self._ids, self._high, i)
-                    page = self._pages[cid >> PAGE_SHIFT]
-                    try:
-                        header: ReadKeyFields = unpack(page, (cid & OFFSET_MASK) + OFF_CAS)
-                    except struct.error:
-                        header = _NO_ITEM  # n bytes past the header run off the page
-                    if header[2] == n:  # nkey
-                        if header[5]:  # continuations: the key follows their ids
+                    number = cid >> PAGE_SHIFT
+                    off = cid & OFFSET_MASK
+                    # A page of no class (span 0) holds no item: the copy is empty.
+                    chunk: bytes = self._pages[number][
+                        off : off + self._spans[self._page_class[number]]
+                    ]
+                    if len(chunk) >= end and chunk[OFF_NKEY] == n:
+                        if read_i16_le(chunk, OFF_NCONT):  # the key follows continuation ids
                             break
-                        if header[7] == key:
-                            return cid, header
+                        if _holds_key(chunk, key, n):
+                            return cid, chunk
                 i = (i + 1) & mask
                 t = tags[i]
             else:
                 if not self._expanding:
-                    return -1, _NO_ITEM
+                    return -1, b""
         # Long keys, a chunked item on the probe, the old table while it moves.
         cid = self._find_general(key)
-        return cid, self.found
+        if cid < 0:
+            return -1, b""
+        number = cid >> PAGE_SHIFT
+        off = cid & OFFSET_MASK
+        return cid, self._pages[number][off : off + self._spans[self._page_class[number]]]
 
     def _find_general(self, key: bytes) -> int:
         cid = self.get(key)

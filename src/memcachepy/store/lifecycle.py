@@ -164,7 +164,13 @@ class ItemLifecycle:
         self.items = ItemMemory(self.slabs)
         # memcached's process_started: relative times count from here and are never 0.
         self.started = int(self._clock()) - ITEM_UPDATE_INTERVAL - 2
-        self._index = KeyIndex(self.slabs.pages, self._hashpower, limit)
+        self._index = KeyIndex(
+            self.slabs.pages,
+            self._hashpower,
+            limit,
+            self.slabs.page_class,
+            [cls.chunk_size for cls in self.slabs.classes],
+        )
         self._index.expand = self.tuning.hash_expand
         self._cas = 0
         self._oldest_live = 0

@@ -17,6 +17,8 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NamedTuple
 
+from librt.strings import read_i32_le
+
 from memcachepy.store.cache import Cache
 from memcachepy.store.items import (
     FETCHED,
@@ -26,6 +28,7 @@ from memcachepy.store.items import (
     OFF_CAS,
     OFF_EXPTIME,
     OFF_IFLAGS,
+    OFF_NBYTES,
     PACK_I32,
     READ_FIELDS_LRU,
     STALE,
@@ -33,7 +36,6 @@ from memcachepy.store.items import (
     UNPACK_I32,
     WIN_SENT,
     ReadFields,
-    ReadKeyFields,
 )
 from memcachepy.store.results import DeltaResult, StoreMode, StoreResult
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT
@@ -123,18 +125,18 @@ def lookup_state(cache: Cache, key: bytes) -> tuple[int, int, int]:
     ``watch fetchers`` logs it for the lookup every store, delete and incr/decr makes
     first. The class and length are those of a found item only, as memcached's log.
     """
-    found: tuple[int, ReadKeyFields] = cache.index.lookup(key)  # typed: compiled, C ints
-    cid, header = found
+    found: tuple[int, bytes] = cache.index.lookup(key)
+    cid, chunk = found
     if cid < 0:
         return 0, 0, 0
-    exptime = header[0]
+    exptime = read_i32_le(chunk, OFF_EXPTIME)
     now = cache.now()
     oldest = cache.oldest_live
     if oldest and oldest <= now and cache._flushed(cid):
         return 2, 0, 0
     if exptime and exptime <= now:
         return 3, 0, 0
-    return 1, cache.slabs.page_class[cid >> PAGE_SHIFT], header[1]
+    return 1, cache.slabs.page_class[cid >> PAGE_SHIFT], read_i32_le(chunk, OFF_NBYTES)
 
 
 # -- meta commands ---------------------------------------------------------------------
