@@ -23,7 +23,6 @@ table. Should the new table fill up before the move is done, the move finishes a
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator, Sequence
 from typing import Final
 
@@ -38,11 +37,8 @@ from mypy_extensions import i32, i64, u8
 from memcachepy.store.items import (
     HEADER_SIZE,
     KEY_MAX,
-    OFF_CAS,
     OFF_NCONT,
     OFF_NKEY,
-    READ_KEY_SHAPES,
-    ReadKeyFields,
 )
 from memcachepy.store.slabs import OFFSET_MASK, PAGE_SHIFT, Page
 
@@ -51,11 +47,8 @@ DEFAULT_HASHPOWER: Final = 16  # memcached's HASHPOWER_DEFAULT
 # (widen), a second vector holds the bits above 32 (8 bytes a slot in all, as an int64 would).
 NARROW_LIMIT: Final = 1 << 35
 _LOW: Final = 0xFFFFFFFF
-# READ_KEY_SHAPES' unpack_from for each key length, bound once: compiled, calling it saves the
-# method lookup per probe.
-_UNPACK_READ_KEY: Final = [shape.unpack_from for shape in READ_KEY_SHAPES]
-# What a probe reads of a slot whose item cannot hold the key: nkey 0 matches no key.
-_NO_ITEM: Final[ReadKeyFields] = (0, 0, 0, 0, 0, 0, 0, b"")
+# What _probe returns where only _find_general can answer.
+_GENERAL: Final = -2
 _SIGN: Final = 1 << 31
 # How much of a chunk lookup() copies: all of an item up to about this size, only the
 # start of a larger one (whose stream the caller slices from the page).
@@ -148,9 +141,9 @@ class KeyIndex:
         self._old_mask = 0
         self._moved = 0
         self.expand = True  # False: memcached's -o no_hashexpand
-        # What the last hit of find() read of the item's header (READ_FIELDS_LRU, from OFF_CAS),
-        # and its key (b"" for a chunked item).
-        self.found: ReadKeyFields = _NO_ITEM
+        # What the last hit of find() copied of the item's chunk: its header, and its key
+        # unless it is chunked.
+        self.found = b""
         # The last find(), for again(): its key, its answer, and _changes at the time.
         self._changes = 0  # set(), pop() and replace() each count one
         self._memo_key = b""
@@ -207,57 +200,20 @@ class KeyIndex:
         return default
 
     def find(self, key: bytes) -> int:
-        """:meth:`get` for a read: the chunk id or -1, and on a hit the item's header fields
-        (READ_KEY_SHAPES', from OFF_CAS) and its key in :attr:`found`.
-
-        One unpack (READ_KEY_SHAPES) reads a candidate's header and the bytes where its key lies,
-        which checks the key and gives the caller what it reads next: compiled, each read
-        of a page is one of CPython's generic operations, and a compare of the key in the
-        page costs as much as the unpack.
+        """:meth:`get` for a read: the chunk id or -1, and on a hit a copy of the item's
+        header and key in :attr:`found` (read its fields with librt's ``read_*_le``:
+        compiled, C loads).
         """
-        n = len(key)
-        if n > KEY_MAX:
+        found = self._probe(key, False)
+        cid, chunk = found
+        if cid == _GENERAL:
             return self._find_general(key)
-        h: i64 = hash(key)
-        tag: int = h >> 56 & 255  # _tag(h), inlined
-        if not tag:
-            tag = 1
-        tags = self._tags
-        mask: i64 = self._mask
-        i: i64 = h & mask
-        t: int = tags[i]
-        unpack = _UNPACK_READ_KEY[n]
-        while t:
-            if t == tag:
-                low: int = self._ids[i]
-                cid = (low & _LOW) << 3
-                if self._wide:
-                    cid = _load(self._ids, self._high, i)
-                page = self._pages[cid >> PAGE_SHIFT]
-                try:
-                    header: ReadKeyFields = unpack(page, (cid & OFFSET_MASK) + OFF_CAS)
-                except struct.error:
-                    # n bytes past the header run off the page: that item's key is shorter.
-                    header = _NO_ITEM
-                if header[2] == n:  # nkey
-                    if header[5]:  # continuations: the key follows their ids
-                        break
-                    if header[7] == key:
-                        self.found = header
-                        self._memo_key = key
-                        self._memo_cid = cid
-                        self._memo_changes = self._changes
-                        return cid
-            i = (i + 1) & mask
-            t = tags[i]
-        else:
-            if not self._expanding:
-                self._memo_key = key
-                self._memo_cid = -1
-                self._memo_changes = self._changes
-                return -1
-        # A chunked item on the probe, or the old table while it moves: the general way.
-        return self._find_general(key)
+        if cid >= 0:
+            self.found = chunk
+        self._memo_key = key
+        self._memo_cid = cid
+        self._memo_changes = self._changes
+        return cid
 
     def lookup(self, key: bytes) -> tuple[int, bytes]:
         """:meth:`find` for the multi-get path: (chunk id or -1, a copy of the item's chunk),
@@ -270,52 +226,62 @@ class KeyIndex:
         where each field unpacked from the page, and each slice of it, is a generic CPython
         call with its offsets boxed as ints.
         """
-        n = len(key)
-        if n <= KEY_MAX:
-            h: i64 = hash(key)
-            tag: int = h >> 56 & 255  # _tag(h), inlined
-            if not tag:
-                tag = 1
-            tags = self._tags
-            mask: i64 = self._mask
-            i: i64 = h & mask
-            t: int = tags[i]
-            end = HEADER_SIZE + n
-            while t:
-                if t == tag:
-                    low: int = self._ids[i]
-                    cid = (low & _LOW) << 3
-                    if self._wide:
-                        cid = _load(self._ids, self._high, i)
-                    number = cid >> PAGE_SHIFT
-                    off = cid & OFFSET_MASK
-                    # A page of no class (span 0) holds no item: the copy is empty.
-                    chunk: bytes = self._pages[number][
-                        off : off + self._spans[self._page_class[number]]
-                    ]
-                    if len(chunk) >= end and chunk[OFF_NKEY] == n:
-                        if read_i16_le(chunk, OFF_NCONT):  # the key follows continuation ids
-                            break
-                        if _holds_key(chunk, key, n):
-                            return cid, chunk
-                i = (i + 1) & mask
-                t = tags[i]
-            else:
-                if not self._expanding:
-                    return -1, b""
-        # Long keys, a chunked item on the probe, the old table while it moves.
+        found = self._probe(key, True)
+        if found[0] != _GENERAL:
+            return found
         cid = self._find_general(key)
-        if cid < 0:
-            return -1, b""
+        return (cid, self._copy(cid, True)) if cid >= 0 else (-1, b"")
+
+    def _probe(self, key: bytes, whole: bool) -> tuple[int, bytes]:
+        """The probe of :meth:`find` and :meth:`lookup`: (chunk id, a copy of its chunk
+        (``whole``) or of its header and key), (-1, b"") if no item has ``key``, or
+        (_GENERAL, b"") where only :meth:`_find_general` can tell: a long key, a chunked
+        item on the probe, the old table while it moves."""
+        n = len(key)
+        if n > KEY_MAX:
+            return _GENERAL, b""
+        h: i64 = hash(key)
+        tag: int = h >> 56 & 255  # _tag(h), inlined
+        if not tag:
+            tag = 1
+        tags = self._tags
+        mask: i64 = self._mask
+        i: i64 = h & mask
+        t: int = tags[i]
+        end = HEADER_SIZE + n
+        while t:
+            if t == tag:
+                low: int = self._ids[i]
+                cid = (low & _LOW) << 3
+                if self._wide:
+                    cid = _load(self._ids, self._high, i)
+                number = cid >> PAGE_SHIFT
+                off = cid & OFFSET_MASK
+                # A page of no class (span 0) holds no item: the copy is empty.
+                span = self._spans[self._page_class[number]] if whole else end
+                chunk: bytes = self._pages[number][off : off + span]
+                if len(chunk) >= end and chunk[OFF_NKEY] == n:
+                    if read_i16_le(chunk, OFF_NCONT):  # the key follows continuation ids
+                        return _GENERAL, b""
+                    if _holds_key(chunk, key, n):
+                        return cid, chunk
+            i = (i + 1) & mask
+            t = tags[i]
+        if self._expanding:
+            return _GENERAL, b""
+        return -1, b""
+
+    def _copy(self, cid: int, whole: bool) -> bytes:
+        """A copy of chunk ``cid``: up to READ_WINDOW bytes (``whole``), or its header."""
         number = cid >> PAGE_SHIFT
         off = cid & OFFSET_MASK
-        return cid, self._pages[number][off : off + self._spans[self._page_class[number]]]
+        span = self._spans[self._page_class[number]] if whole else HEADER_SIZE
+        return self._pages[number][off : off + span]
 
     def _find_general(self, key: bytes) -> int:
         cid = self.get(key)
         if cid >= 0:
-            page = self._pages[cid >> PAGE_SHIFT]
-            self.found = _UNPACK_READ_KEY[0](page, (cid & OFFSET_MASK) + OFF_CAS)
+            self.found = self._copy(cid, False)
         self._memo_key = key
         self._memo_cid = cid
         self._memo_changes = self._changes
@@ -329,9 +295,9 @@ class KeyIndex:
             return self._memo_cid
         return self.get(key)
 
-    def again_found(self, key: bytes) -> tuple[int, ReadKeyFields]:
-        """:meth:`again`, with the item's header fields as :meth:`lookup` gives them (when
-        the chunk id is not -1)."""
+    def again_found(self, key: bytes) -> tuple[int, bytes]:
+        """:meth:`again`, with the copy of the item's header :meth:`find` keeps in
+        :attr:`found` (when the chunk id is not -1)."""
         if key is self._memo_key and self._changes == self._memo_changes:
             return self._memo_cid, self.found
         cid = self._find_general(key)

@@ -95,19 +95,8 @@ READ_FIELDS: Final = struct.Struct("<QiiIiBBHH")
 READ_FIELDS_LRU: Final = struct.Struct("<QiiIiBBHHB")
 # What READ_FIELDS_LRU unpacks to: a variable so typed makes mypyc's code use C ints, not objects.
 ReadFields: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int]
-# What a read needs, from OFF_CAS, and the ``n`` bytes after the header, for each key length
-# ``n`` up to memcached's KEY_MAX_LENGTH: an unchunked item's key follows its header, so one
-# unpack reads both what a hit needs and the key to check (the key index's probe). It skips
-# what most reads do not need: the cas (gets and a due flush_all read it), the atime (a due
-# flush_all and the flat LRU) and the client flags (the framing prefix holds them). Each
-# field unpacked is an object built, and most of these are small ints, which CPython does
-# not allocate; the cas seldom is one.
+# memcached's KEY_MAX_LENGTH: the longest key the key index's probe compares in place.
 KEY_MAX: Final = 250
-READ_KEY_SHAPES: Final = [struct.Struct(f"<8xi8xiBBHHBx{n}s") for n in range(KEY_MAX + 1)]
-# What READ_KEY_SHAPES unpacks to: exptime, nbytes, nkey, item flags, prefix length, continuation
-# count, the LRU byte, and the bytes where an unchunked item's key lies.
-ReadKeyFields: TypeAlias = tuple[int, int, int, int, int, int, int, bytes]
-assert OFF_CAS + READ_KEY_SHAPES[0].size == HEADER_SIZE
 CONT_ID: Final = struct.Struct("<q")
 # HEADER with the LRU byte: what a new item's header is written with.
 # HEADER from OFF_CAS on, with the LRU byte: what a new item's header is written with (its

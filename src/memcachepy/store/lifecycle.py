@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from librt.strings import read_i16_le, read_i32_le
 from librt.time import time as wall_time
 from librt.vecs import vec
 from mypy_extensions import i64
@@ -40,6 +41,7 @@ from memcachepy.store.items import (
     OFF_FLAGS,
     OFF_IFLAGS,
     OFF_LRU,
+    OFF_NBYTES,
     OFF_NCONT,
     OFF_NKEY,
     PACK_I32,
@@ -54,7 +56,6 @@ from memcachepy.store.items import (
     UNPACK_READ_FIELDS_LRU,
     ItemMemory,
     ReadFields,
-    ReadKeyFields,
 )
 from memcachepy.store.lru import LruMaintainer
 from memcachepy.store.persist import Layout, MemoryFile, layout_tag, restore_items
@@ -257,8 +258,7 @@ class ItemLifecycle:
         cid = index.find(key)
         if cid < 0:
             return -1
-        header: ReadKeyFields = index.found  # typed: compiled, C ints
-        exptime = header[0]
+        exptime = read_i32_le(index.found, OFF_EXPTIME)
         oldest = self._oldest_live
         if oldest and oldest <= now and self._flushed(cid):
             self.remove(cid)
@@ -383,7 +383,7 @@ class ItemLifecycle:
         if not reclaimed and not self.tuning.lru_segmented:
             self._reclaim_flat(class_id, now)
         if not ncont and iflags == LINKED:
-            found: tuple[int, ReadKeyFields] = self._index.again_found(key)  # store() looked
+            found: tuple[int, bytes] = self._index.again_found(key)  # store() looked
             old, header = found
             if old >= 0 and self._rewrite(
                 old, header, key, flags, rel_exptime, data, now, prefix, class_id
@@ -466,7 +466,7 @@ class ItemLifecycle:
     def _rewrite(
         self,
         cid: int,
-        header: ReadKeyFields,
+        header: bytes,
         key: bytes,
         flags: int,
         rel_exptime: int,
@@ -475,8 +475,8 @@ class ItemLifecycle:
         prefix: bytes,
         class_id: int,
     ) -> bool:
-        """:meth:`write_item` over the item in ``cid``, which holds ``key`` (``header``: its
-        fields as the key index read them): a new CAS, header and value, linked at the head
+        """:meth:`write_item` over the item in ``cid``, which holds ``key`` (``header``: the
+        copy of its header the key index read): a new CAS, header and value, linked at the head
         of its list. False, doing nothing, where that would differ from memcached's set.
 
         memcached allocates the new item, then frees the old one. When the class has a free
@@ -494,13 +494,14 @@ class ItemLifecycle:
             or not slabs.classes[class_id].free
         ):
             return False
-        if header[5]:  # continuations
+        if read_i16_le(header, OFF_NCONT):  # continuations
             return False
         page = slabs.pages[number]
         off = cid & OFFSET_MASK
         # Of the client flags only whether they are 0 counts (ITEM_ntotal).
-        old_flags: int = UNPACK_I32(page, off + OFF_FLAGS)[0]
-        self.count_item(class_id, self.item_total(header[2], old_flags, header[1]), -1)
+        old_flags = read_i32_le(header, OFF_FLAGS)
+        nbytes = read_i32_le(header, OFF_NBYTES)
+        self.count_item(class_id, self.item_total(header[OFF_NKEY], old_flags, nbytes), -1)
         # Read here, not taken from ``header``: the caller may have bumped the item since.
         lru_byte: int = page[off + OFF_LRU]
         linked_in = class_id | (lru_byte & SEG_MASK) << SEG_SHIFT
