@@ -170,13 +170,11 @@ class Cache(ItemLifecycle):
                 continue
             split = end - nbytes - suffix_len - cas_at if with_cas else end
             # A large item's stream runs past the copy: it is sliced from the page.
-            if end <= len(chunk):
-                out.append(chunk[start:split])
-            else:
-                out.append(page[off + start : off + split])
+            inside = end <= len(chunk)
+            out.append(chunk[start:split] if inside else page[off + start : off + split])
             if with_cas:
                 out.append(cas_format % (int(read_i64_le(chunk, OFF_CAS)) & _U64_MASK))
-                out.append(chunk[split:end] if end <= len(chunk) else page[off + split : off + end])
+                out.append(chunk[split:end] if inside else page[off + split : off + end])
         return hits
 
     def fetch_chunk(
