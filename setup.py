@@ -98,6 +98,12 @@ def ext_modules() -> list[Extension]:
     for extension in extensions:
         extension.optional = True  # no C compiler: setuptools warns and goes on
         extension.include_dirs.append(header_dir)
+        if sys.platform == "linux":
+            # One module's C file calls another's functions, which the shared library
+            # exports: bound inside the library, such a call goes straight to the function
+            # instead of through the PLT, and gcc may inline within a file.
+            extension.extra_compile_args.append("-fno-semantic-interposition")
+            extension.extra_link_args.append("-Wl,-Bsymbolic-functions")
     return extensions
 
 
