@@ -181,7 +181,9 @@ class BuildExt(build_ext):
         """The profile-guided build; False, having built nothing, where it cannot run."""
         if not self._can_train():
             return False
-        self.force = True  # the second pass compiles every file again
+        # Every pass compiles every file again; so does the plain build after a failed
+        # training, which would otherwise take the instrumented library for up to date.
+        self.force = True
         for stale in Path(self.build_temp).rglob("*.gcda"):
             stale.unlink()
         if not self._pass(PROFILE_GENERATE, PROFILE_GENERATE) or not self._train():

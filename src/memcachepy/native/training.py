@@ -3,21 +3,23 @@
 setup.py compiles the modules instrumented, runs this, and compiles them again with the
 counts it left (gcc's ``-fprofile-use``), so that the code the commonest commands run is
 laid out together and the rest out of its way. It starts the daemon on 127.0.0.1 and a
-free port, checks that it runs compiled, and sends it what the benchmarks send: gets of
-one key and of a hundred, sets of 100 bytes and of 1 KB, one request per read and sixteen,
-and the other commands of the fast path. Every loop is bounded in count; the whole run
-takes a few seconds, and fails (exit 1) rather than wait past its deadline.
+free port (:class:`memcachepy.testing.Server`), checks that it runs compiled, and sends
+it what the benchmarks send: gets of one key and of a hundred, sets of 100 bytes and of
+1 KB, one request per read and sixteen, and the other commands of the fast path. Every
+loop is bounded in count; the whole run takes a few seconds, and fails (exit 1) rather
+than wait past its deadline.
 """
 
 from __future__ import annotations
 
 import random
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from typing import BinaryIO
+
+from memcachepy.testing.server import Server, ServerError
 
 DEADLINE = 120.0  # seconds for the whole run, start-up included
 KEYS = 10_000
@@ -29,36 +31,19 @@ class TrainingError(Exception):
     pass
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _connect(port: int, deadline: float) -> socket.socket:
-    while True:
-        try:
-            return socket.create_connection(("127.0.0.1", port), timeout=10)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TrainingError("the daemon did not start") from None
-            time.sleep(0.05)
-
-
 def _read_reply(reader: BinaryIO) -> bytes:
     """One reply: a get's values up to END, an mg's value, or one line. Returns its last line."""
     while True:
         line = reader.readline()
         if not line.endswith(b"\r\n"):
             raise TrainingError("the daemon closed the connection")
-        head = line.split(b" ", 2)
-        if head[0] == b"VALUE":
-            reader.read(int(line.split()[3]) + 2)
+        fields = line.split()
+        if fields[0] == b"VALUE":
+            reader.read(int(fields[3]) + 2)
             continue
-        if head[0] == b"VA":
-            reader.read(int(head[1]) + 2)
-        elif head[0].endswith(b"ERROR"):
+        if fields[0] == b"VA":
+            reader.read(int(fields[1]) + 2)
+        elif fields[0].endswith(b"ERROR"):
             raise TrainingError(line.decode(errors="replace").strip())
         return line
 
@@ -112,20 +97,15 @@ WORKLOADS: tuple[tuple[int, int, int, Request], ...] = (
 )
 
 
-def _run(port: int, deadline: float) -> None:
+def _run(server: Server, deadline: float) -> None:
     rng = random.Random(1)
-    with _connect(port, deadline) as first:
-        reader = first.makefile("rb")
+    with server.connect() as first:
         for n in range(KEYS):
             first.sendall(b"set key:%08d 0 0 %d noreply\r\n%s\r\n" % (n, len(VALUE), VALUE))
-        first.sendall(b"stats settings\r\n")
-        settings = b""
-        while not settings.endswith(b"END\r\n"):
-            settings += reader.readline()
-        if b" compiled\r\n" not in settings:
-            raise TrainingError("the daemon does not run compiled")
+    if server.stats("settings").get("build") != "compiled":
+        raise TrainingError("the daemon does not run compiled")
     for connections, per_read, rounds, make in WORKLOADS:
-        socks = [_connect(port, deadline) for _ in range(connections)]
+        socks = [server.connect(timeout=10) for _ in range(connections)]
         readers = [sock.makefile("rb") for sock in socks]
         for _ in range(rounds):
             for sock in socks:
@@ -141,25 +121,22 @@ def _run(port: int, deadline: float) -> None:
 
 def main() -> int:
     deadline = time.monotonic() + DEADLINE
-    port = _free_port()
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "memcachepy", "-l", "127.0.0.1", "-p", str(port), "-m", "64"],
-        stdin=subprocess.DEVNULL,
-    )
+    server = Server(["-m", "64"])
     try:
-        _run(port, deadline)
-    except (TrainingError, OSError) as error:
+        server.start()
+        _run(server, deadline)
+        # A clean exit (Server.close kills): the instrumented build writes its counts as
+        # the process ends.
+        process = server.process
+        assert process is not None
+        process.terminate()
+        code = process.wait(timeout=server.stop_timeout)
+    except (TrainingError, ServerError, OSError, subprocess.TimeoutExpired) as error:
         print(f"memcachepy training: {error}", file=sys.stderr)
         return 1
     finally:
-        # A clean exit: the instrumented build writes its counts as the process ends.
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-    return 0 if daemon.returncode == 0 else 1
+        server.close()
+    return 0 if code == 0 else 1
 
 
 if __name__ == "__main__":
